@@ -1,0 +1,138 @@
+// index.ts: the mkv.ts index. It keeps key → volumes in Deno KV and serves minikeyvalue's HTTP API
+// on Deno.serve, behind an nginx it runs itself on the public --port. GETs are answered with a 302
+// to a volume, so values never pass through the index on the way out; PUTs stream to every replica
+// at once. The operations (rebuild, rebalance, verify, gc) run beside a running server.
+//
+//   deno run -A index.ts server --port 3000 --db ./data/index \
+//     --volumes localhost:3001,localhost:3002,localhost:3003
+//   deno run -A index.ts --help
+
+import { join } from "node:path";
+import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
+import { FlagError } from "./lib/flags.ts";
+import { adminHandler, runOperation } from "./lib/ops.ts";
+import { IndexServer } from "./lib/server.ts";
+import { Store, StoreError } from "./lib/store.ts";
+import { Volumes } from "./lib/volumes.ts";
+import {
+  Nginx,
+  NginxError,
+  renderProxyLocations,
+  renderProxyUpstream,
+  stopOnSignals,
+} from "./nginx.ts";
+
+/** nginx workers in front of the index; the machine has 2 cores. */
+const NGINX_WORKERS = 2;
+/** Keep-alive connections from nginx to the Deno server. */
+const UPSTREAM_KEEPALIVE = 256;
+
+/** The admin socket of a running server, inside its --db directory. */
+export function adminSocketPath(db: string): string {
+  return join(db, "admin.sock");
+}
+
+async function removeIfPresent(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+}
+
+/** A running index server; `stop()` takes down nginx, the Deno servers and the database. */
+export interface RunningIndex {
+  server: IndexServer;
+  stop(): Promise<void>;
+}
+
+/** Serves the index until stopped; throws NginxError or StoreError with a one-line reason. */
+export async function startIndex(
+  options: IndexOptions,
+  onGiveUp: (reason: string) => void,
+): Promise<RunningIndex> {
+  const store = await Store.open(options.db);
+  const volumes = new Volumes({ hosts: options.volumes, timeoutMs: options.voltimeoutMs });
+  const server = new IndexServer(store, volumes, {
+    placement: options,
+    protect: options.protect,
+    md5sum: options.md5sum,
+    fallback: options.fallback,
+    verbose: options.verbose,
+  });
+  const runDir = await Deno.makeTempDir({ prefix: "mkv-index-" });
+  const stops: (() => Promise<void>)[] = [async () => {
+    volumes.close();
+    store.close();
+    await removeIfPresent(runDir);
+  }];
+  const stop = async () => {
+    for (const step of stops.splice(0).reverse()) await step();
+  };
+  try {
+    await volumes.probeAll();
+    volumes.start();
+    // nginx's workers (user nobody) connect to the socket: its directory and it must allow that.
+    await Deno.chmod(runDir, 0o755);
+    const socketPath = join(runDir, "index.sock");
+    const api = Deno.serve({ path: socketPath, onListen() {} }, server.handle);
+    stops.push(() => api.shutdown());
+    await Deno.chmod(socketPath, 0o666);
+    const adminPath = adminSocketPath(options.db);
+    await removeIfPresent(adminPath);
+    const admin = Deno.serve({ path: adminPath, onListen() {} }, adminHandler(server));
+    stops.push(async () => {
+      await admin.shutdown();
+      await removeIfPresent(adminPath);
+    });
+    const nginx = await Nginx.start({
+      name: `index :${options.port}`,
+      port: options.port,
+      workerProcesses: NGINX_WORKERS,
+      httpBlocks: renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),
+      locations: renderProxyLocations(),
+      onGiveUp,
+    });
+    stops.push(() => nginx.stop());
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  server.cleanupInterrupted().catch((err) => {
+    console.error(`index: cleanup of interrupted writes failed: ${(err as Error).message}`);
+  });
+  return { server, stop };
+}
+
+async function main(): Promise<void> {
+  let options: IndexOptions;
+  try {
+    const parsed = parseIndexArgs(Deno.args);
+    if (parsed === "help") {
+      console.log(INDEX_USAGE);
+      return;
+    }
+    options = parsed;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    console.error(`index: ${err.message}`);
+    Deno.exit(2);
+  }
+  if (options.command !== "server") Deno.exit(await runOperation(options));
+  let running: RunningIndex;
+  try {
+    running = await startIndex(options, (reason) => {
+      console.error(`index :${options.port}: ${reason}; exiting`);
+      Deno.exit(1);
+    });
+  } catch (err) {
+    if (!(err instanceof NginxError || err instanceof StoreError)) throw err;
+    console.error(`index: ${err.message}`);
+    Deno.exit(1);
+  }
+  stopOnSignals(() => running.stop());
+  console.error(
+    `index: serving on :${options.port}, db ${options.db}, ${options.volumes.length} volumes, ` +
+      `${options.replicas} replicas, ${options.subvolumes} subvolumes (commands: ${COMMANDS})`,
+  );
+}
+
+if (import.meta.main) await main();

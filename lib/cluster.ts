@@ -1,0 +1,276 @@
+// A local cluster of real processes: volumes (volume.ts) and an index (index.ts), each started as
+// its own `deno run`, on ports that answer before start resolves. `deno task start` runs one (three
+// volumes and the index on :3000, data under ./data) until Ctrl-C; the tests and the bench start
+// theirs with `startVolume`/`startIndex`/`startCluster` and stop them with `await using`.
+//
+//   deno task start
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pidFileFor, stopLeftover } from "../nginx.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** How long a process may take to answer on its port. */
+const START_TIMEOUT_MS = 20_000;
+/** How long a process may take to stop on SIGTERM before it is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+/** Lines of a child's stderr kept to explain a failure. */
+const LOG_LINES_KEPT = 200;
+
+export interface ProcessOptions {
+  /** Print the child's stderr as it comes (also with MKV_LOG=1 in the environment). */
+  echo?: boolean;
+}
+
+/** A child process of the cluster, answering on `port`. */
+export class ClusterProcess {
+  readonly name: string;
+  readonly port: number;
+  readonly args: string[];
+  #child: Deno.ChildProcess;
+  #status: Promise<Deno.CommandStatus>;
+  #log: string[] = [];
+  #stderrDone: Promise<void>;
+  #exited = false;
+
+  constructor(name: string, port: number, args: string[], options: ProcessOptions = {}) {
+    this.name = name;
+    this.port = port;
+    this.args = args;
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", join(ROOT, "deno.json"), ...args],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const echo = options.echo ?? Deno.env.get("MKV_LOG") === "1";
+    this.#stderrDone = Promise.all([
+      this.#pump(this.#child.stdout, echo),
+      this.#pump(this.#child.stderr, echo),
+    ]).then(() => {});
+    this.#status = this.#child.status.then((status) => {
+      this.#exited = true;
+      return status;
+    });
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  get url(): string {
+    return `http://localhost:${this.port}`;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** What the child printed so far (stdout and stderr), last lines. */
+  get log(): string {
+    return this.#log.join("\n");
+  }
+
+  get status(): Promise<Deno.CommandStatus> {
+    return this.#status;
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>, echo: boolean): Promise<void> {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        if (echo) console.error(`[${this.name}] ${line}`);
+        this.#log.push(line);
+        if (this.#log.length > LOG_LINES_KEPT) this.#log.shift();
+      }
+    }
+    if (pending) this.#log.push(pending);
+  }
+
+  /** Resolves once the port answers; rejects with the child's last words if it exits first. */
+  async ready(): Promise<this> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (true) {
+      if (this.#exited) {
+        await this.#stderrDone;
+        throw new Error(`${this.name} exited while starting:\n${this.log}`);
+      }
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
+        conn.close();
+        return this;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`${this.name} did not answer:\n${this.log}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    }
+  }
+
+  /** Sends a signal to the child (Deno's process, not its nginx). */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    if (!this.#exited) this.#child.kill(signal);
+  }
+
+  /** Waits for the child to exit, then for its output to be read; returns its status. */
+  async wait(): Promise<Deno.CommandStatus> {
+    const status = await this.#status;
+    await this.#stderrDone;
+    return status;
+  }
+
+  /**
+   * Stops the child with SIGTERM (SIGKILL if it takes too long) and any nginx it left behind,
+   * e.g. after a kill -9 in a test.
+   */
+  async stop(): Promise<void> {
+    if (!this.#exited) {
+      this.kill("SIGTERM");
+      const timer = setTimeout(() => this.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      await this.#status;
+      clearTimeout(timer);
+    }
+    await this.#stderrDone;
+    await stopLeftover(pidFileFor(this.port));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Starts `volume.ts` on `port` serving `dir`; resolves once it answers. */
+export async function startVolume(
+  options: { port: number; dir: string; args?: string[] } & ProcessOptions,
+): Promise<ClusterProcess> {
+  const child = new ClusterProcess(
+    `volume :${options.port}`,
+    options.port,
+    ["volume.ts", "--port", String(options.port), "--dir", options.dir, ...(options.args ?? [])],
+    options,
+  );
+  try {
+    return await child.ready();
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+/** Starts `index.ts server` on `port`; `args` are further flags. Resolves once it answers. */
+export async function startIndex(
+  options: { port: number; db: string; volumes: string[]; args?: string[] } & ProcessOptions,
+): Promise<ClusterProcess> {
+  const child = new ClusterProcess(`index :${options.port}`, options.port, [
+    "index.ts",
+    "server",
+    "--port",
+    String(options.port),
+    "--db",
+    options.db,
+    "--volumes",
+    options.volumes.join(","),
+    ...(options.args ?? []),
+  ], options);
+  try {
+    return await child.ready();
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+/** Volumes and an index, stopped together. */
+export class Cluster {
+  readonly volumes: ClusterProcess[];
+  readonly index: ClusterProcess;
+
+  constructor(volumes: ClusterProcess[], index: ClusterProcess) {
+    this.volumes = volumes;
+    this.index = index;
+  }
+
+  get url(): string {
+    return this.index.url;
+  }
+
+  async stop(): Promise<void> {
+    await this.index.stop();
+    await Promise.all(this.volumes.map((volume) => volume.stop()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+export interface ClusterOptions extends ProcessOptions {
+  /** Where the data goes: `dir/volumeN` and `dir/index`. */
+  dir: string;
+  port: number;
+  volumePorts: number[];
+  /** Further flags for the index, e.g. `["--replicas", "2"]`. */
+  indexArgs?: string[];
+}
+
+/** Starts the volumes, then the index; on a failure stops what did start. */
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const volumes = await Promise.allSettled(
+    options.volumePorts.map((port, i) =>
+      startVolume({ ...options, port, dir: join(options.dir, `volume${i + 1}`) })
+    ),
+  );
+  const started = volumes.flatMap((v) => v.status === "fulfilled" ? [v.value] : []);
+  const failed = volumes.find((v) => v.status === "rejected");
+  if (failed) {
+    await Promise.all(started.map((volume) => volume.stop()));
+    throw failed.reason;
+  }
+  try {
+    const index = await startIndex({
+      ...options,
+      db: join(options.dir, "index"),
+      volumes: options.volumePorts.map((port) => `localhost:${port}`),
+      args: options.indexArgs,
+    });
+    return new Cluster(started, index);
+  } catch (err) {
+    await Promise.all(started.map((volume) => volume.stop()));
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const cluster = await startCluster({
+    dir: join(ROOT, "data"),
+    port: 3000,
+    volumePorts: [3001, 3002, 3003],
+    echo: true,
+  });
+  console.error(
+    `cluster: index on ${cluster.url}, volumes on :3001 :3002 :3003, data in ./data\n` +
+      `cluster: try  curl -L -X PUT -d bigswag localhost:3000/wehave; ` +
+      `curl -L localhost:3000/wehave   (Ctrl-C stops everything)`,
+  );
+  let stopping = false;
+  const stop = async () => {
+    stopping = true;
+    await cluster.stop();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const exited = await Promise.race([cluster.index, ...cluster.volumes].map(async (p) => {
+    await p.wait();
+    return p;
+  }));
+  if (stopping) return;
+  console.error(`cluster: ${exited.name} exited; stopping the rest`);
+  await cluster.stop();
+  Deno.exit(1);
+}
+
+if (import.meta.main) await main();

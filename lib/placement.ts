@@ -1,0 +1,88 @@
+// Where a key lives: the path of its file on a volume and the volumes that hold its replicas.
+// Both are minikeyvalue's, bit for bit, so that its volumes can be served and rebuilt by mkv.ts
+// and back. Pure; the golden tests in tests/placement_test.ts hold the vectors of the SPEC.
+
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+
+/** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
+export const MAX_KEY_BYTES = 189;
+
+const encoder = new TextEncoder();
+
+/** md5 of the UTF-8 bytes of the strings, concatenated. */
+export function md5(...parts: string[]): Uint8Array {
+  const hash = createHash("md5");
+  for (const part of parts) hash.update(part);
+  return new Uint8Array(hash.digest());
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
+  return out;
+}
+
+/** The path of a key's file on a volume: `/HH/hh/BASE64`, e.g. `hello` → `/5d/41/aGVsbG8=`. */
+export function keyToPath(key: string): string {
+  const digest = md5(key);
+  const b64 = Buffer.from(encoder.encode(key)).toString("base64");
+  return `/${toHex(digest.subarray(0, 1))}/${toHex(digest.subarray(1, 2))}/${b64}`;
+}
+
+/** The key whose file is at `path` (the inverse of `keyToPath`), or null if it is not one. */
+export function pathToKey(path: string): string | null {
+  const match = path.match(/^\/([0-9a-f]{2})\/([0-9a-f]{2})\/([A-Za-z0-9+/]+={0,2})$/);
+  if (!match) return null;
+  const bytes = Buffer.from(match[3], "base64");
+  const key = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  return keyToPath(key) === path ? key : null;
+}
+
+export interface Placement {
+  /** Volumes as `host:port`, in the order given on the command line. */
+  volumes: string[];
+  replicas: number;
+  subvolumes: number;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return 0;
+}
+
+/**
+ * The locations of a key's replicas by rendezvous hashing: each volume scores `md5(key + volume)`,
+ * the highest `replicas` scores win (stable on ties), and with subvolumes a replica goes to
+ * `volume/svXX`, XX being `%02X` of bytes 12..15 of the score modulo `subvolumes`.
+ */
+export function keyToVolumes(key: string, placement: Placement): string[] {
+  const scored = placement.volumes.map((volume) => ({ volume, score: md5(key, volume) }));
+  scored.sort((a, b) => compareBytes(b.score, a.score));
+  return scored.slice(0, placement.replicas).map(({ volume, score }) => {
+    if (placement.subvolumes <= 1) return volume;
+    const view = new DataView(score.buffer, score.byteOffset, score.byteLength);
+    const sub = view.getUint32(12) % placement.subvolumes;
+    return `${volume}/sv${sub.toString(16).toUpperCase().padStart(2, "0")}`;
+  });
+}
+
+/** The `host:port` of a replica location such as `localhost:3001/sv05`. */
+export function locationHost(location: string): string {
+  const slash = location.indexOf("/");
+  return slash === -1 ? location : location.slice(0, slash);
+}
+
+/** The URL of a key's file at a replica location. */
+export function locationUrl(location: string, key: string): string {
+  return `http://${location}${keyToPath(key)}`;
+}
+
+/** Whether a record's volumes are exactly where the placement puts the key, in that order. */
+export function isBalanced(key: string, volumes: string[], placement: Placement): boolean {
+  const want = keyToVolumes(key, placement);
+  return want.length === volumes.length && want.every((volume, i) => volume === volumes[i]);
+}

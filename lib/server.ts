@@ -1,0 +1,396 @@
+// The index's HTTP API (see SPEC.md): GET/HEAD answer with a 302 to a live replica, PUT streams to
+// every replica at once, DELETE/UNLINK, and `?list`/`?unlinked` listings. Bad input gets a 4xx
+// with a short reason; a 5xx always names the volume or the disk that failed.
+
+import { Buffer } from "node:buffer";
+import {
+  isBalanced,
+  keyToVolumes,
+  locationUrl,
+  MAX_KEY_BYTES,
+  type Placement,
+} from "./placement.ts";
+import type { KeyRecord } from "./record.ts";
+import { type Store, StoreError } from "./store.ts";
+import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
+
+/** The most keys one listing returns; `limit` may ask for fewer. */
+export const MAX_LIST_LIMIT = 10_000;
+/** How long a replica found present is trusted before a GET checks it again. */
+const VERIFIED_TTL_MS = 30_000;
+/** Records whose presence was checked, kept in memory; oldest dropped first. */
+const VERIFIED_ENTRIES = 50_000;
+/** The methods of the API, for `Allow`. */
+const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK";
+
+export interface ServerOptions {
+  placement: Placement;
+  protect: boolean;
+  md5sum: boolean;
+  /** `host:port` that GETs of absent keys are sent to, or "". */
+  fallback: string;
+  verbose: boolean;
+}
+
+/** What a request asks for, once its URL has been checked. */
+export type Parsed =
+  | { kind: "key"; key: string; rawPath: string }
+  | { kind: "list"; key: string; state: "live" | "unlinked"; start?: string; limit: number }
+  | { kind: "bad"; status: number; reason: string };
+
+const EMPTY_HEADERS = { "content-length": "0" };
+
+function empty(status: number, headers: Record<string, string> = EMPTY_HEADERS): Response {
+  return new Response(null, { status, headers });
+}
+
+function text(status: number, reason: string, extra: Record<string, string> = {}): Response {
+  return new Response(`${reason}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...extra },
+  });
+}
+
+function utf8Length(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}
+
+/**
+ * Parses the path and query of a request URL (`/a%20b?list&limit=10`) into what it asks for.
+ * Pure; every refusal carries its status and a short reason.
+ */
+export function parseTarget(pathAndQuery: string): Parsed {
+  const q = pathAndQuery.indexOf("?");
+  const rawPath = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q);
+  let key: string;
+  try {
+    key = decodeURIComponent(rawPath);
+  } catch {
+    return { kind: "bad", status: 400, reason: "key is not valid percent-encoded UTF-8" };
+  }
+  if (!key.startsWith("/")) return { kind: "bad", status: 400, reason: "key must start with /" };
+  if (utf8Length(key) > MAX_KEY_BYTES) {
+    return { kind: "bad", status: 414, reason: `key longer than ${MAX_KEY_BYTES} bytes` };
+  }
+  if (q === -1) return { kind: "key", key, rawPath };
+  const params = new URLSearchParams(pathAndQuery.slice(q + 1));
+  let state: "live" | "unlinked" | null = null;
+  let start: string | undefined;
+  let limit = MAX_LIST_LIMIT;
+  for (const [name, value] of params) {
+    if ((name === "list" || name === "unlinked") && value === "" && state === null) {
+      state = name === "list" ? "live" : "unlinked";
+    } else if (name === "start" && start === undefined) {
+      start = value;
+    } else if (name === "limit") {
+      if (!/^\d{1,9}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIST_LIMIT) {
+        return {
+          kind: "bad",
+          status: 400,
+          reason: `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`,
+        };
+      }
+      limit = Number(value);
+    } else {
+      return { kind: "bad", status: 400, reason: `unknown query ${JSON.stringify(name)}` };
+    }
+  }
+  if (state === null) {
+    return { kind: "bad", status: 400, reason: "query must be ?list or ?unlinked" };
+  }
+  return { kind: "list", key, state, start, limit };
+}
+
+/** The key's path on a volume would end in `/`, which no file name can: base64 ending in `/`. */
+function storable(key: string): boolean {
+  return !Buffer.from(key, "utf8").toString("base64").endsWith("/");
+}
+
+function shuffled<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+function volumeFailure(err: VolumeError | UploadError | StoreError): Response {
+  if (err instanceof UploadError) return text(400, err.message);
+  if (err instanceof StoreError) return text(500, err.message);
+  return text(err.status === 507 ? 507 : 503, err.message);
+}
+
+/** The index: its state and the handler of its HTTP API. */
+export class IndexServer {
+  readonly store: Store;
+  readonly volumes: Volumes;
+  options: ServerOptions;
+  #verified = new Map<string, number>();
+
+  constructor(store: Store, volumes: Volumes, options: ServerOptions) {
+    this.store = store;
+    this.volumes = volumes;
+    this.options = options;
+  }
+
+  /** Changes where new values go (a rebalance to new volumes does this). */
+  setPlacement(placement: Placement): void {
+    this.options = { ...this.options, placement };
+    this.volumes.track(placement.volumes);
+  }
+
+  handle = async (request: Request): Promise<Response> => {
+    const started = this.options.verbose ? performance.now() : 0;
+    let response: Response;
+    try {
+      response = await this.#route(request);
+    } catch (err) {
+      if (!(err instanceof StoreError || err instanceof VolumeError)) throw err;
+      await request.body?.cancel().catch(() => {});
+      response = volumeFailure(err);
+    }
+    if (this.options.verbose) {
+      const ms = (performance.now() - started).toFixed(1);
+      console.error(
+        `${request.method} ${new URL(request.url).pathname} ${response.status} ${ms}ms`,
+      );
+    }
+    return response;
+  };
+
+  async #route(request: Request): Promise<Response> {
+    const url = request.url;
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const parsed = parseTarget(pathStart === -1 ? "/" : url.slice(pathStart));
+    const method = request.method;
+    if (parsed.kind === "bad") {
+      await request.body?.cancel();
+      return text(parsed.status, parsed.reason);
+    }
+    if (parsed.kind === "list") {
+      if (method !== "GET" && method !== "HEAD") {
+        await request.body?.cancel();
+        return text(400, `${method} takes no query`);
+      }
+      return await this.#list(parsed);
+    }
+    switch (method) {
+      case "GET":
+      case "HEAD":
+        return await this.#get(parsed.key, parsed.rawPath);
+      case "PUT":
+        return await this.#put(parsed.key, request);
+      case "DELETE":
+      case "UNLINK":
+        await request.body?.cancel();
+        return await this.#delete(parsed.key, method);
+      default:
+        await request.body?.cancel();
+        return text(405, `method ${method} not allowed`, { allow: ALLOW });
+    }
+  }
+
+  #notFound(rawPath: string): Response {
+    if (this.options.fallback === "") return empty(404);
+    return empty(302, { location: `http://${this.options.fallback}${rawPath}`, ...EMPTY_HEADERS });
+  }
+
+  #isVerified(key: string): boolean {
+    const at = this.#verified.get(key);
+    return at !== undefined && Date.now() - at < VERIFIED_TTL_MS;
+  }
+
+  #setVerified(key: string): void {
+    this.#verified.delete(key);
+    this.#verified.set(key, Date.now());
+    if (this.#verified.size > VERIFIED_ENTRIES) {
+      this.#verified.delete(this.#verified.keys().next().value!);
+    }
+  }
+
+  async #get(key: string, rawPath: string): Promise<Response> {
+    const record = await this.store.get(key);
+    if (record === null || record.state !== "live") return this.#notFound(rawPath);
+    const live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
+    if (live.length === 0) {
+      return text(410, `key ${key}: no live volume holds it (${record.volumes.join(",")})`);
+    }
+    let chosen = live[0];
+    if (!this.#isVerified(key)) {
+      const found = await this.#findReplica(key, live);
+      if (found === null) {
+        return text(410, `key ${key}: not found on any live volume (${record.volumes.join(",")})`);
+      }
+      chosen = found;
+      this.#setVerified(key);
+    }
+    return this.#redirect(key, record, chosen);
+  }
+
+  /** The first of `locations` that has the key's file; unreachable ones are skipped. */
+  async #findReplica(key: string, locations: string[]): Promise<string | null> {
+    for (const location of locations) {
+      try {
+        if (await this.volumes.has(location, key)) return location;
+      } catch (err) {
+        if (!(err instanceof VolumeError)) throw err;
+      }
+    }
+    return null;
+  }
+
+  #redirect(key: string, record: KeyRecord, location: string): Response {
+    const headers: Record<string, string> = {
+      location: locationUrl(location, key),
+      "content-length": "0",
+      "key-volumes": record.volumes.join(","),
+      "key-balance": isBalanced(key, record.volumes, this.options.placement)
+        ? "balanced"
+        : "unbalanced",
+    };
+    if (record.md5 !== "") headers["content-md5"] = record.md5;
+    return new Response(null, { status: 302, headers });
+  }
+
+  async #list(
+    parsed: { key: string; state: "live" | "unlinked"; start?: string; limit: number },
+  ): Promise<Response> {
+    const keys: string[] = [];
+    let next = "";
+    for await (
+      const [key] of this.store.list({
+        prefix: parsed.key,
+        start: parsed.start,
+        state: parsed.state,
+      })
+    ) {
+      if (keys.length === parsed.limit) {
+        next = key;
+        break;
+      }
+      keys.push(key);
+    }
+    return new Response(JSON.stringify({ next, keys }), {
+      headers: { "content-type": "application/json" },
+    });
+  }
+
+  async #put(key: string, request: Request): Promise<Response> {
+    const body = request.body;
+    if (body === null || request.headers.get("content-length") === "0") {
+      await body?.cancel();
+      return text(411, "a value needs a body");
+    }
+    if (!storable(key)) {
+      await body.cancel();
+      return text(400, "key cannot be stored: its base64 form ends in / (minikeyvalue layout)");
+    }
+    if (!this.store.lock(key)) {
+      await body.cancel();
+      return text(409, `a write to ${key} is in progress`);
+    }
+    try {
+      return await this.#putLocked(key, body);
+    } finally {
+      this.store.unlock(key);
+    }
+  }
+
+  async #putLocked(key: string, body: ReadableStream<Uint8Array>): Promise<Response> {
+    const old = await this.store.get(key);
+    if (old !== null && old.state === "live") {
+      await body.cancel();
+      return text(403, `key ${key} exists; DELETE it first`);
+    }
+    const targets = keyToVolumes(key, this.options.placement);
+    const down = targets.find((location) => !this.volumes.isAlive(location));
+    if (down !== undefined) {
+      await body.cancel();
+      return text(503, `volume ${down}: down; cannot write ${key}`);
+    }
+    // The record names every place a file of this key may be, old ones included, so that the
+    // cleanup of an interrupted write (here, at start-up, or by gc) finds them all.
+    const everywhere = [...new Set([...targets, ...(old?.volumes ?? [])])];
+    await this.store.set(key, { state: "writing", volumes: everywhere, md5: "" });
+    this.#verified.delete(key);
+    let result;
+    try {
+      result = await this.volumes.putAll(targets, key, body);
+    } catch (err) {
+      if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
+      await this.#discard(key, everywhere);
+      return volumeFailure(err);
+    }
+    if (result.sizeBytes === 0) {
+      await this.#discard(key, everywhere);
+      return text(411, "a value needs a body");
+    }
+    await this.store.set(key, {
+      state: "live",
+      volumes: targets,
+      md5: this.options.md5sum ? result.md5 : "",
+    });
+    this.#setVerified(key);
+    const stale = everywhere.filter((location) => !targets.includes(location));
+    if (stale.length > 0) await this.volumes.deleteAll(stale, key);
+    return empty(201);
+  }
+
+  /** Removes the files of a failed write; the record goes too unless a volume kept a file. */
+  async #discard(key: string, locations: string[]): Promise<void> {
+    const failures = await this.volumes.deleteAll(locations, key);
+    if (failures.length === 0) await this.store.set(key, null);
+  }
+
+  async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
+    if (!this.store.lock(key)) return text(409, `a write to ${key} is in progress`);
+    try {
+      const record = await this.store.get(key);
+      if (record === null || record.state === "writing") return empty(404);
+      if (method === "UNLINK") {
+        if (record.state !== "live") return empty(404);
+        await this.store.set(key, { ...record, state: "unlinked" });
+        return empty(204);
+      }
+      if (this.options.protect && record.state === "live") {
+        return text(403, `key ${key} is protected: UNLINK it before DELETE`);
+      }
+      // Hidden first, so that a crash half-way leaves an unlinked key, not a live key whose
+      // files are gone.
+      if (record.state === "live") await this.store.set(key, { ...record, state: "unlinked" });
+      this.#verified.delete(key);
+      const failures = await this.volumes.deleteAll(record.volumes, key);
+      if (failures.length > 0) {
+        return text(503, failures.map((f) => f.message).join("; "));
+      }
+      await this.store.set(key, null);
+      return empty(204);
+    } finally {
+      this.store.unlock(key);
+    }
+  }
+
+  /**
+   * Removes what interrupted writes (a crash, say) left: their files on the volumes, then their
+   * records. Runs at start-up; a write in progress holds its key's lock and is never touched.
+   * Returns how many were cleaned; one whose volume cannot be reached is left for gc.
+   */
+  async cleanupInterrupted(): Promise<number> {
+    let cleaned = 0;
+    for await (const key of this.store.listWriting()) {
+      if (!this.store.lock(key)) continue;
+      try {
+        const record = await this.store.get(key);
+        if (record === null || record.state !== "writing") continue;
+        const failures = await this.volumes.deleteAll(record.volumes, key);
+        if (failures.length > 0) continue;
+        await this.store.set(key, null);
+        cleaned++;
+      } finally {
+        this.store.unlock(key);
+      }
+    }
+    return cleaned;
+  }
+}

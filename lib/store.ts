@@ -1,0 +1,204 @@
+// The index's table of key → record, in Deno KV (SQLite on local disk). The index process is its
+// only writer: it holds `DB/lock` while it runs, takes an in-memory lock per key for every write,
+// and so needs no KV checks. Writes of many keys that arrive together share one atomic commit
+// (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
+// answers hot keys and absent keys without touching SQLite.
+
+import { join } from "node:path";
+import { decodeRecord, encodeRecord, type KeyRecord } from "./record.ts";
+
+/** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
+const RECORDS = "k";
+/** A key under this prefix marks a write in progress, so that start-up finds interrupted ones. */
+const WRITING = "w";
+/** Mutations per atomic commit; KV allows 1000 and 800 KiB in all. */
+const MAX_BATCH = 256;
+/** Records kept in memory (including "absent" answers), oldest dropped first. */
+const CACHE_ENTRIES = 50_000;
+/** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
+const COMMIT_TRIES = 20;
+/** Entries read from KV per list round trip. */
+const LIST_BATCH = 500;
+
+/** The database is locked by another process, or another failure to open it; one line. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
+
+export interface ListOptions {
+  /** Only keys starting with this. */
+  prefix: string;
+  /** Begin at this key (inclusive), if it is after the prefix. */
+  start?: string;
+  /** Which records: live ones (for `?list`), or unlinked ones (for `?unlinked`), or all. */
+  state: "live" | "unlinked" | "all";
+}
+
+interface Pending {
+  key: string;
+  record: KeyRecord | null;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function isTransient(err: unknown): boolean {
+  return err instanceof Error && /database is locked|busy/i.test(err.message);
+}
+
+/** The path of the KV file inside the `--db` directory. */
+export function kvPath(db: string): string {
+  return join(db, "index.kv");
+}
+
+export class Store {
+  readonly kv: Deno.Kv;
+  #lockFile: Deno.FsFile;
+  #cache = new Map<string, KeyRecord | null>();
+  #locks = new Set<string>();
+  #pending: Pending[] = [];
+  #flushing = false;
+  /** Counts commits, so that a read racing a commit does not cache what it read. */
+  #commits = 0;
+
+  private constructor(kv: Deno.Kv, lockFile: Deno.FsFile) {
+    this.kv = kv;
+    this.#lockFile = lockFile;
+  }
+
+  /**
+   * Opens the index in directory `db` (created if missing) and takes its lock, so that no other
+   * process writes it meanwhile. Throws StoreError if another process holds it.
+   */
+  static async open(db: string): Promise<Store> {
+    await Deno.mkdir(db, { recursive: true });
+    const lockFile = await Deno.open(join(db, "lock"), { create: true, write: true });
+    if (!await lockFile.tryLock(true)) {
+      lockFile.close();
+      throw new StoreError(`index ${db} is in use by another mkv.ts process (${join(db, "lock")})`);
+    }
+    try {
+      return new Store(await Deno.openKv(kvPath(db)), lockFile);
+    } catch (err) {
+      lockFile.close();
+      throw new StoreError(`cannot open index ${kvPath(db)}: ${(err as Error).message}`);
+    }
+  }
+
+  close(): void {
+    this.kv.close();
+    this.#lockFile.close();
+  }
+
+  /** Takes the write lock of a key; false if a write to it is already in progress. */
+  lock(key: string): boolean {
+    if (this.#locks.has(key)) return false;
+    this.#locks.add(key);
+    return true;
+  }
+
+  unlock(key: string): void {
+    this.#locks.delete(key);
+  }
+
+  isLocked(key: string): boolean {
+    return this.#locks.has(key);
+  }
+
+  /** The record of a key, or null if it has none. */
+  async get(key: string): Promise<KeyRecord | null> {
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached;
+    const commitsBefore = this.#commits;
+    const entry = await this.kv.get<string>([RECORDS, key]);
+    const record = entry.value === null ? null : decodeRecord(entry.value);
+    if (this.#commits === commitsBefore) this.#remember(key, record);
+    return record;
+  }
+
+  #remember(key: string, record: KeyRecord | null): void {
+    this.#cache.delete(key);
+    this.#cache.set(key, record);
+    if (this.#cache.size > CACHE_ENTRIES) {
+      this.#cache.delete(this.#cache.keys().next().value!);
+    }
+  }
+
+  /** Forgets what the cache holds, e.g. after records changed behind the store's back. */
+  forget(): void {
+    this.#cache.clear();
+  }
+
+  /**
+   * Sets (or with null, removes) the record of a key; resolves once it is committed to disk.
+   * The caller holds the key's lock.
+   */
+  set(key: string, record: KeyRecord | null): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ key, record, resolve, reject });
+      if (!this.#flushing) this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, MAX_BATCH);
+      try {
+        await this.#commit(batch);
+        this.#commits++;
+        for (const item of batch) this.#remember(item.key, item.record);
+        for (const item of batch) item.resolve();
+      } catch (err) {
+        this.#commits++;
+        for (const item of batch) this.#cache.delete(item.key);
+        const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.#flushing = false;
+  }
+
+  async #commit(batch: Pending[]): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      const op = this.kv.atomic();
+      for (const { key, record } of batch) {
+        if (record === null) op.delete([RECORDS, key]);
+        else op.set([RECORDS, key], encodeRecord(record));
+        if (record?.state === "writing") op.set([WRITING, key], true);
+        else op.delete([WRITING, key]);
+      }
+      try {
+        const result = await op.commit();
+        if (!result.ok) throw new Error("commit refused");
+        return;
+      } catch (err) {
+        if (!isTransient(err) || attempt >= COMMIT_TRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, attempt * 5));
+      }
+    }
+  }
+
+  /** Keys with a write in progress or interrupted (their records say `writing`). */
+  async *listWriting(): AsyncGenerator<string> {
+    for await (const entry of this.kv.list({ prefix: [WRITING] }, { batchSize: LIST_BATCH })) {
+      yield entry.key[1] as string;
+    }
+  }
+
+  /** Records in key order (byte order of UTF-8), lazily, filtered by `state` and `prefix`. */
+  async *list(options: ListOptions): AsyncGenerator<[string, KeyRecord]> {
+    const from = options.start !== undefined && options.start > options.prefix
+      ? options.start
+      : options.prefix;
+    const entries = this.kv.list<string>(
+      { prefix: [RECORDS], start: [RECORDS, from] },
+      { batchSize: LIST_BATCH },
+    );
+    for await (const entry of entries) {
+      const key = entry.key[1] as string;
+      if (!key.startsWith(options.prefix)) break;
+      const record = decodeRecord(entry.value);
+      if (options.state === "all" || record.state === options.state) yield [key, record];
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// volume.ts: a mkv.ts volume, which is stock nginx with its WebDAV module serving one directory.
+// The index stores each value here with PUT, reads it with GET (byte ranges too), removes it with
+// DELETE and lists directories as JSON. The program writes nginx's config to a temp file, runs
+// nginx as its child, and takes it down (and the temp files) on SIGINT/SIGTERM.
+//
+//   deno run -A volume.ts --port 3001 --dir ./data/volume1
+//
+// Subvolume directories (`sv00`, `sv01`, ...) are plain directories under --dir: nothing to set.
+
+import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
+import {
+  Nginx,
+  NginxError,
+  prepareWritableDir,
+  renderVolumeLocations,
+  stopOnSignals,
+} from "./nginx.ts";
+import { resolve } from "node:path";
+
+const FLAGS: FlagSpec = {
+  port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
+  dir: { type: "string", default: "", help: "directory holding the values", arg: "DIR" },
+  workers: { type: "int", default: 1, help: "nginx worker processes", arg: "N" },
+};
+
+const USAGE = `volume.ts: a mkv.ts volume (nginx WebDAV serving one directory)
+
+usage: deno run -A volume.ts --port PORT --dir DIR
+
+${usageFlags(FLAGS)}
+`;
+
+export interface VolumeOptions {
+  port: number;
+  dir: string;
+  workers: number;
+}
+
+/** Parses volume.ts's command line; throws FlagError with a one-line reason. */
+export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
+  const { values, positionals, help } = parseFlags(args, FLAGS);
+  if (help) return "help";
+  if (positionals.length > 0) throw new FlagError(`unexpected argument ${positionals[0]}`);
+  const port = values.port as number;
+  if (port < 1 || port > 65535) throw new FlagError(`-port ${port} is not a port number`);
+  if (values.dir === "") throw new FlagError("-dir is required (the directory to serve)");
+  const workers = values.workers as number;
+  if (workers < 1) throw new FlagError("-workers must be at least 1");
+  return { port, dir: resolve(values.dir as string), workers };
+}
+
+/** Starts a volume: nginx serving `dir` on `port`, until `stop()`. */
+export async function startVolume(
+  options: VolumeOptions & { onGiveUp?: (reason: string) => void },
+): Promise<Nginx> {
+  await prepareWritableDir(options.dir);
+  return await Nginx.start({
+    name: `volume :${options.port}`,
+    port: options.port,
+    workerProcesses: options.workers,
+    locations: renderVolumeLocations({ dir: options.dir }),
+    onGiveUp: options.onGiveUp,
+  });
+}
+
+async function main(): Promise<void> {
+  let options: VolumeOptions;
+  try {
+    const parsed = parseVolumeArgs(Deno.args);
+    if (parsed === "help") {
+      console.log(USAGE);
+      return;
+    }
+    options = parsed;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    console.error(`volume: ${err.message}`);
+    Deno.exit(2);
+  }
+  let nginx: Nginx;
+  try {
+    nginx = await startVolume({
+      ...options,
+      onGiveUp: (reason) => {
+        console.error(`volume :${options.port}: ${reason}; exiting`);
+        Deno.exit(1);
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof NginxError)) throw err;
+    console.error(`volume: ${err.message}`);
+    Deno.exit(1);
+  }
+  stopOnSignals(() => nginx.stop());
+  console.error(`volume: serving ${options.dir} on :${options.port} (nginx pid ${nginx.pid})`);
+}
+
+if (import.meta.main) await main();
