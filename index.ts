@@ -7,7 +7,6 @@
 //     --volumes localhost:3001,localhost:3002,localhost:3003
 //   deno run -A index.ts --help
 
-import { join } from "node:path";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
 import { FlagError } from "./lib/flags.ts";
 import { adminHandler, runOperation } from "./lib/ops.ts";
@@ -27,9 +26,16 @@ const NGINX_WORKERS = 2;
 /** Keep-alive connections from nginx to the Deno server. */
 const UPSTREAM_KEEPALIVE = 256;
 
+/** A failure the handler did not expect: the index's own fault, so a 500 that says what broke. */
+function onError(err: unknown): Response {
+  const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  console.error(`index: internal error: ${err instanceof Error ? err.stack : message}`);
+  return new Response(`index: internal error: ${message}\n`, { status: 500 });
+}
+
 /** The admin socket of a running server, inside its --db directory. */
 export function adminSocketPath(db: string): string {
-  return join(db, "admin.sock");
+  return `${db}/admin.sock`;
 }
 
 async function removeIfPresent(path: string): Promise<void> {
@@ -72,8 +78,8 @@ export async function startIndex(
     volumes.start();
     // nginx's workers (user nobody) connect to the socket: its directory and it must allow that.
     await Deno.chmod(runDir, 0o755);
-    const socketPath = join(runDir, "index.sock");
-    const api = Deno.serve({ path: socketPath, onListen() {} }, server.handle);
+    const socketPath = `${runDir}/index.sock`;
+    const api = Deno.serve({ path: socketPath, onListen() {}, onError }, server.handle);
     stops.push(() => api.shutdown());
     await Deno.chmod(socketPath, 0o666);
     const adminPath = adminSocketPath(options.db);

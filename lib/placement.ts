@@ -2,20 +2,12 @@
 // Both are minikeyvalue's, bit for bit, so that its volumes can be served and rebuilt by mkv.ts
 // and back. Pure; the golden tests in tests/placement_test.ts hold the vectors of the SPEC.
 
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
+import { md5 } from "./md5.ts";
 
 /** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
 export const MAX_KEY_BYTES = 189;
 
 const encoder = new TextEncoder();
-
-/** md5 of the UTF-8 bytes of the strings, concatenated. */
-export function md5(...parts: string[]): Uint8Array {
-  const hash = createHash("md5");
-  for (const part of parts) hash.update(part);
-  return new Uint8Array(hash.digest());
-}
 
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
@@ -27,7 +19,7 @@ export function toHex(bytes: Uint8Array): string {
 /** The path of a key's file on a volume: `/HH/hh/BASE64`, e.g. `hello` → `/5d/41/aGVsbG8=`. */
 export function keyToPath(key: string): string {
   const digest = md5(key);
-  const b64 = Buffer.from(encoder.encode(key)).toString("base64");
+  const b64 = encoder.encode(key).toBase64();
   return `/${toHex(digest.subarray(0, 1))}/${toHex(digest.subarray(1, 2))}/${b64}`;
 }
 
@@ -35,7 +27,7 @@ export function keyToPath(key: string): string {
 export function pathToKey(path: string): string | null {
   const match = path.match(/^\/([0-9a-f]{2})\/([0-9a-f]{2})\/([A-Za-z0-9+/]+={0,2})$/);
   if (!match) return null;
-  const bytes = Buffer.from(match[3], "base64");
+  const bytes = Uint8Array.fromBase64(match[3]);
   const key = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   return keyToPath(key) === path ? key : null;
 }

@@ -2,22 +2,19 @@
 // every replica at once, DELETE/UNLINK, and `?list`/`?unlinked` listings. Bad input gets a 4xx
 // with a short reason; a 5xx always names the volume or the disk that failed.
 
-import { Buffer } from "node:buffer";
-import {
-  isBalanced,
-  keyToVolumes,
-  locationUrl,
-  MAX_KEY_BYTES,
-  type Placement,
-} from "./placement.ts";
+import { isBalanced, keyToPath, keyToVolumes, MAX_KEY_BYTES, type Placement } from "./placement.ts";
 import type { KeyRecord } from "./record.ts";
 import { type Store, StoreError } from "./store.ts";
 import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
 
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
-/** How long a replica found present is trusted before a GET checks it again. */
-const VERIFIED_TTL_MS = 30_000;
+/**
+ * How long a replica seen present (written by a PUT, or found by a GET's check) is trusted
+ * before a GET checks the volume again. Hot keys cost one check per this period, not one per
+ * GET; a file lost behind the index's back is noticed (410) within it.
+ */
+export const VERIFIED_TTL_MS = 10_000;
 /** Records whose presence was checked, kept in memory; oldest dropped first. */
 const VERIFIED_ENTRIES = 50_000;
 /** The methods of the API, for `Allow`. */
@@ -38,7 +35,15 @@ export type Parsed =
   | { kind: "list"; key: string; state: "live" | "unlinked"; start?: string; limit: number }
   | { kind: "bad"; status: number; reason: string };
 
+interface RedirectParts {
+  placement: Placement;
+  path: string;
+  volumes: string;
+  balance: "balanced" | "unbalanced";
+}
+
 const EMPTY_HEADERS = { "content-length": "0" };
+const encoder = new TextEncoder();
 
 function empty(status: number, headers: Record<string, string> = EMPTY_HEADERS): Response {
   return new Response(null, { status, headers });
@@ -51,8 +56,19 @@ function text(status: number, reason: string, extra: Record<string, string> = {}
   });
 }
 
-function utf8Length(text: string): number {
-  return Buffer.byteLength(text, "utf8");
+/** Bytes of `text` in UTF-8, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 /**
@@ -103,7 +119,7 @@ export function parseTarget(pathAndQuery: string): Parsed {
 
 /** The key's path on a volume would end in `/`, which no file name can: base64 ending in `/`. */
 function storable(key: string): boolean {
-  return !Buffer.from(key, "utf8").toString("base64").endsWith("/");
+  return !encoder.encode(key).toBase64().endsWith("/");
 }
 
 function shuffled<T>(items: T[]): T[] {
@@ -127,6 +143,7 @@ export class IndexServer {
   readonly volumes: Volumes;
   options: ServerOptions;
   #verified = new Map<string, number>();
+  #parts = new WeakMap<KeyRecord, RedirectParts>();
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
@@ -240,14 +257,30 @@ export class IndexServer {
     return null;
   }
 
+  /** What a redirect to this record needs, computed once per record and placement. */
+  #redirectParts(key: string, record: KeyRecord): RedirectParts {
+    let parts = this.#parts.get(record);
+    if (parts === undefined || parts.placement !== this.options.placement) {
+      parts = {
+        placement: this.options.placement,
+        path: keyToPath(key),
+        volumes: record.volumes.join(","),
+        balance: isBalanced(key, record.volumes, this.options.placement)
+          ? "balanced"
+          : "unbalanced",
+      };
+      this.#parts.set(record, parts);
+    }
+    return parts;
+  }
+
   #redirect(key: string, record: KeyRecord, location: string): Response {
+    const parts = this.#redirectParts(key, record);
     const headers: Record<string, string> = {
-      location: locationUrl(location, key),
+      location: `http://${location}${parts.path}`,
       "content-length": "0",
-      "key-volumes": record.volumes.join(","),
-      "key-balance": isBalanced(key, record.volumes, this.options.placement)
-        ? "balanced"
-        : "unbalanced",
+      "key-volumes": parts.volumes,
+      "key-balance": parts.balance,
     };
     if (record.md5 !== "") headers["content-md5"] = record.md5;
     return new Response(null, { status: 302, headers });
@@ -290,14 +323,20 @@ export class IndexServer {
       await body.cancel();
       return text(409, `a write to ${key} is in progress`);
     }
+    const length = request.headers.get("content-length");
+    const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
     try {
-      return await this.#putLocked(key, body);
+      return await this.#putLocked(key, body, sizeBytes);
     } finally {
       this.store.unlock(key);
     }
   }
 
-  async #putLocked(key: string, body: ReadableStream<Uint8Array>): Promise<Response> {
+  async #putLocked(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    sizeBytes: number | undefined,
+  ): Promise<Response> {
     const old = await this.store.get(key);
     if (old !== null && old.state === "live") {
       await body.cancel();
@@ -316,7 +355,7 @@ export class IndexServer {
     this.#verified.delete(key);
     let result;
     try {
-      result = await this.volumes.putAll(targets, key, body);
+      result = await this.volumes.putAll(targets, key, body, { sizeBytes });
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
       await this.#discard(key, everywhere);

@@ -4,7 +4,6 @@
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
 // answers hot keys and absent keys without touching SQLite.
 
-import { join } from "node:path";
 import { decodeRecord, encodeRecord, type KeyRecord } from "./record.ts";
 
 /** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
@@ -47,7 +46,7 @@ function isTransient(err: unknown): boolean {
 
 /** The path of the KV file inside the `--db` directory. */
 export function kvPath(db: string): string {
-  return join(db, "index.kv");
+  return `${db}/index.kv`;
 }
 
 export class Store {
@@ -71,10 +70,10 @@ export class Store {
    */
   static async open(db: string): Promise<Store> {
     await Deno.mkdir(db, { recursive: true });
-    const lockFile = await Deno.open(join(db, "lock"), { create: true, write: true });
+    const lockFile = await Deno.open(`${db}/lock`, { create: true, write: true });
     if (!await lockFile.tryLock(true)) {
       lockFile.close();
-      throw new StoreError(`index ${db} is in use by another mkv.ts process (${join(db, "lock")})`);
+      throw new StoreError(`index ${db} is in use by another mkv.ts process (${db}/lock)`);
     }
     try {
       return new Store(await Deno.openKv(kvPath(db)), lockFile);

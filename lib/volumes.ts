@@ -2,13 +2,19 @@
 // writes to all replicas at once with backpressure, and each volume's health, tracked by a probe
 // in the background so that a GET never waits on a dead volume.
 
-import { createHash } from "node:crypto";
+import { Md5 } from "./md5.ts";
 import { keyToPath, locationHost } from "./placement.ts";
 
 /** How often each volume is probed. */
 const PROBE_INTERVAL_MS = 1000;
 /** A replica write that makes no progress for this long is given up. */
 const WRITE_STALL_MS = 30_000;
+/** Values up to this size (with a Content-Length) are read whole, then sent to the replicas. */
+const SMALL_VALUE_BYTES = 256 * 1024;
+/** Bytes read from the client per chunk of a streamed value. */
+const CHUNK_BYTES = 64 * 1024;
+/** The head of a volume's answer to a PUT is at most this long. */
+const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /** Idle connections kept per volume; as many as the requests in flight under load. */
 const POOL_IDLE_PER_HOST = 256;
 
@@ -268,102 +274,329 @@ export class Volumes {
   }
 
   /**
-   * Streams `body` to the key's file at every location at once and returns its md5 and size.
-   * Each chunk goes to all replicas before the next is read, so memory stays at a few chunks
-   * whatever the value's size. On any failure every upload is aborted (nginx then discards its
-   * partial temp file) and the first cause is thrown: UploadError if the client's body broke,
-   * VolumeError otherwise. The caller removes whatever may have been written.
+   * Writes `body` to the key's file at every location at once and returns its md5 and size.
+   * A small value of known size is read whole, then sent to all replicas together. Any other is
+   * streamed: each chunk is read into one reused buffer and written to every replica's socket
+   * before the next is read, so memory stays at one chunk whatever the value's size. On any
+   * failure every upload is cut off (nginx then discards its partial temp file) and the first
+   * cause is thrown: UploadError if the client's body broke, VolumeError otherwise. The caller
+   * removes whatever may have been written.
    */
   async putAll(
     locations: string[],
     key: string,
     body: ReadableStream<Uint8Array>,
+    options: { sizeBytes?: number } = {},
   ): Promise<PutResult> {
+    const size = options.sizeBytes;
+    if (size !== undefined && size <= SMALL_VALUE_BYTES) {
+      return await this.#putSmall(locations, key, body, size);
+    }
+    return await this.#putStream(locations, key, body, size);
+  }
+
+  async #putSmall(
+    locations: string[],
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    sizeBytes: number,
+  ): Promise<PutResult> {
+    let value: Uint8Array;
+    try {
+      value = new Uint8Array(await new Response(body).arrayBuffer());
+    } catch (err) {
+      throw new UploadError(`upload interrupted: ${reason(err)}`);
+    }
+    if (value.length !== sizeBytes) {
+      throw new UploadError(`upload ended after ${value.length} of ${sizeBytes} bytes`);
+    }
     const path = keyToPath(key);
-    const controller = new AbortController();
-    let firstError: Error | null = null;
-    const fail = (err: Error) => {
-      firstError ??= err;
-      controller.abort(err);
-    };
-    const branches = locations.map((location) => {
-      const stream = new TransformStream<Uint8Array, Uint8Array>();
-      const response = fetch(`http://${location}${path}`, {
-        method: "PUT",
-        body: stream.readable,
-        client: this.#client,
-        signal: controller.signal,
-      }).then(async (res) => {
-        await res.body?.cancel();
-        if (res.status !== 201 && res.status !== 204) {
-          throw new VolumeError(
-            locationHost(location),
-            res.status,
-            describe(location, "PUT", path, `status ${res.status}`),
-          );
-        }
-      }, (err) => {
-        if (firstError) throw firstError;
+    const results = await Promise.allSettled(locations.map(async (location) => {
+      let response: Response;
+      try {
+        response = await fetch(`http://${location}${path}`, {
+          method: "PUT",
+          body: value as Uint8Array<ArrayBuffer>,
+          client: this.#client,
+          signal: AbortSignal.timeout(Math.max(this.timeoutMs, WRITE_STALL_MS)),
+        });
+      } catch (err) {
         this.markDead(location, reason(err));
         throw new VolumeError(
           locationHost(location),
           null,
           describe(location, "PUT", path, reason(err)),
         );
-      });
-      response.catch(fail);
-      return { location, writer: stream.writable.getWriter(), response };
-    });
+      }
+      await response.body?.cancel();
+      if (response.status !== 201 && response.status !== 204) {
+        throw new VolumeError(
+          locationHost(location),
+          response.status,
+          describe(location, "PUT", path, `status ${response.status}`),
+        );
+      }
+    }));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return { md5: new Md5().update(value).hex(), sizeBytes };
+  }
 
-    const hash = createHash("md5");
-    let sizeBytes = 0;
+  async #putStream(
+    locations: string[],
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    sizeBytes: number | undefined,
+  ): Promise<PutResult> {
+    const path = keyToPath(key);
+    const uploads = locations.map((location) =>
+      new Upload({ location, path, sizeBytes, timeoutMs: this.timeoutMs })
+    );
+    let firstError: Error | null = null;
+    const fail = (err: Error) => {
+      firstError ??= err;
+      for (const upload of uploads) upload.abort();
+    };
+    const hash = new Md5();
+    let total = 0;
     let lastProgressMs = Date.now();
     const watchdog = setInterval(() => {
       if (Date.now() - lastProgressMs > WRITE_STALL_MS) {
         fail(
           new VolumeError(
-            branches.map((b) => locationHost(b.location)).join(","),
+            locations.map(locationHost).join(","),
             null,
-            describe(locations.join(","), "PUT", path, "no progress for 30s"),
+            describe(locations.join(","), "PUT", path, `no progress for ${WRITE_STALL_MS / 1000}s`),
           ),
         );
       }
     }, 1000);
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener("abort", () => reject(firstError));
-    });
-    aborted.catch(() => {});
-    const reader = body.getReader();
+    const chunks = readChunks(body);
     try {
+      await Promise.all(uploads.map((upload) => upload.open()));
       while (true) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
+        let chunk: Uint8Array | null;
         try {
-          chunk = await Promise.race([reader.read(), aborted]);
+          chunk = await chunks.next();
         } catch (err) {
-          if (firstError) throw firstError;
-          throw new UploadError(`upload interrupted: ${reason(err)}`);
+          throw firstError ?? new UploadError(`upload interrupted: ${reason(err)}`);
         }
-        if (chunk.done) break;
-        hash.update(chunk.value);
-        sizeBytes += chunk.value.byteLength;
-        await Promise.race([
-          Promise.all(branches.map((b) => b.writer.write(chunk.value))),
-          aborted,
-        ]);
+        if (firstError) throw firstError;
+        if (chunk === null) break;
+        hash.update(chunk);
+        total += chunk.length;
+        if (sizeBytes !== undefined && total > sizeBytes) {
+          throw new UploadError(`upload longer than its Content-Length ${sizeBytes}`);
+        }
+        await Promise.all(uploads.map((upload) => upload.write(chunk!)));
+        chunks.release(chunk);
         lastProgressMs = Date.now();
       }
-      await Promise.race([Promise.all(branches.map((b) => b.writer.close())), aborted]);
-      await Promise.race([Promise.all(branches.map((b) => b.response)), aborted]);
+      if (sizeBytes !== undefined && total !== sizeBytes) {
+        throw new UploadError(`upload ended after ${total} of ${sizeBytes} bytes`);
+      }
+      await Promise.all(uploads.map((upload) => upload.finish()));
     } catch (err) {
-      fail(err instanceof Error ? err : new Error(String(err)));
-      const cause = firstError ?? err;
-      await reader.cancel().catch(() => {});
-      await Promise.allSettled(branches.map((b) => b.response));
-      throw cause;
+      if (!(err instanceof Error)) throw err;
+      if (!firstError) {
+        fail(
+          err instanceof VolumeError || err instanceof UploadError
+            ? err
+            : await this.#cause(err, uploads),
+        );
+      }
+      await chunks.cancel();
+      throw firstError;
     } finally {
       clearInterval(watchdog);
-      reader.releaseLock();
     }
-    return { md5: hash.digest("hex"), sizeBytes };
+    return { md5: hash.hex(), sizeBytes: total };
+  }
+
+  /**
+   * The VolumeError behind a socket error of one of the uploads: the volume's own answer if it
+   * sent one before closing (then it is alive), else a failure that marks it down.
+   */
+  async #cause(err: Error, uploads: Upload[]): Promise<VolumeError> {
+    const upload = uploads.find((u) => u.failed) ?? uploads[0];
+    const status = await upload.answer(this.timeoutMs).catch(() => null);
+    if (status === null) this.markDead(upload.location, reason(err));
+    const why = status === null ? reason(err) : `status ${status}`;
+    return new VolumeError(
+      locationHost(upload.location),
+      status,
+      describe(upload.location, "PUT", upload.path, why),
+    );
+  }
+}
+
+/**
+ * The chunks of a body, read with one reused buffer when the stream allows it (request bodies
+ * do), so that a streamed gigabyte allocates one chunk, not sixteen thousand.
+ */
+function readChunks(body: ReadableStream<Uint8Array>) {
+  let byob: ReadableStreamBYOBReader | null = null;
+  let plain: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    plain = body.getReader();
+  }
+  let buffer = new Uint8Array(CHUNK_BYTES);
+  return {
+    async next(): Promise<Uint8Array | null> {
+      if (byob) {
+        const { done, value } = await byob.read(buffer);
+        return done ? null : value;
+      }
+      const { done, value } = await plain!.read();
+      return done ? null : value;
+    },
+    /** Gives back a chunk's buffer once every replica has taken the bytes. */
+    release(chunk: Uint8Array): void {
+      if (byob) buffer = new Uint8Array(chunk.buffer as ArrayBuffer);
+    },
+    async cancel(): Promise<void> {
+      await (byob ?? plain)!.cancel().catch(() => {});
+    },
+  };
+}
+
+const encoder = new TextEncoder();
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.length;) {
+    offset += await conn.write(bytes.subarray(offset));
+  }
+}
+
+/**
+ * One replica's PUT on a socket of its own: HTTP/1.1 by hand, so that each chunk is written
+ * straight from the shared buffer and is out of it when `write` resolves. Framed by
+ * Content-Length when the size is known, chunked otherwise; closing the socket early makes nginx
+ * drop the partial upload.
+ */
+class Upload {
+  readonly location: string;
+  readonly path: string;
+  failed = false;
+  #sizeBytes: number | undefined;
+  #timeoutMs: number;
+  #conn: Deno.Conn | null = null;
+  #closed = false;
+
+  constructor(
+    options: { location: string; path: string; sizeBytes: number | undefined; timeoutMs: number },
+  ) {
+    this.location = options.location;
+    this.path = options.path;
+    this.#sizeBytes = options.sizeBytes;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  async open(): Promise<void> {
+    const host = locationHost(this.location);
+    const colon = host.lastIndexOf(":");
+    const hostname = host.slice(0, colon).replace(/^\[|\]$/g, "");
+    const port = Number(host.slice(colon + 1));
+    const sub = this.location.slice(host.length);
+    try {
+      this.#conn = await Deno.connect({
+        hostname,
+        port,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      if (this.#closed) this.#conn.close();
+      const framing = this.#sizeBytes === undefined
+        ? "Transfer-Encoding: chunked"
+        : `Content-Length: ${this.#sizeBytes}`;
+      await writeAll(
+        this.#conn,
+        encoder.encode(
+          `PUT ${sub}${this.path} HTTP/1.1\r\nHost: ${host}\r\n${framing}\r\n` +
+            `Connection: close\r\n\r\n`,
+        ),
+      );
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    try {
+      if (this.#sizeBytes === undefined) {
+        await writeAll(this.#conn!, encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        await writeAll(this.#conn!, chunk);
+        await writeAll(this.#conn!, encoder.encode("\r\n"));
+      } else {
+        await writeAll(this.#conn!, chunk);
+      }
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+
+  /** Ends the body and reads the volume's answer; throws VolumeError unless it stored it. */
+  async finish(): Promise<void> {
+    let status: number | null;
+    try {
+      if (this.#sizeBytes === undefined) await writeAll(this.#conn!, encoder.encode("0\r\n\r\n"));
+      status = await this.answer(Math.max(this.#timeoutMs, WRITE_STALL_MS));
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    } finally {
+      this.abort();
+    }
+    if (status === 201 || status === 204) return;
+    throw new VolumeError(
+      locationHost(this.location),
+      status,
+      describe(this.location, "PUT", this.path, status ? `status ${status}` : "no answer"),
+    );
+  }
+
+  /**
+   * The status of the volume's answer, or null if none comes within `timeoutMs`. A volume that
+   * refuses a value (a full disk, say) answers before it has read it all, then closes.
+   */
+  async answer(timeoutMs: number): Promise<number | null> {
+    const conn = this.#conn;
+    if (conn === null) return null;
+    const buffer = new Uint8Array(MAX_RESPONSE_HEAD_BYTES);
+    let length = 0;
+    const timer = setTimeout(() => this.abort(), timeoutMs);
+    try {
+      while (length < buffer.length) {
+        const n = await conn.read(buffer.subarray(length));
+        if (n === null) break;
+        length += n;
+        const head = new TextDecoder().decode(buffer.subarray(0, length));
+        const status = head.match(/^HTTP\/1\.[01] (\d{3}) /)?.[1];
+        if (status !== undefined) return Number(status);
+      }
+      return null;
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+        return null;
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the socket; safe to call at any time, and more than once. */
+  abort(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn?.close();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.BadResource)) throw err;
+    }
   }
 }
