@@ -57,8 +57,8 @@ function quote(text: string): string {
 /** Renders a whole nginx config: foreground, logs to stderr, temp paths inside the prefix. */
 export function renderConfig(options: ConfigOptions): string {
   const temp = (name: string) => quote(`${options.prefixDir}/${name}`);
-  const listen = [`    listen ${options.port} reuseport;`];
-  if (options.ipv6) listen.push(`    listen [::]:${options.port} reuseport;`);
+  const listen = [`    listen ${options.port};`];
+  if (options.ipv6) listen.push(`    listen [::]:${options.port};`);
   return [
     `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.`,
     `daemon off;`,
@@ -153,6 +153,25 @@ export function renderProxyLocations(): string {
 export function pidFileFor(port: number): string {
   const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
   return `${tmp}/mkv.ts-nginx-${port}.pid`;
+}
+
+/**
+ * The lock file of `port`: the program that runs nginx on the port holds it for its whole life,
+ * and the kernel lets go of it when that program dies, however it dies. So an nginx on the pid
+ * file while the lock is free is a leftover; while it is held, it belongs to a live program.
+ */
+export function lockFileFor(port: number): string {
+  return pidFileFor(port).replace(/\.pid$/, ".lock");
+}
+
+/** Takes the lock of `port`, or fails with a one-line reason if a live program of ours has it. */
+async function lockPort(port: number): Promise<Deno.FsFile> {
+  const file = await Deno.open(lockFileFor(port), { create: true, write: true });
+  if (!await file.tryLock(true)) {
+    file.close();
+    throw new NginxError(`port ${port} is busy: another mkv.ts program runs nginx on it`);
+  }
+  return file;
 }
 
 /** Whether nginx's workers would be able to create files in a directory with this stat. */
@@ -265,9 +284,23 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 
 /**
  * Stops an nginx of ours that a crashed run left on `pidFile`, and removes its temp files. An
- * nginx that is not ours (its command line does not name one of our configs) is left alone.
+ * nginx that is not ours (its command line does not name one of our configs) is left alone, and
+ * so is one whose program is alive (it holds the port's lock) unless the caller holds that lock.
  */
-export async function stopLeftover(pidFile: string): Promise<void> {
+export async function stopLeftover(
+  pidFile: string,
+  options: { portLocked?: boolean } = {},
+): Promise<void> {
+  if (!options.portLocked) {
+    const lock = await Deno.open(pidFile.replace(/\.pid$/, ".lock"), { create: true, write: true });
+    try {
+      if (!await lock.tryLock(true)) return;
+      await stopLeftover(pidFile, { portLocked: true });
+    } finally {
+      lock.close();
+    }
+    return;
+  }
   let pid: number;
   try {
     pid = Number((await Deno.readTextFile(pidFile)).trim());
@@ -327,6 +360,7 @@ export class Nginx {
   #restarts: number[] = [];
   #stderrTail: string[] = [];
   #supervised: Promise<void> = Promise.resolve();
+  #portLock: Deno.FsFile | null = null;
 
   private constructor(options: NginxOptions) {
     this.#options = options;
@@ -336,8 +370,14 @@ export class Nginx {
   static async start(options: NginxOptions): Promise<Nginx> {
     await nginxAvailable();
     const nginx = new Nginx(options);
-    await stopLeftover(pidFileFor(options.port));
-    checkPortFree(options.port);
+    nginx.#portLock = await lockPort(options.port);
+    try {
+      await stopLeftover(pidFileFor(options.port), { portLocked: true });
+      checkPortFree(options.port);
+    } catch (err) {
+      nginx.#portLock.close();
+      throw err;
+    }
     nginx.#prefixDir = await Deno.makeTempDir({ prefix: CONF_PREFIX });
     await Deno.chmod(nginx.#prefixDir, 0o755);
     nginx.#confFile = await Deno.makeTempFile({ prefix: CONF_PREFIX, suffix: ".conf" });
@@ -427,7 +467,7 @@ export class Nginx {
     this.#restarts.push(now);
     console.error(`${this.#options.name}: ${reason}; restarting it`);
     try {
-      await stopLeftover(pidFileFor(this.#options.port));
+      await stopLeftover(pidFileFor(this.#options.port), { portLocked: true });
       await this.#spawn();
     } catch (err) {
       await this.#removeTempFiles();
@@ -438,6 +478,8 @@ export class Nginx {
   async #removeTempFiles(): Promise<void> {
     if (this.#confFile) await Deno.remove(this.#confFile).catch(() => {});
     if (this.#prefixDir) await Deno.remove(this.#prefixDir, { recursive: true }).catch(() => {});
+    this.#portLock?.close();
+    this.#portLock = null;
   }
 
   /** Stops nginx (fast shutdown, then kill) and removes its temp files. Safe to call twice. */

@@ -43,5 +43,6 @@ export function decodeRecord(text: string): KeyRecord {
     rest = rest.slice(36);
   }
   const volumes = rest === "" ? [] : rest.split(",");
+  if (volumes.includes("")) throw new Error(`bad record ${JSON.stringify(text)}: empty volume`);
   return { state, volumes, md5 };
 }

@@ -88,17 +88,20 @@ export function parseTarget(pathAndQuery: string): Parsed {
   if (utf8Length(key) > MAX_KEY_BYTES) {
     return { kind: "bad", status: 414, reason: `key longer than ${MAX_KEY_BYTES} bytes` };
   }
-  if (q === -1) return { kind: "key", key, rawPath };
+  // A bare "?" is no query at all, as minikeyvalue reads it.
+  if (q === -1 || q === pathAndQuery.length - 1) return { kind: "key", key, rawPath };
   const params = new URLSearchParams(pathAndQuery.slice(q + 1));
   let state: "live" | "unlinked" | null = null;
   let start: string | undefined;
   let limit = MAX_LIST_LIMIT;
+  let sawLimit = false;
   for (const [name, value] of params) {
     if ((name === "list" || name === "unlinked") && value === "" && state === null) {
       state = name === "list" ? "live" : "unlinked";
     } else if (name === "start" && start === undefined) {
       start = value;
-    } else if (name === "limit") {
+    } else if (name === "limit" && !sawLimit) {
+      sawLimit = true;
       if (!/^\d{1,9}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIST_LIMIT) {
         return {
           kind: "bad",

@@ -1,0 +1,198 @@
+// Tests of the command lines of the programs: lib/config.ts (index.ts: minikeyvalue's flags and
+// defaults, the subcommands, and the checks that refuse a bad cluster description) and
+// parseVolumeArgs of volume.ts.
+
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { COMMANDS, INDEX_FLAGS, INDEX_USAGE, parseIndexArgs } from "../lib/config.ts";
+import { FlagError } from "../lib/flags.ts";
+import { parseVolumeArgs } from "../volume.ts";
+
+const VOLUMES = "localhost:3001,localhost:3002,localhost:3003";
+const BASE = ["server", "--db", "/tmp/indexdb", "--volumes", VOLUMES];
+
+/** Asserts that `parse(args)` throws a one-line FlagError matching `message`. */
+function assertRefused(parse: (args: string[]) => unknown, args: string[], message: RegExp) {
+  assert.throws(() => parse(args), (err: Error) => {
+    assert.ok(err instanceof FlagError, `${args.join(" ")}: ${err}`);
+    assert.match(err.message, message, args.join(" "));
+    assert.ok(!err.message.includes("\n"), err.message);
+    return true;
+  });
+}
+
+Deno.test("parseIndexArgs: minikeyvalue's defaults", () => {
+  assert.deepEqual(parseIndexArgs(BASE), {
+    command: "server",
+    port: 3000,
+    db: "/tmp/indexdb",
+    volumes: ["localhost:3001", "localhost:3002", "localhost:3003"],
+    replicas: 3,
+    subvolumes: 10,
+    protect: false,
+    md5sum: true,
+    voltimeoutMs: 1000,
+    fallback: "",
+    verbose: false,
+    md5: false,
+    repair: false,
+    dryRun: false,
+    concurrency: 8,
+    json: false,
+  });
+});
+
+Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => {
+  const options = parseIndexArgs([
+    "-port",
+    "3005",
+    "-db",
+    "/tmp/indexdb/",
+    "-volumes",
+    "localhost:3001,localhost:3002",
+    "-replicas",
+    "2",
+    "-subvolumes",
+    "1",
+    "-protect",
+    "-md5sum=false",
+    "-voltimeout",
+    "1m30s",
+    "-fallback",
+    "localhost:4000",
+    "-v",
+    "server",
+  ]);
+  assert.deepEqual(options, {
+    command: "server",
+    port: 3005,
+    db: "/tmp/indexdb/",
+    volumes: ["localhost:3001", "localhost:3002"],
+    replicas: 2,
+    subvolumes: 1,
+    protect: true,
+    md5sum: false,
+    voltimeoutMs: 90_000,
+    fallback: "localhost:4000",
+    verbose: true,
+    md5: false,
+    repair: false,
+    dryRun: false,
+    concurrency: 8,
+    json: false,
+  });
+});
+
+Deno.test("parseIndexArgs: the operations and their flags", () => {
+  for (const command of COMMANDS) {
+    const options = parseIndexArgs([command, ...BASE.slice(1)]);
+    assert.ok(options !== "help");
+    assert.equal(options.command, command);
+  }
+  const options = parseIndexArgs([
+    "verify",
+    ...BASE.slice(1),
+    "--md5",
+    "--repair",
+    "--dry-run",
+    "--json",
+    "--concurrency",
+    "32",
+  ]);
+  assert.ok(options !== "help");
+  assert.deepEqual(
+    [options.md5, options.repair, options.dryRun, options.json, options.concurrency],
+    [true, true, true, true, 32],
+  );
+});
+
+Deno.test("parseIndexArgs: volume hosts may be names, IPv4 or bracketed IPv6", () => {
+  const options = parseIndexArgs([
+    "server",
+    "--db",
+    "d",
+    "--volumes",
+    "vol-1.example:80, 127.0.0.1:3001,[::1]:3002",
+    "--fallback",
+    "[::1]:8080",
+  ]);
+  assert.ok(options !== "help");
+  assert.deepEqual(options.volumes, ["vol-1.example:80", "127.0.0.1:3001", "[::1]:3002"]);
+  assert.equal(options.fallback, "[::1]:8080");
+});
+
+Deno.test("parseIndexArgs: --help, anywhere", () => {
+  assert.equal(parseIndexArgs(["--help"]), "help");
+  assert.equal(parseIndexArgs(["server", "-h"]), "help");
+  assert.equal(parseIndexArgs([...BASE, "-help"]), "help");
+  // Usage is asked for even when the rest would be refused.
+  assert.equal(parseIndexArgs(["--replicas", "9", "--help"]), "help");
+});
+
+Deno.test("parseIndexArgs: refuses a bad command line with a one-line reason", () => {
+  const cases: [string[], RegExp][] = [
+    [BASE.slice(1), /a command is needed/],
+    [["serve", ...BASE.slice(1)], /unknown command serve/],
+    [[...BASE, "extra"], /unexpected argument extra/],
+    [[...BASE, "--bogus"], /unknown flag --bogus/],
+    [[...BASE, "--port"], /-port needs a value/],
+    [[...BASE, "--port", "0"], /-port 0 is not a port number/],
+    [[...BASE, "--port", "65536"], /-port 65536 is not a port number/],
+    [["server", "--volumes", VOLUMES], /-db is required/],
+    [["server", "--db", "d"], /-volumes is required/],
+    [["server", "--db", "d", "--volumes", ","], /-volumes is required/],
+    [["server", "--db", "d", "--volumes", "localhost"], /volume "localhost" is not host:port/],
+    [["server", "--db", "d", "--volumes", "http://a:1"], /volume "http:\/\/a:1" is not/],
+    [["server", "--db", "d", "--volumes", "a:1/sv00"], /volume "a:1\/sv00" is not host:port/],
+    [["server", "--db", "d", "--volumes", "a:1,a:1"], /-volumes has a duplicate/],
+    [[...BASE, "--replicas", "4"], /-replicas 4 is more than the 3 volumes/],
+    [[...BASE, "--replicas", "0"], /-replicas must be at least 1/],
+    [[...BASE, "--subvolumes", "0"], /-subvolumes must be 1 to 256/],
+    [[...BASE, "--subvolumes", "257"], /-subvolumes must be 1 to 256/],
+    [[...BASE, "--voltimeout", "0s"], /-voltimeout must be more than 0/],
+    [[...BASE, "--voltimeout", "1"], /-voltimeout: invalid duration/],
+    [[...BASE, "--fallback", "http://x/"], /-fallback "http:\/\/x\/" is not host:port/],
+    [[...BASE, "--md5sum=nope"], /invalid value "nope" for -md5sum/],
+    [[...BASE, "--concurrency", "0"], /-concurrency must be 1 to 1024/],
+  ];
+  for (const [args, message] of cases) assertRefused(parseIndexArgs, args, message);
+});
+
+Deno.test("INDEX_USAGE names every command and every flag with its default", () => {
+  for (const command of COMMANDS) assert.match(INDEX_USAGE, new RegExp(`^  ${command} `, "m"));
+  for (const name of Object.keys(INDEX_FLAGS)) {
+    assert.match(INDEX_USAGE, new RegExp(`^  --${name}\\b.*\\(default `, "m"), name);
+  }
+  assert.match(INDEX_USAGE, /--replicas N +replicas of each value \(default 3\)/);
+  assert.match(INDEX_USAGE, /--voltimeout DURATION +.*\(default 1000ms\)/);
+});
+
+Deno.test("parseVolumeArgs: port and dir, Go style, dir made absolute", () => {
+  assert.deepEqual(parseVolumeArgs(["-port", "3002", "-dir", "/tmp/volume2"]), {
+    port: 3002,
+    dir: "/tmp/volume2",
+    workers: 1,
+  });
+  assert.deepEqual(parseVolumeArgs(["--dir=data/volume1", "--workers", "2"]), {
+    port: 3001,
+    dir: resolve("data/volume1"),
+    workers: 2,
+  });
+  assert.equal(parseVolumeArgs(["--help"]), "help");
+  assert.equal(parseVolumeArgs(["-h", "--dir", "x"]), "help");
+});
+
+Deno.test("parseVolumeArgs: refuses a bad command line with a one-line reason", () => {
+  const cases: [string[], RegExp][] = [
+    [[], /-dir is required/],
+    [["--port", "3001"], /-dir is required/],
+    [["--dir", "d", "extra"], /unexpected argument extra/],
+    [["--dir", "d", "--bogus"], /unknown flag --bogus/],
+    [["--dir"], /-dir needs a value/],
+    [["--dir", "d", "--port", "0"], /-port 0 is not a port number/],
+    [["--dir", "d", "--port", "70000"], /-port 70000 is not a port number/],
+    [["--dir", "d", "--port", "x"], /invalid value "x" for -port/],
+    [["--dir", "d", "--workers", "0"], /-workers must be at least 1/],
+  ];
+  for (const [args, message] of cases) assertRefused(parseVolumeArgs, args, message);
+});

@@ -1,0 +1,320 @@
+// Tests of nginx.ts: the rendered configs (golden: the whole text for fixed options), the check
+// that nginx's workers can write a directory, and running nginx as a child (start, serve, stop,
+// busy port, leftover of a crashed run).
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  checkPortFree,
+  freePort,
+  Nginx,
+  NginxError,
+  pidFileFor,
+  prepareWritableDir,
+  renderConfig,
+  renderProxyLocations,
+  renderProxyUpstream,
+  renderVolumeLocations,
+  stopLeftover,
+  writableByWorkers,
+} from "../nginx.ts";
+import { tempDir } from "./helpers.ts";
+
+/** The uid of `nobody`, as which nginx's workers run when root starts nginx. */
+const NOBODY_UID = 65534;
+/** The type bits of a directory in `stat`'s mode. */
+const DIRECTORY_BITS = 0o40000;
+
+const PROXY_CONFIG =
+  `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.
+daemon off;
+master_process on;
+worker_processes 2;
+pid "/tmp/mkv.ts-nginx-3000.pid";
+error_log stderr warn;
+events {
+  worker_connections 4096;
+}
+http {
+  access_log off;
+  server_tokens off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  merge_slashes off;
+  large_client_header_buffers 4 16k;
+  client_body_temp_path "/tmp/mkv-nginx-abc/client_body";
+  proxy_temp_path "/tmp/mkv-nginx-abc/proxy";
+  fastcgi_temp_path "/tmp/mkv-nginx-abc/fastcgi";
+  uwsgi_temp_path "/tmp/mkv-nginx-abc/uwsgi";
+  scgi_temp_path "/tmp/mkv-nginx-abc/scgi";
+  types {
+    application/octet-stream bin;
+  }
+  default_type application/octet-stream;
+  upstream mkv_index {
+    server "unix:/tmp/mkv-index-x/index.sock";
+    keepalive 256;
+  }
+  server {
+    listen 3000;
+    listen [::]:3000;
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://mkv_index;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      client_body_buffer_size 256k;
+      proxy_buffering off;
+      proxy_redirect off;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+    }
+  }
+}
+`;
+
+const VOLUME_CONFIG =
+  `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.
+daemon off;
+master_process on;
+worker_processes 1;
+pid "/tmp/mkv.ts-nginx-3001.pid";
+error_log stderr warn;
+events {
+  worker_connections 4096;
+}
+http {
+  access_log off;
+  server_tokens off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  merge_slashes off;
+  large_client_header_buffers 4 16k;
+  client_body_temp_path "/tmp/mkv-nginx-def/client_body";
+  proxy_temp_path "/tmp/mkv-nginx-def/proxy";
+  fastcgi_temp_path "/tmp/mkv-nginx-def/fastcgi";
+  uwsgi_temp_path "/tmp/mkv-nginx-def/uwsgi";
+  scgi_temp_path "/tmp/mkv-nginx-def/scgi";
+  types {
+    application/octet-stream bin;
+  }
+  default_type application/octet-stream;
+  server {
+    listen 3001;
+    root "/data/volume1";
+    location / {
+      client_body_temp_path "/data/volume1/.tmp";
+      client_max_body_size 0;
+      dav_methods PUT DELETE;
+      dav_access user:rw group:r all:r;
+      create_full_put_path on;
+      autoindex on;
+      autoindex_format json;
+    }
+    location ^~ /. {
+      return 404;
+    }
+  }
+}
+`;
+
+Deno.test("renderConfig: the index's nginx, proxying to its Deno server (golden)", () => {
+  const config = renderConfig({
+    prefixDir: "/tmp/mkv-nginx-abc",
+    pidFile: "/tmp/mkv.ts-nginx-3000.pid",
+    port: 3000,
+    ipv6: true,
+    workerProcesses: 2,
+    httpBlocks: renderProxyUpstream({ socketPath: "/tmp/mkv-index-x/index.sock", keepalive: 256 }),
+    locations: renderProxyLocations(),
+  });
+  assert.equal(config, PROXY_CONFIG);
+});
+
+Deno.test("renderConfig: a volume's nginx, without IPv6 (golden)", () => {
+  const config = renderConfig({
+    prefixDir: "/tmp/mkv-nginx-def",
+    pidFile: "/tmp/mkv.ts-nginx-3001.pid",
+    port: 3001,
+    ipv6: false,
+    workerProcesses: 1,
+    locations: renderVolumeLocations({ dir: "/data/volume1" }),
+  });
+  assert.equal(config, VOLUME_CONFIG);
+});
+
+Deno.test("renderVolumeLocations quotes a directory with quotes and backslashes", () => {
+  assert.equal(
+    renderVolumeLocations({ dir: '/data/a "b"\\c' }).split("\n").slice(0, 3).join("\n"),
+    [
+      `    root "/data/a \\"b\\"\\\\c";`,
+      `    location / {`,
+      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.tmp";`,
+    ].join("\n"),
+  );
+});
+
+Deno.test("renderProxyUpstream and renderProxyLocations (golden)", () => {
+  assert.equal(
+    renderProxyUpstream({ socketPath: "/run/x.sock", keepalive: 8 }),
+    `  upstream mkv_index {\n    server "unix:/run/x.sock";\n    keepalive 8;\n  }`,
+  );
+  assert.equal(
+    renderProxyLocations(),
+    PROXY_CONFIG.slice(
+      PROXY_CONFIG.indexOf("    client_max_body_size 0;"),
+      PROXY_CONFIG.indexOf("\n  }\n}\n"),
+    ),
+  );
+});
+
+Deno.test("writableByWorkers: owned by nobody with wx, or wx for others", () => {
+  const cases: [number | null, number | null, boolean][] = [
+    [NOBODY_UID, DIRECTORY_BITS | 0o700, true],
+    [NOBODY_UID, 0o755, true],
+    [NOBODY_UID, 0o500, false],
+    [NOBODY_UID, 0o600, false],
+    [0, DIRECTORY_BITS | 0o777, true],
+    [0, 0o1777, true],
+    [0, 0o773, true],
+    [0, DIRECTORY_BITS | 0o755, false],
+    [0, 0o775, false],
+    [0, 0o776, false],
+    [1000, 0o700, false],
+    [null, 0o755, false],
+    [0, null, false],
+  ];
+  for (const [uid, mode, want] of cases) {
+    assert.equal(writableByWorkers({ uid, mode }), want, `uid ${uid} mode ${mode?.toString(8)}`);
+  }
+});
+
+Deno.test("pidFileFor is fixed per port", () => {
+  assert.match(pidFileFor(3001), /\/mkv\.ts-nginx-3001\.pid$/);
+  assert.notEqual(pidFileFor(3001), pidFileFor(3002));
+  assert.equal(pidFileFor(3001), pidFileFor(3001));
+});
+
+Deno.test("prepareWritableDir: creates a missing directory for the workers", async () => {
+  await using dir = await tempDir();
+  const volume = join(dir.path, "a", "volume");
+  await prepareWritableDir(volume);
+  const info = await Deno.stat(volume);
+  assert.ok(info.isDirectory);
+  assert.ok(writableByWorkers(info));
+});
+
+Deno.test("prepareWritableDir: refuses a directory nginx's workers cannot write", async () => {
+  await using dir = await tempDir();
+  const rootOnly = join(dir.path, "root-only");
+  await Deno.mkdir(rootOnly, { mode: 0o755 });
+  await Deno.chmod(rootOnly, 0o755);
+  await assert.rejects(
+    () => prepareWritableDir(rootOnly),
+    (err: Error) => {
+      assert.ok(err instanceof NginxError);
+      assert.match(err.message, /is not writable by nginx's workers/);
+      assert.ok(!err.message.includes("\n"));
+      return true;
+    },
+  );
+  // The directory is left as it was: refusing never changes an existing directory.
+  assert.equal((await Deno.stat(rootOnly)).mode! & 0o777, 0o755);
+
+  const file = join(dir.path, "file");
+  await Deno.writeTextFile(file, "x");
+  await assert.rejects(() => prepareWritableDir(file), NginxError);
+});
+
+Deno.test("prepareWritableDir: refuses a directory under one the workers cannot enter", async () => {
+  await using dir = await tempDir();
+  const closed = join(dir.path, "closed");
+  await Deno.mkdir(closed);
+  await Deno.chmod(closed, 0o700);
+  const volume = join(closed, "volume");
+  await Deno.mkdir(volume);
+  await Deno.chmod(volume, 0o777);
+  await assert.rejects(() => prepareWritableDir(volume), /cannot be reached by nginx's workers/);
+});
+
+Deno.test("checkPortFree and freePort", () => {
+  const port = freePort();
+  checkPortFree(port);
+  using listener = Deno.listen({ hostname: "127.0.0.1", port });
+  assert.throws(() => checkPortFree(port), new NginxError(`port ${port} is busy`));
+  assert.equal((listener.addr as Deno.NetAddr).port, port);
+});
+
+Deno.test("stopLeftover leaves alone what is not a leftover nginx of ours", async () => {
+  await using dir = await tempDir();
+  const pidFile = join(dir.path, "nginx.pid");
+  await stopLeftover(pidFile);
+  // A pid file naming a live process that is not our nginx (this test): only the file goes.
+  await Deno.writeTextFile(pidFile, `${Deno.pid}\n`);
+  await stopLeftover(pidFile);
+  await assert.rejects(() => Deno.stat(pidFile), Deno.errors.NotFound);
+});
+
+Deno.test("Nginx runs a volume: serves WebDAV and byte ranges, hides .tmp, stops clean", async () => {
+  await using dir = await tempDir();
+  const port = freePort();
+  const nginx = await Nginx.start({
+    name: `test :${port}`,
+    port,
+    locations: renderVolumeLocations({ dir: dir.path }),
+  });
+  try {
+    assert.ok(nginx.pid > 0);
+    const url = `http://127.0.0.1:${port}/sv01/5d/41/aGVsbG8=`;
+    const put = await fetch(url, { method: "PUT", body: "hello" });
+    await put.body?.cancel();
+    assert.equal(put.status, 201);
+    assert.equal(await Deno.readTextFile(join(dir.path, "sv01/5d/41/aGVsbG8=")), "hello");
+    const range = await fetch(url, { headers: { range: "bytes=1-3" } });
+    assert.equal(range.status, 206);
+    assert.equal(await range.text(), "ell");
+    const hidden = await fetch(`http://127.0.0.1:${port}/.tmp/`);
+    await hidden.body?.cancel();
+    assert.equal(hidden.status, 404);
+  } finally {
+    await nginx.stop();
+  }
+  await nginx.stop();
+  checkPortFree(port);
+  await assert.rejects(() => Deno.stat(pidFileFor(port)), Deno.errors.NotFound);
+});
+
+Deno.test("Nginx.start refuses the port of a running nginx of ours and leaves it alone", async () => {
+  await using dir = await tempDir();
+  const port = freePort();
+  const locations = renderVolumeLocations({ dir: dir.path });
+  const first = await Nginx.start({ name: `first :${port}`, port, locations });
+  let second: Nginx | null = null;
+  try {
+    const pid = first.pid;
+    // A second program on the same port (an operator starting a volume twice) must not take the
+    // running one for the leftover of a crash.
+    const refusal = await Nginx.start({ name: `second :${port}`, port, locations }).then(
+      (started) => {
+        second = started;
+        return null;
+      },
+      (err: Error) => err,
+    );
+    assert.ok(refusal !== null, "a second nginx started on the port of a running one");
+    assert.deepEqual(
+      refusal,
+      new NginxError(`port ${port} is busy: another mkv.ts program runs nginx on it`),
+    );
+    assert.equal(first.pid, pid, "the running nginx was stopped and restarted");
+    const answer = await fetch(`http://127.0.0.1:${port}/`, { method: "HEAD" });
+    await answer.body?.cancel();
+    assert.equal(answer.status, 200);
+  } finally {
+    await (second as Nginx | null)?.stop();
+    await first.stop();
+  }
+});

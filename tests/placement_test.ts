@@ -1,0 +1,127 @@
+// Golden tests of lib/placement.ts: the on-disk path of a key and the volumes of its replicas,
+// bit for bit minikeyvalue's (the vectors of SPEC.md, and the subvolumes they imply, checked
+// against an independent implementation of minikeyvalue's key2volume).
+
+import assert from "node:assert/strict";
+import {
+  isBalanced,
+  keyToPath,
+  keyToVolumes,
+  locationHost,
+  locationUrl,
+  MAX_KEY_BYTES,
+  pathToKey,
+  type Placement,
+  toHex,
+} from "../lib/placement.ts";
+
+/** The volumes of minikeyvalue's own tests. */
+const STOOGES: Placement = { volumes: ["larry", "moe", "curly"], replicas: 1, subvolumes: 3 };
+
+/** A file name on a volume's filesystem is at most this many bytes. */
+const MAX_FILE_NAME_BYTES = 255;
+
+Deno.test("toHex gives two lower-case hex digits per byte", () => {
+  assert.equal(toHex(new Uint8Array([0, 15, 16, 255])), "000f10ff");
+  assert.equal(toHex(new Uint8Array([])), "");
+});
+
+Deno.test("keyToPath matches minikeyvalue's key2path vectors", () => {
+  assert.equal(keyToPath("hello"), "/5d/41/aGVsbG8=");
+  assert.equal(keyToPath("helloworld"), "/fc/5e/aGVsbG93b3JsZA==");
+  assert.equal(keyToPath("/wehave"), "/60/08/L3dlaGF2ZQ==");
+  // The base64 is of the key's UTF-8 bytes, and keeps its padding.
+  assert.equal(keyToPath("/ü"), "/49/21/L8O8");
+  assert.equal(keyToPath("/a b"), "/93/7f/L2EgYg==");
+});
+
+Deno.test("keyToVolumes matches minikeyvalue's key2volume vectors", () => {
+  const volumePart = (key: string) => keyToVolumes(key, STOOGES).map(locationHost);
+  assert.deepEqual(volumePart("hello"), ["larry"]);
+  assert.deepEqual(volumePart("helloworld"), ["curly"]);
+  assert.deepEqual(volumePart("world"), ["moe"]);
+  assert.deepEqual(volumePart("blah"), ["curly"]);
+
+  assert.deepEqual(keyToVolumes("hello", STOOGES), ["larry/sv00"]);
+  assert.deepEqual(keyToVolumes("helloworld", STOOGES), ["curly/sv01"]);
+  assert.deepEqual(keyToVolumes("world", STOOGES), ["moe/sv02"]);
+  assert.deepEqual(keyToVolumes("blah", STOOGES), ["curly/sv01"]);
+});
+
+Deno.test("keyToVolumes ranks every volume, and the first replicas are the same", () => {
+  const all = { ...STOOGES, replicas: 3 };
+  assert.deepEqual(keyToVolumes("hello", all), ["larry/sv00", "curly/sv01", "moe/sv02"]);
+  assert.deepEqual(keyToVolumes("helloworld", all), ["curly/sv01", "larry/sv02", "moe/sv00"]);
+  assert.deepEqual(keyToVolumes("world", all), ["moe/sv02", "curly/sv00", "larry/sv02"]);
+  assert.deepEqual(keyToVolumes("blah", all), ["curly/sv01", "larry/sv00", "moe/sv02"]);
+  assert.deepEqual(keyToVolumes("hello", { ...all, replicas: 2 }), ["larry/sv00", "curly/sv01"]);
+});
+
+Deno.test("keyToVolumes: subvolumes 1 gives bare volumes, more give %02X directories", () => {
+  assert.deepEqual(keyToVolumes("hello", { ...STOOGES, replicas: 3, subvolumes: 1 }), [
+    "larry",
+    "curly",
+    "moe",
+  ]);
+  // Upper-case hex, two digits: the subvolume is the score's last four bytes modulo 256.
+  assert.deepEqual(keyToVolumes("hello", { ...STOOGES, replicas: 2, subvolumes: 256 }), [
+    "larry/svCD",
+    "curly/svDF",
+  ]);
+});
+
+Deno.test("keyToVolumes depends on the volumes' names, not on their order", () => {
+  const reordered = { ...STOOGES, volumes: ["curly", "larry", "moe"], replicas: 3 };
+  for (const key of ["hello", "helloworld", "world", "blah"]) {
+    assert.deepEqual(keyToVolumes(key, reordered), keyToVolumes(key, { ...STOOGES, replicas: 3 }));
+  }
+});
+
+Deno.test("pathToKey inverts keyToPath and refuses what is not a key's path", () => {
+  for (
+    const key of ["hello", "helloworld", "/wehave", "/a b", "/ü€😀", "/a?b", "/" + "x".repeat(188)]
+  ) {
+    assert.equal(pathToKey(keyToPath(key)), key, key);
+  }
+  assert.equal(pathToKey("/5d/41/aGVsbG8="), "hello");
+  // The hash directories must be the key's.
+  assert.equal(pathToKey("/00/41/aGVsbG8="), null);
+  assert.equal(pathToKey("/5d/42/aGVsbG8="), null);
+  // Not the exact base64 of the key (different padding bits), not a path, upper-case hex.
+  assert.equal(pathToKey("/5d/41/aGVsbG9="), null);
+  assert.equal(pathToKey("5d/41/aGVsbG8="), null);
+  assert.equal(pathToKey("/5D/41/aGVsbG8="), null);
+  assert.equal(pathToKey("/5d/41/"), null);
+  assert.equal(pathToKey("/5d/41/aGVsbG8=/extra"), null);
+  assert.equal(pathToKey("/.tmp/0000000001"), null);
+});
+
+Deno.test("MAX_KEY_BYTES is the longest key whose base64 fits one file name", () => {
+  const base64Length = (bytes: number) => 4 * Math.ceil(bytes / 3);
+  assert.ok(base64Length(MAX_KEY_BYTES) <= MAX_FILE_NAME_BYTES);
+  assert.ok(base64Length(MAX_KEY_BYTES + 1) > MAX_FILE_NAME_BYTES);
+  const longest = "/" + "k".repeat(MAX_KEY_BYTES - 1);
+  assert.ok(keyToPath(longest).split("/").at(-1)!.length <= MAX_FILE_NAME_BYTES);
+});
+
+Deno.test("locationHost and locationUrl split and join replica locations", () => {
+  assert.equal(locationHost("localhost:3001/sv05"), "localhost:3001");
+  assert.equal(locationHost("localhost:3001"), "localhost:3001");
+  assert.equal(
+    locationUrl("localhost:3001/sv05", "hello"),
+    "http://localhost:3001/sv05/5d/41/aGVsbG8=",
+  );
+  assert.equal(locationUrl("localhost:3001", "hello"), "http://localhost:3001/5d/41/aGVsbG8=");
+});
+
+Deno.test("isBalanced: exactly the placement's volumes, in its order", () => {
+  const placement = { ...STOOGES, replicas: 2 };
+  assert.equal(isBalanced("hello", ["larry/sv00", "curly/sv01"], placement), true);
+  assert.equal(isBalanced("hello", ["curly/sv01", "larry/sv00"], placement), false);
+  assert.equal(isBalanced("hello", ["larry/sv00"], placement), false);
+  assert.equal(isBalanced("hello", ["larry/sv00", "curly/sv01", "moe/sv02"], placement), false);
+  assert.equal(isBalanced("hello", ["larry/sv01", "curly/sv01"], placement), false);
+  assert.equal(isBalanced("hello", ["larry", "curly"], placement), false);
+  assert.equal(isBalanced("hello", ["larry", "curly"], { ...placement, subvolumes: 1 }), true);
+  assert.equal(isBalanced("hello", [], placement), false);
+});
