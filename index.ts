@@ -9,7 +9,7 @@
 
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
 import { FlagError } from "./lib/flags.ts";
-import { adminHandler, runOperation } from "./lib/ops.ts";
+import { adminHandler, adminSocketPath, runOperation } from "./lib/ops.ts";
 import { IndexServer } from "./lib/server.ts";
 import { Store, StoreError } from "./lib/store.ts";
 import { Volumes } from "./lib/volumes.ts";
@@ -31,11 +31,6 @@ function onError(err: unknown): Response {
   const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
   console.error(`index: internal error: ${err instanceof Error ? err.stack : message}`);
   return new Response(`index: internal error: ${message}\n`, { status: 500 });
-}
-
-/** The admin socket of a running server, inside its --db directory. */
-export function adminSocketPath(db: string): string {
-  return `${db}/admin.sock`;
 }
 
 async function removeIfPresent(path: string): Promise<void> {

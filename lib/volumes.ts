@@ -12,7 +12,7 @@ const WRITE_STALL_MS = 30_000;
 /** Values up to this size (with a Content-Length) are read whole, then sent to the replicas. */
 const SMALL_VALUE_BYTES = 256 * 1024;
 /** Bytes read from the client per chunk of a streamed value. */
-const CHUNK_BYTES = 64 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 /** The head of a volume's answer to a PUT is at most this long. */
 const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /** Idle connections kept per volume; as many as the requests in flight under load. */

@@ -1,0 +1,766 @@
+// Tests of the operations (issue 6): the pure parts of lib/ops.ts (plans, verdicts, progress
+// lines), then `index.ts rebuild|rebalance|verify|gc` run as real subprocesses against real
+// clusters: a rebalance online under a reading client, a rebuild after the index is lost, a
+// corrupt replica found and repaired, orphans and interrupted writes collected, and a cluster laid
+// out by hand in minikeyvalue's layout rebuilt and served.
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startIndex, startVolume } from "../lib/cluster.ts";
+import {
+  classifyReplicas,
+  formatDuration,
+  formatItem,
+  formatProgress,
+  formatSummary,
+  isUndone,
+  orderByPlacement,
+  parseOperationRequest,
+  planRebalance,
+  rebuildVerdict,
+} from "../lib/ops.ts";
+import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
+import { Store } from "../lib/store.ts";
+import { fileOnDisk, freePorts, getFollow, put, request, tempDir, testCluster } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** Bound on one run of an index.ts subcommand, so that a hang fails instead of stalling CI. */
+const COMMAND_TIMEOUT_MS = 120_000;
+/** Bound on the reading client of the rebalance test. */
+const READ_LOOP_MS = 90_000;
+/** nginx's workers run as nobody; files placed by hand must be theirs to read and delete. */
+const NOBODY_UID = 65534;
+const SUBVOLUMES = 10;
+
+type TestCluster = Awaited<ReturnType<typeof testCluster>>;
+
+function md5Hex(data: string): string {
+  return createHash("md5").update(data).digest("hex");
+}
+
+/** A key whose base64 has a `/` inside, so that its file nests one directory deeper. */
+function nestedKey(): string {
+  for (let i = 0; i < 1000; i++) {
+    const key = `/nest${i}~ÿ>~`;
+    const b64 = keyToPath(key).split("/").slice(3).join("/");
+    if (b64.includes("/") && !b64.endsWith("/")) return key;
+  }
+  throw new Error("no nested key found");
+}
+
+function volumeHosts(cluster: TestCluster): string[] {
+  return cluster.volumes.map((volume) => `localhost:${volume.port}`);
+}
+
+interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `index.ts COMMAND ARGS...` to its end. */
+async function runIndexCommand(args: string[]): Promise<CommandResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "index.ts"), ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+function explain(result: CommandResult): string {
+  return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+}
+
+/** Writes a file the way a volume's nginx would own it: directories 0755, file 0644, nobody's. */
+async function placeFile(root: string, relPath: string, content: string): Promise<void> {
+  const parts = relPath.split("/").filter((part) => part !== "");
+  let dir = root;
+  for (const part of parts.slice(0, -1)) {
+    dir = join(dir, part);
+    await Deno.mkdir(dir, { mode: 0o755 }).catch((err) => {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    });
+    await Deno.chown(dir, NOBODY_UID, NOBODY_UID);
+  }
+  const file = join(dir, parts[parts.length - 1]);
+  await Deno.writeTextFile(file, content, { mode: 0o644 });
+  await Deno.chmod(file, 0o644);
+  await Deno.chown(file, NOBODY_UID, NOBODY_UID);
+}
+
+/** The relative path of a key's file under a volume's directory, for `host:port/svXX`. */
+function relativePath(location: string, key: string): string {
+  const slash = location.indexOf("/");
+  return (slash === -1 ? "" : location.slice(slash)) + keyToPath(key);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+async function head(base: string, key: string) {
+  return await request(`${base}${encodeURI(key)}`, { method: "HEAD" });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+
+const PLACEMENT: Placement = {
+  volumes: ["larry:1", "moe:2", "curly:3", "shemp:4"],
+  replicas: 2,
+  subvolumes: 1,
+};
+
+Deno.test("orderByPlacement puts the placement's volumes first, in its order, then the rest", () => {
+  const wanted = keyToVolumes("/k", PLACEMENT);
+  const others = PLACEMENT.volumes.filter((v) => !wanted.includes(v));
+  assert.deepEqual(
+    orderByPlacement("/k", [others[1], wanted[1], others[0], wanted[0]], PLACEMENT),
+    [
+      wanted[0],
+      wanted[1],
+      ...others.slice(0, 2).sort(),
+    ],
+  );
+  assert.deepEqual(orderByPlacement("/k", [wanted[1]], PLACEMENT), [wanted[1]]);
+});
+
+Deno.test("planRebalance copies to new targets and deletes from the old ones", () => {
+  const targets = keyToVolumes("/k", PLACEMENT);
+  const old = PLACEMENT.volumes.filter((v) => !targets.includes(v));
+  const plan = planRebalance(
+    "/k",
+    { state: "live", volumes: [targets[1], old[0]], md5: "" },
+    PLACEMENT,
+  );
+  assert.equal(plan.balanced, false);
+  assert.deepEqual(plan.targets, targets);
+  assert.deepEqual(plan.copyTo, [targets[0]]);
+  assert.deepEqual(plan.deleteFrom, [old[0]]);
+  const reordered = planRebalance("/k", {
+    state: "live",
+    volumes: [targets[1], targets[0]],
+    md5: "",
+  }, PLACEMENT);
+  assert.equal(reordered.balanced, false);
+  assert.deepEqual([reordered.copyTo, reordered.deleteFrom], [[], []]);
+  assert.equal(
+    planRebalance("/k", { state: "live", volumes: targets, md5: "" }, PLACEMENT).balanced,
+    true,
+  );
+});
+
+Deno.test("rebuildVerdict agrees on equal replicas and refuses to pick among different ones", () => {
+  const md5 = md5Hex("v");
+  const ok = rebuildVerdict("/k", [
+    { location: "shemp:4", sizeBytes: 1, md5 },
+    { location: "moe:2", sizeBytes: 1, md5 },
+  ], PLACEMENT);
+  assert.deepEqual(ok, {
+    ok: true,
+    volumes: orderByPlacement("/k", ["shemp:4", "moe:2"], PLACEMENT),
+    md5,
+  });
+  const noMd5 = rebuildVerdict("/k", [{ location: "moe:2", sizeBytes: 3 }], PLACEMENT);
+  assert.deepEqual(noMd5, { ok: true, volumes: ["moe:2"], md5: "" });
+  const sizes = rebuildVerdict("/k", [
+    { location: "moe:2", sizeBytes: 1 },
+    { location: "larry:1", sizeBytes: 2 },
+  ], PLACEMENT);
+  assert.equal(sizes.ok, false);
+  assert.match(!sizes.ok ? sizes.detail : "", /moe:2 1 bytes, larry:1 2 bytes/);
+  const md5s = rebuildVerdict("/k", [
+    { location: "moe:2", sizeBytes: 1, md5 },
+    { location: "larry:1", sizeBytes: 1, md5: md5Hex("w") },
+  ], PLACEMENT);
+  assert.equal(md5s.ok, false);
+});
+
+Deno.test("classifyReplicas sorts replicas into good, missing, corrupt, unreachable, conflict", () => {
+  const md5 = md5Hex("v");
+  const verdict = classifyReplicas(md5, [
+    { location: "a:1", state: "present", md5 },
+    { location: "b:2", state: "present", md5: md5Hex("x") },
+    { location: "c:3", state: "missing" },
+    { location: "d:4", state: "unreachable", detail: "timed out" },
+  ]);
+  assert.deepEqual(verdict, {
+    good: ["a:1"],
+    missing: ["c:3"],
+    corrupt: ["b:2"],
+    unreachable: ["d:4"],
+    conflict: false,
+  });
+  // Not read: presence is all that is known, and it is good.
+  assert.deepEqual(classifyReplicas(md5, [{ location: "a:1", state: "present" }]).good, ["a:1"]);
+  // No md5 recorded: replicas that disagree cannot be told apart.
+  const conflict = classifyReplicas("", [
+    { location: "a:1", state: "present", md5 },
+    { location: "b:2", state: "present", md5: md5Hex("x") },
+  ]);
+  assert.equal(conflict.conflict, true);
+  assert.deepEqual(conflict.good, []);
+  assert.equal(classifyReplicas("", [{ location: "a:1", state: "present", md5 }]).conflict, false);
+});
+
+Deno.test("progress, item and summary lines say done/total, rate, ETA and counts", () => {
+  assert.equal(formatDuration(0), "0:00");
+  assert.equal(formatDuration(62_000), "1:02");
+  assert.equal(formatDuration(3_723_000), "1:02:03");
+  assert.equal(
+    formatProgress({
+      type: "progress",
+      command: "verify",
+      done: 250,
+      total: 1000,
+      unit: "keys",
+      elapsedMs: 2000,
+      counts: { ok: 249, missing: 1, corrupt: 0 },
+    }),
+    "verify: 250/1000 keys 25.0%, 125 keys/s, ETA 0:06 (missing 1, ok 249)",
+  );
+  assert.equal(
+    formatProgress({
+      type: "progress",
+      command: "gc",
+      done: 3,
+      total: null,
+      unit: "dirs",
+      elapsedMs: 0,
+      counts: {},
+    }),
+    "gc: 3 dirs, 0.0 dirs/s (nothing)",
+  );
+  assert.equal(
+    formatProgress({
+      type: "progress",
+      command: "rebalance",
+      done: 0,
+      total: null,
+      unit: "keys",
+      elapsedMs: 5,
+      counts: {},
+    }),
+    "rebalance: starting",
+  );
+  assert.equal(
+    formatItem({
+      type: "item",
+      command: "verify",
+      outcome: "missing",
+      key: "/a b",
+      location: "localhost:3001/sv02",
+      detail: "",
+    }),
+    'verify: missing "/a b" at localhost:3001/sv02',
+  );
+  assert.equal(
+    formatSummary({
+      type: "summary",
+      command: "rebuild",
+      counts: { added: 9, conflict: 1 },
+      undone: 1,
+      elapsedMs: 1500,
+    }),
+    "rebuild: added 9, conflict 1 in 0:02; 1 left undone",
+  );
+  assert.equal(isUndone("conflict"), true);
+  assert.equal(isUndone("repaired"), false);
+  assert.equal(isUndone("orphan"), false);
+});
+
+Deno.test("parseOperationRequest refuses what is not an operation", () => {
+  const good = {
+    command: "verify",
+    placement: { volumes: ["localhost:3001"], replicas: 1, subvolumes: 10 },
+    md5sum: true,
+    md5: false,
+    repair: false,
+    dryRun: false,
+    concurrency: 8,
+  };
+  assert.deepEqual(parseOperationRequest(good), good);
+  assert.throws(() => parseOperationRequest(null), /JSON object/);
+  assert.throws(() => parseOperationRequest({ ...good, command: "server" }), /command/);
+  assert.throws(
+    () => parseOperationRequest({ ...good, placement: { ...good.placement, replicas: 2 } }),
+    /placement/,
+  );
+  assert.throws(() => parseOperationRequest({ ...good, repair: "yes" }), /repair/);
+  assert.throws(() => parseOperationRequest({ ...good, concurrency: 0 }), /concurrency/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Against real clusters
+
+Deno.test("rebalance online to a 4th volume: every key readable throughout, then at its new place", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const values = new Map<string, string>();
+  for (let i = 0; i < 40; i++) values.set(`/rb${i}`, `value of rb${i} `.repeat(i + 1));
+  values.set(nestedKey(), "nested");
+  for (const [key, value] of values) assert.equal(await put(cluster.url, key, value), 201);
+  const oldVolumes = new Map<string, string[]>();
+  for (const key of values.keys()) {
+    oldVolumes.set(key, (await head(cluster.url, key)).headers.get("key-volumes")!.split(","));
+  }
+
+  const [port4] = freePorts(1);
+  const dir4 = join(cluster.dir, "volume4");
+  await using _volume4 = await startVolume({ port: port4, dir: dir4 });
+  const placement: Placement = {
+    volumes: [...volumeHosts(cluster), `localhost:${port4}`],
+    replicas: 2,
+    subvolumes: SUBVOLUMES,
+  };
+  const moving = [...values.keys()].filter((key) =>
+    keyToVolumes(key, placement).join(",") !== oldVolumes.get(key)!.join(",")
+  );
+  assert.ok(moving.length > 0, "some keys must move for this test to mean anything");
+
+  // The client reads every key in a loop, from before the rebalance starts until it has ended.
+  let stop = false;
+  let rebalancing = false;
+  let readsDuring = 0;
+  const failures: string[] = [];
+  let firstPassDone: () => void = () => {};
+  const firstPass = new Promise<void>((resolve) => firstPassDone = resolve);
+  const reader = (async () => {
+    const deadline = Date.now() + READ_LOOP_MS;
+    try {
+      while (!stop && Date.now() < deadline) {
+        for (const [key, value] of values) {
+          const answer = await getFollow(cluster.url, encodeURI(key), {
+            signal: AbortSignal.timeout(10_000),
+          });
+          if (rebalancing) readsDuring++;
+          if (answer.status !== 200 || answer.body !== value) {
+            failures.push(`${key}: ${answer.status}`);
+          }
+        }
+        firstPassDone();
+      }
+    } finally {
+      firstPassDone();
+    }
+  })();
+  let result: CommandResult;
+  try {
+    await firstPass;
+    rebalancing = true;
+    result = await runIndexCommand([
+      "rebalance",
+      "--db",
+      join(cluster.dir, "index"),
+      "--volumes",
+      placement.volumes.join(","),
+      "--replicas",
+      "2",
+    ]);
+    rebalancing = false;
+  } finally {
+    stop = true;
+    await reader;
+  }
+  assert.equal(result.code, 0, explain(result));
+  assert.match(
+    result.stdout,
+    new RegExp(`rebalance: .*moved ${moving.length}\\b`),
+    explain(result),
+  );
+  assert.deepEqual(failures, []);
+  assert.ok(
+    readsDuring >= values.size,
+    `the client read every key during the rebalance (${readsDuring} reads)`,
+  );
+
+  const diskPath = (location: string, key: string) => {
+    const i = placement.volumes.indexOf(locationHost(location));
+    return join(cluster.dir, `volume${i + 1}`, relativePath(location, key));
+  };
+  for (const [key, value] of values) {
+    const answer = await head(cluster.url, key);
+    const want = keyToVolumes(key, placement);
+    assert.equal(answer.headers.get("key-volumes"), want.join(","), key);
+    assert.equal(answer.headers.get("key-balance"), "balanced", key);
+    for (const location of want) {
+      assert.equal(
+        await Deno.readTextFile(diskPath(location, key)),
+        value,
+        `${key} at ${location}`,
+      );
+    }
+    for (const location of oldVolumes.get(key)!.filter((l) => !want.includes(l))) {
+      assert.equal(await exists(diskPath(location, key)), false, `${key} left at ${location}`);
+    }
+  }
+  // The server switched its placement: a new key goes where the new placement says.
+  assert.equal(await put(cluster.url, "/after", "after"), 201);
+  const after = await head(cluster.url, "/after");
+  assert.equal(after.headers.get("key-volumes"), keyToVolumes("/after", placement).join(","));
+  assert.equal(after.headers.get("key-balance"), "balanced");
+
+  // Run again: nothing left to move.
+  const again = await runIndexCommand([
+    "rebalance",
+    "--db",
+    join(cluster.dir, "index"),
+    "--volumes",
+    placement.volumes.join(","),
+    "--replicas",
+    "2",
+  ]);
+  assert.equal(again.code, 0, explain(again));
+  assert.doesNotMatch(again.stdout, /moved/, explain(again));
+});
+
+Deno.test("rebalance to a volume that is down keeps every record and value where it was", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const keys = Array.from({ length: 12 }, (_, i) => `/stay${i}`);
+  for (const key of keys) assert.equal(await put(cluster.url, key, `v${key}`), 201);
+  const before = new Map<string, string | null>();
+  for (const key of keys) {
+    before.set(key, (await head(cluster.url, key)).headers.get("key-volumes"));
+  }
+  const [deadPort] = freePorts(1);
+  const volumes = [...volumeHosts(cluster), `localhost:${deadPort}`];
+  const placement = { volumes, replicas: 2, subvolumes: SUBVOLUMES };
+  const moving = keys.filter((key) =>
+    keyToVolumes(key, placement).some((l) => locationHost(l) === `localhost:${deadPort}`)
+  );
+  assert.ok(moving.length > 0, "some keys must want the dead volume");
+
+  const result = await runIndexCommand([
+    "rebalance",
+    "--db",
+    join(cluster.dir, "index"),
+    "--volumes",
+    volumes.join(","),
+    "--replicas",
+    "2",
+  ]);
+  assert.equal(result.code, 1, explain(result));
+  assert.match(result.stdout, new RegExp(`failed ${moving.length}\\b`), explain(result));
+  for (const key of moving) {
+    assert.match(result.stdout, new RegExp(`failed "${key}": kept at`), explain(result));
+  }
+  for (const key of keys) {
+    const answer = await getFollow(cluster.url, key);
+    assert.equal(answer.status, 200, key);
+    assert.equal(answer.body, `v${key}`, key);
+    if (moving.includes(key)) {
+      assert.equal((await head(cluster.url, key)).headers.get("key-volumes"), before.get(key), key);
+    }
+  }
+});
+
+Deno.test("rebuild online, through the server: found keys are served at once, unlinked stay so", async () => {
+  await using cluster = await testCluster();
+  assert.equal(await put(cluster.url, "/live", "live"), 201);
+  assert.equal(await put(cluster.url, "/hidden", "hidden"), 201);
+  assert.equal((await request(`${cluster.url}/hidden`, { method: "UNLINK" })).status, 204);
+  const hosts = volumeHosts(cluster);
+  const placement = { volumes: hosts, replicas: 3, subvolumes: SUBVOLUMES };
+  for (const location of keyToVolumes("/byhand", placement)) {
+    const i = hosts.indexOf(locationHost(location));
+    await placeFile(join(cluster.dir, `volume${i + 1}`), relativePath(location, "/byhand"), "hand");
+  }
+  // The server has answered (and cached) that the key is absent.
+  assert.equal((await head(cluster.url, "/byhand")).status, 404);
+
+  const common = ["--db", join(cluster.dir, "index"), "--volumes", hosts.join(",")];
+  const result = await runIndexCommand(["rebuild", ...common]);
+  assert.equal(result.code, 0, explain(result));
+  assert.match(result.stdout, /rebuild: added 1, unchanged 2 in/, explain(result));
+  const answer = await getFollow(cluster.url, "/byhand");
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body, "hand");
+  assert.equal((await head(cluster.url, "/byhand")).headers.get("content-md5"), md5Hex("hand"));
+  assert.equal((await head(cluster.url, "/hidden")).status, 404);
+  assert.deepEqual(JSON.parse((await request(`${cluster.url}/?unlinked`)).body).keys, ["/hidden"]);
+});
+
+Deno.test("rebuild after the index is lost gives back the same keys, volumes and md5s", async () => {
+  await using cluster = await testCluster();
+  const keys = ["/one", "/two/deeper", "/éàü", "/a b", nestedKey()];
+  for (let i = 0; i < 20; i++) keys.push(`/many/${i}`);
+  for (const key of keys) assert.equal(await put(cluster.url, encodeURI(key), `v:${key}`), 201);
+  const before = new Map<string, [string | null, string | null]>();
+  for (const key of keys) {
+    const answer = await head(cluster.url, key);
+    before.set(key, [answer.headers.get("key-volumes"), answer.headers.get("content-md5")]);
+    assert.equal(answer.headers.get("content-md5"), md5Hex(`v:${key}`));
+  }
+  const db = join(cluster.dir, "index");
+  await cluster.index.stop();
+  await Deno.remove(db, { recursive: true });
+
+  const result = await runIndexCommand([
+    "rebuild",
+    "--db",
+    db,
+    "--volumes",
+    volumeHosts(cluster).join(","),
+  ]);
+  assert.equal(result.code, 0, explain(result));
+  assert.match(result.stdout, new RegExp(`rebuild: added ${keys.length} in`), explain(result));
+
+  const [port] = freePorts(1);
+  await using index = await startIndex({ port, db, volumes: volumeHosts(cluster) });
+  for (const key of keys) {
+    const answer = await head(index.url, key);
+    assert.equal(answer.status, 302, key);
+    assert.deepEqual(
+      [answer.headers.get("key-volumes"), answer.headers.get("content-md5")],
+      before.get(key),
+      key,
+    );
+    assert.equal((await getFollow(index.url, encodeURI(key))).body, `v:${key}`);
+  }
+  const listed = JSON.parse((await request(`${index.url}/?list`)).body);
+  assert.deepEqual(
+    listed.keys,
+    [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+  );
+});
+
+Deno.test("verify finds a missing and (with --md5) a corrupt replica; --repair fixes both", async () => {
+  await using cluster = await testCluster();
+  const value = "the value of a verified key";
+  for (let i = 0; i < 10; i++) assert.equal(await put(cluster.url, `/v${i}`, `${value} ${i}`), 201);
+  const locationsOf = async (key: string) =>
+    (await head(cluster.url, key)).headers.get("key-volumes")!.split(",");
+  const [corruptAt] = await locationsOf("/v3");
+  const corruptFile = fileOnDisk(cluster, corruptAt, keyToPath("/v3"));
+  await Deno.writeTextFile(corruptFile, `${value} X`);
+  const missingAt = (await locationsOf("/v7"))[1];
+  await Deno.remove(fileOnDisk(cluster, missingAt, keyToPath("/v7")));
+  const common = ["--db", join(cluster.dir, "index"), "--volumes", volumeHosts(cluster).join(",")];
+
+  const plain = await runIndexCommand(["verify", ...common]);
+  assert.equal(plain.code, 1, explain(plain));
+  assert.match(plain.stdout, new RegExp(`missing "/v7" at ${missingAt}`), explain(plain));
+  assert.doesNotMatch(plain.stdout, /corrupt/, explain(plain));
+
+  const md5 = await runIndexCommand(["verify", "--md5", "--json", ...common]);
+  assert.equal(md5.code, 1, explain(md5));
+  const events = md5.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  const items = events.filter((e) => e.type === "item").map((e) => [e.outcome, e.key, e.location]);
+  assert.deepEqual(items.sort(), [["corrupt", "/v3", corruptAt], ["missing", "/v7", missingAt]]);
+  const summary = events[events.length - 1];
+  assert.equal(summary.type, "summary");
+  assert.deepEqual(summary.counts, { ok: 8, corrupt: 1, missing: 1 });
+  assert.equal(summary.undone, 2);
+
+  const repair = await runIndexCommand(["verify", "--md5", "--repair", ...common]);
+  assert.equal(repair.code, 0, explain(repair));
+  assert.match(repair.stdout, /repaired "\/v3" at .*was corrupt/, explain(repair));
+  assert.match(repair.stdout, /repaired "\/v7" at .*was missing/, explain(repair));
+  assert.equal(await Deno.readTextFile(corruptFile), `${value} 3`);
+  assert.equal(
+    await Deno.readTextFile(fileOnDisk(cluster, missingAt, keyToPath("/v7"))),
+    `${value} 7`,
+  );
+
+  const clean = await runIndexCommand(["verify", "--md5", ...common]);
+  assert.equal(clean.code, 0, explain(clean));
+  assert.match(clean.stdout, /verify: ok 10 in/, explain(clean));
+});
+
+Deno.test("gc finds orphan files (--dry-run lists them) and removes them, online", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  for (let i = 0; i < 10; i++) assert.equal(await put(cluster.url, `/g${i}`, `g${i}`), 201);
+  const hosts = volumeHosts(cluster);
+  const placement = { volumes: hosts, replicas: 2, subvolumes: SUBVOLUMES };
+  const onDisk = (location: string, key: string) => fileOnDisk(cluster, location, keyToPath(key));
+  // A key with no record at all, and an extra copy of a live key where its record does not point.
+  const [orphanAt] = keyToVolumes("/orphan", placement);
+  await placeFile(
+    join(cluster.dir, `volume${hosts.indexOf(locationHost(orphanAt)) + 1}`),
+    relativePath(orphanAt, "/orphan"),
+    "lost",
+  );
+  const extraHost = hosts.find((h) =>
+    !keyToVolumes("/g1", placement).some((l) => l.startsWith(h))
+  )!;
+  const extraAt = `${extraHost}/sv00`;
+  await placeFile(
+    join(cluster.dir, `volume${hosts.indexOf(extraHost) + 1}`),
+    relativePath(extraAt, "/g1"),
+    "g1",
+  );
+  // A file that is no key's is left alone.
+  const stray = join(cluster.dir, "volume1", "sv00", "ab", "cd", "not a key%");
+  await placeFile(join(cluster.dir, "volume1"), "sv00/ab/cd/not a key%", "?");
+  const common = ["--db", join(cluster.dir, "index"), "--volumes", hosts.join(",")];
+
+  const dry = await runIndexCommand(["gc", "--dry-run", ...common]);
+  assert.equal(dry.code, 0, explain(dry));
+  assert.match(dry.stdout, new RegExp(`orphan "/orphan" at ${orphanAt}`), explain(dry));
+  assert.match(dry.stdout, new RegExp(`orphan "/g1" at ${extraAt}`), explain(dry));
+  assert.match(dry.stdout, /ignored .*not a key%/, explain(dry));
+  assert.equal(await exists(onDisk(orphanAt, "/orphan")), true);
+  assert.equal(await exists(onDisk(extraAt, "/g1")), true);
+
+  const real = await runIndexCommand(["gc", ...common]);
+  assert.equal(real.code, 0, explain(real));
+  assert.match(real.stdout, /gc: .*kept 20, removed 2/, explain(real));
+  assert.equal(await exists(onDisk(orphanAt, "/orphan")), false);
+  assert.equal(await exists(onDisk(extraAt, "/g1")), false);
+  assert.equal(await exists(stray), true);
+  for (let i = 0; i < 10; i++) assert.equal((await getFollow(cluster.url, `/g${i}`)).body, `g${i}`);
+});
+
+Deno.test("gc offline removes an interrupted write: its files and its record", async () => {
+  await using cluster = await testCluster();
+  assert.equal(await put(cluster.url, "/kept", "kept"), 201);
+  const db = join(cluster.dir, "index");
+  await cluster.index.stop();
+  const hosts = volumeHosts(cluster);
+  const locations = keyToVolumes("/w", { volumes: hosts, replicas: 3, subvolumes: SUBVOLUMES });
+  for (const location of locations.slice(0, 2)) {
+    const i = hosts.indexOf(locationHost(location));
+    await placeFile(join(cluster.dir, `volume${i + 1}`), relativePath(location, "/w"), "half");
+  }
+  const store = await Store.open(db);
+  try {
+    await store.set("/w", { state: "writing", volumes: locations, md5: "" });
+  } finally {
+    store.close();
+  }
+  const common = ["--db", db, "--volumes", hosts.join(",")];
+
+  const dry = await runIndexCommand(["gc", "--dry-run", ...common]);
+  assert.equal(dry.code, 0, explain(dry));
+  assert.match(dry.stdout, /interrupted "\/w"/, explain(dry));
+  assert.doesNotMatch(dry.stdout, /orphan/, explain(dry));
+
+  const real = await runIndexCommand(["gc", ...common]);
+  assert.equal(real.code, 0, explain(real));
+  assert.match(real.stdout, /cleaned "\/w"/, explain(real));
+  for (const location of locations) {
+    assert.equal(await exists(fileOnDisk(cluster, location, keyToPath("/w"))), false, location);
+  }
+  const after = await Store.open(db);
+  try {
+    assert.equal(await after.get("/w"), null);
+    assert.notEqual(await after.get("/kept"), null);
+  } finally {
+    after.close();
+  }
+});
+
+for (const subvolumes of [SUBVOLUMES, 1]) {
+  Deno.test(`a cluster laid out by hand in minikeyvalue's layout (${subvolumes} subvolumes) is rebuilt and served`, async () => {
+    await using dir = await tempDir();
+    const ports = freePorts(4);
+    const hosts = ports.slice(1).map((port) => `localhost:${port}`);
+    const volumeDirs = ports.slice(1).map((_, i) => join(dir.path, `volume${i + 1}`));
+    await using v1 = await startVolume({ port: ports[1], dir: volumeDirs[0] });
+    await using v2 = await startVolume({ port: ports[2], dir: volumeDirs[1] });
+    await using v3 = await startVolume({ port: ports[3], dir: volumeDirs[2] });
+    assert.equal([v1, v2, v3].length, 3);
+    const placement: Placement = { volumes: hosts, replicas: 2, subvolumes };
+    const values = new Map<string, string>([
+      ["/hello", "world"],
+      ["/wehave", "bigswag"],
+      ["/ünïcödé key", "utf-8"],
+      [nestedKey(), "nested base64"],
+    ]);
+    for (let i = 0; i < 10; i++) values.set(`/file${i}.txt`, `contents ${i}`);
+    for (const [key, value] of values) {
+      for (const location of keyToVolumes(key, placement)) {
+        const i = hosts.indexOf(locationHost(location));
+        await placeFile(volumeDirs[i], relativePath(location, key), value);
+      }
+    }
+    // Two replicas of one key that disagree: rebuild must not pick one.
+    const [c1, c2] = keyToVolumes("/conflicted", placement);
+    await placeFile(
+      volumeDirs[hosts.indexOf(locationHost(c1))],
+      relativePath(c1, "/conflicted"),
+      "one",
+    );
+    await placeFile(
+      volumeDirs[hosts.indexOf(locationHost(c2))],
+      relativePath(c2, "/conflicted"),
+      "two",
+    );
+
+    const db = join(dir.path, "index");
+    const result = await runIndexCommand([
+      "rebuild",
+      "--db",
+      db,
+      "--volumes",
+      hosts.join(","),
+      "--replicas",
+      "2",
+      "--subvolumes",
+      String(subvolumes),
+    ]);
+    assert.equal(result.code, 1, explain(result));
+    assert.match(result.stdout, /conflict "\/conflicted": replicas differ/, explain(result));
+    assert.match(result.stdout, new RegExp(`added ${values.size}, conflict 1`), explain(result));
+
+    await using index = await startIndex({
+      port: ports[0],
+      db,
+      volumes: hosts,
+      args: ["--replicas", "2", "--subvolumes", String(subvolumes)],
+    });
+    for (const [key, value] of values) {
+      const answer = await head(index.url, key);
+      assert.equal(answer.status, 302, key);
+      assert.equal(answer.headers.get("key-balance"), "balanced", key);
+      assert.equal(answer.headers.get("key-volumes"), keyToVolumes(key, placement).join(","), key);
+      assert.equal(answer.headers.get("content-md5"), md5Hex(value), key);
+      const read = await getFollow(index.url, encodeURI(key));
+      assert.equal(read.status, 200, key);
+      assert.equal(read.body, value, key);
+    }
+    assert.equal((await head(index.url, "/conflicted")).status, 404);
+  });
+}
+
+Deno.test("an operation on an index held by a server that does not answer says so", async () => {
+  await using dir = await tempDir();
+  const db = join(dir.path, "index");
+  const store = await Store.open(db);
+  try {
+    const result = await runIndexCommand([
+      "verify",
+      "--db",
+      db,
+      "--volumes",
+      "localhost:1",
+      "--replicas",
+      "1",
+    ]);
+    assert.equal(result.code, 1, explain(result));
+    assert.match(
+      result.stderr,
+      /in use by another mkv.ts process.*no server answers/,
+      explain(result),
+    );
+  } finally {
+    store.close();
+  }
+});
