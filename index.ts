@@ -9,9 +9,8 @@
 
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
 import { FlagError } from "./lib/flags.ts";
-import { adminHandler, adminSocketPath, runOperation } from "./lib/ops.ts";
 import { IndexServer } from "./lib/server.ts";
-import { Store, StoreError } from "./lib/store.ts";
+import { adminSocketPath, Store, StoreError } from "./lib/store.ts";
 import { Volumes } from "./lib/volumes.ts";
 import {
   Nginx,
@@ -79,9 +78,14 @@ export async function startIndex(
     await Deno.chmod(socketPath, 0o666);
     const adminPath = adminSocketPath(options.db);
     await removeIfPresent(adminPath);
-    const admin = Deno.serve({ path: adminPath, onListen() {} }, adminHandler(server));
+    // The operations are loaded on first use: a server that never runs one stays smaller.
+    let admin: ((request: Request) => Promise<Response>) | null = null;
+    const adminServer = Deno.serve({ path: adminPath, onListen() {}, onError }, async (request) => {
+      admin ??= (await import("./lib/ops.ts")).adminHandler(server);
+      return await admin(request);
+    });
     stops.push(async () => {
-      await admin.shutdown();
+      await adminServer.shutdown();
       await removeIfPresent(adminPath);
     });
     const nginx = await Nginx.start({
@@ -117,7 +121,10 @@ async function main(): Promise<void> {
     console.error(`index: ${err.message}`);
     Deno.exit(2);
   }
-  if (options.command !== "server") Deno.exit(await runOperation(options));
+  if (options.command !== "server") {
+    const { runOperation } = await import("./lib/ops.ts");
+    Deno.exit(await runOperation(options));
+  }
   let running: RunningIndex;
   try {
     running = await startIndex(options, (reason) => {

@@ -134,6 +134,11 @@ export function renderProxyUpstream(options: ProxyOptions): string {
 export function renderProxyLocations(): string {
   return [
     `    client_max_body_size 0;`,
+    // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
+    `    error_page 501 = @unsupported;`,
+    `    location @unsupported {`,
+    `      return 400 "unsupported Transfer-Encoding\\n";`,
+    `    }`,
     `    location / {`,
     `      proxy_pass http://mkv_index;`,
     `      proxy_http_version 1.1;`,

@@ -32,6 +32,7 @@ export class ClusterProcess {
   #log: string[] = [];
   #stderrDone: Promise<void>;
   #exited = false;
+  #serving = false;
 
   constructor(name: string, port: number, args: string[], options: ProcessOptions = {}) {
     this.name = name;
@@ -84,6 +85,7 @@ export class ClusterProcess {
       pending = lines.pop() ?? "";
       for (const line of lines) {
         if (echo) console.error(`[${this.name}] ${line}`);
+        if (/^(index|volume): serving /.test(line)) this.#serving = true;
         this.#log.push(line);
         if (this.#log.length > LOG_LINES_KEPT) this.#log.shift();
       }
@@ -91,23 +93,21 @@ export class ClusterProcess {
     if (pending) this.#log.push(pending);
   }
 
-  /** Resolves once the port answers; rejects with the child's last words if it exits first. */
+  /**
+   * Resolves once the child says it serves (after its nginx answers: the port alone could be a
+   * leftover nginx of a killed run); rejects with the child's last words if it exits first.
+   */
   async ready(): Promise<this> {
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (true) {
+    while (!this.#serving) {
       if (this.#exited) {
         await this.#stderrDone;
         throw new Error(`${this.name} exited while starting:\n${this.log}`);
       }
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
-        conn.close();
-        return this;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`${this.name} did not answer:\n${this.log}`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      if (Date.now() > deadline) throw new Error(`${this.name} did not start:\n${this.log}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
+    return this;
   }
 
   /** Sends a signal to the child (Deno's process, not its nginx). */

@@ -13,7 +13,7 @@ import { Md5 } from "./md5.ts";
 import { isBalanced, keyToVolumes, locationHost, pathToKey, type Placement } from "./placement.ts";
 import type { KeyRecord } from "./record.ts";
 import type { IndexServer } from "./server.ts";
-import { Store, StoreError } from "./store.ts";
+import { adminSocketPath, Store, StoreError } from "./store.ts";
 import { UploadError, VolumeError, Volumes } from "./volumes.ts";
 
 /** The admin socket's file name inside the --db directory (index.ts serves it there). */
@@ -1294,11 +1294,6 @@ async function runOnline(
   } finally {
     client.close();
   }
-}
-
-/** The admin socket of a running server, inside its --db directory. */
-export function adminSocketPath(db: string): string {
-  return `${db}/admin.sock`;
 }
 
 /** Runs an operation command (`rebuild`, ...); resolves to the exit code. */

@@ -10,9 +10,10 @@ import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
 /**
- * How long a replica seen present (written by a PUT, or found by a GET's check) is trusted
- * before a GET checks the volume again. Hot keys cost one check per this period, not one per
- * GET; a file lost behind the index's back is noticed (410) within it.
+ * How long a replica found present by a GET's check is trusted before a GET checks the volume
+ * again. Hot keys cost one check per this period, not one per GET; a file lost behind the
+ * index's back is noticed (410) within it. A PUT does not count as a check: the first GET of a
+ * key always looks.
  */
 export const VERIFIED_TTL_MS = 10_000;
 /** Records whose presence was checked, kept in memory; oldest dropped first. */
@@ -99,6 +100,9 @@ export function parseTarget(pathAndQuery: string): Parsed {
     if ((name === "list" || name === "unlinked") && value === "" && state === null) {
       state = name === "list" ? "live" : "unlinked";
     } else if (name === "start" && start === undefined) {
+      if (utf8Length(value) > MAX_KEY_BYTES) {
+        return { kind: "bad", status: 414, reason: `start longer than ${MAX_KEY_BYTES} bytes` };
+      }
       start = value;
     } else if (name === "limit" && !sawLimit) {
       sawLimit = true;
@@ -373,7 +377,6 @@ export class IndexServer {
       volumes: targets,
       md5: this.options.md5sum ? result.md5 : "",
     });
-    this.#setVerified(key);
     const stale = everywhere.filter((location) => !targets.includes(location));
     if (stale.length > 0) await this.volumes.deleteAll(stale, key);
     return empty(201);

@@ -49,6 +49,11 @@ export function kvPath(db: string): string {
   return `${db}/index.kv`;
 }
 
+/** The admin socket of a running server, inside the `--db` directory. */
+export function adminSocketPath(db: string): string {
+  return `${db}/admin.sock`;
+}
+
 export class Store {
   readonly kv: Deno.Kv;
   #lockFile: Deno.FsFile;

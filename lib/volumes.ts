@@ -360,17 +360,23 @@ export class Volumes {
     const hash = new Md5();
     let total = 0;
     let lastProgressMs = Date.now();
+    // A replica that stops taking bytes is given up when its volume fails its health probe, or
+    // at the latest after WRITE_STALL_MS without progress.
     const watchdog = setInterval(() => {
-      if (Date.now() - lastProgressMs > WRITE_STALL_MS) {
+      const down = locations.find((location) => !this.isAlive(location));
+      if (down !== undefined) {
+        fail(new VolumeError(locationHost(down), null, describe(down, "PUT", path, "volume down")));
+      } else if (Date.now() - lastProgressMs > WRITE_STALL_MS) {
+        const why = `no progress for ${WRITE_STALL_MS / 1000}s`;
         fail(
           new VolumeError(
-            locations.map(locationHost).join(","),
+            locationHost(locations[0]),
             null,
-            describe(locations.join(","), "PUT", path, `no progress for ${WRITE_STALL_MS / 1000}s`),
+            describe(locations.join(","), "PUT", path, why),
           ),
         );
       }
-    }, 1000);
+    }, 250);
     const chunks = readChunks(body);
     try {
       await Promise.all(uploads.map((upload) => upload.open()));

@@ -60,6 +60,10 @@ http {
     listen 3000;
     listen [::]:3000;
     client_max_body_size 0;
+    error_page 501 = @unsupported;
+    location @unsupported {
+      return 400 "unsupported Transfer-Encoding\\n";
+    }
     location / {
       proxy_pass http://mkv_index;
       proxy_http_version 1.1;

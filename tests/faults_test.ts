@@ -1,0 +1,827 @@
+// Fault tests (issue 5): real processes, real faults. A volume is killed or hung, the index is
+// killed with -9 in the middle of writes, nginx dies under its program, a client hangs up mid-upload, a
+// volume's disk fills up, a 1 GiB value goes through, a client trickles its body, and a key's files
+// vanish behind the index's back. Each test fails if the property of SPEC.md it covers breaks.
+//
+//   deno task test:faults
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { type ClusterProcess, startCluster, startIndex, startVolume } from "../lib/cluster.ts";
+import {
+  keyToPath,
+  keyToVolumes,
+  locationHost,
+  pathToKey,
+  type Placement,
+} from "../lib/placement.ts";
+import { pidFileFor } from "../nginx.ts";
+import { fileOnDisk, freePorts, put, request, tempDir, testCluster } from "./helpers.ts";
+
+/** The index's --voltimeout in these tests (its default). */
+const VOLTIMEOUT_MS = 1000;
+/** What a GET may take beyond the voltimeout on a loaded 2-core machine; a bound, not a speed. */
+const GET_SLACK_MS = 1500;
+/** Time for the 1s health probe to notice a volume going away or coming back. */
+const PROBE_NOTICE_MS = 5_000;
+/** Two probe rounds: by then a volume that refuses connections is known to be down. */
+const PROBE_DETECT_MS = 2_000;
+/** Time for a program to restart its nginx, or for the start-up cleanup to finish. */
+const RECOVERY_MS = 8_000;
+/** How long the server may take to notice a client that hung up. */
+const DISCONNECT_NOTICE_MS = 2_000;
+/** Bound on any single request of these tests, so that a hang fails instead of stalling CI. */
+const REQUEST_TIMEOUT_MS = 20_000;
+const POLL_MS = 50;
+const SUBVOLUMES = 10;
+const MIB = 1024 * 1024;
+
+type TestCluster = Awaited<ReturnType<typeof testCluster>>;
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers
+
+function md5Hex(data: string | Uint8Array): string {
+  return createHash("md5").update(data).digest("hex");
+}
+
+/** The value the tests store under `key`: recognisable, and `sizeBytes` long. */
+function valueOf(key: string, sizeBytes = 0): string {
+  const base = `value of ${key};`;
+  if (sizeBytes <= base.length) return base;
+  return base.repeat(Math.ceil(sizeBytes / base.length)).slice(0, sizeBytes);
+}
+
+function placementOf(cluster: { volumes: ClusterProcess[] }, replicas: number): Placement {
+  return {
+    volumes: cluster.volumes.map((volume) => `localhost:${volume.port}`),
+    replicas,
+    subvolumes: SUBVOLUMES,
+  };
+}
+
+/** Keys under `prefix` whose replicas do (or do not) include `host`, `count` of them. */
+function keysPlaced(
+  options: { prefix: string; placement: Placement; host: string; onHost: boolean; count: number },
+): string[] {
+  const keys: string[] = [];
+  for (let i = 0; keys.length < options.count && i < 10_000; i++) {
+    const key = `${options.prefix}${i}`;
+    const hosts = keyToVolumes(key, options.placement).map(locationHost);
+    if (hosts.includes(options.host) === options.onHost) keys.push(key);
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// I/O helpers
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it holds or `timeoutMs` passes; returns whether it held. */
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(POLL_MS);
+  }
+}
+
+/** A request that never hangs: no redirect following, body read as text, bounded in time. */
+function ask(url: string, init: RequestInit = {}) {
+  return request(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
+}
+
+/** A request that reports a refused connection as status 0 instead of throwing. */
+async function tryAsk(url: string, init: RequestInit = {}) {
+  try {
+    return await ask(url, init);
+  } catch (err) {
+    return { status: 0, headers: new Headers(), body: String(err) };
+  }
+}
+
+/** GET through the index: the 302's latency, then the value at the location it names. */
+async function read(base: string, key: string) {
+  const started = performance.now();
+  const answer = await ask(`${base}${key}`);
+  const latencyMs = performance.now() - started;
+  if (answer.status !== 302) return { status: answer.status, latencyMs, answer, body: "" };
+  const location = answer.headers.get("location") ?? "";
+  const value = await ask(location);
+  assert.equal(value.status, 200, `GET ${location} (from ${key}): status ${value.status}`);
+  return { status: 302, latencyMs, answer, body: value.body, location };
+}
+
+async function listKeys(base: string, query = "list"): Promise<string[]> {
+  const answer = await ask(`${base}/?${query}`);
+  assert.equal(answer.status, 200, answer.body);
+  return (JSON.parse(answer.body) as { keys: string[] }).keys;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Files under a volume's directory as `[subvolume, path]`, nginx's `.tmp` and dot files aside. */
+async function volumeFiles(dir: string): Promise<{ sub: string; path: string }[]> {
+  const out: { sub: string; path: string }[] = [];
+  const walk = async (relative: string) => {
+    for await (const entry of Deno.readDir(join(dir, relative))) {
+      if (relative === "" && entry.name.startsWith(".")) continue;
+      const child = `${relative}/${entry.name}`;
+      if (entry.isDirectory) await walk(child);
+      else {
+        const [, sub, ...rest] = child.split("/");
+        out.push({ sub, path: `/${rest.join("/")}` });
+      }
+    }
+  };
+  await walk("");
+  return out;
+}
+
+function volumeDir(cluster: TestCluster, volume: ClusterProcess): string {
+  return join(cluster.dir, `volume${cluster.volumes.indexOf(volume) + 1}`);
+}
+
+/** Every file of `key` on any volume of the cluster (any subvolume). */
+async function filesOfKey(cluster: TestCluster, key: string): Promise<string[]> {
+  const path = keyToPath(key);
+  const found: string[] = [];
+  for (const volume of cluster.volumes) {
+    const dir = volumeDir(cluster, volume);
+    for (const file of await volumeFiles(dir)) {
+      if (file.path === path) found.push(join(dir, file.sub, file.path));
+    }
+  }
+  return found;
+}
+
+/** The pids of the nginx on `port`: its master (from the pid file) and the master's children. */
+async function nginxPids(port: number): Promise<number[]> {
+  const master = Number((await Deno.readTextFile(pidFileFor(port))).trim());
+  const pids = [master];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+    } catch {
+      continue;
+    }
+    // Fields after the command name in parentheses: state, ppid, ...
+    const [, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(ppid) === master) pids.push(Number(entry.name));
+  }
+  return pids;
+}
+
+function parentOf(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until the nginx on the program's port is the program's own child. `startIndex` resolves
+ * as soon as the port answers, which a leftover nginx of a killed run also does.
+ */
+async function servedBy(program: ClusterProcess): Promise<void> {
+  const own = await eventually(async () => {
+    const pid = Number(await Deno.readTextFile(pidFileFor(program.port)).catch(() => "0"));
+    return parentOf(pid) === program.pid && await portAnswers(program.port);
+  }, RECOVERY_MS);
+  assert.ok(own, `${program.name} did not take over its port:\n${program.log}`);
+}
+
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+async function portAnswers(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Kills the nginx on `port`, master and workers, with SIGKILL, as a crash would; returns them. */
+async function killNginx(port: number): Promise<number[]> {
+  const pids = await nginxPids(port);
+  for (const pid of pids) Deno.kill(pid, "SIGKILL");
+  const gone = await eventually(() => Promise.resolve(!pids.some(running)), 5_000);
+  assert.ok(gone, `nginx on :${port} (pids ${pids.join(",")}) survived SIGKILL`);
+  return pids;
+}
+
+/** Kills a volume as a machine crash would: its program and its nginx, with SIGKILL. */
+async function killVolume(volume: ClusterProcess): Promise<void> {
+  const pids = await nginxPids(volume.port);
+  volume.kill("SIGKILL");
+  await volume.status;
+  for (const pid of pids) if (running(pid)) Deno.kill(pid, "SIGKILL");
+  const closed = await eventually(async () => !await portAnswers(volume.port), 5_000);
+  assert.ok(closed, `volume :${volume.port} still answers after SIGKILL`);
+}
+
+/** Asserts that `key` is nowhere: GET 404, not in `?list`, no file on any volume. */
+async function assertAbsent(cluster: TestCluster, key: string, why: string): Promise<void> {
+  const answer = await ask(`${cluster.url}${key}`);
+  assert.equal(answer.status, 404, `${why}: GET ${key} answered ${answer.status}`);
+  assert.ok(!(await listKeys(cluster.url)).includes(key), `${why}: ${key} is in ?list`);
+  assert.deepEqual(await filesOfKey(cluster, key), [], `${why}: files of ${key} left on disk`);
+}
+
+/** A raw TCP connection to a local port, for requests fetch would not send as they are. */
+async function rawConnect(port: number): Promise<Deno.TcpConn> {
+  return await Deno.connect({ hostname: "127.0.0.1", port });
+}
+
+/** Reads what the server sends until it closes or `timeoutMs` passes (then returns null). */
+async function readAll(conn: Deno.Conn, timeoutMs: number): Promise<string | null> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const buffer = new Uint8Array(64 * 1024);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    while (true) {
+      const reading = conn.read(buffer);
+      const n = await Promise.race([reading, timedOut]);
+      if (n === "timeout") {
+        conn.close();
+        await reading.catch(() => null);
+        return null;
+      }
+      if (n === null) break;
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+  } catch {
+    // A reset after the answer counts as the end of it.
+  } finally {
+    clearTimeout(timer);
+  }
+  return text + decoder.decode();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A volume dies
+
+Deno.test("a dead volume: every key still reads, quickly; writes to it fail cleanly; it comes back", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const placement = placementOf(cluster, 2);
+  const victim = cluster.volumes[1];
+  const victimHost = `localhost:${victim.port}`;
+  const stored = Array.from({ length: 60 }, (_, i) => `/stored/${i}`);
+  for (const key of stored) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+  // A fresh index has checked no replica yet, so its GETs ask the volumes (HEAD) before answering:
+  // the path on which a dead volume could make them slow.
+  await cluster.index.stop();
+  await using index = await startIndex({
+    port: cluster.index.port,
+    db: join(cluster.dir, "index"),
+    volumes: placement.volumes,
+    args: ["--replicas", "2"],
+  });
+  const base = index.url;
+
+  await killVolume(victim);
+  // The index learns of it from its health probe (every second) or from a failed request.
+  await sleep(PROBE_DETECT_MS);
+
+  for (const key of stored) {
+    const got = await read(base, key);
+    assert.equal(got.status, 302, `GET ${key} with ${victimHost} dead: ${got.answer.body}`);
+    assert.equal(got.body, valueOf(key), `GET ${key}: wrong value`);
+    assert.ok(
+      !got.location?.startsWith(`http://${victimHost}/`),
+      `GET ${key}: sent to the dead volume ${got.location}`,
+    );
+    assert.ok(
+      got.latencyMs < VOLTIMEOUT_MS + GET_SLACK_MS,
+      `GET ${key} took ${got.latencyMs.toFixed(0)}ms with a volume dead (voltimeout 1s)`,
+    );
+  }
+
+  const hitting = keysPlaced({
+    prefix: "/down/",
+    placement,
+    host: victimHost,
+    onHost: true,
+    count: 5,
+  });
+  for (const key of hitting) {
+    const answer = await ask(`${base}${key}`, { method: "PUT", body: valueOf(key) });
+    if (answer.status === 201) {
+      assert.equal((await read(base, key)).body, valueOf(key));
+      continue;
+    }
+    assert.equal(
+      answer.status,
+      503,
+      `PUT ${key} to a dead volume: ${answer.status} ${answer.body}`,
+    );
+    assert.ok(answer.body.includes(victimHost), `503 does not name ${victimHost}: ${answer.body}`);
+    await assertAbsent(cluster, key, `failed PUT ${key}`);
+  }
+  const missing = keysPlaced({
+    prefix: "/up/",
+    placement,
+    host: victimHost,
+    onHost: false,
+    count: 5,
+  });
+  for (const key of missing) {
+    assert.equal(
+      await put(base, key, valueOf(key)),
+      201,
+      `PUT ${key} avoiding the dead volume`,
+    );
+  }
+
+  // The volume comes back on its port and directory; the same index uses it again.
+  await using revived = await startVolume({ port: victim.port, dir: volumeDir(cluster, victim) });
+  const back =
+    keysPlaced({ prefix: "/back/", placement, host: victimHost, onHost: true, count: 1 })[0];
+  const accepted = await eventually(
+    async () =>
+      (await ask(`${base}${back}`, { method: "PUT", body: valueOf(back) })).status === 201,
+    PROBE_NOTICE_MS,
+  );
+  assert.ok(accepted, `the index did not use ${victimHost} again within ${PROBE_NOTICE_MS}ms`);
+  const location = keyToVolumes(back, placement).find((l) => locationHost(l) === victimHost)!;
+  assert.ok(
+    await exists(fileOnDisk(cluster, location, keyToPath(back))),
+    "no replica on the revived volume",
+  );
+  assert.equal((await read(base, back)).body, valueOf(back));
+  assert.equal(revived.exited, false);
+});
+
+Deno.test("a hung volume (SIGSTOP): every GET answers within the voltimeout and reads back", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const stored = Array.from({ length: 30 }, (_, i) => `/stored/${i}`);
+  for (const key of stored) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+  await cluster.index.stop();
+  await using index = await startIndex({
+    port: cluster.index.port,
+    db: join(cluster.dir, "index"),
+    volumes: placementOf(cluster, 2).volumes,
+    args: ["--replicas", "2"],
+  });
+  // A stopped nginx still accepts connections (the kernel queues them) but never answers: the
+  // index can only learn of it by a timeout.
+  const hung = await nginxPids(cluster.volumes[1].port);
+  for (const pid of hung) Deno.kill(pid, "SIGSTOP");
+  try {
+    for (const key of stored) {
+      const got = await read(index.url, key);
+      assert.equal(got.status, 302, `GET ${key} with a hung volume: ${got.answer.body}`);
+      assert.equal(got.body, valueOf(key));
+      assert.ok(
+        got.latencyMs < VOLTIMEOUT_MS + GET_SLACK_MS,
+        `GET ${key} took ${got.latencyMs.toFixed(0)}ms with a volume hung (voltimeout 1s)`,
+      );
+    }
+  } finally {
+    for (const pid of hung) Deno.kill(pid, "SIGCONT");
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. The index is killed with -9 during writes
+
+Deno.test("kill -9 of the index during PUTs and DELETEs: nothing acknowledged is lost or undone", async () => {
+  await using cluster = await testCluster();
+  const VALUE_BYTES = 200 * 1024;
+  const doomed = Array.from({ length: 60 }, (_, i) => `/doomed/${i}`);
+  for (const key of doomed) {
+    assert.equal(await put(cluster.url, key, valueOf(key, VALUE_BYTES)), 201);
+  }
+
+  // One write is surely in flight at the crash: a client sent half of its value and waits.
+  const halfKey = "/half-written";
+  const half = await rawConnect(cluster.index.port);
+  await half.write(
+    new TextEncoder().encode(
+      `PUT ${halfKey} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${2 * VALUE_BYTES}\r\n\r\n` +
+        valueOf(halfKey, VALUE_BYTES),
+    ),
+  );
+  const putsAcked = new Set<string>();
+  const putsTried = new Set<string>();
+  const deletesAcked = new Set<string>();
+  let killed = false;
+  let acks = 0;
+  const worker = async (w: number) => {
+    for (let i = 0; !killed && i < 200; i++) {
+      const isDelete = i % 2 === 1 && doomed.length > 0;
+      const key = isDelete ? doomed.pop()! : `/fresh/${w}/${i}`;
+      if (!isDelete) putsTried.add(key);
+      const answer = await tryAsk(
+        `${cluster.url}${key}`,
+        isDelete ? { method: "DELETE" } : { method: "PUT", body: valueOf(key, VALUE_BYTES) },
+      );
+      if (answer.status === (isDelete ? 204 : 201)) {
+        (isDelete ? deletesAcked : putsAcked).add(key);
+        acks++;
+      }
+    }
+  };
+  const killer = async () => {
+    // Kill while writes are in flight: after some have been acknowledged, not before.
+    await eventually(() => Promise.resolve(acks >= 16), REQUEST_TIMEOUT_MS);
+    cluster.index.kill("SIGKILL");
+    await cluster.index.status;
+    killed = true;
+  };
+  await Promise.all([killer(), ...Array.from({ length: 6 }, (_, w) => worker(w))]);
+  half.close();
+  assert.ok(putsAcked.size > 0 && deletesAcked.size > 0, "the crash came before any write");
+
+  // Its nginx still holds the port; the new index must come up anyway, on the same database.
+  await using restarted = await startIndex({
+    port: cluster.index.port,
+    db: join(cluster.dir, "index"),
+    volumes: cluster.volumes.map((volume) => `localhost:${volume.port}`),
+  });
+  await servedBy(restarted);
+  const base = restarted.url;
+
+  for (const key of putsAcked) {
+    const got = await read(base, key);
+    assert.equal(got.status, 302, `PUT ${key} was acknowledged, then lost: ${got.answer.body}`);
+    assert.equal(got.body, valueOf(key, VALUE_BYTES), `PUT ${key}: wrong value`);
+  }
+  for (const key of deletesAcked) {
+    assert.equal(
+      (await ask(`${base}${key}`)).status,
+      404,
+      `DELETE ${key} was acknowledged, yet it is back`,
+    );
+  }
+  const listed = await listKeys(base);
+  for (const key of listed) {
+    const got = await read(base, key);
+    assert.equal(got.status, 302, `${key} is listed but GET says ${got.status}`);
+    assert.equal(got.answer.headers.get("content-md5"), md5Hex(got.body), `${key}: md5 mismatch`);
+    assert.equal(got.body, valueOf(key, VALUE_BYTES), `${key}: wrong value`);
+  }
+  for (const key of [...putsTried, halfKey]) {
+    if (listed.includes(key)) continue;
+    assert.equal((await ask(`${base}${key}`)).status, 404, `${key}: unlisted but readable`);
+  }
+
+  // The start-up cleanup removes the files of interrupted writes. An interrupted DELETE may leave
+  // its key unlinked, whose files stay until it is deleted again (SPEC: UNLINK keeps the data).
+  const stray = async () => {
+    const keep = new Set([...await listKeys(base), ...await listKeys(base, "unlinked")]);
+    const strays: string[] = [];
+    for (const volume of cluster.volumes) {
+      for (const file of await volumeFiles(volumeDir(cluster, volume))) {
+        const key = pathToKey(file.path);
+        if (key === null || !keep.has(key)) {
+          strays.push(`:${volume.port}/${file.sub}${file.path} (${key})`);
+        }
+      }
+    }
+    return strays;
+  };
+  await eventually(async () => (await stray()).length === 0, RECOVERY_MS);
+  assert.deepEqual(await stray(), [], "files of interrupted writes left on the volumes");
+  for (const key of await listKeys(base, "unlinked")) {
+    assert.ok(key.startsWith("/doomed/") && !deletesAcked.has(key), `${key} is unlinked`);
+  }
+  const again = await ask(`${base}${halfKey}`, { method: "PUT", body: "whole" });
+  assert.equal(again.status, 201, `PUT ${halfKey} after the crash: ${again.body}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. nginx dies under its program
+
+/**
+ * After its nginx was killed, the program must serve again on its port within RECOVERY_MS, or
+ * have exited non-zero saying why: never linger answering nothing.
+ */
+async function assertRecovers(
+  program: ClusterProcess,
+  killed: number[],
+  works: () => Promise<boolean>,
+): Promise<void> {
+  const recovered = await eventually(
+    async () => program.exited || (await portAnswers(program.port) && await works()),
+    RECOVERY_MS,
+  );
+  if (program.exited) {
+    const status = await program.status;
+    assert.notEqual(status.code, 0, `${program.name} exited 0 after its nginx died`);
+    assert.match(program.log, /nginx/, `${program.name} exited without saying why`);
+    return;
+  }
+  assert.ok(recovered, `${program.name} answers nothing ${RECOVERY_MS}ms after its nginx died`);
+  const [master] = await nginxPids(program.port);
+  assert.ok(!killed.includes(master), "the pid file names the killed nginx");
+  assert.equal(parentOf(master), program.pid, `the new nginx is not ${program.name}'s child`);
+}
+
+Deno.test("nginx of the index dies: the index restarts it and serves again", async () => {
+  await using cluster = await testCluster();
+  assert.equal(await put(cluster.url, "/before", "before"), 201);
+  const killed = await killNginx(cluster.index.port);
+  await assertRecovers(
+    cluster.index,
+    killed,
+    async () => (await tryAsk(`${cluster.url}/before`)).status === 302,
+  );
+  assert.equal(await put(cluster.url, "/after", "after"), 201);
+  assert.equal((await read(cluster.url, "/after")).body, "after");
+  assert.equal((await read(cluster.url, "/before")).body, "before");
+});
+
+Deno.test("nginx of a volume dies: the volume restarts it and the index uses it again", async () => {
+  await using cluster = await testCluster();
+  assert.equal(await put(cluster.url, "/before", "before"), 201);
+  const volume = cluster.volumes[0];
+  const killed = await killNginx(volume.port);
+  // Every key has a replica on every volume (3 of 3), so a PUT that succeeds wrote to this one.
+  let n = 0;
+  await assertRecovers(
+    volume,
+    killed,
+    async () =>
+      (await tryAsk(`${cluster.url}/after${n++}`, { method: "PUT", body: "after" })).status === 201,
+  );
+  const location = keyToVolumes(`/after${n - 1}`, placementOf(cluster, 3))
+    .find((l) => locationHost(l) === `localhost:${volume.port}`)!;
+  assert.ok(await exists(fileOnDisk(cluster, location, keyToPath(`/after${n - 1}`))));
+  const before = keyToVolumes("/before", placementOf(cluster, 3))
+    .find((l) => locationHost(l) === `localhost:${volume.port}`)!;
+  const direct = await ask(`http://${before}${keyToPath("/before")}`);
+  assert.equal(direct.body, "before", "the volume's restarted nginx does not serve its files");
+  assert.equal((await read(cluster.url, "/before")).body, "before");
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. A client hangs up mid-upload
+
+Deno.test("a client that hangs up mid-upload leaves nothing, and the key is writable at once", async () => {
+  await using cluster = await testCluster();
+  const key = "/hung-up";
+  const conn = await rawConnect(cluster.index.port);
+  await conn.write(
+    new TextEncoder().encode(
+      `PUT ${key} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000000\r\n\r\n`,
+    ),
+  );
+  await conn.write(new TextEncoder().encode(valueOf(key, MIB)));
+  // DELETE takes the key's lock like PUT: 409 proves the upload reached the index and is under
+  // way; after the hang-up, 409 until it is torn down, then 404 (no record). A 204 would mean the
+  // partial value had been stored.
+  const deleteStatus = async () => (await ask(`${cluster.url}${key}`, { method: "DELETE" })).status;
+  const underWay = await eventually(async () => await deleteStatus() === 409, RECOVERY_MS);
+  conn.close();
+  assert.ok(underWay, "the upload never reached the index");
+  let status = 0;
+  await eventually(async () => (status = await deleteStatus()) !== 409, DISCONNECT_NOTICE_MS);
+  assert.equal(status, 404, `DELETE after the hang-up answered ${status}`);
+  await assertAbsent(cluster, key, "after a hang-up");
+  assert.equal(await put(cluster.url, key, "whole"), 201);
+  assert.equal((await read(cluster.url, key)).body, "whole");
+});
+
+// ---------------------------------------------------------------------------------------------
+// 8. A key's files vanish from every volume
+
+Deno.test("a key whose files are gone from every volume answers 410", async () => {
+  await using cluster = await testCluster();
+  const key = "/vanished";
+  assert.equal(await put(cluster.url, key, "soon gone"), 201);
+  for (const location of keyToVolumes(key, placementOf(cluster, 3))) {
+    await Deno.remove(fileOnDisk(cluster, location, keyToPath(key)));
+  }
+  const answer = await ask(`${cluster.url}${key}`);
+  assert.equal(
+    answer.status,
+    410,
+    `GET of a key lost on every volume: ${answer.status} ${answer.headers.get("location")}`,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. A volume's disk is full
+
+async function run(command: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  const output = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
+    .output();
+  return { ok: output.success, stderr: new TextDecoder().decode(output.stderr).trim() };
+}
+
+/** Fills the filesystem holding `path` until a write fails with ENOSPC. */
+async function fillUp(path: string): Promise<void> {
+  const file = await Deno.open(path, { create: true, write: true });
+  try {
+    const block = new Uint8Array(4096);
+    for (let i = 0; i < 1_000_000; i++) await file.write(block);
+    assert.fail(`${path}: the disk never filled up`);
+  } catch (err) {
+    if (!(err instanceof Error) || !/space|ENOSPC|os error 28/i.test(err.message)) throw err;
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("a full disk on a volume: PUT answers 507 or 503 naming it, leaves nothing, reads go on", async () => {
+  await using dir = await tempDir();
+  const full = join(dir.path, "volume1");
+  await Deno.mkdir(full, { mode: 0o777 });
+  await Deno.chmod(full, 0o777);
+  // A 1 MiB filesystem of its own: writes beyond it fail with ENOSPC, as on a full disk.
+  const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", full]);
+  assert.ok(mounted.ok, `cannot mount a tmpfs to fill up (run as root): ${mounted.stderr}`);
+  try {
+    const [port, ...volumePorts] = freePorts(4);
+    await using started = await startCluster({ dir: dir.path, port, volumePorts });
+    const cluster = Object.assign(started, { dir: dir.path });
+    const fullHost = `localhost:${volumePorts[0]}`;
+    const small = Array.from({ length: 5 }, (_, i) => `/small/${i}`);
+    for (const key of small) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+
+    const refused = async (key: string, value: string, why: string) => {
+      const answer = await ask(`${cluster.url}${key}`, { method: "PUT", body: value });
+      assert.ok(
+        answer.status === 507 || answer.status === 503,
+        `${why}: PUT ${key} answered ${answer.status} ${answer.body}`,
+      );
+      assert.ok(
+        answer.body.includes(fullHost),
+        `${why}: the answer does not name ${fullHost}: ${answer.body}`,
+      );
+      // The index may have marked the volume down on the failure; the probe brings it back.
+      await sleep(1500);
+      await assertAbsent(cluster, key, why);
+    };
+    await refused("/too-big", valueOf("/too-big", 3 * MIB), "a value larger than the free space");
+    await fillUp(join(full, ".filler"));
+    await refused("/tiny", "tiny", "a value on a full disk");
+    for (const key of small) {
+      assert.equal(
+        (await read(cluster.url, key)).body,
+        valueOf(key),
+        `${key} after the disk filled`,
+      );
+    }
+    await Deno.remove(join(full, ".filler"));
+    const writable = await eventually(
+      async () =>
+        (await ask(`${cluster.url}/tiny`, { method: "PUT", body: "tiny" })).status === 201,
+      PROBE_NOTICE_MS,
+    );
+    assert.ok(writable, "PUT still fails after space was freed");
+  } finally {
+    const unmounted = await run("umount", [full]);
+    if (!unmounted.ok) await run("umount", ["-l", full]);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. Large values, slow clients
+
+const GIB = 1024 * MIB;
+/** The index may not hold a value in memory: its peak RSS stays under this, whatever the size. */
+const INDEX_PEAK_RSS_BYTES = 64 * MIB;
+
+/** `sizeBytes` of pseudo-random bytes made as they are read; `md5()` is known once all are. */
+function generated(sizeBytes: number): { stream: ReadableStream<Uint8Array>; md5(): string } {
+  const block = new Uint8Array(MIB);
+  crypto.getRandomValues(block.subarray(0, 65536));
+  for (let i = 65536; i < MIB; i += 65536) block.copyWithin(i, 0, 65536);
+  const hash = createHash("md5");
+  let sent = 0;
+  let digest = "";
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= sizeBytes) {
+        digest = hash.digest("hex");
+        controller.close();
+        return;
+      }
+      const chunk = block.slice(0, Math.min(MIB, sizeBytes - sent));
+      new DataView(chunk.buffer).setFloat64(0, sent);
+      hash.update(chunk);
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return {
+    stream,
+    md5() {
+      assert.ok(digest !== "", "the value was not sent whole");
+      return digest;
+    },
+  };
+}
+
+async function peakRssBytes(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kib = status.match(/^VmHWM:\s+(\d+) kB$/m);
+  assert.ok(kib, `no VmHWM in /proc/${pid}/status`);
+  return Number(kib[1]) * 1024;
+}
+
+Deno.test("a 1 GiB value goes in and out bit-exact, and the index never holds it", async () => {
+  await using cluster = await testCluster();
+  const idle = await peakRssBytes(cluster.index.pid);
+  const key = "/one-gib";
+  const value = generated(GIB);
+  const stored = await fetch(`${cluster.url}${key}`, { method: "PUT", body: value.stream });
+  assert.equal(stored.status, 201, await stored.text());
+
+  const answer = await ask(`${cluster.url}${key}`);
+  assert.equal(answer.status, 302);
+  assert.equal(answer.headers.get("content-md5"), value.md5(), "the index's md5 of the value");
+  const back = await fetch(answer.headers.get("location")!);
+  assert.equal(back.status, 200);
+  const hash = createHash("md5");
+  let sizeBytes = 0;
+  for await (const chunk of back.body!) {
+    hash.update(chunk);
+    sizeBytes += chunk.byteLength;
+  }
+  assert.equal(sizeBytes, GIB);
+  assert.equal(hash.digest("hex"), value.md5(), "the value read back differs");
+  const peak = await peakRssBytes(cluster.index.pid);
+  assert.ok(
+    peak < INDEX_PEAK_RSS_BYTES,
+    `the index's peak RSS was ${(peak / MIB).toFixed(1)} MiB for a 1 GiB value (limit 64 MiB; ` +
+      `${(idle / MIB).toFixed(1)} MiB before the PUT)`,
+  );
+});
+
+Deno.test("a client trickling its value, and one reading slowly, stall no one else", async () => {
+  await using cluster = await testCluster();
+  const big = "/big";
+  assert.equal(await put(cluster.url, big, valueOf(big, 16 * MIB)), 201);
+  const TRICKLE_BYTES = 30;
+  const TRICKLE_EVERY_MS = 100;
+
+  // A writer that sends its value one byte every 100 ms (3 s in all)...
+  const slowKey = "/trickled";
+  const writer = await rawConnect(cluster.index.port);
+  await writer.write(new TextEncoder().encode(
+    `PUT ${slowKey} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n` +
+      `Content-Length: ${TRICKLE_BYTES}\r\n\r\n`,
+  ));
+  let trickleDone = false;
+  const trickle = (async () => {
+    for (let i = 0; i < TRICKLE_BYTES; i++) {
+      await sleep(TRICKLE_EVERY_MS);
+      await writer.write(new TextEncoder().encode("t"));
+    }
+    const answer = await readAll(writer, REQUEST_TIMEOUT_MS);
+    trickleDone = true;
+    writer.close();
+    return answer;
+  })();
+  // ...and a reader that takes the first bytes of a 16 MiB value, then stops reading.
+  const reading = await fetch((await ask(`${cluster.url}${big}`)).headers.get("location")!);
+  const reader = reading.body!.getReader();
+  assert.ok(!(await reader.read()).done);
+
+  // Meanwhile everyone else gets answers, long before the trickle ends.
+  for (let i = 0; i < 10; i++) {
+    const key = `/meanwhile/${i}`;
+    assert.equal(await put(cluster.url, key, valueOf(key, 64 * 1024)), 201);
+    assert.equal((await read(cluster.url, key)).body, valueOf(key, 64 * 1024));
+  }
+  assert.equal((await read(cluster.url, big)).body, valueOf(big, 16 * MIB));
+  assert.ok(!trickleDone, "the others finished only after the trickle");
+  await reader.cancel();
+
+  const answer = await trickle;
+  assert.match(answer ?? "no answer", /^HTTP\/1\.1 201/, "the trickled PUT");
+  assert.equal((await read(cluster.url, slowKey)).body, "t".repeat(TRICKLE_BYTES));
+});
