@@ -334,7 +334,8 @@ export async function stopLeftover(
   await Deno.remove(pidFile).catch(() => {});
 }
 
-async function portAnswers(port: number): Promise<boolean> {
+/** Whether something accepts connections on `port` of this machine. */
+export async function portAnswers(port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     conn.close();

@@ -15,6 +15,8 @@ const SMALL_VALUE_BYTES = 256 * 1024;
 const CHUNK_BYTES = 256 * 1024;
 /** The head of a volume's answer to a PUT is at most this long. */
 const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+/** A directory listing may take longer than a single file's answer. */
+const LIST_TIMEOUT_MS = 10_000;
 /** Idle connections kept per volume; as many as the requests in flight under load. */
 const POOL_IDLE_PER_HOST = 256;
 
@@ -134,32 +136,58 @@ export class Volumes {
     this.#client.close();
   }
 
-  /** Whether the key's file is at `location`: true, false, or a VolumeError if it cannot tell. */
-  async has(location: string, key: string): Promise<boolean> {
-    const path = keyToPath(key);
+  /**
+   * Sends one request to a volume and returns the answer if its status is in `accept`, else
+   * throws VolumeError (with `markDead`, a volume that does not answer is marked down).
+   * `timeoutMs` bounds the wait for the answer's head, not the reading of its body; with
+   * `keepBody` the caller reads or cancels the body, otherwise it is dropped here.
+   */
+  async #send(
+    location: string,
+    path: string,
+    method: string,
+    options: { accept: number[]; timeoutMs?: number; keepBody?: boolean; markDead?: boolean },
+  ): Promise<Response> {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException("timed out", "TimeoutError")),
+      options.timeoutMs ?? this.timeoutMs,
+    );
     let response: Response;
     try {
       response = await fetch(`http://${location}${path}`, {
-        method: "HEAD",
+        method,
         client: this.#client,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: controller.signal,
       });
     } catch (err) {
-      this.markDead(location, reason(err));
+      if (options.markDead) this.markDead(location, reason(err));
       throw new VolumeError(
         locationHost(location),
         null,
-        describe(location, "HEAD", path, reason(err)),
+        describe(location, method, path, reason(err)),
       );
+    } finally {
+      clearTimeout(timer);
     }
-    await response.body?.cancel();
-    if (response.status === 200) return true;
-    if (response.status === 404) return false;
+    if (!options.keepBody || !options.accept.includes(response.status)) {
+      await response.body?.cancel();
+    }
+    if (options.accept.includes(response.status)) return response;
     throw new VolumeError(
       locationHost(location),
       response.status,
-      describe(location, "HEAD", path, `status ${response.status}`),
+      describe(location, method, path, `status ${response.status}`),
     );
+  }
+
+  /** Whether the key's file is at `location`: true, false, or a VolumeError if it cannot tell. */
+  async has(location: string, key: string): Promise<boolean> {
+    const response = await this.#send(location, keyToPath(key), "HEAD", {
+      accept: [200, 404],
+      markDead: true,
+    });
+    return response.status === 200;
   }
 
   /** Removes the key's file at `location`; a file already gone counts as removed. */
@@ -172,28 +200,7 @@ export class Volumes {
         describe(location, "DELETE", path, "down"),
       );
     }
-    let response: Response;
-    try {
-      response = await fetch(`http://${location}${path}`, {
-        method: "DELETE",
-        client: this.#client,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      this.markDead(location, reason(err));
-      throw new VolumeError(
-        locationHost(location),
-        null,
-        describe(location, "DELETE", path, reason(err)),
-      );
-    }
-    await response.body?.cancel();
-    if (response.ok || response.status === 404) return;
-    throw new VolumeError(
-      locationHost(location),
-      response.status,
-      describe(location, "DELETE", path, `status ${response.status}`),
-    );
+    await this.#send(location, path, "DELETE", { accept: [200, 204, 404], markDead: true });
   }
 
   /** Removes the key's file at every location at once; returns the failures (empty if none). */
@@ -208,69 +215,32 @@ export class Volumes {
     return failures;
   }
 
-  /**
-   * Opens the key's file at `location` for reading; the caller consumes or cancels the body.
-   * `timeoutMs` bounds the wait for the answer, not the transfer of the value.
-   */
+  /** Opens the key's file at `location` for reading; the caller consumes or cancels the body. */
   async get(location: string, key: string): Promise<Response> {
-    const path = keyToPath(key);
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error("timed out")), this.timeoutMs);
-    let response: Response;
-    try {
-      response = await fetch(`http://${location}${path}`, {
-        client: this.#client,
-        signal: controller.signal,
-      });
-    } catch (err) {
-      throw new VolumeError(
-        locationHost(location),
-        null,
-        describe(location, "GET", path, reason(err)),
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      throw new VolumeError(
-        locationHost(location),
-        response.status,
-        describe(location, "GET", path, `status ${response.status}`),
-      );
-    }
-    return response;
+    return await this.#send(location, keyToPath(key), "GET", { accept: [200], keepBody: true });
   }
 
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
     const path = dir.endsWith("/") ? dir : `${dir}/`;
-    let response: Response;
-    try {
-      response = await fetch(`http://${location}${path}`, {
-        client: this.#client,
-        signal: AbortSignal.timeout(Math.max(this.timeoutMs, 10_000)),
-      });
-    } catch (err) {
-      throw new VolumeError(
-        locationHost(location),
-        null,
-        describe(location, "GET", path, reason(err)),
-      );
-    }
+    const response = await this.#send(location, path, "GET", {
+      accept: [200, 404],
+      keepBody: true,
+      timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
+    });
     if (response.status === 404) {
       await response.body?.cancel();
       return [];
     }
-    if (response.status !== 200) {
-      await response.body?.cancel();
+    try {
+      return await response.json() as VolumeEntry[];
+    } catch (err) {
       throw new VolumeError(
         locationHost(location),
-        response.status,
-        describe(location, "GET", path, `status ${response.status}`),
+        200,
+        describe(location, "GET", path, `not a JSON listing: ${reason(err)}`),
       );
     }
-    return await response.json() as VolumeEntry[];
   }
 
   /**

@@ -5,15 +5,22 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type ClusterProcess, startIndex, startVolume } from "../lib/cluster.ts";
 import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../lib/placement.ts";
 import { freePort, pidFileFor } from "../nginx.ts";
-import { fileOnDisk, getFollow, put, request, tempDir, testCluster } from "./helpers.ts";
+import {
+  exists,
+  fileOnDisk,
+  getFollow,
+  put,
+  request,
+  ROOT,
+  tempDir,
+  testCluster,
+} from "./helpers.ts";
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** The methods of the API, as `Allow` lists them. */
 const API_METHODS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK"];
 /** A 16 MiB value, the size at which buffering or a truncated stream would show. */
@@ -52,16 +59,6 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
   while (!await check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
 

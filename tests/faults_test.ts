@@ -16,8 +16,8 @@ import {
   pathToKey,
   type Placement,
 } from "../lib/placement.ts";
-import { pidFileFor } from "../nginx.ts";
-import { fileOnDisk, freePorts, put, request, tempDir, testCluster } from "./helpers.ts";
+import { pidFileFor, portAnswers } from "../nginx.ts";
+import { exists, fileOnDisk, freePorts, put, request, tempDir, testCluster } from "./helpers.ts";
 
 /** The index's --voltimeout in these tests (its default). */
 const VOLTIMEOUT_MS = 1000;
@@ -123,16 +123,6 @@ async function listKeys(base: string, query = "list"): Promise<string[]> {
   return (JSON.parse(answer.body) as { keys: string[] }).keys;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
 /** Files under a volume's directory as `[subvolume, path]`, nginx's `.tmp` and dot files aside. */
 async function volumeFiles(dir: string): Promise<{ sub: string; path: string }[]> {
   const out: { sub: string; path: string }[] = [];
@@ -212,16 +202,6 @@ function running(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-async function portAnswers(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
   } catch {
     return false;
   }

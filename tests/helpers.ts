@@ -2,8 +2,14 @@
 // that always consume or cancel the response body (so the sanitizers stay quiet).
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Cluster, startCluster } from "../lib/cluster.ts";
 import { freePort } from "../nginx.ts";
+
+/** The repository's root directory. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** How long a script run by a test may take. */
+const SCRIPT_TIMEOUT_MS = 120_000;
 
 /** A temp directory that nginx's workers can write, removed on dispose. */
 export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -104,4 +110,42 @@ export function fileOnDisk(cluster: Cluster & { dir: string }, location: string,
   const port = Number(hostPort.split(":")[1]);
   const i = cluster.volumes.findIndex((volume) => volume.port === port);
   return join(cluster.dir, `volume${i + 1}`, sub ?? "", path);
+}
+
+/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+export interface ScriptResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A SCRIPT ARGS...` of this repository to its end (killed after `timeoutMs`). */
+export async function runScript(
+  args: string[],
+  options: { timeoutMs?: number } = {},
+): Promise<ScriptResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", join(ROOT, "deno.json"), ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? SCRIPT_TIMEOUT_MS),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
 }

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { startIndex, startVolume } from "../lib/cluster.ts";
 import {
   classifyReplicas,
@@ -24,9 +23,19 @@ import {
 } from "../lib/ops.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 import { Store } from "../lib/store.ts";
-import { fileOnDisk, freePorts, getFollow, put, request, tempDir, testCluster } from "./helpers.ts";
+import {
+  exists,
+  fileOnDisk,
+  freePorts,
+  getFollow,
+  put,
+  request,
+  runScript,
+  type ScriptResult,
+  tempDir,
+  testCluster,
+} from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Bound on one run of an index.ts subcommand, so that a hang fails instead of stalling CI. */
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Bound on the reading client of the rebalance test. */
@@ -55,31 +64,12 @@ function volumeHosts(cluster: TestCluster): string[] {
   return cluster.volumes.map((volume) => `localhost:${volume.port}`);
 }
 
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `index.ts COMMAND ARGS...` to its end. */
-async function runIndexCommand(args: string[]): Promise<CommandResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "index.ts"), ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function runIndexCommand(args: string[]): Promise<ScriptResult> {
+  return runScript(["index.ts", ...args], { timeoutMs: COMMAND_TIMEOUT_MS });
 }
 
-function explain(result: CommandResult): string {
+function explain(result: ScriptResult): string {
   return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 }
 
@@ -104,16 +94,6 @@ async function placeFile(root: string, relPath: string, content: string): Promis
 function relativePath(location: string, key: string): string {
   const slash = location.indexOf("/");
   return (slash === -1 ? "" : location.slice(slash)) + keyToPath(key);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 async function head(base: string, key: string) {
@@ -361,7 +341,7 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
       firstPassDone();
     }
   })();
-  let result: CommandResult;
+  let result: ScriptResult;
   try {
     await firstPass;
     rebalancing = true;
