@@ -126,6 +126,7 @@ export function renderProxyUpstream(options: ProxyOptions): string {
     `  upstream mkv_index {`,
     `    server ${quote(`unix:${options.socketPath}`)};`,
     `    keepalive ${options.keepalive};`,
+    `    keepalive_requests 1000000;`,
     `  }`,
   ].join("\n");
 }

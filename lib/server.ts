@@ -10,12 +10,11 @@ import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
 /**
- * How long a replica found present by a GET's check is trusted before a GET checks the volume
- * again. Hot keys cost one check per this period, not one per GET; a file lost behind the
- * index's back is noticed (410) within it. A PUT does not count as a check: the first GET of a
- * key always looks.
+ * How long replicas seen present (just written by a PUT, or found by a GET's check) are trusted
+ * before a GET checks a volume again. A hot key costs one check per this period, not one per GET;
+ * a file lost behind the index's back is noticed (410) within it.
  */
-export const VERIFIED_TTL_MS = 10_000;
+export const VERIFIED_TTL_MS = 2_000;
 /** Records whose presence was checked, kept in memory; oldest dropped first. */
 const VERIFIED_ENTRIES = 50_000;
 /** The methods of the API, for `Allow`. */
@@ -43,10 +42,10 @@ interface RedirectParts {
   balance: "balanced" | "unbalanced";
 }
 
-const EMPTY_HEADERS = { "content-length": "0" };
 const encoder = new TextEncoder();
 
-function empty(status: number, headers: Record<string, string> = EMPTY_HEADERS): Response {
+/** An answer without a body; Deno.serve adds its `Content-Length: 0`. */
+function empty(status: number, headers: Record<string, string> = {}): Response {
   return new Response(null, { status, headers });
 }
 
@@ -217,7 +216,7 @@ export class IndexServer {
 
   #notFound(rawPath: string): Response {
     if (this.options.fallback === "") return empty(404);
-    return empty(302, { location: `http://${this.options.fallback}${rawPath}`, ...EMPTY_HEADERS });
+    return empty(302, { location: `http://${this.options.fallback}${rawPath}` });
   }
 
   #isVerified(key: string): boolean {
@@ -285,7 +284,6 @@ export class IndexServer {
     const parts = this.#redirectParts(key, record);
     const headers: Record<string, string> = {
       location: `http://${location}${parts.path}`,
-      "content-length": "0",
       "key-volumes": parts.volumes,
       "key-balance": parts.balance,
     };
@@ -377,6 +375,7 @@ export class IndexServer {
       volumes: targets,
       md5: this.options.md5sum ? result.md5 : "",
     });
+    this.#setVerified(key);
     const stale = everywhere.filter((location) => !targets.includes(location));
     if (stale.length > 0) await this.volumes.deleteAll(stale, key);
     return empty(201);

@@ -16,6 +16,7 @@ import {
   pathToKey,
   type Placement,
 } from "../lib/placement.ts";
+import { VERIFIED_TTL_MS } from "../lib/server.ts";
 import { pidFileFor, portAnswers } from "../nginx.ts";
 import { exists, fileOnDisk, freePorts, put, request, tempDir, testCluster } from "./helpers.ts";
 
@@ -603,6 +604,8 @@ Deno.test("a key whose files are gone from every volume answers 410", async () =
   for (const location of keyToVolumes(key, placementOf(cluster, 3))) {
     await Deno.remove(fileOnDisk(cluster, location, keyToPath(key)));
   }
+  // The index trusts what it just wrote for VERIFIED_TTL_MS; after that a GET checks the volumes.
+  await new Promise((resolve) => setTimeout(resolve, VERIFIED_TTL_MS + 250));
   const answer = await ask(`${cluster.url}${key}`);
   assert.equal(
     answer.status,

@@ -55,6 +55,7 @@ http {
   upstream mkv_index {
     server "unix:/tmp/mkv-index-x/index.sock";
     keepalive 256;
+    keepalive_requests 1000000;
   }
   server {
     listen 3000;
@@ -164,7 +165,7 @@ Deno.test("renderVolumeLocations quotes a directory with quotes and backslashes"
 Deno.test("renderProxyUpstream and renderProxyLocations (golden)", () => {
   assert.equal(
     renderProxyUpstream({ socketPath: "/run/x.sock", keepalive: 8 }),
-    `  upstream mkv_index {\n    server "unix:/run/x.sock";\n    keepalive 8;\n  }`,
+    `  upstream mkv_index {\n    server "unix:/run/x.sock";\n    keepalive 8;\n    keepalive_requests 1000000;\n  }`,
   );
   assert.equal(
     renderProxyLocations(),
