@@ -2,6 +2,7 @@
 // writes to all replicas at once with backpressure, and each volume's health, tracked by a probe
 // in the background so that a GET never waits on a dead volume.
 
+import { Http1Pool, splitHost } from "./http1.ts";
 import { Md5 } from "./md5.ts";
 import { keyToPath, locationHost } from "./placement.ts";
 
@@ -59,7 +60,9 @@ function reason(err: unknown): string {
 export class Volumes {
   readonly timeoutMs: number;
   #alive = new Map<string, boolean>();
+  /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
   #client = Deno.createHttpClient({ poolMaxIdlePerHost: POOL_IDLE_PER_HOST });
+  #pool = new Http1Pool();
   #timer: ReturnType<typeof setInterval> | undefined;
   #log: (line: string) => void;
 
@@ -101,13 +104,8 @@ export class Volumes {
     await Promise.all(
       this.hosts().map(async (host) => {
         try {
-          const response = await fetch(`http://${host}/`, {
-            method: "HEAD",
-            client: this.#client,
-            signal: AbortSignal.timeout(this.timeoutMs),
-          });
-          await response.body?.cancel();
-          if (response.status >= 500) throw new Error(`status ${response.status}`);
+          const status = await this.#pool.request(host, "HEAD", "/", { timeoutMs: this.timeoutMs });
+          if (status >= 500) throw new Error(`status ${status}`);
           this.#markAlive(host);
         } catch (err) {
           this.markDead(host, `probe failed: ${reason(err)}`);
@@ -134,19 +132,19 @@ export class Volumes {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#client.close();
+    this.#pool.close();
   }
 
   /**
-   * Sends one request to a volume and returns the answer if its status is in `accept`, else
-   * throws VolumeError (with `markDead`, a volume that does not answer is marked down).
-   * `timeoutMs` bounds the wait for the answer's head, not the reading of its body; with
-   * `keepBody` the caller reads or cancels the body, otherwise it is dropped here.
+   * Opens an answer with a body to stream (a value, a listing) and returns it, for the caller to
+   * read or cancel, if its status is in `accept`; else throws VolumeError. `timeoutMs` bounds the
+   * wait for the answer's head, not the reading of its body.
    */
-  async #send(
+  async #open(
     location: string,
     path: string,
     method: string,
-    options: { accept: number[]; timeoutMs?: number; keepBody?: boolean; markDead?: boolean },
+    options: { accept: number[]; timeoutMs?: number },
   ): Promise<Response> {
     const controller = new AbortController();
     const timer = setTimeout(
@@ -161,7 +159,6 @@ export class Volumes {
         signal: controller.signal,
       });
     } catch (err) {
-      if (options.markDead) this.markDead(location, reason(err));
       throw new VolumeError(
         locationHost(location),
         null,
@@ -170,7 +167,7 @@ export class Volumes {
     } finally {
       clearTimeout(timer);
     }
-    if (!options.keepBody || !options.accept.includes(response.status)) {
+    if (!options.accept.includes(response.status)) {
       await response.body?.cancel();
     }
     if (options.accept.includes(response.status)) return response;
@@ -181,13 +178,35 @@ export class Volumes {
     );
   }
 
+  /**
+   * Sends a short request to a volume on a kept-alive socket and returns the answer's status if
+   * it is in `accept`, else throws VolumeError; a volume that does not answer within `timeoutMs`
+   * (or --voltimeout) is marked down.
+   */
+  async #ask(
+    location: string,
+    method: string,
+    path: string,
+    options: { accept: number[]; body?: Uint8Array; timeoutMs?: number },
+  ): Promise<number> {
+    const host = locationHost(location);
+    let status: number;
+    try {
+      status = await this.#pool.request(host, method, location.slice(host.length) + path, {
+        body: options.body,
+        timeoutMs: options.timeoutMs ?? this.timeoutMs,
+      });
+    } catch (err) {
+      this.markDead(location, reason(err));
+      throw new VolumeError(host, null, describe(location, method, path, reason(err)));
+    }
+    if (options.accept.includes(status)) return status;
+    throw new VolumeError(host, status, describe(location, method, path, `status ${status}`));
+  }
+
   /** Whether the key's file is at `location`: true, false, or a VolumeError if it cannot tell. */
   async has(location: string, key: string): Promise<boolean> {
-    const response = await this.#send(location, keyToPath(key), "HEAD", {
-      accept: [200, 404],
-      markDead: true,
-    });
-    return response.status === 200;
+    return await this.#ask(location, "HEAD", keyToPath(key), { accept: [200, 404] }) === 200;
   }
 
   /** Removes the key's file at `location`; a file already gone counts as removed. */
@@ -200,7 +219,7 @@ export class Volumes {
         describe(location, "DELETE", path, "down"),
       );
     }
-    await this.#send(location, path, "DELETE", { accept: [200, 204, 404], markDead: true });
+    await this.#ask(location, "DELETE", path, { accept: [200, 204, 404] });
   }
 
   /** Removes the key's file at every location at once; returns the failures (empty if none). */
@@ -217,15 +236,14 @@ export class Volumes {
 
   /** Opens the key's file at `location` for reading; the caller consumes or cancels the body. */
   async get(location: string, key: string): Promise<Response> {
-    return await this.#send(location, keyToPath(key), "GET", { accept: [200], keepBody: true });
+    return await this.#open(location, keyToPath(key), "GET", { accept: [200] });
   }
 
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
     const path = dir.endsWith("/") ? dir : `${dir}/`;
-    const response = await this.#send(location, path, "GET", {
+    const response = await this.#open(location, path, "GET", {
       accept: [200, 404],
-      keepBody: true,
       timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
     });
     if (response.status === 404) {
@@ -281,32 +299,15 @@ export class Volumes {
       throw new UploadError(`upload ended after ${value.length} of ${sizeBytes} bytes`);
     }
     const path = keyToPath(key);
-    const results = await Promise.allSettled(locations.map(async (location) => {
-      let response: Response;
-      try {
-        response = await fetch(`http://${location}${path}`, {
-          method: "PUT",
-          body: value as Uint8Array<ArrayBuffer>,
-          client: this.#client,
-          signal: AbortSignal.timeout(Math.max(this.timeoutMs, WRITE_STALL_MS)),
-        });
-      } catch (err) {
-        this.markDead(location, reason(err));
-        throw new VolumeError(
-          locationHost(location),
-          null,
-          describe(location, "PUT", path, reason(err)),
-        );
-      }
-      await response.body?.cancel();
-      if (response.status !== 201 && response.status !== 204) {
-        throw new VolumeError(
-          locationHost(location),
-          response.status,
-          describe(location, "PUT", path, `status ${response.status}`),
-        );
-      }
-    }));
+    const results = await Promise.allSettled(
+      locations.map((location) =>
+        this.#ask(location, "PUT", path, {
+          accept: [201, 204],
+          body: value,
+          timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
+        })
+      ),
+    );
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     return { md5: new Md5().update(value).hex(), sizeBytes };
@@ -473,9 +474,7 @@ class Upload {
 
   async open(): Promise<void> {
     const host = locationHost(this.location);
-    const colon = host.lastIndexOf(":");
-    const hostname = host.slice(0, colon).replace(/^\[|\]$/g, "");
-    const port = Number(host.slice(colon + 1));
+    const { hostname, port } = splitHost(host);
     const sub = this.location.slice(host.length);
     try {
       this.#conn = await Deno.connect({
