@@ -4,7 +4,6 @@
 // bench/profile.ts (the profile summary).
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import {
   FULL_LOAD,
   parseHyperfine,
@@ -24,23 +23,10 @@ import {
   type ThrashResult,
   valueFor,
 } from "../thrasher.ts";
-import { freePorts, request, testCluster } from "./helpers.ts";
+import { freePorts, request, runScript, type ScriptResult, testCluster } from "./helpers.ts";
 
-const THRASHER = fileURLToPath(new URL("../thrasher.ts", import.meta.url));
-
-async function runThrasher(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", THRASHER, ...args],
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function runThrasher(args: string[]): Promise<ScriptResult> {
+  return runScript(["thrasher.ts", ...args]);
 }
 
 Deno.test("percentile takes the nearest rank of sorted samples", () => {
