@@ -95,6 +95,7 @@ export async function startIndex(
       httpBlocks: renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),
       locations: renderProxyLocations(),
       onGiveUp,
+      tempPaths: [runDir],
     });
     stops.push(() => nginx.stop());
   } catch (err) {

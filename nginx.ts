@@ -157,8 +157,12 @@ export function renderProxyLocations(): string {
 
 /** The pid file nginx on `port` writes; fixed per port so that a leftover can be found. */
 export function pidFileFor(port: number): string {
-  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
-  return `${tmp}/mkv.ts-nginx-${port}.pid`;
+  return `${tempDir()}/mkv.ts-nginx-${port}.pid`;
+}
+
+/** Where temp files go, as Deno.makeTempFile puts them. */
+function tempDir(): string {
+  return (Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/+$/, "") || "/";
 }
 
 /**
@@ -289,24 +293,49 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 /**
- * Stops an nginx of ours that a crashed run left on `pidFile`, and removes its temp files. An
- * nginx that is not ours (its command line does not name one of our configs) is left alone, and
- * so is one whose program is alive (it holds the port's lock) unless the caller holds that lock.
+ * Stops an nginx of ours that a crashed run left on `pidFile`, and removes that run's temp files.
+ * An nginx that is not ours (its command line does not name one of our configs) is left alone,
+ * and so is one whose program is alive (it holds the port's lock) unless the caller holds that
+ * lock.
  */
 export async function stopLeftover(
   pidFile: string,
   options: { portLocked?: boolean } = {},
 ): Promise<void> {
   if (!options.portLocked) {
-    const lock = await Deno.open(pidFile.replace(/\.pid$/, ".lock"), { create: true, write: true });
+    if (!await exists(pidFile) && !await exists(tempListFor(pidFile))) return;
+    const lockFile = pidFile.replace(/\.pid$/, ".lock");
+    const lock = await Deno.open(lockFile, { create: true, write: true });
     try {
       if (!await lock.tryLock(true)) return;
       await stopLeftover(pidFile, { portLocked: true });
+      await Deno.remove(lockFile).catch(() => {});
     } finally {
       lock.close();
     }
     return;
   }
+  await killLeftover(pidFile);
+  await removeListedFiles(tempListFor(pidFile));
+}
+
+/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** The file that lists the temp files and directories of the nginx writing `pidFile`. */
+function tempListFor(pidFile: string): string {
+  return pidFile.replace(/\.pid$/, ".files");
+}
+
+async function killLeftover(pidFile: string): Promise<void> {
   let pid: number;
   try {
     pid = Number((await Deno.readTextFile(pidFile)).trim());
@@ -321,20 +350,32 @@ export async function stopLeftover(
     // The process is gone: the pid file is stale.
   }
   const conf = cmdline[cmdline.indexOf("-c") + 1] ?? "";
-  const prefix = cmdline[cmdline.indexOf("-p") + 1] ?? "";
-  if (!cmdline[0]?.includes("nginx") || !conf.includes(CONF_PREFIX)) {
-    await Deno.remove(pidFile).catch(() => {});
-    return;
+  if (cmdline[0]?.includes("nginx") && conf.includes(CONF_PREFIX)) {
+    console.error(`nginx: stopping leftover nginx (pid ${pid}) of an earlier run`);
+    Deno.kill(pid, "SIGTERM");
+    if (!await waitGone(pid, STOP_TIMEOUT_MS)) Deno.kill(pid, "SIGKILL");
+    await waitGone(pid, STOP_TIMEOUT_MS);
   }
-  console.error(`nginx: stopping leftover nginx (pid ${pid}) of an earlier run`);
-  Deno.kill(pid, "SIGTERM");
-  if (!await waitGone(pid, STOP_TIMEOUT_MS)) Deno.kill(pid, "SIGKILL");
-  await waitGone(pid, STOP_TIMEOUT_MS);
-  await Deno.remove(conf).catch(() => {});
-  if (prefix.includes(CONF_PREFIX)) await Deno.remove(prefix, { recursive: true }).catch(() => {});
   await Deno.remove(pidFile).catch(() => {});
 }
 
+/** Removes what a list of temp paths names, if it is ours (`$TMPDIR/mkv-...`), then the list. */
+async function removeListedFiles(listFile: string): Promise<void> {
+  let paths: unknown;
+  try {
+    paths = JSON.parse(await Deno.readTextFile(listFile));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    if (!(err instanceof SyntaxError)) throw err;
+  }
+  const ours = new RegExp(`^${tempDir().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/mkv-[^/]+$`);
+  for (const path of Array.isArray(paths) ? paths : []) {
+    if (typeof path === "string" && ours.test(path)) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
+  await Deno.remove(listFile).catch(() => {});
+}
 /** Whether something accepts connections on `port` of this machine. */
 export async function portAnswers(port: number): Promise<boolean> {
   try {
@@ -355,6 +396,11 @@ export interface NginxOptions {
   locations: string;
   /** Called once nginx died on its own too often to restart; the program should exit non-zero. */
   onGiveUp?: (reason: string) => void;
+  /**
+   * More temp paths of the program (`$TMPDIR/mkv-...`), removed with nginx's own, and by the
+   * next run on the port if this one crashes.
+   */
+  tempPaths?: string[];
 }
 
 /** A running nginx child, restarted if it dies on its own, stopped by `stop()`. */
@@ -388,6 +434,11 @@ export class Nginx {
     nginx.#prefixDir = await Deno.makeTempDir({ prefix: CONF_PREFIX });
     await Deno.chmod(nginx.#prefixDir, 0o755);
     nginx.#confFile = await Deno.makeTempFile({ prefix: CONF_PREFIX, suffix: ".conf" });
+    // Listed where a run after a crash of this one looks, so that it can remove them.
+    await Deno.writeTextFile(
+      tempListFor(pidFileFor(options.port)),
+      JSON.stringify([nginx.#confFile, nginx.#prefixDir, ...(options.tempPaths ?? [])]),
+    );
     const config = renderConfig({
       prefixDir: nginx.#prefixDir,
       pidFile: pidFileFor(options.port),
@@ -474,7 +525,6 @@ export class Nginx {
     this.#restarts.push(now);
     console.error(`${this.#options.name}: ${reason}; restarting it`);
     try {
-      await stopLeftover(pidFileFor(this.#options.port), { portLocked: true });
       await this.#spawn();
     } catch (err) {
       await this.#removeTempFiles();
@@ -483,8 +533,9 @@ export class Nginx {
   }
 
   async #removeTempFiles(): Promise<void> {
-    if (this.#confFile) await Deno.remove(this.#confFile).catch(() => {});
-    if (this.#prefixDir) await Deno.remove(this.#prefixDir, { recursive: true }).catch(() => {});
+    await removeListedFiles(tempListFor(pidFileFor(this.#options.port)));
+    // Removed while still held, so that no one takes a lock on a file that is going away.
+    if (this.#portLock) await Deno.remove(lockFileFor(this.#options.port)).catch(() => {});
     this.#portLock?.close();
     this.#portLock = null;
   }

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { type Cluster, startCluster } from "../lib/cluster.ts";
 import { freePort } from "../nginx.ts";
 
+export { exists } from "../nginx.ts";
+
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** How long a script run by a test may take. */
@@ -110,17 +112,6 @@ export function fileOnDisk(cluster: Cluster & { dir: string }, location: string,
   const port = Number(hostPort.split(":")[1]);
   const i = cluster.volumes.findIndex((volume) => volume.port === port);
   return join(cluster.dir, `volume${i + 1}`, sub ?? "", path);
-}
-
-/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 export interface ScriptResult {
