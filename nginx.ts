@@ -131,7 +131,7 @@ export function renderProxyUpstream(options: ProxyOptions): string {
   ].join("\n");
 }
 
-/** Passes every request, unbuffered and unchanged, to the index's Deno server. */
+/** Passes every request unchanged to the index's Deno server; request bodies stream through. */
 export function renderProxyLocations(): string {
   return [
     `    client_max_body_size 0;`,
@@ -147,7 +147,10 @@ export function renderProxyLocations(): string {
     `      proxy_request_buffering off;`,
     // Bodies pass through in pieces of this size: larger pieces, fewer writes per byte.
     `      client_body_buffer_size 256k;`,
-    `      proxy_buffering off;`,
+    // Answers are small (redirects, listings): buffered, nginx sends head and body in one
+    // write, measurably cheaper per request; a large listing is passed on, never spooled to disk.
+    `      proxy_buffering on;`,
+    `      proxy_max_temp_file_size 0;`,
     `      proxy_redirect off;`,
     `      proxy_read_timeout 1h;`,
     `      proxy_send_timeout 1h;`,

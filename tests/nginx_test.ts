@@ -71,7 +71,8 @@ http {
       proxy_set_header Connection "";
       proxy_request_buffering off;
       client_body_buffer_size 256k;
-      proxy_buffering off;
+      proxy_buffering on;
+      proxy_max_temp_file_size 0;
       proxy_redirect off;
       proxy_read_timeout 1h;
       proxy_send_timeout 1h;
