@@ -80,10 +80,16 @@ export async function startIndex(
     await removeIfPresent(adminPath);
     // The operations are loaded on first use: a server that never runs one stays smaller.
     let admin: ((request: Request) => Promise<Response>) | null = null;
-    const adminServer = Deno.serve({ path: adminPath, onListen() {}, onError }, async (request) => {
-      admin ??= (await import("./lib/ops.ts")).adminHandler(server);
-      return await admin(request);
-    });
+    let adminServer: Deno.HttpServer;
+    try {
+      adminServer = Deno.serve({ path: adminPath, onListen() {}, onError }, async (request) => {
+        admin ??= (await import("./lib/ops.ts")).adminHandler(server);
+        return await admin(request);
+      });
+    } catch (err) {
+      // A unix socket's path has a length limit (108 bytes): a deep --db can exceed it.
+      throw new StoreError(`cannot listen on ${adminPath}: ${(err as Error).message}`);
+    }
     stops.push(async () => {
       await adminServer.shutdown();
       await removeIfPresent(adminPath);
