@@ -142,6 +142,16 @@ export class ClusterProcess {
   }
 }
 
+/** The child once it serves; if it does not, it is stopped and the reason thrown. */
+async function readyOrStopped(child: ClusterProcess): Promise<ClusterProcess> {
+  try {
+    return await child.ready();
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
 /** Starts `volume.ts` on `port` serving `dir`; resolves once it answers. */
 export async function startVolume(
   options: { port: number; dir: string; args?: string[] } & ProcessOptions,
@@ -152,12 +162,7 @@ export async function startVolume(
     ["volume.ts", "--port", String(options.port), "--dir", options.dir, ...(options.args ?? [])],
     options,
   );
-  try {
-    return await child.ready();
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  return await readyOrStopped(child);
 }
 
 /** Starts `index.ts server` on `port`; `args` are further flags. Resolves once it answers. */
@@ -175,12 +180,7 @@ export async function startIndex(
     options.volumes.join(","),
     ...(options.args ?? []),
   ], options);
-  try {
-    return await child.ready();
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  return await readyOrStopped(child);
 }
 
 /** Volumes and an index, stopped together. */
