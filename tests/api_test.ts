@@ -721,6 +721,23 @@ Deno.test("volume.ts and index.ts: usage, and a one-line reason to refuse", asyn
     assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
   });
 
+  await t.step("a --db too deep for the admin socket makes the index refuse", async () => {
+    const deep = join(dir.path, "d".repeat(120));
+    const result = await runProgram([
+      "index.ts",
+      "server",
+      "--port",
+      `${freePort()}`,
+      "--db",
+      deep,
+      "--volumes",
+      `localhost:${freePort()}`,
+      "--replicas",
+      "1",
+    ]);
+    assertFailed(result, /^index: cannot listen on .*admin\.sock: /, "index");
+  });
+
   await t.step("a missing nginx makes the volume refuse", async () => {
     const result = await runProgram(
       ["volume.ts", "--port", `${freePort()}`, "--dir", join(dir.path, "no-nginx")],

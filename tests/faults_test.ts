@@ -393,6 +393,43 @@ Deno.test("a hung volume (SIGSTOP): every GET answers within the voltimeout and 
   }
 });
 
+Deno.test("a volume that hangs during a streamed PUT fails that PUT within seconds, not at the stall limit", async () => {
+  await using cluster = await testCluster();
+  const key = "/hung-mid-write";
+  const chunk = new Uint8Array(64 * 1024).fill(7);
+  let sent = 0;
+  let stopped = false;
+  // No Content-Length: the index streams it, chunk by chunk, to all three volumes.
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (stopped || sent >= 400) return controller.close();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      sent++;
+      controller.enqueue(chunk);
+    },
+  });
+  const answer = fetch(`${cluster.url}${key}`, { method: "PUT", body, redirect: "manual" });
+  while (sent < 10) await new Promise((resolve) => setTimeout(resolve, 20));
+  const port = cluster.volumes[0].port;
+  const hung = await nginxPids(port);
+  for (const pid of hung) Deno.kill(pid, "SIGSTOP");
+  const hungAt = performance.now();
+  try {
+    const response = await answer;
+    const reason = await response.text();
+    const waitedMs = performance.now() - hungAt;
+    stopped = true;
+    assert.equal(response.status, 503, `PUT while a replica's volume hangs: ${reason}`);
+    assert.match(reason, new RegExp(`localhost:${port}`));
+    assert.ok(waitedMs < 10_000, `the PUT failed only after ${waitedMs.toFixed(0)}ms`);
+    assert.ok(sent < 400, "the whole value went through: the hang was not noticed");
+  } finally {
+    stopped = true;
+    for (const pid of hung) Deno.kill(pid, "SIGCONT");
+  }
+  assert.equal((await request(`${cluster.url}${key}`)).status, 404);
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. The index is killed with -9 during writes
 

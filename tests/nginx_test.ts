@@ -7,6 +7,7 @@ import { join } from "node:path";
 import {
   checkPortFree,
   freePort,
+  lockFileFor,
   Nginx,
   NginxError,
   pidFileFor,
@@ -291,6 +292,26 @@ Deno.test("Nginx runs a volume: serves WebDAV and byte ranges, hides .tmp, stops
   await nginx.stop();
   checkPortFree(port);
   await assert.rejects(() => Deno.stat(pidFileFor(port)), Deno.errors.NotFound);
+  await assert.rejects(() => Deno.stat(lockFileFor(port)), Deno.errors.NotFound);
+});
+
+Deno.test("stopLeftover removes the temp files a crashed run listed, and only ours", async () => {
+  const port = freePort();
+  const tmp = (Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/+$/, "");
+  // What a killed program leaves: its temp directory and file, listed beside the pid file.
+  const leftDir = await Deno.makeTempDir({ prefix: "mkv-index-" });
+  const leftFile = await Deno.makeTempFile({ prefix: "mkv-nginx-", suffix: ".conf" });
+  await using outside = await tempDir();
+  const notOurs = join(outside.path, "keep");
+  await Deno.writeTextFile(notOurs, "not a temp file of ours");
+  const list = pidFileFor(port).replace(/\.pid$/, ".files");
+  await Deno.writeTextFile(list, JSON.stringify([leftDir, leftFile, notOurs, `${tmp}/../etc`]));
+  await stopLeftover(pidFileFor(port));
+  await assert.rejects(() => Deno.stat(leftDir), Deno.errors.NotFound);
+  await assert.rejects(() => Deno.stat(leftFile), Deno.errors.NotFound);
+  await assert.rejects(() => Deno.stat(list), Deno.errors.NotFound);
+  assert.equal(await Deno.readTextFile(notOurs), "not a temp file of ours");
+  await assert.rejects(() => Deno.stat(lockFileFor(port)), Deno.errors.NotFound);
 });
 
 Deno.test("Nginx.start refuses the port of a running nginx of ours and leaves it alone", async () => {
