@@ -431,6 +431,7 @@ export class Nginx {
       await stopLeftover(pidFileFor(options.port), { portLocked: true });
       checkPortFree(options.port);
     } catch (err) {
+      await Deno.remove(lockFileFor(options.port)).catch(() => {});
       nginx.#portLock.close();
       throw err;
     }
