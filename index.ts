@@ -17,6 +17,7 @@ import {
   NginxError,
   renderProxyLocations,
   renderProxyUpstream,
+  shareSocketWithWorkers,
   stopOnSignals,
 } from "./nginx.ts";
 
@@ -50,8 +51,13 @@ export async function startIndex(
   onGiveUp: (reason: string) => void,
 ): Promise<RunningIndex> {
   const store = await Store.open(options.db);
-  const volumes = new Volumes({ hosts: options.volumes, timeoutMs: options.voltimeoutMs });
-  const server = new IndexServer(store, volumes, {
+  // A volume that comes back gets the removals that waited for it (deletes, failed writes).
+  const volumes = new Volumes({
+    hosts: options.volumes,
+    timeoutMs: options.voltimeoutMs,
+    onUp: () => void server.sweepPending().catch(() => {}),
+  });
+  const server: IndexServer = new IndexServer(store, volumes, {
     placement: options,
     protect: options.protect,
     md5sum: options.md5sum,
@@ -70,12 +76,11 @@ export async function startIndex(
   try {
     await volumes.probeAll();
     volumes.start();
-    // nginx's workers (user nobody) connect to the socket: its directory and it must allow that.
-    await Deno.chmod(runDir, 0o755);
+    // Only nginx's workers may talk to the Deno server: nginx is where bad input is refused.
     const socketPath = `${runDir}/index.sock`;
     const api = Deno.serve({ path: socketPath, onListen() {}, onError }, server.handle);
     stops.push(() => api.shutdown());
-    await Deno.chmod(socketPath, 0o666);
+    await shareSocketWithWorkers(runDir, socketPath);
     const adminPath = adminSocketPath(options.db);
     await removeIfPresent(adminPath);
     // The operations are loaded on first use: a server that never runs one stays smaller.
@@ -90,6 +95,8 @@ export async function startIndex(
       // A unix socket's path has a length limit (108 bytes): a deep --db can exceed it.
       throw new StoreError(`cannot listen on ${adminPath}: ${(err as Error).message}`);
     }
+    // The operations can rewrite the whole index: only our user (and root) may ask for them.
+    await Deno.chmod(adminPath, 0o600);
     stops.push(async () => {
       await adminServer.shutdown();
       await removeIfPresent(adminPath);
@@ -108,9 +115,8 @@ export async function startIndex(
     await stop();
     throw err;
   }
-  server.cleanupInterrupted().catch((err) => {
-    console.error(`index: cleanup of interrupted writes failed: ${(err as Error).message}`);
-  });
+  server.startSweeps();
+  stops.splice(1, 0, () => server.stopSweeps());
   return { server, stop };
 }
 

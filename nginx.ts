@@ -15,8 +15,24 @@ const RESTART_WINDOW_MS = 60_000;
 /** The user nginx's workers run as when root starts nginx; directories it writes must allow it. */
 const WORKER_USER = "nobody";
 const WORKER_UID = 65534;
-/** Our config files start with this, which is how a leftover nginx of ours is recognised. */
+/** The gid of nginx's workers when root starts nginx (group nogroup). */
+const WORKER_GID = 65534;
+/** Our config files and nginx's prefix directories start with this. */
 const CONF_PREFIX = "mkv-nginx-";
+/**
+ * How long nginx keeps an idle client connection open unless told otherwise: nginx's own default.
+ * The index's connection pool closes its idle connections to a volume sooner than this.
+ */
+export const DEFAULT_KEEPALIVE_MS = 75_000;
+/** The one file outside the key layout that a volume takes PUTs on: the index's write probe. */
+const PROBE_FILE = "/.mkv-probe";
+/**
+ * The paths a volume takes PUT and DELETE on: a key's file, `[/svXX]/HH/hh/BASE64` (base64 may
+ * nest into directories, but never ends in `/`: that would be a directory). nginx matches it
+ * against the decoded, dot-resolved path, the very one it maps to a file.
+ */
+const KEY_PATH_REGEX =
+  "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$";
 /** Lines of nginx's stderr kept to explain a failed start. */
 const STDERR_LINES_KEPT = 20;
 
@@ -41,6 +57,8 @@ export interface ConfigOptions {
 
 export interface VolumeLocationOptions {
   dir: string;
+  /** nginx's keepalive_timeout for clients (the index); DEFAULT_KEEPALIVE_MS if absent. */
+  keepaliveMs?: number;
 }
 
 export interface ProxyOptions {
@@ -96,26 +114,52 @@ export function renderConfig(options: ConfigOptions): string {
   ].join("\n");
 }
 
+/** An nginx duration: whole seconds as `75s`, anything else in milliseconds. */
+function nginxDuration(ms: number): string {
+  const whole = Math.round(ms);
+  return whole % 1000 === 0 ? `${whole / 1000}s` : `${whole}ms`;
+}
+
 /**
- * A WebDAV volume serving `dir`: GET/HEAD/PUT/DELETE, parent directories made on PUT, no body
- * limit, JSON directory listings, byte ranges. Uploads are spooled in `dir/.tmp` so that the
- * final rename stays on one filesystem and a partial upload never appears under its name.
+ * A WebDAV volume serving `dir`: GET/HEAD of everything (files, byte ranges, directories as JSON
+ * listings), but PUT and DELETE only on a key's file, so that no request can remove a directory
+ * (`DELETE /` would remove every value) or write outside the layout. Parent directories are made
+ * on PUT; no body limit. Uploads are spooled in `dir/.tmp` so that the final rename stays on one
+ * filesystem and a partial upload never appears under its name.
  */
 export function renderVolumeLocations(options: VolumeLocationOptions): string {
   const root = quote(options.dir);
+  const spool = `      client_body_temp_path ${quote(`${options.dir}/.tmp`)};`;
   return [
     `    root ${root};`,
+    `    keepalive_timeout ${nginxDuration(options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS)};`,
     `    location / {`,
-    `      client_body_temp_path ${quote(`${options.dir}/.tmp`)};`,
+    `      limit_except GET {`,
+    `        deny all;`,
+    `      }`,
+    `      autoindex on;`,
+    `      autoindex_format json;`,
+    `    }`,
+    `    location ~ ${quote(KEY_PATH_REGEX)} {`,
+    `      limit_except GET PUT DELETE {`,
+    `        deny all;`,
+    `      }`,
+    spool,
     `      client_max_body_size 0;`,
     `      dav_methods PUT DELETE;`,
     `      dav_access user:rw group:r all:r;`,
     `      create_full_put_path on;`,
-    `      autoindex on;`,
-    `      autoindex_format json;`,
     `    }`,
     `    location ^~ /. {`,
     `      return 404;`,
+    `    }`,
+    `    location = ${PROBE_FILE} {`,
+    `      limit_except GET PUT {`,
+    `        deny all;`,
+    `      }`,
+    spool,
+    `      dav_methods PUT;`,
+    `      dav_access user:rw group:r all:r;`,
     `    }`,
   ].join("\n");
 }
@@ -135,6 +179,11 @@ export function renderProxyUpstream(options: ProxyOptions): string {
 export function renderProxyLocations(): string {
   return [
     `    client_max_body_size 0;`,
+    // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
+    // for the start of a fragment: refused, so that no key means two things.
+    `    if ($request_uri ~ "#") {`,
+    `      return 400 "percent-encode # as %23\\n";`,
+    `    }`,
     // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
     `    error_page 501 = @unsupported;`,
     `    location @unsupported {`,
@@ -158,9 +207,59 @@ export function renderProxyLocations(): string {
   ].join("\n");
 }
 
+/**
+ * The directory of our runtime files (pid, lock and temp-list files per port):
+ * `$XDG_RUNTIME_DIR/mkv.ts` if that is set, else `$TMPDIR/mkv.ts-UID`. Only we may write it,
+ * since a file planted there would make us signal the process it names or remove what it lists;
+ * `ensureRuntimeDir` makes it and checks that.
+ */
+export function runtimeDir(): string {
+  const xdg = Deno.env.get("XDG_RUNTIME_DIR")?.replace(/\/+$/, "");
+  // The XDG spec says to ignore a relative path.
+  if (xdg?.startsWith("/")) return `${xdg}/mkv.ts`;
+  return `${tempDir()}/mkv.ts-${Deno.uid()}`;
+}
+
+/**
+ * Creates `dir` (mode 0700) if it is missing, and fails with a one-line NginxError, naming the
+ * command that fixes it, unless it is a real directory (not a symbolic link) that we own and that
+ * neither its group nor others can write.
+ */
+export async function ensureRuntimeDir(dir: string = runtimeDir()): Promise<string> {
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) {
+      throw new NginxError(`cannot create runtime directory ${dir}: ${(err as Error).message}`);
+    }
+  }
+  await checkPrivateDir(dir);
+  return dir;
+}
+
+/** Fails with a one-line NginxError unless `dir` is a directory that only we can write. */
+async function checkPrivateDir(dir: string): Promise<void> {
+  const info = await Deno.lstat(dir);
+  const what = `runtime directory ${dir}`;
+  if (info.isSymlink) throw new NginxError(`${what} is a symbolic link; run: rm ${dir}`);
+  if (!info.isDirectory) throw new NginxError(`${what} is not a directory; run: rm ${dir}`);
+  const uid = Deno.uid();
+  if (info.uid !== uid) {
+    throw new NginxError(
+      `${what} is owned by uid ${info.uid}, not by us (uid ${uid}); ` +
+        `run: sudo rm -r ${dir}`,
+    );
+  }
+  const mode = info.mode ?? 0;
+  if ((mode & 0o022) !== 0) {
+    const by = (mode & 0o002) !== 0 ? "others" : "its group";
+    throw new NginxError(`${what} is writable by ${by}; run: chmod 700 ${dir}`);
+  }
+}
+
 /** The pid file nginx on `port` writes; fixed per port so that a leftover can be found. */
 export function pidFileFor(port: number): string {
-  return `${tempDir()}/mkv.ts-nginx-${port}.pid`;
+  return `${runtimeDir()}/nginx-${port}.pid`;
 }
 
 /** Where temp files go, as Deno.makeTempFile puts them. */
@@ -238,6 +337,21 @@ export async function prepareWritableDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Lets nginx's workers, and no one else but root, connect to the unix socket `socketPath` in the
+ * directory `dir` (ours, mode 0700, as Deno.makeTempDir makes it, while the socket is made).
+ * Connecting takes write permission on the socket. As root, the workers run as nobody: the socket
+ * becomes nobody's, mode 0600, and the directory 0711, which lets others pass through but not
+ * list or change it, so that nobody cannot replace the socket either. Otherwise the workers run
+ * as we do, and the socket stays ours, 0600 in a 0700 directory.
+ */
+export async function shareSocketWithWorkers(dir: string, socketPath: string): Promise<void> {
+  await Deno.chmod(socketPath, 0o600);
+  if (!isRoot()) return;
+  await Deno.chown(socketPath, WORKER_UID, WORKER_GID);
+  await Deno.chmod(dir, 0o711);
+}
+
 /** Whether the machine can listen on IPv6 loopback. */
 export function hasIpv6(): boolean {
   try {
@@ -297,9 +411,9 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 
 /**
  * Stops an nginx of ours that a crashed run left on `pidFile`, and removes that run's temp files.
- * An nginx that is not ours (its command line does not name one of our configs) is left alone,
- * and so is one whose program is alive (it holds the port's lock) unless the caller holds that
- * lock.
+ * An nginx that is not ours (another user's, or not running a config listed beside the pid file)
+ * is left alone, and so is one whose program is alive (it holds the port's lock) unless the
+ * caller holds that lock. The pid file's directory must be one only we can write (NginxError).
  */
 export async function stopLeftover(
   pidFile: string,
@@ -307,6 +421,7 @@ export async function stopLeftover(
 ): Promise<void> {
   if (!options.portLocked) {
     if (!await exists(pidFile) && !await exists(tempListFor(pidFile))) return;
+    await checkPrivateDir(dirname(pidFile));
     const lockFile = pidFile.replace(/\.pid$/, ".lock");
     const lock = await Deno.open(lockFile, { create: true, write: true });
     try {
@@ -318,8 +433,9 @@ export async function stopLeftover(
     }
     return;
   }
-  await killLeftover(pidFile);
-  await removeListedFiles(tempListFor(pidFile));
+  const listed = await readTempList(tempListFor(pidFile));
+  await killLeftover(pidFile, listed.filter((path) => path.endsWith(".conf")));
+  await removeListedFiles(tempListFor(pidFile), listed);
 }
 
 /** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
@@ -333,52 +449,85 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
 /** The file that lists the temp files and directories of the nginx writing `pidFile`. */
 function tempListFor(pidFile: string): string {
   return pidFile.replace(/\.pid$/, ".files");
 }
 
-async function killLeftover(pidFile: string): Promise<void> {
-  let pid: number;
+/** The paths a temp list names that are temp paths of ours (`$TMPDIR/mkv-...`); [] if none. */
+async function readTempList(listFile: string): Promise<string[]> {
+  let paths: unknown;
   try {
-    pid = Number((await Deno.readTextFile(pidFile)).trim());
+    paths = JSON.parse(await Deno.readTextFile(listFile));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof SyntaxError) return [];
+    throw err;
+  }
+  const ours = new RegExp(`^${tempDir().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/mkv-[^/]+$`);
+  return Array.isArray(paths) ? paths.filter((p) => typeof p === "string" && ours.test(p)) : [];
+}
+
+/**
+ * Whether `pid` is an nginx master of ours running one of `configs`: it runs as our user, and
+ * its command line is nginx's with `-c CONFIG` last, as we start it. A pid alone proves nothing:
+ * the process may have died and its pid gone to another program since.
+ */
+async function isOurNginx(pid: number, configs: string[]): Promise<boolean> {
+  let status: string;
+  let cmdline: string;
+  try {
+    status = await Deno.readTextFile(`/proc/${pid}/status`);
+    cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+  } catch {
+    return false; // Gone: the pid file is stale.
+  }
+  if (Number(status.match(/^Uid:\s+(\d+)/m)?.[1]) !== Deno.uid()) return false;
+  // Once running, nginx's master replaces its arguments with one line, its title:
+  // `nginx: master process /usr/sbin/nginx -e stderr -p DIR -c CONFIG`. Before that they are
+  // separated by NULs.
+  const line = cmdline.replace(/\0+$/, "").replaceAll("\0", " ");
+  const program = line.startsWith("nginx: master process ")
+    ? "nginx"
+    : line.split(" ")[0].split("/").at(-1);
+  return program === "nginx" && configs.some((config) => line.endsWith(` -c ${config}`));
+}
+
+/** Stops the nginx that `pidFile` names if it is ours, running one of `configs`; removes the file. */
+async function killLeftover(pidFile: string, configs: string[]): Promise<void> {
+  let text: string;
+  try {
+    text = (await Deno.readTextFile(pidFile)).trim();
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return;
     throw err;
   }
-  let cmdline: string[] = [];
-  try {
-    cmdline = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0");
-  } catch {
-    // The process is gone: the pid file is stale.
-  }
-  const conf = cmdline[cmdline.indexOf("-c") + 1] ?? "";
-  if (cmdline[0]?.includes("nginx") && conf.includes(CONF_PREFIX)) {
+  const pid = Number(text);
+  if (/^\d+$/.test(text) && pid > 1 && await isOurNginx(pid, configs)) {
     console.error(`nginx: stopping leftover nginx (pid ${pid}) of an earlier run`);
-    Deno.kill(pid, "SIGTERM");
-    if (!await waitGone(pid, STOP_TIMEOUT_MS)) Deno.kill(pid, "SIGKILL");
+    try {
+      Deno.kill(pid, "SIGTERM");
+      if (!await waitGone(pid, STOP_TIMEOUT_MS)) Deno.kill(pid, "SIGKILL");
+    } catch (err) {
+      // It exited on its own meanwhile.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
     await waitGone(pid, STOP_TIMEOUT_MS);
   }
   await Deno.remove(pidFile).catch(() => {});
 }
 
-/** Removes what a list of temp paths names, if it is ours (`$TMPDIR/mkv-...`), then the list. */
-async function removeListedFiles(listFile: string): Promise<void> {
-  let paths: unknown;
-  try {
-    paths = JSON.parse(await Deno.readTextFile(listFile));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    if (!(err instanceof SyntaxError)) throw err;
-  }
-  const ours = new RegExp(`^${tempDir().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/mkv-[^/]+$`);
-  for (const path of Array.isArray(paths) ? paths : []) {
-    if (typeof path === "string" && ours.test(path)) {
-      await Deno.remove(path, { recursive: true }).catch(() => {});
-    }
+/** Removes the temp paths of ours a list named (see readTempList), then the list. */
+async function removeListedFiles(listFile: string, listed?: string[]): Promise<void> {
+  for (const path of listed ?? await readTempList(listFile)) {
+    await Deno.remove(path, { recursive: true }).catch(() => {});
   }
   await Deno.remove(listFile).catch(() => {});
 }
+
 /** Whether something accepts connections on `port` of this machine. */
 export async function portAnswers(port: number): Promise<boolean> {
   try {
@@ -425,6 +574,7 @@ export class Nginx {
   /** Starts nginx and resolves once its port answers; rejects with a one-line NginxError. */
   static async start(options: NginxOptions): Promise<Nginx> {
     await nginxAvailable();
+    await ensureRuntimeDir();
     const nginx = new Nginx(options);
     nginx.#portLock = await lockPort(options.port);
     try {

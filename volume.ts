@@ -9,6 +9,7 @@
 
 import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 import {
+  DEFAULT_KEEPALIVE_MS,
   Nginx,
   NginxError,
   prepareWritableDir,
@@ -21,11 +22,17 @@ const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
   dir: { type: "string", default: "", help: "directory holding the values", arg: "DIR" },
   workers: { type: "int", default: 1, help: "nginx worker processes", arg: "N" },
+  keepalive: {
+    type: "duration",
+    default: DEFAULT_KEEPALIVE_MS,
+    help: "idle client connections are closed after this (nginx's keepalive_timeout)",
+    arg: "DURATION",
+  },
 };
 
 const USAGE = `volume.ts: a mkv.ts volume (nginx WebDAV serving one directory)
 
-usage: deno run -A volume.ts --port PORT --dir DIR
+usage: deno run -A volume.ts --port PORT --dir DIR [--workers N] [--keepalive DURATION]
 
 ${usageFlags(FLAGS)}
 `;
@@ -34,6 +41,7 @@ export interface VolumeOptions {
   port: number;
   dir: string;
   workers: number;
+  keepaliveMs: number;
 }
 
 /** Parses volume.ts's command line; throws FlagError with a one-line reason. */
@@ -46,7 +54,12 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
   if (values.dir === "") throw new FlagError("-dir is required (the directory to serve)");
   const workers = values.workers as number;
   if (workers < 1) throw new FlagError("-workers must be at least 1");
-  return { port, dir: resolve(values.dir as string), workers };
+  const keepaliveMs = values.keepalive as number;
+  // nginx takes whole milliseconds; 0 turns keep-alive off.
+  if (!Number.isInteger(keepaliveMs)) {
+    throw new FlagError(`-keepalive ${keepaliveMs}ms is not a whole number of milliseconds`);
+  }
+  return { port, dir: resolve(values.dir as string), workers, keepaliveMs };
 }
 
 /** Starts a volume: nginx serving `dir` on `port`, until `stop()`. */
@@ -58,7 +71,7 @@ export async function startVolume(
     name: `volume :${options.port}`,
     port: options.port,
     workerProcesses: options.workers,
-    locations: renderVolumeLocations({ dir: options.dir }),
+    locations: renderVolumeLocations({ dir: options.dir, keepaliveMs: options.keepaliveMs }),
     onGiveUp: options.onGiveUp,
   });
 }

@@ -214,13 +214,20 @@ export interface ClusterOptions extends ProcessOptions {
   volumePorts: number[];
   /** Further flags for the index, e.g. `["--replicas", "2"]`. */
   indexArgs?: string[];
+  /** Further flags for every volume, e.g. `["--keepalive", "1s"]`. */
+  volumeArgs?: string[];
 }
 
 /** Starts the volumes, then the index; on a failure stops what did start. */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const volumes = await Promise.allSettled(
     options.volumePorts.map((port, i) =>
-      startVolume({ ...options, port, dir: join(options.dir, `volume${i + 1}`) })
+      startVolume({
+        ...options,
+        port,
+        dir: join(options.dir, `volume${i + 1}`),
+        args: options.volumeArgs,
+      })
     ),
   );
   const started = volumes.flatMap((v) => v.status === "fulfilled" ? [v.value] : []);

@@ -2,11 +2,25 @@
 // small value): keep-alive sockets per host, one request at a time on each, only the status of
 // the answer kept. On the hot path it costs a quarter of what `fetch` does, which matters when
 // every PUT, GET and DELETE of the index makes one to three of these.
+//
+// Kept-alive sockets go stale: the server closes them after its keep-alive timeout (nginx: 75 s),
+// or restarts. So an idle socket always has a read outstanding, which ends the moment the server
+// closes it or sends anything unasked, and the socket is then dropped instead of reused; sockets
+// idle for longer than `idleTimeoutMs` (below the volumes' keep-alive timeout) are closed by us
+// first. What is left is the race of a server closing just as a request goes out: a request that
+// fails on a reused socket before any byte of an answer came is sent once more on a fresh
+// connection. That is safe because the pool only ever carries idempotent requests whose bodies
+// are held in memory (HEAD, DELETE, the PUT of a whole value).
 
 /** The head of an answer is at most this long. */
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Idle sockets kept per host. */
 const MAX_IDLE_PER_HOST = 64;
+/**
+ * Idle sockets older than this are closed: well below the volumes' keep-alive timeout (75 s by
+ * default, `volume.ts --keepalive`), so that a server closing an idle socket is the exception.
+ */
+export const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -67,27 +81,91 @@ function encodeRequest(method: string, host: string, path: string, body: Uint8Ar
   return out;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes every byte; Deno's `write` may take fewer than it is given. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
 }
 
-/** The socket closed before a whole answer came. */
+/** The socket closed before a whole answer came; `bytesRead` of the answer had arrived. */
 class ClosedEarly extends Error {
   override name = "ClosedEarly";
+  constructor(message: string, readonly bytesRead: number) {
+    super(message);
+  }
+}
+
+/** Whether a failed request never saw a byte of its answer, so that it may be sent again. */
+function unanswered(err: unknown): boolean {
+  if (err instanceof ClosedEarly) return err.bytesRead === 0;
+  return err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.ConnectionReset;
+}
+
+/**
+ * A socket of the pool with its own buffer. While idle it has one read outstanding (`watch`):
+ * that read ends when the server closes the socket or sends unasked bytes, and marks it dead;
+ * when the socket is taken for a request, the same read receives the first bytes of the answer.
+ */
+class PooledConn {
+  readonly buffer = new Uint8Array(MAX_HEAD_BYTES);
+  idleSinceMs = 0;
+  /** The server closed the socket, or sent something unasked: never to be reused. */
+  dead = false;
+  /** Taken from the pool at least once: a failure on it may be staleness, not the server. */
+  reused = false;
+  #watching: Promise<number | null> | null = null;
+  #idle = false;
+  #closed = false;
+
+  constructor(readonly conn: Deno.Conn) {}
+
+  /** Parks the socket in the pool; `onDead` runs if the server ends it meanwhile. */
+  park(onDead: () => void): void {
+    this.#idle = true;
+    this.reused = true;
+    this.idleSinceMs = Date.now();
+    const watching = this.conn.read(this.buffer);
+    this.#watching = watching;
+    const settle = () => {
+      if (!this.#idle || this.#watching !== watching) return;
+      this.dead = true;
+      this.close();
+      onDead();
+    };
+    watching.then(settle, settle);
+  }
+
+  /** Takes the socket out of the pool for a request. */
+  take(): void {
+    this.#idle = false;
+  }
+
+  /** Reads into `into`, which starts at offset 0 of `buffer` on the first read of an answer. */
+  read(into: Uint8Array): Promise<number | null> {
+    const watching = this.#watching;
+    if (watching === null) return this.conn.read(into);
+    this.#watching = null;
+    return watching;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.conn.close();
+  }
 }
 
 /**
  * Reads one answer to a request and returns its head, its body read and dropped. Throws
  * ClosedEarly if the socket ends first; the caller's timer closes the socket to bound it.
  */
-async function readAnswer(conn: Deno.Conn, method: string): Promise<ResponseHead> {
-  const buffer = new Uint8Array(MAX_HEAD_BYTES);
+async function readAnswer(pooled: PooledConn, method: string): Promise<ResponseHead> {
+  const buffer = pooled.buffer;
   let length = 0;
   let end = -1;
   while (end === -1) {
     if (length === buffer.length) throw new Error("answer head too long");
-    const n = await conn.read(buffer.subarray(length));
-    if (n === null) throw new ClosedEarly("connection closed before an answer");
+    const n = await pooled.read(buffer.subarray(length));
+    if (n === null) throw new ClosedEarly("connection closed before an answer", length);
     const from = Math.max(0, length - 3);
     length += n;
     for (let i = from; i + 3 < length; i++) {
@@ -103,86 +181,170 @@ async function readAnswer(conn: Deno.Conn, method: string): Promise<ResponseHead
   if (head === null) throw new Error("not an HTTP/1.x answer");
   const bodyless = method === "HEAD" || head.status === 204 || head.status === 304 ||
     head.status < 200;
-  if (bodyless) return head;
+  if (bodyless) return length === end + 4 ? head : { ...head, keepAlive: false };
   if (head.chunked || head.contentLength === null) return { ...head, keepAlive: false };
   let remaining = head.contentLength - (length - end - 4);
   while (remaining > 0) {
-    const n = await conn.read(buffer);
-    if (n === null) throw new ClosedEarly("connection closed in the answer's body");
+    const n = await pooled.read(buffer);
+    if (n === null) throw new ClosedEarly("connection closed in the answer's body", length);
     remaining -= n;
   }
   if (remaining < 0) return { ...head, keepAlive: false };
   return head;
 }
 
+export interface PoolRequestOptions {
+  body?: Uint8Array;
+  timeoutMs: number;
+  /** Aborts the request (its volume was found down, say); the socket is closed. */
+  signal?: AbortSignal;
+  /** Use a new connection, closed afterwards: a health probe must not judge a pooled socket. */
+  fresh?: boolean;
+}
+
 /** Keep-alive sockets per host, for requests whose answer's status is all that matters. */
 export class Http1Pool {
-  #idle = new Map<string, Deno.Conn[]>();
+  #idle = new Map<string, PooledConn[]>();
   #closed = false;
+  #idleTimeoutMs: number;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: { idleTimeoutMs?: number } = {}) {
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS;
+  }
+
+  /** Idle sockets kept for `host` now (dead and expired ones are never counted). */
+  idleCount(host: string): number {
+    return this.#idle.get(host)?.length ?? 0;
+  }
 
   /**
-   * Sends `method path` (with `body`, if any) to `host` and returns the answer's status. A socket
-   * taken from the pool that turns out closed by the server is replaced once. Throws on a failed
-   * connection, a closed socket or after `timeoutMs` without a whole answer.
+   * Sends `method path` (with `body`, if any) to `host` and returns the answer's status. A
+   * request that fails on a reused socket before any byte of an answer is sent once more on a
+   * fresh connection. Throws on a failed connection, a broken answer, an abort, or after
+   * `timeoutMs` without a whole answer (a DOMException named TimeoutError).
    */
-  async request(
-    host: string,
-    method: string,
-    path: string,
-    options: { body?: Uint8Array; timeoutMs: number },
-  ): Promise<number> {
+  async request(host: string, method: string, path: string, options: PoolRequestOptions) {
     const request = encodeRequest(method, host, path, options.body ?? null);
     const deadline = Date.now() + options.timeoutMs;
-    for (let attempt = 0;; attempt++) {
-      const pooled = this.#idle.get(host)?.pop();
-      const conn = pooled ?? await this.#connect(host, deadline);
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        conn.close();
-      }, Math.max(1, deadline - Date.now()));
+    let pooled = options.fresh ? null : this.#take(host);
+    while (true) {
+      options.signal?.throwIfAborted();
+      const conn = pooled ?? new PooledConn(await this.#connect(host, deadline, options));
       try {
-        await writeAll(conn, request);
-        const head = await readAnswer(conn, method);
-        clearTimeout(timer);
-        if (head.keepAlive) this.#release(host, conn);
-        else conn.close();
-        return head.status;
+        return await this.#exchange(host, conn, request, method, { ...options, deadline });
       } catch (err) {
-        clearTimeout(timer);
-        if (!timedOut) conn.close();
-        if (timedOut) throw new DOMException("timed out", "TimeoutError");
-        // A pooled socket may have been closed by the server while idle: try a fresh one.
-        const stale = pooled !== undefined && attempt === 0 &&
-          (err instanceof ClosedEarly || err instanceof Deno.errors.BrokenPipe ||
-            err instanceof Deno.errors.ConnectionReset);
-        if (!stale) throw err;
+        if (!conn.reused || !unanswered(err)) throw err;
+        pooled = null;
       }
     }
   }
 
-  async #connect(host: string, deadline: number): Promise<Deno.Conn> {
-    const { hostname, port } = splitHost(host);
-    return await Deno.connect({
-      hostname,
-      port,
-      signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
-    });
+  async #exchange(
+    host: string,
+    conn: PooledConn,
+    request: Uint8Array,
+    method: string,
+    options: PoolRequestOptions & { deadline: number },
+  ): Promise<number> {
+    let cause: "timeout" | "abort" | null = null;
+    const timer = setTimeout(() => {
+      cause = "timeout";
+      conn.close();
+    }, Math.max(1, options.deadline - Date.now()));
+    const onAbort = () => {
+      cause ??= "abort";
+      conn.close();
+    };
+    options.signal?.addEventListener("abort", onAbort);
+    try {
+      await writeAll(conn.conn, request);
+      const head = await readAnswer(conn, method);
+      if (head.keepAlive && !options.fresh) this.#release(host, conn);
+      else conn.close();
+      return head.status;
+    } catch (err) {
+      conn.close();
+      if (cause === "timeout") throw new DOMException("timed out", "TimeoutError");
+      if (cause === "abort") throw options.signal!.reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
   }
 
-  #release(host: string, conn: Deno.Conn): void {
+  async #connect(
+    host: string,
+    deadline: number,
+    options: { signal?: AbortSignal },
+  ): Promise<Deno.Conn> {
+    const { hostname, port } = splitHost(host);
+    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    return await Deno.connect({ hostname, port, signal });
+  }
+
+  /** The most recently used live socket of `host`, or null; expired ones are closed. */
+  #take(host: string): PooledConn | null {
+    const idle = this.#idle.get(host);
+    const now = Date.now();
+    while (idle !== undefined && idle.length > 0) {
+      const conn = idle.pop()!;
+      if (conn.dead) continue;
+      if (now - conn.idleSinceMs >= this.#idleTimeoutMs) {
+        conn.close();
+        continue;
+      }
+      conn.take();
+      return conn;
+    }
+    return null;
+  }
+
+  #release(host: string, conn: PooledConn): void {
     const idle = this.#idle.get(host) ?? [];
     if (this.#closed || idle.length >= MAX_IDLE_PER_HOST) {
       conn.close();
       return;
     }
+    conn.park(() => {
+      const list = this.#idle.get(host);
+      const i = list?.indexOf(conn) ?? -1;
+      if (i !== -1) list!.splice(i, 1);
+    });
     idle.push(conn);
     this.#idle.set(host, idle);
+    this.#sweepLater();
+  }
+
+  /** Closes expired idle sockets from time to time, so that none lingers past its timeout. */
+  #sweepLater(): void {
+    if (this.#sweeper !== undefined) return;
+    this.#sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const [host, idle] of this.#idle) {
+        const keep = idle.filter((conn) => {
+          if (now - conn.idleSinceMs < this.#idleTimeoutMs) return true;
+          conn.close();
+          return false;
+        });
+        if (keep.length > 0) this.#idle.set(host, keep);
+        else this.#idle.delete(host);
+      }
+      if (this.#idle.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+      }
+    }, Math.max(100, this.#idleTimeoutMs / 2));
+    Deno.unrefTimer(this.#sweeper);
   }
 
   /** Closes every idle socket; requests in flight close theirs when they end. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     for (const conns of this.#idle.values()) for (const conn of conns) conn.close();
     this.#idle.clear();
   }

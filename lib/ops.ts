@@ -8,13 +8,13 @@
 //
 //   deno run -A index.ts verify --db ./data/index --volumes localhost:3001,localhost:3002 --md5
 
+import { settlePending } from "./cleanup.ts";
 import type { IndexOptions } from "./config.ts";
-import { Md5 } from "./md5.ts";
 import { isBalanced, keyToVolumes, locationHost, pathToKey, type Placement } from "./placement.ts";
-import type { KeyRecord } from "./record.ts";
+import { isPending, type KeyRecord } from "./record.ts";
 import type { IndexServer } from "./server.ts";
 import { adminSocketPath, Store, StoreError } from "./store.ts";
-import { UploadError, VolumeError, Volumes } from "./volumes.ts";
+import { VolumeError, Volumes } from "./volumes.ts";
 
 /** The admin socket's file name inside the --db directory (index.ts serves it there). */
 /** The admin socket's one endpoint. */
@@ -343,10 +343,6 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message.split("\n")[0] : String(err);
 }
 
-function isVolumeFailure(err: unknown): err is VolumeError | UploadError {
-  return err instanceof VolumeError || err instanceof UploadError;
-}
-
 /** Counts outcomes, reports findings and throttled progress. */
 class Run {
   readonly counts: Counts = {};
@@ -460,10 +456,10 @@ async function withRetries<T>(
   }
 }
 
-/** Live and unlinked records, lazily (a `writing` one belongs to a PUT, or to gc). */
+/** Live and unlinked records, lazily (a pending one belongs to a PUT, a DELETE, or to gc). */
 async function* recordsToWork(store: Store): AsyncGenerator<[string, KeyRecord]> {
   for await (const entry of store.list({ prefix: "", state: "all" })) {
-    if (entry[1].state !== "writing") yield entry;
+    if (!isPending(entry[1])) yield entry;
   }
 }
 
@@ -474,57 +470,6 @@ async function countRecords(store: Store, signal: AbortSignal): Promise<number> 
     n++;
   }
   return n;
-}
-
-/** Reads a replica through and returns its md5 and size; a VolumeError if it cannot. */
-async function hashReplica(
-  volumes: Volumes,
-  location: string,
-  key: string,
-): Promise<{ md5: string; sizeBytes: number }> {
-  const response = await volumes.get(location, key);
-  const hash = new Md5();
-  let sizeBytes = 0;
-  try {
-    for await (const chunk of response.body!) {
-      hash.update(chunk);
-      sizeBytes += chunk.byteLength;
-    }
-  } catch (err) {
-    throw new VolumeError(
-      locationHost(location),
-      null,
-      `volume ${location}: cannot read ${JSON.stringify(key)}: ${message(err)}`,
-    );
-  }
-  return { md5: hash.hex(), sizeBytes };
-}
-
-/**
- * Copies a key's value from the first of `sources` that gives it whole (and with the expected
- * md5, if one is known) to `targets`, streamed. Returns null on success, or why it failed. With
- * `cleanup`, targets are cleared after a failure (they are not in any record).
- */
-async function copyValue(
-  volumes: Volumes,
-  key: string,
-  options: { sources: string[]; targets: string[]; expectedMd5: string; cleanup: boolean },
-): Promise<string | null> {
-  const reasons: string[] = [];
-  for (const source of options.sources) {
-    try {
-      const response = await volumes.get(source, key);
-      const result = await volumes.putAll(options.targets, key, response.body!);
-      if (options.expectedMd5 === "" || result.md5 === options.expectedMd5) return null;
-      reasons.push(`${source} has md5 ${result.md5}, the record says ${options.expectedMd5}`);
-    } catch (err) {
-      if (!isVolumeFailure(err)) throw err;
-      reasons.push(message(err));
-    }
-  }
-  if (options.sources.length === 0) reasons.push("no replica to copy from");
-  if (options.cleanup) await volumes.deleteAll(options.targets, key);
-  return reasons.join("; ");
 }
 
 /** Makes sure the volume client probes every host a record names (removed volumes included). */
@@ -656,7 +601,7 @@ async function recheck(
     try {
       still.push({
         location: replica.location,
-        ...await hashReplica(volumes, replica.location, key),
+        ...await volumes.hash(replica.location, key),
       });
     } catch (err) {
       if (!(err instanceof VolumeError) || err.status !== 404) throw err;
@@ -689,7 +634,7 @@ async function rebuild(
     if (request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1) {
       for (const replica of found) {
         try {
-          replica.md5 = (await hashReplica(volumes, replica.location, key)).md5;
+          replica.md5 = (await volumes.hash(replica.location, key)).md5;
         } catch (err) {
           if (!(err instanceof VolumeError)) throw err;
           await run.outcome("failed", { key, location: replica.location, detail: message(err) });
@@ -709,7 +654,7 @@ async function rebuild(
     }
     try {
       const old = await store.get(key);
-      if (old?.state === "writing") {
+      if (old !== null && isPending(old)) {
         await run.outcome("interrupted", {
           key,
           detail: "its record says an interrupted write; gc removes it",
@@ -871,7 +816,7 @@ async function rebalance(
     let deleteFrom: string[] = [];
     try {
       const record = await store.get(key);
-      if (record === null || record.state === "writing") {
+      if (record === null || isPending(record)) {
         await run.outcome("gone");
         return "done";
       }
@@ -888,15 +833,31 @@ async function rebalance(
         return "done";
       }
       track(volumes, record.volumes);
-      if (plan.copyTo.length > 0) {
-        const sources = [...record.volumes].sort((a, b) =>
-          Number(volumes.isAlive(b)) - Number(volumes.isAlive(a))
+      // A target the record already names counts only if its file is there: a replica lost
+      // behind the index's back is copied again, so that old copies are never removed while the
+      // new set is short of one.
+      const missing: string[] = [];
+      for (const location of plan.targets.filter((target) => !plan.copyTo.includes(target))) {
+        try {
+          if (!await volumes.has(location, key)) missing.push(location);
+        } catch (err) {
+          if (!(err instanceof VolumeError)) throw err;
+          await run.outcome("failed", {
+            key,
+            detail: `kept at ${record.volumes}: ${message(err)}`,
+          });
+          return "done";
+        }
+      }
+      const copyTo = [...plan.copyTo, ...missing];
+      if (copyTo.length > 0) {
+        const sources = record.volumes.filter((location) => !missing.includes(location)).sort(
+          (a, b) => Number(volumes.isAlive(b)) - Number(volumes.isAlive(a)),
         );
-        const failed = await copyValue(volumes, key, {
+        const failed = await volumes.copy(key, {
           sources,
-          targets: plan.copyTo,
+          targets: copyTo,
           expectedMd5: record.md5,
-          cleanup: true,
         });
         if (failed !== null) {
           await run.outcome("failed", { key, detail: `kept at ${record.volumes}: ${failed}` });
@@ -926,7 +887,7 @@ async function checkReplicas(
       if (!readMd5) {
         return { location, state: await volumes.has(location, key) ? "present" : "missing" };
       }
-      return { location, state: "present", md5: (await hashReplica(volumes, location, key)).md5 };
+      return { location, state: "present", md5: (await volumes.hash(location, key)).md5 };
     } catch (err) {
       if (!(err instanceof VolumeError)) throw err;
       if (err.status === 404) return { location, state: "missing" };
@@ -961,7 +922,7 @@ async function verify(
     if (!store.lock(key)) return "busy";
     try {
       const record = await store.get(key);
-      if (record === null || record.state === "writing") {
+      if (record === null || isPending(record)) {
         await run.outcome("gone");
         return "done";
       }
@@ -993,11 +954,10 @@ async function verify(
       }
       let repaired = false;
       if (request.repair && verdict.good.length > 0 && bad.length > 0) {
-        const failure = await copyValue(volumes, key, {
+        const failure = await volumes.copy(key, {
           sources: verdict.good,
           targets: bad.map((b) => b.location),
           expectedMd5: record.md5,
-          cleanup: false,
         });
         repaired = failure === null;
         if (failure !== null) await run.outcome("failed", { key, detail: failure });
@@ -1026,8 +986,9 @@ async function gc(
   signal: AbortSignal,
 ): Promise<void> {
   const { store, volumes } = ctx;
-  // Interrupted writes first: their records name every place their files may be.
-  for await (const key of store.listWriting()) {
+  // Pending records first (interrupted writes, deletes whose files remain): their records name
+  // every place their files may be.
+  for await (const key of store.listPending()) {
     if (signal.aborted) return;
     if (!store.lock(key)) {
       await run.outcome("in-progress", { key });
@@ -1035,19 +996,15 @@ async function gc(
     }
     try {
       const record = await store.get(key);
-      if (record === null || record.state !== "writing") continue;
+      if (record === null || !isPending(record)) continue;
       track(volumes, record.volumes);
+      const what = record.state === "writing" ? "an interrupted write" : "a delete";
       if (request.dryRun) {
-        await run.outcome("interrupted", { key, detail: `files at ${record.volumes}` });
+        await run.outcome("interrupted", { key, detail: `${what}, files at ${record.volumes}` });
         continue;
       }
-      const failures = await volumes.deleteAll(record.volumes, key);
-      if (failures.length > 0) {
-        await run.outcome("failed", { key, detail: failures.map((f) => f.message).join("; ") });
-        continue;
-      }
-      await store.set(key, null);
-      await run.outcome("cleaned", { key, detail: `an interrupted write, at ${record.volumes}` });
+      const settled = await settlePending(ctx, key, record, null);
+      await run.outcome(settled.outcome, { key, detail: `${what}: ${settled.detail}` });
     } finally {
       store.unlock(key);
     }

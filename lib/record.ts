@@ -1,9 +1,16 @@
 // The index's record of a key, and its encoding as stored in Deno KV. The text form is
-// minikeyvalue's (`[DELETED][HASH<md5>]vol1,vol2`) plus a `WRITING` state for a PUT in progress,
-// so a record read by hand with `deno kv` or in SQLite says plainly what it is. Pure.
+// minikeyvalue's (`[DELETED][HASH<md5>]vol1,vol2`) plus two states whose files no reader sees:
+// `WRITING` for a PUT in progress (or one that failed and awaits cleanup) and `DELETING` for a
+// DELETE whose files are being removed. A PUT over an unlinked key keeps the unlinked record after
+// a `|`, so that a failed or interrupted write gives it back. A record read by hand with `deno kv`
+// or in SQLite says plainly what it is. Pure.
 
-/** `live`: readable. `unlinked`: hidden, data kept until DELETE. `writing`: a PUT in progress. */
-export type RecordState = "live" | "unlinked" | "writing";
+/**
+ * `live`: readable. `unlinked`: hidden, data kept until DELETE. `writing`: a PUT in progress, or
+ * an interrupted one whose files are to be removed. `deleting`: a DELETE was accepted; its files
+ * are being removed.
+ */
+export type RecordState = "live" | "unlinked" | "writing" | "deleting";
 
 export interface KeyRecord {
   state: RecordState;
@@ -11,31 +18,51 @@ export interface KeyRecord {
   volumes: string[];
   /** Lower-case hex md5 of the value, or "" when not computed. */
   md5: string;
+  /** For `writing` over an unlinked key: that unlinked record, given back if the write fails. */
+  previous?: KeyRecord;
 }
 
 const STATE_PREFIX: Record<RecordState, string> = {
   live: "",
   unlinked: "DELETED",
   writing: "WRITING",
+  deleting: "DELETING",
 };
+
+/** Separates a `writing` record from the unlinked record it would replace. */
+const PREVIOUS_SEPARATOR = "|";
+
+/** Whether no reader sees the key and its files await removal (or a write in progress). */
+export function isPending(record: KeyRecord): boolean {
+  return record.state === "writing" || record.state === "deleting";
+}
 
 /** Encodes a record as text, e.g. `HASH5d41402abc4b2a76b9719d911017c592localhost:3001`. */
 export function encodeRecord(record: KeyRecord): string {
   const hash = record.md5 === "" ? "" : `HASH${record.md5}`;
-  return STATE_PREFIX[record.state] + hash + record.volumes.join(",");
+  const previous = record.previous === undefined
+    ? ""
+    : PREVIOUS_SEPARATOR + encodeRecord(record.previous);
+  return STATE_PREFIX[record.state] + hash + record.volumes.join(",") + previous;
 }
 
 /** Decodes the text form; throws on text that is not a record, rather than guessing. */
 export function decodeRecord(text: string): KeyRecord {
-  let rest = text;
-  let state: RecordState = "live";
-  if (rest.startsWith("DELETED")) {
-    state = "unlinked";
-    rest = rest.slice(7);
-  } else if (rest.startsWith("WRITING")) {
-    state = "writing";
-    rest = rest.slice(7);
+  const separator = text.indexOf(PREVIOUS_SEPARATOR);
+  if (separator !== -1) {
+    const record = decodeRecord(text.slice(0, separator));
+    const previous = decodeRecord(text.slice(separator + 1));
+    if (record.state !== "writing" || previous.state !== "unlinked") {
+      throw new Error(`bad record ${JSON.stringify(text)}: only a write keeps an unlinked record`);
+    }
+    return { ...record, previous };
   }
+  // DELETING before DELETED: the longer prefix first.
+  const state =
+    (["deleting", "unlinked", "writing"] as const).find((name) =>
+      text.startsWith(STATE_PREFIX[name])
+    ) ?? "live";
+  let rest = text.slice(STATE_PREFIX[state].length);
   let md5 = "";
   if (rest.startsWith("HASH")) {
     md5 = rest.slice(4, 36);

@@ -3,7 +3,8 @@
 // with a short reason; a 5xx always names the volume or the disk that failed.
 
 import { isBalanced, keyToPath, keyToVolumes, MAX_KEY_BYTES, type Placement } from "./placement.ts";
-import type { KeyRecord } from "./record.ts";
+import { settlePending } from "./cleanup.ts";
+import { isPending, type KeyRecord } from "./record.ts";
 import { type Store, StoreError } from "./store.ts";
 import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
 
@@ -17,6 +18,8 @@ export const MAX_LIST_LIMIT = 10_000;
 export const VERIFIED_TTL_MS = 2_000;
 /** Records whose presence was checked, kept in memory; oldest dropped first. */
 const VERIFIED_ENTRIES = 50_000;
+/** How often pending records (deletes and failed writes whose files remain) are swept. */
+const SWEEP_INTERVAL_MS = 30_000;
 /** The methods of the API, for `Allow`. */
 const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK";
 
@@ -150,6 +153,8 @@ export class IndexServer {
   options: ServerOptions;
   #verified = new Map<string, number>();
   #parts = new WeakMap<KeyRecord, RedirectParts>();
+  #sweeping: Promise<number> | null = null;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
@@ -354,20 +359,25 @@ export class IndexServer {
       return text(503, `volume ${down}: down; cannot write ${key}`);
     }
     // The record names every place a file of this key may be, old ones included, so that the
-    // cleanup of an interrupted write (here, at start-up, or by gc) finds them all.
+    // cleanup of an interrupted write (here, at start-up, or by gc) finds them all. An unlinked
+    // value being replaced is kept in the record until the new one is committed, so that a write
+    // that fails gives it back.
     const everywhere = [...new Set([...targets, ...(old?.volumes ?? [])])];
-    await this.store.set(key, { state: "writing", volumes: everywhere, md5: "" });
+    const previous = old?.state === "unlinked" ? old : old?.previous;
+    const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous };
+    await this.store.set(key, writing);
     this.#verified.delete(key);
+    const written: string[] = [];
     let result;
     try {
-      result = await this.volumes.putAll(targets, key, body, { sizeBytes });
+      result = await this.volumes.putAll(targets, key, body, { sizeBytes, written });
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
-      await this.#discard(key, everywhere);
+      await this.#settle(key, writing, written);
       return volumeFailure(err);
     }
     if (result.sizeBytes === 0) {
-      await this.#discard(key, everywhere);
+      await this.#settle(key, writing, written);
       return text(411, "a value needs a body");
     }
     await this.store.set(key, {
@@ -381,17 +391,22 @@ export class IndexServer {
     return empty(201);
   }
 
-  /** Removes the files of a failed write; the record goes too unless a volume kept a file. */
-  async #discard(key: string, locations: string[]): Promise<void> {
-    const failures = await this.volumes.deleteAll(locations, key);
-    if (failures.length === 0) await this.store.set(key, null);
+  /**
+   * Settles a pending record under its key's lock; what cannot be done now (a volume down) stays
+   * pending for the sweep.
+   */
+  async #settle(key: string, record: KeyRecord, written: string[] | null): Promise<void> {
+    const settled = await settlePending(this, key, record, written);
+    if (settled.outcome === "failed" || settled.outcome === "lost") {
+      console.error(`index: key ${JSON.stringify(key)}: ${settled.outcome}: ${settled.detail}`);
+    }
   }
 
   async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
     if (!this.store.lock(key)) return text(409, `a write to ${key} is in progress`);
     try {
       const record = await this.store.get(key);
-      if (record === null || record.state === "writing") return empty(404);
+      if (record === null || isPending(record)) return empty(404);
       if (method === "UNLINK") {
         if (record.state !== "live") return empty(404);
         await this.store.set(key, { ...record, state: "unlinked" });
@@ -400,15 +415,12 @@ export class IndexServer {
       if (this.options.protect && record.state === "live") {
         return text(403, `key ${key} is protected: UNLINK it before DELETE`);
       }
-      // Hidden first, so that a crash half-way leaves an unlinked key, not a live key whose
-      // files are gone.
-      if (record.state === "live") await this.store.set(key, { ...record, state: "unlinked" });
+      // Accepted once this commits: the key is gone for readers, and its files are the store's
+      // to remove, now, or by the sweep if a volume cannot be reached (or after a crash).
+      const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
+      await this.store.set(key, deleting);
       this.#verified.delete(key);
-      const failures = await this.volumes.deleteAll(record.volumes, key);
-      if (failures.length > 0) {
-        return text(503, failures.map((f) => f.message).join("; "));
-      }
-      await this.store.set(key, null);
+      await this.#settle(key, deleting, null);
       return empty(204);
     } finally {
       this.store.unlock(key);
@@ -416,25 +428,52 @@ export class IndexServer {
   }
 
   /**
-   * Removes what interrupted writes (a crash, say) left: their files on the volumes, then their
-   * records. Runs at start-up; a write in progress holds its key's lock and is never touched.
-   * Returns how many were cleaned; one whose volume cannot be reached is left for gc.
+   * Settles the pending records that no write holds: files of interrupted writes and of deletes
+   * are removed, unlinked values a failed write would have replaced are given back. Runs at
+   * start-up, every SWEEP_INTERVAL_MS and when a volume comes back (see `startSweeps`); one at a
+   * time. Returns how many were settled; those that cannot be yet stay for the next sweep (or gc).
    */
-  async cleanupInterrupted(): Promise<number> {
-    let cleaned = 0;
-    for await (const key of this.store.listWriting()) {
+  sweepPending(): Promise<number> {
+    this.#sweeping ??= this.#sweep().finally(() => {
+      this.#sweeping = null;
+    });
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<number> {
+    let settled = 0;
+    for await (const key of this.store.listPending()) {
       if (!this.store.lock(key)) continue;
       try {
         const record = await this.store.get(key);
-        if (record === null || record.state !== "writing") continue;
-        const failures = await this.volumes.deleteAll(record.volumes, key);
-        if (failures.length > 0) continue;
-        await this.store.set(key, null);
-        cleaned++;
+        if (record === null || !isPending(record)) continue;
+        const result = await settlePending(this, key, record, null);
+        if (result.outcome !== "failed") settled++;
+        if (result.outcome === "lost") {
+          console.error(`index: key ${JSON.stringify(key)}: lost: ${result.detail}`);
+        }
       } finally {
         this.store.unlock(key);
       }
     }
-    return cleaned;
+    return settled;
+  }
+
+  /** Sweeps pending records now and every SWEEP_INTERVAL_MS, until `stopSweeps`. */
+  startSweeps(): void {
+    const sweep = () => {
+      this.sweepPending().catch((err) => {
+        console.error(`index: sweep of pending records failed: ${(err as Error).message}`);
+      });
+    };
+    sweep();
+    this.#sweepTimer ??= setInterval(sweep, SWEEP_INTERVAL_MS);
+  }
+
+  /** Stops the sweeps; waits for one running. */
+  async stopSweeps(): Promise<void> {
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    await this.#sweeping?.catch(() => {});
   }
 }

@@ -4,12 +4,15 @@
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
 // answers hot keys and absent keys without touching SQLite.
 
-import { decodeRecord, encodeRecord, type KeyRecord } from "./record.ts";
+import { decodeRecord, encodeRecord, isPending, type KeyRecord } from "./record.ts";
 
 /** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
 const RECORDS = "k";
-/** A key under this prefix marks a write in progress, so that start-up finds interrupted ones. */
-const WRITING = "w";
+/**
+ * A key under this prefix marks a pending record (a write, or a delete whose files are being
+ * removed), so that start-up and the cleanup in the background find them without a scan.
+ */
+const PENDING = "w";
 /** Mutations per atomic commit; KV allows 1000 and 800 KiB in all. */
 const MAX_BATCH = 256;
 /** Records kept in memory (including "absent" answers), oldest dropped first. */
@@ -43,6 +46,9 @@ interface Pending {
 function isTransient(err: unknown): boolean {
   return err instanceof Error && /database is locked|busy/i.test(err.message);
 }
+
+/** The mode of the KV file and SQLite's files beside it: the owner's alone. */
+const KV_FILE_MODE = 0o600;
 
 /** The path of the KV file inside the `--db` directory. */
 export function kvPath(db: string): string {
@@ -81,7 +87,24 @@ export class Store {
       throw new StoreError(`index ${db} is in use by another mkv.ts process (${db}/lock)`);
     }
     try {
-      return new Store(await Deno.openKv(kvPath(db)), lockFile);
+      // The index is no one else's to read: a new KV file is made 0600 before SQLite opens it
+      // (SQLite gives its -wal and -shm files the same mode), and an older one is set so.
+      await Deno.writeFile(kvPath(db), new Uint8Array(), { createNew: true, mode: KV_FILE_MODE })
+        .catch((err) => {
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        });
+      const kv = await Deno.openKv(kvPath(db));
+      try {
+        for (const suffix of ["", "-wal", "-shm"]) {
+          await Deno.chmod(kvPath(db) + suffix, KV_FILE_MODE).catch((err) => {
+            if (!(err instanceof Deno.errors.NotFound)) throw err;
+          });
+        }
+      } catch (err) {
+        kv.close();
+        throw err;
+      }
+      return new Store(kv, lockFile);
     } catch (err) {
       lockFile.close();
       throw new StoreError(`cannot open index ${kvPath(db)}: ${(err as Error).message}`);
@@ -168,8 +191,8 @@ export class Store {
       for (const { key, record } of batch) {
         if (record === null) op.delete([RECORDS, key]);
         else op.set([RECORDS, key], encodeRecord(record));
-        if (record?.state === "writing") op.set([WRITING, key], true);
-        else op.delete([WRITING, key]);
+        if (record !== null && isPending(record)) op.set([PENDING, key], true);
+        else op.delete([PENDING, key]);
       }
       try {
         const result = await op.commit();
@@ -182,9 +205,9 @@ export class Store {
     }
   }
 
-  /** Keys with a write in progress or interrupted (their records say `writing`). */
-  async *listWriting(): AsyncGenerator<string> {
-    for await (const entry of this.kv.list({ prefix: [WRITING] }, { batchSize: LIST_BATCH })) {
+  /** Keys whose records are pending: `writing` (in progress or interrupted) or `deleting`. */
+  async *listPending(): AsyncGenerator<string> {
+    for await (const entry of this.kv.list({ prefix: [PENDING] }, { batchSize: LIST_BATCH })) {
       yield entry.key[1] as string;
     }
   }

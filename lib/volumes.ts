@@ -20,6 +20,12 @@ const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 const LIST_TIMEOUT_MS = 10_000;
 /** Idle connections kept per volume; as many as the requests in flight under load. */
 const POOL_IDLE_PER_HOST = 256;
+/** How often a probe also checks that a volume can store a file. */
+const WRITE_PROBE_INTERVAL_MS = 10_000;
+/** The one path outside the key layout that volumes take PUTs on: the write probe's file. */
+export const WRITE_PROBE_PATH = "/.mkv-probe";
+
+const encoder = new TextEncoder();
 
 /** A volume failed or refused a request. `status` is the volume's answer, null if none came. */
 export class VolumeError extends Error {
@@ -60,15 +66,31 @@ function reason(err: unknown): string {
 export class Volumes {
   readonly timeoutMs: number;
   #alive = new Map<string, boolean>();
+  /** Aborted when its host is marked down: every request in flight to it ends at once. */
+  #down = new Map<string, AbortController>();
+  /** When each host's write probe last ran. */
+  #writeProbedMs = new Map<string, number>();
+  /** Hosts whose probe is running, so that a burst of failures probes once. */
+  #probing = new Map<string, Promise<void>>();
   /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
   #client = Deno.createHttpClient({ poolMaxIdlePerHost: POOL_IDLE_PER_HOST });
   #pool = new Http1Pool();
   #timer: ReturnType<typeof setInterval> | undefined;
   #log: (line: string) => void;
+  #onUp: (host: string) => void;
 
-  constructor(options: { hosts: string[]; timeoutMs: number; log?: (line: string) => void }) {
+  constructor(
+    options: {
+      hosts: string[];
+      timeoutMs: number;
+      log?: (line: string) => void;
+      /** Called when a volume that was down answers its probe again. */
+      onUp?: (host: string) => void;
+    },
+  ) {
     this.timeoutMs = options.timeoutMs;
     this.#log = options.log ?? ((line) => console.error(line));
+    this.#onUp = options.onUp ?? (() => {});
     for (const host of options.hosts) this.#alive.set(host, true);
   }
 
@@ -86,32 +108,79 @@ export class Volumes {
     return [...this.#alive.keys()];
   }
 
+  /** Marks a volume down and ends every request in flight to it (the probe's verdict). */
   markDead(location: string, why: string): void {
     const host = locationHost(location);
     if (this.#alive.get(host) === false) return;
     this.#alive.set(host, false);
     this.#log(`volume ${host}: marked down: ${why}`);
+    const reason = new VolumeError(host, null, `volume ${host}: down: ${why}`);
+    this.#down.get(host)?.abort(reason);
+    this.#down.delete(host);
   }
 
   #markAlive(host: string): void {
     if (this.#alive.get(host) === true) return;
     this.#alive.set(host, true);
     this.#log(`volume ${host}: up again`);
+    this.#onUp(host);
+  }
+
+  /** The signal that ends requests to `host` when it is marked down. */
+  #downSignal(host: string): AbortSignal {
+    let controller = this.#down.get(host);
+    if (controller === undefined) {
+      controller = new AbortController();
+      this.#down.set(host, controller);
+    }
+    return controller.signal;
   }
 
   /** Probes every host once; then, with `start()`, every second. */
   async probeAll(): Promise<void> {
-    await Promise.all(
-      this.hosts().map(async (host) => {
-        try {
-          const status = await this.#pool.request(host, "HEAD", "/", { timeoutMs: this.timeoutMs });
-          if (status >= 500) throw new Error(`status ${status}`);
-          this.#markAlive(host);
-        } catch (err) {
-          this.markDead(host, `probe failed: ${reason(err)}`);
+    await Promise.all(this.hosts().map((host) => this.probe(host)));
+  }
+
+  /**
+   * Probes one host, on a fresh connection so that a stale pooled socket never judges it: a
+   * `HEAD /`, and every WRITE_PROBE_INTERVAL_MS a small PUT, so that a volume that answers but
+   * cannot store (its temp directory gone, its disk read-only) is down too. Concurrent calls for
+   * one host share one probe.
+   */
+  probe(host: string): Promise<void> {
+    let running = this.#probing.get(host);
+    if (running === undefined) {
+      running = this.#probeOnce(host).finally(() => this.#probing.delete(host));
+      this.#probing.set(host, running);
+    }
+    return running;
+  }
+
+  async #probeOnce(host: string): Promise<void> {
+    try {
+      const status = await this.#pool.request(host, "HEAD", "/", {
+        timeoutMs: this.timeoutMs,
+        fresh: true,
+      });
+      if (status >= 500) throw new Error(`status ${status}`);
+      const writeDue = !this.isAlive(host) ||
+        Date.now() - (this.#writeProbedMs.get(host) ?? 0) >= WRITE_PROBE_INTERVAL_MS;
+      if (writeDue) {
+        const status = await this.#pool.request(host, "PUT", WRITE_PROBE_PATH, {
+          body: encoder.encode(`${new Date().toISOString()}\n`),
+          timeoutMs: this.timeoutMs,
+          fresh: true,
+        });
+        // A volume that refuses the probe's path (4xx) is not one of ours: only 5xx counts.
+        if (status >= 500) {
+          throw new Error(`cannot write: PUT ${WRITE_PROBE_PATH}: status ${status}`);
         }
-      }),
-    );
+        this.#writeProbedMs.set(host, Date.now());
+      }
+      this.#markAlive(host);
+    } catch (err) {
+      this.markDead(host, `probe failed: ${reason(err)}`);
+    }
   }
 
   start(): void {
@@ -156,7 +225,7 @@ export class Volumes {
       response = await fetch(`http://${location}${path}`, {
         method,
         client: this.#client,
-        signal: controller.signal,
+        signal: AbortSignal.any([controller.signal, this.#downSignal(locationHost(location))]),
       });
     } catch (err) {
       throw new VolumeError(
@@ -180,8 +249,9 @@ export class Volumes {
 
   /**
    * Sends a short request to a volume on a kept-alive socket and returns the answer's status if
-   * it is in `accept`, else throws VolumeError; a volume that does not answer within `timeoutMs`
-   * (or --voltimeout) is marked down.
+   * it is in `accept`, else throws VolumeError. A request that fails gets its volume probed at
+   * once: the probe, not one request, says whether the volume is down. A volume marked down ends
+   * the request at once.
    */
   async #ask(
     location: string,
@@ -195,10 +265,13 @@ export class Volumes {
       status = await this.#pool.request(host, method, location.slice(host.length) + path, {
         body: options.body,
         timeoutMs: options.timeoutMs ?? this.timeoutMs,
+        signal: this.#downSignal(host),
       });
     } catch (err) {
-      this.markDead(location, reason(err));
-      throw new VolumeError(host, null, describe(location, method, path, reason(err)));
+      // A VolumeError here is the abort of a volume marked down.
+      const why = err instanceof VolumeError ? "volume down" : reason(err);
+      if (!(err instanceof VolumeError)) this.probe(host);
+      throw new VolumeError(host, null, describe(location, method, path, why));
     }
     if (options.accept.includes(status)) return status;
     throw new VolumeError(host, status, describe(location, method, path, `status ${status}`));
@@ -239,6 +312,60 @@ export class Volumes {
     return await this.#open(location, keyToPath(key), "GET", { accept: [200] });
   }
 
+  /** Reads the key's file at `location` through; its md5 and size, or a VolumeError. */
+  async hash(location: string, key: string): Promise<PutResult> {
+    const response = await this.get(location, key);
+    const hash = new Md5();
+    let sizeBytes = 0;
+    try {
+      for await (const chunk of response.body!) {
+        hash.update(chunk);
+        sizeBytes += chunk.byteLength;
+      }
+    } catch (err) {
+      throw new VolumeError(
+        locationHost(location),
+        null,
+        describe(location, "GET", keyToPath(key), reason(err)),
+      );
+    }
+    return { md5: hash.hex(), sizeBytes };
+  }
+
+  /**
+   * Copies a key's value from the first of `sources` that gives it whole to every one of
+   * `targets`, streamed, and checks what was sent on the way: its md5 against `expectedMd5` when
+   * one is recorded, its length against the source's Content-Length always. `targets` must be
+   * locations that hold no good copy: after a failed attempt they are cleared, so that a bad or
+   * partial copy never stays behind. Returns null on success, or why each source failed.
+   */
+  async copy(
+    key: string,
+    options: { sources: string[]; targets: string[]; expectedMd5: string },
+  ): Promise<string | null> {
+    const reasons: string[] = [];
+    for (const source of options.sources) {
+      let sent = false;
+      try {
+        const response = await this.get(source, key);
+        sent = true;
+        const length = response.headers.get("content-length");
+        const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
+        const result = await this.putAll(options.targets, key, response.body!, { sizeBytes });
+        if (options.expectedMd5 === "" || result.md5 === options.expectedMd5) return null;
+        reasons.push(`${source} has md5 ${result.md5}, the record says ${options.expectedMd5}`);
+      } catch (err) {
+        if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
+        reasons.push(reason(err));
+      }
+      if (!sent) continue;
+      const failures = await this.deleteAll(options.targets, key);
+      reasons.push(...failures.map((failure) => `bad copy left: ${failure.message}`));
+    }
+    if (options.sources.length === 0) reasons.push("no replica to copy from");
+    return reasons.join("; ");
+  }
+
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
     const path = dir.endsWith("/") ? dir : `${dir}/`;
@@ -268,27 +395,30 @@ export class Volumes {
    * before the next is read, so memory stays at one chunk whatever the value's size. On any
    * failure every upload is cut off (nginx then discards its partial temp file) and the first
    * cause is thrown: UploadError if the client's body broke, VolumeError otherwise. The caller
-   * removes whatever may have been written.
+   * removes whatever may have been written; `written`, if given, receives the locations whose
+   * volume stored the whole value (answered 201 or 204), also when putAll throws.
    */
   async putAll(
     locations: string[],
     key: string,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes?: number } = {},
+    options: { sizeBytes?: number; written?: string[] } = {},
   ): Promise<PutResult> {
     const size = options.sizeBytes;
+    const written = options.written ?? [];
     if (size !== undefined && size <= SMALL_VALUE_BYTES) {
-      return await this.#putSmall(locations, key, body, size);
+      return await this.#putSmall(locations, key, body, { sizeBytes: size, written });
     }
-    return await this.#putStream(locations, key, body, size);
+    return await this.#putStream(locations, key, body, { sizeBytes: size, written });
   }
 
   async #putSmall(
     locations: string[],
     key: string,
     body: ReadableStream<Uint8Array>,
-    sizeBytes: number,
+    options: { sizeBytes: number; written: string[] },
   ): Promise<PutResult> {
+    const { sizeBytes, written } = options;
     let value: Uint8Array;
     try {
       value = new Uint8Array(await new Response(body).arrayBuffer());
@@ -300,13 +430,14 @@ export class Volumes {
     }
     const path = keyToPath(key);
     const results = await Promise.allSettled(
-      locations.map((location) =>
-        this.#ask(location, "PUT", path, {
+      locations.map(async (location) => {
+        await this.#ask(location, "PUT", path, {
           accept: [201, 204],
           body: value,
           timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
-        })
-      ),
+        });
+        written.push(location);
+      }),
     );
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
@@ -317,8 +448,9 @@ export class Volumes {
     locations: string[],
     key: string,
     body: ReadableStream<Uint8Array>,
-    sizeBytes: number | undefined,
+    options: { sizeBytes: number | undefined; written: string[] },
   ): Promise<PutResult> {
+    const { sizeBytes, written } = options;
     const path = keyToPath(key);
     const uploads = locations.map((location) =>
       new Upload({ location, path, sizeBytes, timeoutMs: this.timeoutMs })
@@ -372,7 +504,10 @@ export class Volumes {
       if (sizeBytes !== undefined && total !== sizeBytes) {
         throw new UploadError(`upload ended after ${total} of ${sizeBytes} bytes`);
       }
-      await Promise.all(uploads.map((upload) => upload.finish()));
+      await Promise.all(uploads.map(async (upload) => {
+        await upload.finish();
+        written.push(upload.location);
+      }));
     } catch (err) {
       if (!(err instanceof Error)) throw err;
       if (!firstError) {
@@ -392,12 +527,12 @@ export class Volumes {
 
   /**
    * The VolumeError behind a socket error of one of the uploads: the volume's own answer if it
-   * sent one before closing (then it is alive), else a failure that marks it down.
+   * sent one before closing (then it is alive), else a failure that gets the volume probed.
    */
   async #cause(err: Error, uploads: Upload[]): Promise<VolumeError> {
     const upload = uploads.find((u) => u.failed) ?? uploads[0];
     const status = await upload.answer(this.timeoutMs).catch(() => null);
-    if (status === null) this.markDead(upload.location, reason(err));
+    if (status === null) this.probe(locationHost(upload.location));
     const why = status === null ? reason(err) : `status ${status}`;
     return new VolumeError(
       locationHost(upload.location),
@@ -439,8 +574,6 @@ function readChunks(body: ReadableStream<Uint8Array>) {
     },
   };
 }
-
-const encoder = new TextEncoder();
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { COMMANDS, INDEX_FLAGS, INDEX_USAGE, parseIndexArgs } from "../lib/config.ts";
 import { FlagError } from "../lib/flags.ts";
-import { parseVolumeArgs } from "../volume.ts";
+import { parseVolumeArgs, type VolumeOptions } from "../volume.ts";
 
 const VOLUMES = "localhost:3001,localhost:3002,localhost:3003";
 const BASE = ["server", "--db", "/tmp/indexdb", "--volumes", VOLUMES];
@@ -172,12 +172,19 @@ Deno.test("parseVolumeArgs: port and dir, Go style, dir made absolute", () => {
     port: 3002,
     dir: "/tmp/volume2",
     workers: 1,
+    keepaliveMs: 75_000,
   });
   assert.deepEqual(parseVolumeArgs(["--dir=data/volume1", "--workers", "2"]), {
     port: 3001,
     dir: resolve("data/volume1"),
     workers: 2,
+    keepaliveMs: 75_000,
   });
+  assert.equal(
+    (parseVolumeArgs(["--dir", "d", "--keepalive", "5s"]) as VolumeOptions).keepaliveMs,
+    5000,
+  );
+  assert.equal((parseVolumeArgs(["--dir", "d", "-keepalive=0s"]) as VolumeOptions).keepaliveMs, 0);
   assert.equal(parseVolumeArgs(["--help"]), "help");
   assert.equal(parseVolumeArgs(["-h", "--dir", "x"]), "help");
 });
@@ -193,6 +200,8 @@ Deno.test("parseVolumeArgs: refuses a bad command line with a one-line reason", 
     [["--dir", "d", "--port", "70000"], /-port 70000 is not a port number/],
     [["--dir", "d", "--port", "x"], /invalid value "x" for -port/],
     [["--dir", "d", "--workers", "0"], /-workers must be at least 1/],
+    [["--dir", "d", "--keepalive", "75"], /-keepalive: invalid duration "75"/],
+    [["--dir", "d", "--keepalive", "1.5ms"], /-keepalive 1.5ms is not a whole number/],
   ];
   for (const [args, message] of cases) assertRefused(parseVolumeArgs, args, message);
 });

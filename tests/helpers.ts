@@ -36,6 +36,8 @@ export interface TestClusterOptions {
   volumes?: number;
   /** Further flags for the index, e.g. `["--replicas", "2"]`. */
   indexArgs?: string[];
+  /** Further flags for every volume, e.g. `["--keepalive", "1s"]`. */
+  volumeArgs?: string[];
 }
 
 /** A cluster in a temp directory on free ports; stops it and removes the data on dispose. */
@@ -51,6 +53,7 @@ export async function testCluster(
       port,
       volumePorts,
       indexArgs: options.indexArgs,
+      volumeArgs: options.volumeArgs,
     });
   } catch (err) {
     await dir[Symbol.asyncDispose]();

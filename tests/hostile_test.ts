@@ -471,3 +471,64 @@ Deno.test("3000 hostile requests: no 5xx, no hang, and the server still works", 
   assert.equal(answer.status, 200);
   assert.equal(answer.body, "calm");
 });
+
+/** One request over raw TCP with its target exactly as given (fetch would resolve `..`). */
+async function rawExchange(
+  port: number,
+  method: string,
+  target: string,
+  body = "",
+): Promise<{ status: number; head: string; body: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), ANSWER_TIMEOUT_MS);
+  try {
+    await conn.write(encoder.encode(
+      `${method} ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n` +
+        `Content-Length: ${encoder.encode(body).length}\r\n\r\n${body}`,
+    ));
+    const text = await new Response(conn.readable).text();
+    const end = text.indexOf("\r\n\r\n");
+    return {
+      status: Number(text.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 0),
+      head: text.slice(0, end),
+      body: text.slice(end + 4),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("dot segments are part of the key; a raw # is refused", async () => {
+  await using cluster = await testCluster({ volumes: 1, indexArgs: ["--replicas", "1"] });
+  const port = cluster.index.port;
+  const keys = async () => JSON.parse((await rawExchange(port, "GET", "/?list")).body).keys;
+
+  // The path is the key as sent: nothing resolves `.` or `..` (curl does, before sending, unless
+  // --path-as-is), as in minikeyvalue.
+  assert.equal((await rawExchange(port, "PUT", "/a/../b", "dots")).status, 201);
+  assert.equal((await rawExchange(port, "PUT", "/a/./c", "dot")).status, 201);
+  assert.equal((await rawExchange(port, "GET", "/a/../b")).status, 302);
+  assert.equal((await rawExchange(port, "GET", "/a/%2e%2e/b")).status, 302);
+  assert.equal((await rawExchange(port, "GET", "/b")).status, 404);
+  assert.equal((await rawExchange(port, "GET", "/a/c")).status, 404);
+  const location = (await rawExchange(port, "GET", "/a/../b")).head.match(/^location: (.*)$/im);
+  assert.equal(await (await fetch(location![1])).text(), "dots");
+  // A path that climbs above / is refused by nginx, however it is spelled.
+  for (const target of ["/../b", "/a/../../b", "/%2e%2e/b"]) {
+    assert.equal((await rawExchange(port, "PUT", target, "x")).status, 400, target);
+  }
+  assert.deepEqual(await keys(), ["/a/../b", "/a/./c"]);
+
+  // A raw # (where a fragment would start) is refused rather than stored or cut.
+  for (const [method, target] of [["PUT", "/a#b"], ["GET", "/a#b"], ["PUT", "/k?x#y"]]) {
+    const answer = await rawExchange(port, method, target, method === "PUT" ? "x" : "");
+    assert.equal(answer.status, 400, `${method} ${target}`);
+    assert.equal(answer.body, "percent-encode # as %23\n");
+  }
+  assert.equal((await rawExchange(port, "GET", "/a")).status, 404);
+  assert.equal((await rawExchange(port, "GET", "/a%23b")).status, 404);
+  assert.deepEqual(await keys(), ["/a/../b", "/a/./c"]);
+  // Percent-encoded, # is an ordinary character of a key.
+  assert.equal((await rawExchange(port, "PUT", "/a%23b", "hash")).status, 201);
+  assert.equal((await getFollow(cluster.url, "/a%23b")).body, "hash");
+});

@@ -1,11 +1,12 @@
 // Tests of nginx.ts: the rendered configs (golden: the whole text for fixed options), the check
-// that nginx's workers can write a directory, and running nginx as a child (start, serve, stop,
-// busy port, leftover of a crashed run).
+// that nginx's workers can write a directory, running nginx as a child (start, serve, stop, busy
+// port, leftover of a crashed run), and what a pid file may make us signal (issue 9).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   checkPortFree,
+  ensureRuntimeDir,
   freePort,
   lockFileFor,
   Nginx,
@@ -16,10 +17,11 @@ import {
   renderProxyLocations,
   renderProxyUpstream,
   renderVolumeLocations,
+  runtimeDir,
   stopLeftover,
   writableByWorkers,
 } from "../nginx.ts";
-import { tempDir } from "./helpers.ts";
+import { ROOT, tempDir } from "./helpers.ts";
 
 /** The uid of `nobody`, as which nginx's workers run when root starts nginx. */
 const NOBODY_UID = 65534;
@@ -31,7 +33,7 @@ const PROXY_CONFIG =
 daemon off;
 master_process on;
 worker_processes 2;
-pid "/tmp/mkv.ts-nginx-3000.pid";
+pid "/tmp/mkv.ts-0/nginx-3000.pid";
 error_log stderr warn;
 events {
   worker_connections 4096;
@@ -62,6 +64,9 @@ http {
     listen 3000;
     listen [::]:3000;
     client_max_body_size 0;
+    if ($request_uri ~ "#") {
+      return 400 "percent-encode # as %23\\n";
+    }
     error_page 501 = @unsupported;
     location @unsupported {
       return 400 "unsupported Transfer-Encoding\\n";
@@ -87,7 +92,7 @@ const VOLUME_CONFIG =
 daemon off;
 master_process on;
 worker_processes 1;
-pid "/tmp/mkv.ts-nginx-3001.pid";
+pid "/tmp/mkv.ts-0/nginx-3001.pid";
 error_log stderr warn;
 events {
   worker_connections 4096;
@@ -112,17 +117,34 @@ http {
   server {
     listen 3001;
     root "/data/volume1";
+    keepalive_timeout 75s;
     location / {
+      limit_except GET {
+        deny all;
+      }
+      autoindex on;
+      autoindex_format json;
+    }
+    location ~ "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$" {
+      limit_except GET PUT DELETE {
+        deny all;
+      }
       client_body_temp_path "/data/volume1/.tmp";
       client_max_body_size 0;
       dav_methods PUT DELETE;
       dav_access user:rw group:r all:r;
       create_full_put_path on;
-      autoindex on;
-      autoindex_format json;
     }
     location ^~ /. {
       return 404;
+    }
+    location = /.mkv-probe {
+      limit_except GET PUT {
+        deny all;
+      }
+      client_body_temp_path "/data/volume1/.tmp";
+      dav_methods PUT;
+      dav_access user:rw group:r all:r;
     }
   }
 }
@@ -131,7 +153,7 @@ http {
 Deno.test("renderConfig: the index's nginx, proxying to its Deno server (golden)", () => {
   const config = renderConfig({
     prefixDir: "/tmp/mkv-nginx-abc",
-    pidFile: "/tmp/mkv.ts-nginx-3000.pid",
+    pidFile: "/tmp/mkv.ts-0/nginx-3000.pid",
     port: 3000,
     ipv6: true,
     workerProcesses: 2,
@@ -144,7 +166,7 @@ Deno.test("renderConfig: the index's nginx, proxying to its Deno server (golden)
 Deno.test("renderConfig: a volume's nginx, without IPv6 (golden)", () => {
   const config = renderConfig({
     prefixDir: "/tmp/mkv-nginx-def",
-    pidFile: "/tmp/mkv.ts-nginx-3001.pid",
+    pidFile: "/tmp/mkv.ts-0/nginx-3001.pid",
     port: 3001,
     ipv6: false,
     workerProcesses: 1,
@@ -154,13 +176,15 @@ Deno.test("renderConfig: a volume's nginx, without IPv6 (golden)", () => {
 });
 
 Deno.test("renderVolumeLocations quotes a directory with quotes and backslashes", () => {
-  assert.equal(
-    renderVolumeLocations({ dir: '/data/a "b"\\c' }).split("\n").slice(0, 3).join("\n"),
+  assert.deepEqual(
+    renderVolumeLocations({ dir: '/data/a "b"\\c' }).split("\n").filter((line) =>
+      line.includes("/data/")
+    ),
     [
       `    root "/data/a \\"b\\"\\\\c";`,
-      `    location / {`,
       `      client_body_temp_path "/data/a \\"b\\"\\\\c/.tmp";`,
-    ].join("\n"),
+      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.tmp";`,
+    ],
   );
 });
 
@@ -199,8 +223,18 @@ Deno.test("writableByWorkers: owned by nobody with wx, or wx for others", () => 
   }
 });
 
-Deno.test("pidFileFor is fixed per port", () => {
-  assert.match(pidFileFor(3001), /\/mkv\.ts-nginx-3001\.pid$/);
+Deno.test("renderVolumeLocations: keepalive_timeout from keepaliveMs, 75s by default", () => {
+  const line = (keepaliveMs?: number) =>
+    renderVolumeLocations({ dir: "/d", keepaliveMs }).split("\n")[1];
+  assert.equal(line(), "    keepalive_timeout 75s;");
+  assert.equal(line(5000), "    keepalive_timeout 5s;");
+  assert.equal(line(1500), "    keepalive_timeout 1500ms;");
+  assert.equal(line(0), "    keepalive_timeout 0s;");
+});
+
+Deno.test("pidFileFor is fixed per port, in the runtime directory", () => {
+  assert.equal(pidFileFor(3001), `${runtimeDir()}/nginx-3001.pid`);
+  assert.equal(lockFileFor(3001), `${runtimeDir()}/nginx-3001.lock`);
   assert.notEqual(pidFileFor(3001), pidFileFor(3002));
   assert.equal(pidFileFor(3001), pidFileFor(3001));
 });
@@ -257,6 +291,8 @@ Deno.test("checkPortFree and freePort", () => {
 
 Deno.test("stopLeftover leaves alone what is not a leftover nginx of ours", async () => {
   await using dir = await tempDir();
+  // A pid file is trusted only in a directory that no one else can write.
+  await Deno.chmod(dir.path, 0o700);
   const pidFile = join(dir.path, "nginx.pid");
   await stopLeftover(pidFile);
   // A pid file naming a live process that is not our nginx (this test): only the file goes.
@@ -296,6 +332,7 @@ Deno.test("Nginx runs a volume: serves WebDAV and byte ranges, hides .tmp, stops
 });
 
 Deno.test("stopLeftover removes the temp files a crashed run listed, and only ours", async () => {
+  await ensureRuntimeDir();
   const port = freePort();
   const tmp = (Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/+$/, "");
   // What a killed program leaves: its temp directory and file, listed beside the pid file.
@@ -344,4 +381,162 @@ Deno.test("Nginx.start refuses the port of a running nginx of ours and leaves it
     await (second as Nginx | null)?.stop();
     await first.stop();
   }
+});
+
+/** Whether a process is alive (signal 0 is not offered by Deno.kill; SIGCONT is harmless). */
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Plants a pid file and a temp list for `port` where a crashed run of ours would leave them. */
+async function plant(port: number, pid: number, listed: string[]): Promise<void> {
+  await ensureRuntimeDir();
+  await Deno.writeTextFile(pidFileFor(port), `${pid}\n`);
+  await Deno.writeTextFile(pidFileFor(port).replace(/\.pid$/, ".files"), JSON.stringify(listed));
+}
+
+Deno.test("stopLeftover signals no process that is not a listed nginx of ours", async () => {
+  await using dir = await tempDir();
+  const tmp = (Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/+$/, "");
+  const port = freePort();
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const nginxPort = freePort();
+  const running = await Nginx.start({
+    name: `running :${nginxPort}`,
+    port: nginxPort,
+    locations: renderVolumeLocations({ dir: dir.path }),
+  });
+  try {
+    // Not nginx at all: a pid file naming any process of ours must not make us kill it.
+    await plant(port, sleeper.pid, [`${tmp}/mkv-nginx-listed.conf`]);
+    await stopLeftover(pidFileFor(port));
+    assert.ok(alive(sleeper.pid), "a process that is not nginx was signalled");
+    // An nginx of ours, but running a config that the list does not name (another program's).
+    await plant(port, running.pid, [`${tmp}/mkv-nginx-listed.conf`]);
+    await stopLeftover(pidFileFor(port));
+    assert.ok(alive(running.pid), "an nginx whose config is not listed was signalled");
+    const answer = await fetch(`http://127.0.0.1:${nginxPort}/`, { method: "HEAD" });
+    await answer.body?.cancel();
+    assert.equal(answer.status, 200);
+    await assert.rejects(() => Deno.stat(pidFileFor(port)), Deno.errors.NotFound);
+  } finally {
+    sleeper.kill();
+    await sleeper.status;
+    await running.stop();
+  }
+});
+
+Deno.test({
+  name: "stopLeftover signals no process of another user, even one that looks like ours",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    // A fake nginx master: perl with nginx's title, naming a config of ours that is listed.
+    const conf = await Deno.makeTempFile({ prefix: "mkv-nginx-", suffix: ".conf" });
+    const fake = (uid: number) =>
+      new Deno.Command("perl", {
+        args: ["-e", `$0 = "nginx: master process /usr/sbin/nginx -c ${conf}"; sleep 30;`],
+        uid,
+        gid: uid,
+      }).spawn();
+    const port = freePort();
+    const others = fake(NOBODY_UID);
+    const ours = fake(0);
+    try {
+      // Until perl has set its title, it does not look like nginx at all.
+      for (const child of [others, ours]) {
+        const deadline = Date.now() + 10_000;
+        while (!(await Deno.readTextFile(`/proc/${child.pid}/cmdline`)).startsWith("nginx:")) {
+          assert.ok(Date.now() < deadline, "perl did not set its title");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+      await plant(port, others.pid, [conf]);
+      await stopLeftover(pidFileFor(port));
+      assert.ok(alive(others.pid), "another user's process was signalled");
+      // The same fake running as us is taken for ours: only its user saved the other one.
+      await plant(port, ours.pid, [conf]);
+      await stopLeftover(pidFileFor(port));
+      assert.equal((await ours.status).signal, "SIGTERM");
+    } finally {
+      for (const child of [others, ours]) {
+        try {
+          child.kill();
+        } catch {
+          // Already gone.
+        }
+        await child.status;
+      }
+      await Deno.remove(conf).catch(() => {});
+    }
+  },
+});
+
+Deno.test("ensureRuntimeDir makes a private directory and refuses one others could write", async () => {
+  await using dir = await tempDir();
+  const fresh = join(dir.path, "fresh");
+  assert.equal(await ensureRuntimeDir(fresh), fresh);
+  assert.equal((await Deno.stat(fresh)).mode! & 0o777, 0o700);
+
+  const open = join(dir.path, "open");
+  await Deno.mkdir(open);
+  await Deno.chmod(open, 0o777);
+  await assert.rejects(
+    () => ensureRuntimeDir(open),
+    new NginxError(`runtime directory ${open} is writable by others; run: chmod 700 ${open}`),
+  );
+  await Deno.chmod(open, 0o770);
+  await assert.rejects(() => ensureRuntimeDir(open), /is writable by its group; run: chmod 700/);
+
+  const link = join(dir.path, "link");
+  await Deno.symlink(fresh, link);
+  await assert.rejects(
+    () => ensureRuntimeDir(link),
+    new NginxError(`runtime directory ${link} is a symbolic link; run: rm ${link}`),
+  );
+
+  const file = join(dir.path, "file");
+  await Deno.writeTextFile(file, "");
+  await assert.rejects(() => ensureRuntimeDir(file), /is not a directory; run: rm /);
+
+  if (Deno.uid() === 0) {
+    const theirs = join(dir.path, "theirs");
+    await Deno.mkdir(theirs, { mode: 0o700 });
+    await Deno.chown(theirs, NOBODY_UID, NOBODY_UID);
+    await assert.rejects(
+      () => ensureRuntimeDir(theirs),
+      new NginxError(
+        `runtime directory ${theirs} is owned by uid ${NOBODY_UID}, not by us (uid 0); ` +
+          `run: sudo rm -r ${theirs}`,
+      ),
+    );
+  }
+  // stopLeftover does not trust a pid file in such a directory either.
+  await Deno.writeTextFile(join(open, "nginx-1.pid"), `${Deno.pid}\n`);
+  await assert.rejects(() => stopLeftover(join(open, "nginx-1.pid")), /writable by its group/);
+});
+
+Deno.test("volume.ts refuses a runtime directory others can write, in one line", async () => {
+  await using dir = await tempDir();
+  const runtime = join(dir.path, "mkv.ts");
+  await Deno.mkdir(runtime, { mode: 0o700 });
+  await Deno.chmod(runtime, 0o777);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "volume.ts", "--port", String(freePort()), "--dir", join(dir.path, "v")],
+    cwd: ROOT,
+    env: { XDG_RUNTIME_DIR: dir.path },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 1);
+  assert.equal(
+    new TextDecoder().decode(output.stderr),
+    `volume: runtime directory ${runtime} is writable by others; run: chmod 700 ${runtime}\n`,
+  );
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(runtime)), []);
 });

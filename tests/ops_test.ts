@@ -411,6 +411,51 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
   assert.doesNotMatch(again.stdout, /moved/, explain(again));
 });
 
+Deno.test("rebalance copies to a target whose replica was lost, and removes no copy before", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const keys = Array.from({ length: 40 }, (_, i) => `/lost${i}`);
+  for (const key of keys) assert.equal(await put(cluster.url, key, `v${key}`), 201);
+  const [port4] = freePorts(1);
+  await using _volume4 = await startVolume({ port: port4, dir: join(cluster.dir, "volume4") });
+  const placement: Placement = {
+    volumes: [...volumeHosts(cluster), `localhost:${port4}`],
+    replicas: 2,
+    subvolumes: SUBVOLUMES,
+  };
+  // Keys that keep one location and move the other: the kept one loses its file behind the
+  // index's back, so that the copy being moved away is the last good one.
+  const damaged: string[] = [];
+  for (const key of keys) {
+    const old = (await head(cluster.url, key)).headers.get("key-volumes")!.split(",");
+    const kept = keyToVolumes(key, placement).filter((location) => old.includes(location));
+    if (kept.length !== 1) continue;
+    const i = placement.volumes.indexOf(locationHost(kept[0]));
+    await Deno.remove(join(cluster.dir, `volume${i + 1}`, relativePath(kept[0], key)));
+    damaged.push(key);
+  }
+  assert.ok(damaged.length > 0, "some keys must keep one location for this test to mean anything");
+
+  const common = [
+    "--db",
+    join(cluster.dir, "index"),
+    "--volumes",
+    placement.volumes.join(","),
+    "--replicas",
+    "2",
+  ];
+  const result = await runIndexCommand(["rebalance", ...common]);
+  assert.equal(result.code, 0, explain(result));
+  const verify = await runIndexCommand(["verify", "--md5", ...common]);
+  assert.equal(verify.code, 0, `after the rebalance, verify: ${explain(verify)}`);
+  for (const key of keys) {
+    for (const location of keyToVolumes(key, placement)) {
+      const i = placement.volumes.indexOf(locationHost(location));
+      const file = join(cluster.dir, `volume${i + 1}`, relativePath(location, key));
+      assert.equal(await Deno.readTextFile(file), `v${key}`, `${key} at ${location}`);
+    }
+  }
+});
+
 Deno.test("rebalance to a volume that is down keeps every record and value where it was", async () => {
   await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
   const keys = Array.from({ length: 12 }, (_, i) => `/stay${i}`);

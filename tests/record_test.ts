@@ -1,5 +1,5 @@
 // Golden tests of lib/record.ts: the text form of an index record is minikeyvalue's
-// (`[DELETED][HASH<md5>]vol1,vol2`) plus `WRITING`, and text that is not a record is refused.
+// (`[DELETED][HASH<md5>]vol1,vol2`) plus `WRITING`, `DELETING` and a kept unlinked record, and text that is not a record is refused.
 
 import assert from "node:assert/strict";
 import { decodeRecord, encodeRecord, type KeyRecord } from "../lib/record.ts";
@@ -30,6 +30,19 @@ const GOLDEN: [KeyRecord, string][] = [
     { state: "writing", volumes: ["localhost:3001"], md5: HELLO_MD5 },
     `WRITINGHASH${HELLO_MD5}localhost:3001`,
   ],
+  [
+    { state: "deleting", volumes: ["localhost:3001/sv00", "localhost:3002/sv09"], md5: "" },
+    "DELETINGlocalhost:3001/sv00,localhost:3002/sv09",
+  ],
+  [
+    {
+      state: "writing",
+      volumes: ["localhost:3001/sv00", "localhost:3004/sv02"],
+      md5: "",
+      previous: { state: "unlinked", volumes: ["localhost:3001/sv00"], md5: HELLO_MD5 },
+    },
+    `WRITINGlocalhost:3001/sv00,localhost:3004/sv02|DELETEDHASH${HELLO_MD5}localhost:3001/sv00`,
+  ],
   [{ state: "live", volumes: [], md5: "" }, ""],
 ];
 
@@ -58,6 +71,14 @@ Deno.test("decodeRecord throws on an md5 that is not 32 lower-case hex digits", 
     "DELETEDHASHnothex",
   ];
   for (const text of bad) assert.throws(() => decodeRecord(text), Error, text);
+});
+
+Deno.test("decodeRecord throws on a kept record that is not an unlinked one under a write", () => {
+  for (
+    const text of ["localhost:3001|DELETEDlocalhost:3001", "WRITINGlocalhost:3001|localhost:3002"]
+  ) {
+    assert.throws(() => decodeRecord(text), Error, text);
+  }
 });
 
 Deno.test("decodeRecord throws on an empty volume name", () => {
