@@ -1109,3 +1109,25 @@ Deno.test("kill -9 of the index during a PUT over an unlinked key: the restart g
   });
   await assertUnlinkedKept({ ...cluster, index, url: index.url } as TestCluster, key, old, files);
 });
+
+/** A write probe runs every 10 s; two of them, and a little more, notice a volume that cannot write. */
+const WRITE_PROBE_NOTICE_MS = 25_000;
+
+Deno.test("a volume that answers but cannot store is marked down by its write probe", async () => {
+  await using cluster = await testCluster();
+  const victim = cluster.volumes[1];
+  const victimHost = `localhost:${victim.port}`;
+  // Without its spool directory nginx still answers GET and HEAD, but every PUT fails with 500.
+  await Deno.remove(join(volumeDir(cluster, victim), ".tmp"), { recursive: true });
+  const noticed = await eventually(
+    () =>
+      Promise.resolve(
+        new RegExp(`volume ${victimHost}: marked down: .*cannot write`).test(cluster.index.log),
+      ),
+    WRITE_PROBE_NOTICE_MS,
+  );
+  assert.ok(noticed, `the index never found ${victimHost} unable to write:\n${cluster.index.log}`);
+  const answer = await ask(`${cluster.url}/after-spool-gone`, { method: "PUT", body: "x" });
+  assert.equal(answer.status, 503, answer.body);
+  assert.match(answer.body, new RegExp(victimHost));
+});
