@@ -648,57 +648,54 @@ async function rebuild(
       return;
     }
     // A key locked by a write in progress gets its record from that write.
-    if (!store.lock(key)) {
+    using lock = store.lock(key);
+    if (lock === null) {
       await run.outcome("in-progress", { key });
       return;
     }
-    try {
-      const old = await store.get(key);
-      if (old !== null && isPending(old)) {
-        await run.outcome("interrupted", {
-          key,
-          detail: "its record says an interrupted write; gc removes it",
-        });
-        return;
-      }
-      let next: KeyRecord = {
-        state: old?.state === "unlinked" ? "unlinked" : "live",
-        volumes: verdict.volumes,
-        md5: verdict.md5,
-      };
-      if (old !== null && sameRecord(old, next)) {
-        await run.outcome("unchanged");
-        return;
-      }
-      // The files were seen before the lock was taken: a DELETE may have removed them since, or
-      // a DELETE and a PUT replaced them (then the record changed, and they are read again).
-      let still: FoundReplica[];
-      try {
-        still = await recheck(volumes, key, found, old !== null && request.md5sum);
-      } catch (err) {
-        if (!(err instanceof VolumeError)) throw err;
-        await run.outcome("failed", { key, detail: message(err) });
-        return;
-      }
-      if (still.length === 0) {
-        await run.outcome("gone");
-        return;
-      }
-      const confirmed = rebuildVerdict(key, still, request.placement);
-      if (!confirmed.ok) {
-        await run.outcome("conflict", { key, detail: confirmed.detail });
-        return;
-      }
-      next = { ...next, volumes: confirmed.volumes, md5: confirmed.md5 };
-      if (old !== null && sameRecord(old, next)) {
-        await run.outcome("unchanged");
-        return;
-      }
-      await store.set(key, next);
-      await run.outcome(old === null ? "added" : "updated");
-    } finally {
-      store.unlock(key);
+    const old = await store.get(key);
+    if (old !== null && isPending(old)) {
+      await run.outcome("interrupted", {
+        key,
+        detail: "its record says an interrupted write; gc removes it",
+      });
+      return;
     }
+    let next: KeyRecord = {
+      state: old?.state === "unlinked" ? "unlinked" : "live",
+      volumes: verdict.volumes,
+      md5: verdict.md5,
+    };
+    if (old !== null && sameRecord(old, next)) {
+      await run.outcome("unchanged");
+      return;
+    }
+    // The files were seen before the lock was taken: a DELETE may have removed them since, or
+    // a DELETE and a PUT replaced them (then the record changed, and they are read again).
+    let still: FoundReplica[];
+    try {
+      still = await recheck(volumes, key, found, old !== null && request.md5sum);
+    } catch (err) {
+      if (!(err instanceof VolumeError)) throw err;
+      await run.outcome("failed", { key, detail: message(err) });
+      return;
+    }
+    if (still.length === 0) {
+      await run.outcome("gone");
+      return;
+    }
+    const confirmed = rebuildVerdict(key, still, request.placement);
+    if (!confirmed.ok) {
+      await run.outcome("conflict", { key, detail: confirmed.detail });
+      return;
+    }
+    next = { ...next, volumes: confirmed.volumes, md5: confirmed.md5 };
+    if (old !== null && sameRecord(old, next)) {
+      await run.outcome("unchanged");
+      return;
+    }
+    await store.set(key, next);
+    await run.outcome(old === null ? "added" : "updated");
   });
   run.done = position.done;
 }
@@ -750,31 +747,28 @@ class DelayedDeletes {
 
   async #delete(item: { key: string; locations: string[] }): Promise<void> {
     const { store, volumes } = this.ctx;
-    let locked = store.lock(item.key);
-    for (let round = 0; !locked && round < BUSY_ROUNDS; round++) {
+    let lock = store.lock(item.key);
+    for (let round = 0; lock === null && round < BUSY_ROUNDS; round++) {
       await sleep(BUSY_PAUSE_MS);
-      locked = store.lock(item.key);
+      lock = store.lock(item.key);
     }
-    if (!locked) {
+    if (lock === null) {
       await this.run.outcome("cleanup-failed", {
         key: item.key,
         detail: `a write kept the key locked; gc removes the old files at ${item.locations}`,
       });
       return;
     }
-    try {
-      const record = await store.get(item.key);
-      const keep = new Set(record?.volumes ?? []);
-      const drop = item.locations.filter((location) => !keep.has(location));
-      const failures = await volumes.deleteAll(drop, item.key);
-      for (const failure of failures) {
-        await this.run.outcome("cleanup-failed", {
-          key: item.key,
-          detail: `${failure.message}; gc removes it later`,
-        });
-      }
-    } finally {
-      store.unlock(item.key);
+    using _held = lock;
+    const record = await store.get(item.key);
+    const keep = new Set(record?.volumes ?? []);
+    const drop = item.locations.filter((location) => !keep.has(location));
+    const failures = await volumes.deleteAll(drop, item.key);
+    for (const failure of failures) {
+      await this.run.outcome("cleanup-failed", {
+        key: item.key,
+        detail: `${failure.message}; gc removes it later`,
+      });
     }
   }
 
@@ -812,9 +806,10 @@ async function rebalance(
       await run.outcome("balanced");
       return "done";
     }
-    if (!store.lock(key)) return "busy";
     let deleteFrom: string[] = [];
-    try {
+    {
+      using lock = store.lock(key);
+      if (lock === null) return "busy";
       const record = await store.get(key);
       if (record === null || isPending(record)) {
         await run.outcome("gone");
@@ -867,8 +862,6 @@ async function rebalance(
       await store.set(key, { ...record, volumes: plan.targets });
       deleteFrom = plan.deleteFrom;
       await run.outcome("moved");
-    } finally {
-      store.unlock(key);
     }
     if (deleteFrom.length > 0) deletes.add(key, deleteFrom);
     return "done";
@@ -919,61 +912,58 @@ async function verify(
       return "done";
     }
     // A problem is confirmed under the key's lock: a DELETE, say, may have changed the record.
-    if (!store.lock(key)) return "busy";
-    try {
-      const record = await store.get(key);
-      if (record === null || isPending(record)) {
-        await run.outcome("gone");
-        return "done";
+    using lock = store.lock(key);
+    if (lock === null) return "busy";
+    const record = await store.get(key);
+    if (record === null || isPending(record)) {
+      await run.outcome("gone");
+      return "done";
+    }
+    const checks = await checkReplicas(volumes, key, record, request.md5);
+    const verdict = classifyReplicas(record.md5, checks);
+    if (allGood(verdict)) {
+      await run.outcome("ok");
+      return "done";
+    }
+    for (const check of checks) {
+      if (check.state === "unreachable") {
+        await run.outcome("unreachable", { key, location: check.location, detail: check.detail });
       }
-      const checks = await checkReplicas(volumes, key, record, request.md5);
-      const verdict = classifyReplicas(record.md5, checks);
-      if (allGood(verdict)) {
-        await run.outcome("ok");
-        return "done";
+    }
+    if (verdict.conflict) {
+      const md5s = checks.map((c) => `${c.location} ${c.state === "present" ? c.md5 : c.state}`);
+      await run.outcome("conflict", {
+        key,
+        detail: `no md5 recorded and the replicas differ: ${md5s.join(", ")}`,
+      });
+      return "done";
+    }
+    const bad = [
+      ...verdict.missing.map((location) => ({ location, was: "missing" })),
+      ...verdict.corrupt.map((location) => ({ location, was: "corrupt" })),
+    ];
+    if (verdict.good.length === 0 && bad.length > 0) {
+      await run.outcome("lost", { key, detail: "no good replica is left" });
+    }
+    let repaired = false;
+    if (request.repair && verdict.good.length > 0 && bad.length > 0) {
+      const failure = await volumes.copy(key, {
+        sources: verdict.good,
+        targets: bad.map((b) => b.location),
+        expectedMd5: record.md5,
+      });
+      repaired = failure === null;
+      if (failure !== null) await run.outcome("failed", { key, detail: failure });
+    }
+    for (const { location, was } of bad) {
+      if (repaired) {
+        await run.outcome("repaired", { key, location, detail: `was ${was}` });
+      } else {
+        const detail = was === "corrupt" && record.md5 !== ""
+          ? `md5 differs from ${record.md5}`
+          : "";
+        await run.outcome(was, { key, location, detail });
       }
-      for (const check of checks) {
-        if (check.state === "unreachable") {
-          await run.outcome("unreachable", { key, location: check.location, detail: check.detail });
-        }
-      }
-      if (verdict.conflict) {
-        const md5s = checks.map((c) => `${c.location} ${c.state === "present" ? c.md5 : c.state}`);
-        await run.outcome("conflict", {
-          key,
-          detail: `no md5 recorded and the replicas differ: ${md5s.join(", ")}`,
-        });
-        return "done";
-      }
-      const bad = [
-        ...verdict.missing.map((location) => ({ location, was: "missing" })),
-        ...verdict.corrupt.map((location) => ({ location, was: "corrupt" })),
-      ];
-      if (verdict.good.length === 0 && bad.length > 0) {
-        await run.outcome("lost", { key, detail: "no good replica is left" });
-      }
-      let repaired = false;
-      if (request.repair && verdict.good.length > 0 && bad.length > 0) {
-        const failure = await volumes.copy(key, {
-          sources: verdict.good,
-          targets: bad.map((b) => b.location),
-          expectedMd5: record.md5,
-        });
-        repaired = failure === null;
-        if (failure !== null) await run.outcome("failed", { key, detail: failure });
-      }
-      for (const { location, was } of bad) {
-        if (repaired) {
-          await run.outcome("repaired", { key, location, detail: `was ${was}` });
-        } else {
-          const detail = was === "corrupt" && record.md5 !== ""
-            ? `md5 differs from ${record.md5}`
-            : "";
-          await run.outcome(was, { key, location, detail });
-        }
-      }
-    } finally {
-      store.unlock(key);
     }
     return "done";
   });
@@ -990,24 +980,21 @@ async function gc(
   // every place their files may be.
   for await (const key of store.listPending()) {
     if (signal.aborted) return;
-    if (!store.lock(key)) {
+    using lock = store.lock(key);
+    if (lock === null) {
       await run.outcome("in-progress", { key });
       continue;
     }
-    try {
-      const record = await store.get(key);
-      if (record === null || !isPending(record)) continue;
-      track(volumes, record.volumes);
-      const what = record.state === "writing" ? "an interrupted write" : "a delete";
-      if (request.dryRun) {
-        await run.outcome("interrupted", { key, detail: `${what}, files at ${record.volumes}` });
-        continue;
-      }
-      const settled = await settlePending(ctx, key, record, null);
-      await run.outcome(settled.outcome, { key, detail: `${what}: ${settled.detail}` });
-    } finally {
-      store.unlock(key);
+    const record = await store.get(key);
+    if (record === null || !isPending(record)) continue;
+    track(volumes, record.volumes);
+    const what = record.state === "writing" ? "an interrupted write" : "a delete";
+    if (request.dryRun) {
+      await run.outcome("interrupted", { key, detail: `${what}, files at ${record.volumes}` });
+      continue;
     }
+    const settled = await settlePending(ctx, key, record, null);
+    await run.outcome(settled.outcome, { key, detail: `${what}: ${settled.detail}` });
   }
   const position = { done: 0 };
   run.total = PREFIX_PAIRS;
@@ -1035,28 +1022,25 @@ async function gc(
       return;
     }
     // Holding the key's lock, no write can start placing files while they are judged.
-    if (!store.lock(key)) {
+    using lock = store.lock(key);
+    if (lock === null) {
       await run.outcome("in-progress", { key });
       return;
     }
-    try {
-      const orphans = orphansOf(await store.get(key), found);
-      for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
-      for (const location of orphans) {
-        if (request.dryRun) {
-          await run.outcome("orphan", { key, location, detail: "no record points here" });
-          continue;
-        }
-        try {
-          await volumes.delete(location, key);
-          await run.outcome("removed", { key, location, detail: "no record pointed here" });
-        } catch (err) {
-          if (!(err instanceof VolumeError)) throw err;
-          await run.outcome("failed", { key, location, detail: message(err) });
-        }
+    const orphans = orphansOf(await store.get(key), found);
+    for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
+    for (const location of orphans) {
+      if (request.dryRun) {
+        await run.outcome("orphan", { key, location, detail: "no record points here" });
+        continue;
       }
-    } finally {
-      store.unlock(key);
+      try {
+        await volumes.delete(location, key);
+        await run.outcome("removed", { key, location, detail: "no record pointed here" });
+      } catch (err) {
+        if (!(err instanceof VolumeError)) throw err;
+        await run.outcome("failed", { key, location, detail: message(err) });
+      }
     }
   });
   run.done = position.done;

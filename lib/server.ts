@@ -329,17 +329,14 @@ export class IndexServer {
       await body.cancel();
       return text(400, "key cannot be stored: its base64 form ends in / (minikeyvalue layout)");
     }
-    if (!this.store.lock(key)) {
+    using lock = this.store.lock(key);
+    if (lock === null) {
       await body.cancel();
       return text(409, `a write to ${key} is in progress`);
     }
     const length = request.headers.get("content-length");
     const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-    try {
-      return await this.#putLocked(key, body, sizeBytes);
-    } finally {
-      this.store.unlock(key);
-    }
+    return await this.#putLocked(key, body, sizeBytes);
   }
 
   async #putLocked(
@@ -403,28 +400,25 @@ export class IndexServer {
   }
 
   async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
-    if (!this.store.lock(key)) return text(409, `a write to ${key} is in progress`);
-    try {
-      const record = await this.store.get(key);
-      if (record === null || isPending(record)) return empty(404);
-      if (method === "UNLINK") {
-        if (record.state !== "live") return empty(404);
-        await this.store.set(key, { ...record, state: "unlinked" });
-        return empty(204);
-      }
-      if (this.options.protect && record.state === "live") {
-        return text(403, `key ${key} is protected: UNLINK it before DELETE`);
-      }
-      // Accepted once this commits: the key is gone for readers, and its files are the store's
-      // to remove, now, or by the sweep if a volume cannot be reached (or after a crash).
-      const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
-      await this.store.set(key, deleting);
-      this.#verified.delete(key);
-      await this.#settle(key, deleting, null);
+    using lock = this.store.lock(key);
+    if (lock === null) return text(409, `a write to ${key} is in progress`);
+    const record = await this.store.get(key);
+    if (record === null || isPending(record)) return empty(404);
+    if (method === "UNLINK") {
+      if (record.state !== "live") return empty(404);
+      await this.store.set(key, { ...record, state: "unlinked" });
       return empty(204);
-    } finally {
-      this.store.unlock(key);
     }
+    if (this.options.protect && record.state === "live") {
+      return text(403, `key ${key} is protected: UNLINK it before DELETE`);
+    }
+    // Accepted once this commits: the key is gone for readers, and its files are the store's
+    // to remove, now, or by the sweep if a volume cannot be reached (or after a crash).
+    const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
+    await this.store.set(key, deleting);
+    this.#verified.delete(key);
+    await this.#settle(key, deleting, null);
+    return empty(204);
   }
 
   /**
@@ -443,17 +437,14 @@ export class IndexServer {
   async #sweep(): Promise<number> {
     let settled = 0;
     for await (const key of this.store.listPending()) {
-      if (!this.store.lock(key)) continue;
-      try {
-        const record = await this.store.get(key);
-        if (record === null || !isPending(record)) continue;
-        const result = await settlePending(this, key, record, null);
-        if (result.outcome !== "failed") settled++;
-        if (result.outcome === "lost") {
-          console.error(`index: key ${JSON.stringify(key)}: lost: ${result.detail}`);
-        }
-      } finally {
-        this.store.unlock(key);
+      using lock = this.store.lock(key);
+      if (lock === null) continue;
+      const record = await this.store.get(key);
+      if (record === null || !isPending(record)) continue;
+      const result = await settlePending(this, key, record, null);
+      if (result.outcome !== "failed") settled++;
+      if (result.outcome === "lost") {
+        console.error(`index: key ${JSON.stringify(key)}: lost: ${result.detail}`);
       }
     }
     return settled;

@@ -116,19 +116,14 @@ export class Store {
     this.#lockFile.close();
   }
 
-  /** Takes the write lock of a key; false if a write to it is already in progress. */
-  lock(key: string): boolean {
-    if (this.#locks.has(key)) return false;
+  /**
+   * Takes the write lock of a key until the end of the caller's scope, as
+   * `using lock = store.lock(key)`; null if a write to it is already in progress.
+   */
+  lock(key: string): Disposable | null {
+    if (this.#locks.has(key)) return null;
     this.#locks.add(key);
-    return true;
-  }
-
-  unlock(key: string): void {
-    this.#locks.delete(key);
-  }
-
-  isLocked(key: string): boolean {
-    return this.#locks.has(key);
+    return { [Symbol.dispose]: () => this.#locks.delete(key) };
   }
 
   /** The record of a key, or null if it has none. */
