@@ -8,6 +8,7 @@
 //   deno run -A index.ts --help
 
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
+import { firstLine } from "./lib/errors.ts";
 import { FlagError } from "./lib/flags.ts";
 import { IndexServer } from "./lib/server.ts";
 import { adminSocketPath, Store, StoreError } from "./lib/store.ts";
@@ -28,7 +29,7 @@ const UPSTREAM_KEEPALIVE = 256;
 
 /** A failure the handler did not expect: the index's own fault, so a 500 that says what broke. */
 function onError(err: unknown): Response {
-  const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  const message = firstLine(err);
   console.error(`index: internal error: ${err instanceof Error ? err.stack : message}`);
   return new Response(`index: internal error: ${message}\n`, { status: 500 });
 }
@@ -88,7 +89,11 @@ export async function startIndex(
     let adminServer: Deno.HttpServer;
     try {
       adminServer = Deno.serve({ path: adminPath, onListen() {}, onError }, async (request) => {
-        admin ??= (await import("./lib/ops.ts")).adminHandler(server);
+        admin ??= (await import("./lib/ops/admin.ts")).adminHandler({
+          store: server.store,
+          volumes: server.volumes,
+          setPlacement: (placement) => server.setPlacement(placement),
+        });
         return await admin(request);
       });
     } catch (err) {
@@ -135,7 +140,7 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
   if (options.command !== "server") {
-    const { runOperation } = await import("./lib/ops.ts");
+    const { runOperation } = await import("./lib/ops/cli.ts");
     Deno.exit(await runOperation(options));
   }
   let running: RunningIndex;

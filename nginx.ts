@@ -1,9 +1,22 @@
 // What the volume and the index share: rendering an nginx config from options (pure, golden-tested
 // in tests/nginx_test.ts) and running nginx as a child safely. The child runs in the foreground
 // with its own prefix directory, pid file and temp paths, logs to our stderr, is stopped with us,
-// is restarted if it dies on its own, and is replaced if a crashed run of ours left it behind.
+// and is restarted if it dies on its own. The port's lock keeps a second program off the port;
+// the runtime files and the leftover of a crashed run are lib/runtime.ts's.
 //
 // Not an entry point: volume.ts and index.ts import it.
+
+import {
+  ensureRuntimeDir,
+  lockFileFor,
+  NginxError,
+  pidFileFor,
+  removeListedFiles,
+  stopLeftover,
+  tempListFor,
+} from "./lib/runtime.ts";
+
+export { NginxError };
 
 /** How long nginx may take to answer on its port after starting. */
 const START_TIMEOUT_MS = 10_000;
@@ -35,11 +48,6 @@ const KEY_PATH_REGEX =
   "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$";
 /** Lines of nginx's stderr kept to explain a failed start. */
 const STDERR_LINES_KEPT = 20;
-
-/** A failure to run nginx; the message is one line, fit to print before exiting. */
-export class NginxError extends Error {
-  override name = "NginxError";
-}
 
 export interface ConfigOptions {
   /** nginx's prefix directory: pid file and temp paths go here. */
@@ -207,75 +215,6 @@ export function renderProxyLocations(): string {
   ].join("\n");
 }
 
-/**
- * The directory of our runtime files (pid, lock and temp-list files per port):
- * `$XDG_RUNTIME_DIR/mkv.ts` if that is set, else `$TMPDIR/mkv.ts-UID`. Only we may write it,
- * since a file planted there would make us signal the process it names or remove what it lists;
- * `ensureRuntimeDir` makes it and checks that.
- */
-export function runtimeDir(): string {
-  const xdg = Deno.env.get("XDG_RUNTIME_DIR")?.replace(/\/+$/, "");
-  // The XDG spec says to ignore a relative path.
-  if (xdg?.startsWith("/")) return `${xdg}/mkv.ts`;
-  return `${tempDir()}/mkv.ts-${Deno.uid()}`;
-}
-
-/**
- * Creates `dir` (mode 0700) if it is missing, and fails with a one-line NginxError, naming the
- * command that fixes it, unless it is a real directory (not a symbolic link) that we own and that
- * neither its group nor others can write.
- */
-export async function ensureRuntimeDir(dir: string = runtimeDir()): Promise<string> {
-  try {
-    await Deno.mkdir(dir, { mode: 0o700 });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) {
-      throw new NginxError(`cannot create runtime directory ${dir}: ${(err as Error).message}`);
-    }
-  }
-  await checkPrivateDir(dir);
-  return dir;
-}
-
-/** Fails with a one-line NginxError unless `dir` is a directory that only we can write. */
-async function checkPrivateDir(dir: string): Promise<void> {
-  const info = await Deno.lstat(dir);
-  const what = `runtime directory ${dir}`;
-  if (info.isSymlink) throw new NginxError(`${what} is a symbolic link; run: rm ${dir}`);
-  if (!info.isDirectory) throw new NginxError(`${what} is not a directory; run: rm ${dir}`);
-  const uid = Deno.uid();
-  if (info.uid !== uid) {
-    throw new NginxError(
-      `${what} is owned by uid ${info.uid}, not by us (uid ${uid}); ` +
-        `run: sudo rm -r ${dir}`,
-    );
-  }
-  const mode = info.mode ?? 0;
-  if ((mode & 0o022) !== 0) {
-    const by = (mode & 0o002) !== 0 ? "others" : "its group";
-    throw new NginxError(`${what} is writable by ${by}; run: chmod 700 ${dir}`);
-  }
-}
-
-/** The pid file nginx on `port` writes; fixed per port so that a leftover can be found. */
-export function pidFileFor(port: number): string {
-  return `${runtimeDir()}/nginx-${port}.pid`;
-}
-
-/** Where temp files go, as Deno.makeTempFile puts them. */
-function tempDir(): string {
-  return (Deno.env.get("TMPDIR") ?? "/tmp").replace(/\/+$/, "") || "/";
-}
-
-/**
- * The lock file of `port`: the program that runs nginx on the port holds it for its whole life,
- * and the kernel lets go of it when that program dies, however it dies. So an nginx on the pid
- * file while the lock is free is a leftover; while it is held, it belongs to a live program.
- */
-export function lockFileFor(port: number): string {
-  return pidFileFor(port).replace(/\.pid$/, ".lock");
-}
-
 /** Takes the lock of `port`, or fails with a one-line reason if a live program of ours has it. */
 async function lockPort(port: number): Promise<Deno.FsFile> {
   const file = await Deno.open(lockFileFor(port), { create: true, write: true });
@@ -372,14 +311,6 @@ export function checkPortFree(port: number): void {
   }
 }
 
-/** A free TCP port on this machine, for tests and the private side of programs. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 async function nginxAvailable(): Promise<void> {
   try {
     await new Deno.Command("nginx", { args: ["-v"], stdout: "null", stderr: "null" }).output();
@@ -391,145 +322,8 @@ async function nginxAvailable(): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (alive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
-
-/**
- * Stops an nginx of ours that a crashed run left on `pidFile`, and removes that run's temp files.
- * An nginx that is not ours (another user's, or not running a config listed beside the pid file)
- * is left alone, and so is one whose program is alive (it holds the port's lock) unless the
- * caller holds that lock. The pid file's directory must be one only we can write (NginxError).
- */
-export async function stopLeftover(
-  pidFile: string,
-  options: { portLocked?: boolean } = {},
-): Promise<void> {
-  if (!options.portLocked) {
-    if (!await exists(pidFile) && !await exists(tempListFor(pidFile))) return;
-    await checkPrivateDir(dirname(pidFile));
-    const lockFile = pidFile.replace(/\.pid$/, ".lock");
-    const lock = await Deno.open(lockFile, { create: true, write: true });
-    try {
-      if (!await lock.tryLock(true)) return;
-      await stopLeftover(pidFile, { portLocked: true });
-      await Deno.remove(lockFile).catch(() => {});
-    } finally {
-      lock.close();
-    }
-    return;
-  }
-  const listed = await readTempList(tempListFor(pidFile));
-  await killLeftover(pidFile, listed.filter((path) => path.endsWith(".conf")));
-  await removeListedFiles(tempListFor(pidFile), listed);
-}
-
-/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
-function dirname(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
-}
-
-/** The file that lists the temp files and directories of the nginx writing `pidFile`. */
-function tempListFor(pidFile: string): string {
-  return pidFile.replace(/\.pid$/, ".files");
-}
-
-/** The paths a temp list names that are temp paths of ours (`$TMPDIR/mkv-...`); [] if none. */
-async function readTempList(listFile: string): Promise<string[]> {
-  let paths: unknown;
-  try {
-    paths = JSON.parse(await Deno.readTextFile(listFile));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof SyntaxError) return [];
-    throw err;
-  }
-  const ours = new RegExp(`^${tempDir().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/mkv-[^/]+$`);
-  return Array.isArray(paths) ? paths.filter((p) => typeof p === "string" && ours.test(p)) : [];
-}
-
-/**
- * Whether `pid` is an nginx master of ours running one of `configs`: it runs as our user, and
- * its command line is nginx's with `-c CONFIG` last, as we start it. A pid alone proves nothing:
- * the process may have died and its pid gone to another program since.
- */
-async function isOurNginx(pid: number, configs: string[]): Promise<boolean> {
-  let status: string;
-  let cmdline: string;
-  try {
-    status = await Deno.readTextFile(`/proc/${pid}/status`);
-    cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-  } catch {
-    return false; // Gone: the pid file is stale.
-  }
-  if (Number(status.match(/^Uid:\s+(\d+)/m)?.[1]) !== Deno.uid()) return false;
-  // Once running, nginx's master replaces its arguments with one line, its title:
-  // `nginx: master process /usr/sbin/nginx -e stderr -p DIR -c CONFIG`. Before that they are
-  // separated by NULs.
-  const line = cmdline.replace(/\0+$/, "").replaceAll("\0", " ");
-  const program = line.startsWith("nginx: master process ")
-    ? "nginx"
-    : line.split(" ")[0].split("/").at(-1);
-  return program === "nginx" && configs.some((config) => line.endsWith(` -c ${config}`));
-}
-
-/** Stops the nginx that `pidFile` names if it is ours, running one of `configs`; removes the file. */
-async function killLeftover(pidFile: string, configs: string[]): Promise<void> {
-  let text: string;
-  try {
-    text = (await Deno.readTextFile(pidFile)).trim();
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  const pid = Number(text);
-  if (/^\d+$/.test(text) && pid > 1 && await isOurNginx(pid, configs)) {
-    console.error(`nginx: stopping leftover nginx (pid ${pid}) of an earlier run`);
-    try {
-      Deno.kill(pid, "SIGTERM");
-      if (!await waitGone(pid, STOP_TIMEOUT_MS)) Deno.kill(pid, "SIGKILL");
-    } catch (err) {
-      // It exited on its own meanwhile.
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    await waitGone(pid, STOP_TIMEOUT_MS);
-  }
-  await Deno.remove(pidFile).catch(() => {});
-}
-
-/** Removes the temp paths of ours a list named (see readTempList), then the list. */
-async function removeListedFiles(listFile: string, listed?: string[]): Promise<void> {
-  for (const path of listed ?? await readTempList(listFile)) {
-    await Deno.remove(path, { recursive: true }).catch(() => {});
-  }
-  await Deno.remove(listFile).catch(() => {});
-}
-
 /** Whether something accepts connections on `port` of this machine. */
-export async function portAnswers(port: number): Promise<boolean> {
+async function portAnswers(port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     conn.close();

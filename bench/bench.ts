@@ -1,4 +1,4 @@
-// The bench (`deno task bench`): measures mkv.ts against the targets of issue 4 in one run, on a
+// The bench (`deno task bench`): measures mkv.ts against its targets (bench/README.md) in one run, on a
 // cluster it starts itself (3 volumes, 3 replicas, in a temp dir) or on a running server (--url):
 // fetch of a missing and of a present key under `wrk -t2 -c100 -d5s`, thrasher.ts cycles/s
 // repeated by hyperfine, one 512 MiB value PUT and read back through the 302 with the index's
@@ -13,9 +13,16 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startCluster } from "../lib/cluster.ts";
+import { freePort, spawnCluster } from "../dev/cluster.ts";
 import { FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
-import { freePort } from "../nginx.ts";
+import {
+  descendants,
+  loadAverage,
+  readPeakRssMib,
+  readRssMib,
+  resetPeakRss,
+  totalCpuSeconds,
+} from "./proc.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const THRASHER = join(ROOT, "thrasher.ts");
@@ -23,12 +30,10 @@ const RESULTS_DIR = join(ROOT, "bench", "results");
 const MIB = 1024 * 1024;
 /** The chunk the big value is made of; each copy is stamped with its index so none repeat. */
 const BIG_CHUNK_BYTES = MIB;
-/** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
-export const TICKS_PER_SECOND = 100;
 /** How long the ceiling server may take to answer. */
 const CEILING_START_TIMEOUT_MS = 20_000;
 
-/** How hard each figure is pushed: the full run of issue 4, or a quick check of the bench. */
+/** How hard each figure is pushed: the full run, or a quick check of the bench. */
 export interface Load {
   wrkThreads: number;
   wrkConnections: number;
@@ -74,7 +79,7 @@ export const REFERENCE = {
   bigGetSeconds: 1.8,
 };
 
-/** The targets of issue 4. */
+/** The targets (bench/README.md). */
 export const TARGETS = {
   missingShareOfCeiling: 0.6,
   presentShareOfCeiling: 0.4,
@@ -95,7 +100,7 @@ export const BENCH_FLAGS: FlagSpec = {
   },
 };
 
-export const BENCH_USAGE = `bench.ts: measures mkv.ts against the targets of issue 4.
+export const BENCH_USAGE = `bench.ts: measures mkv.ts against its targets.
 
   deno task bench [flags]
 
@@ -177,13 +182,6 @@ export function parseHyperfine(json: string): { mean: number; min: number; max: 
   const result = JSON.parse(json).results?.[0];
   if (typeof result?.mean !== "number") throw new Error("hyperfine's JSON has no results");
   return { mean: result.mean, min: result.min, max: result.max };
-}
-
-/** `VmHWM` (peak resident set) of a `/proc/PID/status` text, in MiB. */
-export function parsePeakRssMib(status: string): number {
-  const match = status.match(/^VmHWM:\s+(\d+) kB$/m);
-  if (!match) throw new Error("no VmHWM in /proc status");
-  return Number(match[1]) / 1024;
 }
 
 function thousands(n: number): string {
@@ -366,53 +364,6 @@ function log(line: string): void {
   console.error(`bench: ${line}`);
 }
 
-/** CPU seconds (user, system) used so far by each of `pids`. */
-export async function cpuSeconds(
-  pids: number[],
-): Promise<Map<number, { user: number; system: number }>> {
-  const times = new Map<number, { user: number; system: number }>();
-  for (const pid of pids) {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields.length < 13) continue;
-    times.set(pid, {
-      user: Number(fields[11]) / TICKS_PER_SECOND,
-      system: Number(fields[12]) / TICKS_PER_SECOND,
-    });
-  }
-  return times;
-}
-
-/** Every descendant of `pid` (nginx master and workers of a Deno process, say). */
-export async function descendants(pid: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    parents.set(Number(entry.name), ppid);
-  }
-  const out: number[] = [];
-  const walk = (of: number) => {
-    for (const [child, parent] of parents) {
-      if (parent === of) {
-        out.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-/** The summed CPU seconds (user + system) of `pids` so far. */
-async function totalCpuSeconds(pids: number[]): Promise<number> {
-  let total = 0;
-  for (const { user, system } of (await cpuSeconds(pids)).values()) total += user + system;
-  return total;
-}
-
 /** Requests per second of `wrk` on one URL, and what it said was wrong. */
 async function wrk(
   url: string,
@@ -492,16 +443,6 @@ function randomBytes(length: number): Uint8Array {
   return bytes;
 }
 
-function resetPeakRss(pid: number): boolean {
-  try {
-    // "5" resets the peak resident set (VmHWM) to the current one (see proc(5), clear_refs).
-    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * PUTs a value streamed from `chunks` with a Content-Length, as `curl -T FILE` does (fetch would
  * send it chunked); node:http writes each chunk as the socket drains, so nothing is buffered.
@@ -554,9 +495,8 @@ async function bigValue(
   const md5 = hash.digest("hex");
 
   if (indexPid > 0) {
-    const status = await Deno.readTextFile(`/proc/${indexPid}/status`);
-    const rss = status.match(/^VmRSS:\s+(\d+) kB$/m)?.[1];
-    notes.push(`index RSS before the big PUT: ${(Number(rss) / 1024).toFixed(0)} MiB`);
+    const rss = await readRssMib(indexPid);
+    notes.push(`index RSS before the big PUT: ${rss === null ? "?" : rss.toFixed(0)} MiB`);
     if (!resetPeakRss(indexPid)) {
       notes.push("could not reset the index's VmHWM: its peak RSS is since its start");
     }
@@ -565,9 +505,7 @@ async function bigValue(
   const put = await putStreamed(`${url}${key}`, sizeBytes, bigChunks(sizeBytes, seed));
   if (put.status !== 201) throw new Error(`PUT ${key}: status ${put.status}: ${put.body.trim()}`);
   const putSeconds = (performance.now() - putStarted) / 1000;
-  const peakRssMib = indexPid > 0
-    ? parsePeakRssMib(await Deno.readTextFile(`/proc/${indexPid}/status`))
-    : null;
+  const peakRssMib = indexPid > 0 ? await readPeakRssMib(indexPid) : null;
 
   const head = await expectStatus(`${url}${key}`, { method: "HEAD" }, 302);
   const indexMd5 = head.headers.get("content-md5");
@@ -724,7 +662,6 @@ async function git(args: string[]): Promise<Deno.CommandOutput | null> {
 }
 
 async function machine(): Promise<BenchResult["machine"]> {
-  const loadavg = await Deno.readTextFile("/proc/loadavg").catch(() => "?");
   const head = await git(["rev-parse", "--short", "HEAD"]);
   // Read-only: diff-index neither refreshes nor writes git's index.
   const changed = await git(["diff-index", "--quiet", "HEAD", "--"]);
@@ -732,7 +669,7 @@ async function machine(): Promise<BenchResult["machine"]> {
     (changed?.code === 1 ? " with uncommitted changes" : "");
   return {
     cpus: navigator.hardwareConcurrency,
-    loadAverageAtStart: loadavg.split(" ").slice(0, 3).join(" "),
+    loadAverageAtStart: await loadAverage(),
     deno: Deno.version.deno,
     commit,
   };
@@ -792,7 +729,7 @@ async function main(): Promise<number> {
     try {
       const [port, ...volumePorts] = distinctFreePorts(4);
       log(`starting a cluster: index :${port}, volumes ${volumePorts.join(", ")}, in ${dir}`);
-      await using cluster = await startCluster({
+      await using cluster = await spawnCluster({
         dir,
         port,
         volumePorts,

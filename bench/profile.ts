@@ -9,10 +9,9 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ClusterProcess, startVolume } from "../lib/cluster.ts";
-import { cpuSeconds, descendants, TICKS_PER_SECOND } from "./bench.ts";
+import { ClusterProcess, freePort, spawnVolume } from "../dev/cluster.ts";
+import { childrenCpuSeconds, cpuSeconds, descendants } from "./proc.ts";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "../lib/flags.ts";
-import { freePort } from "../nginx.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** The profiler's sampling interval; V8's default is 1000 µs, too coarse for µs-long requests. */
@@ -164,16 +163,6 @@ class Inspector {
   }
 }
 
-/** CPU seconds used by the children this process waited for: the load generators (wrk, thrasher). */
-async function childrenCpuSeconds(): Promise<{ user: number; system: number }> {
-  const stat = await Deno.readTextFile("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return {
-    user: Number(fields[13]) / TICKS_PER_SECOND,
-    system: Number(fields[14]) / TICKS_PER_SECOND,
-  };
-}
-
 async function output(command: string, args: string[]): Promise<string> {
   const result = await new Deno.Command(command, { args, stdin: "null" }).output();
   const text = new TextDecoder().decode(result.stdout) + new TextDecoder().decode(result.stderr);
@@ -212,7 +201,7 @@ async function main(): Promise<void> {
   let index: ClusterProcess | null = null;
   try {
     for (const [i, volumePort] of volumePorts.entries()) {
-      volumes.push(await startVolume({ port: volumePort, dir: join(dir, `volume${i + 1}`) }));
+      volumes.push(await spawnVolume({ port: volumePort, dir: join(dir, `volume${i + 1}`) }));
     }
     const inspect = parsed.values.inspect as boolean;
     index = await new ClusterProcess(`index :${port}`, port, [

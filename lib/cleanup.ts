@@ -3,9 +3,10 @@
 // back the unlinked record that a failed write over it would have replaced, with its files. The
 // caller holds the key's lock.
 
+import { type KeyPath, keyToPath } from "./placement.ts";
 import type { KeyRecord } from "./record.ts";
 import type { Store } from "./store.ts";
-import { VolumeError, type Volumes } from "./volumes.ts";
+import { VolumeError, type Volumes, type WriteOutcome } from "./volumes.ts";
 
 export interface Settled {
   /**
@@ -18,40 +19,43 @@ export interface Settled {
 }
 
 /**
- * Settles a `writing` or `deleting` record. `written` are the locations the failed write is known
- * to have stored whole, or null when that is unknown (after a crash): then a replica of the
- * unlinked value counts as replaced if its md5 differs from the recorded one, and, with no md5
- * recorded, as intact (a volume stores only whole files, so it holds one value or the other).
+ * Settles a `writing` or `deleting` record. `written` says where the failed write stored its
+ * value and where it may have, or is null when nothing is known (after a crash). A replica of the
+ * unlinked value that the write stored over is replaced; one that it may have stored over, or any
+ * after a crash, is replaced if its md5 differs from the recorded one, and, with no md5 recorded,
+ * counts as intact (a volume stores only whole files, so it holds one value or the other).
+ * `path` is the key's file, `keyToPath(key)`, for a caller that has it already.
  */
 export async function settlePending(
   ctx: { store: Store; volumes: Volumes },
   key: string,
   record: KeyRecord,
-  written: string[] | null,
+  written: WriteOutcome | null,
+  path: KeyPath = keyToPath(key),
 ): Promise<Settled> {
   const { store, volumes } = ctx;
   const previous = record.previous;
   if (previous === undefined) {
-    const failures = await volumes.deleteAll(record.volumes, key);
+    const failures = await volumes.deleteAll(record.volumes, path);
     if (failures.length > 0) return failed(failures.map((f) => f.message));
     await store.set(key, null);
     return { outcome: "cleaned", detail: `files removed at ${record.volumes}` };
   }
-  const replaced = await replacedReplicas(volumes, key, previous, written);
+  const replaced = await replacedReplicas(volumes, path, previous, written);
   if (typeof replaced === "string") return failed([replaced]);
   const intact = previous.volumes.filter((location) => !replaced.includes(location));
   let kept = previous.volumes;
   if (replaced.length > 0) {
     const failure = intact.length === 0
       ? "no intact replica"
-      : await volumes.copy(key, { sources: intact, targets: replaced, expectedMd5: previous.md5 });
+      : await volumes.copy(path, { sources: intact, targets: replaced, expectedMd5: previous.md5 });
     if (failure !== null) {
-      if (intact.length === 0) await volumes.deleteAll(replaced, key);
+      if (intact.length === 0) await volumes.deleteAll(replaced, path);
       kept = intact;
     }
   }
   const extra = record.volumes.filter((location) => !previous.volumes.includes(location));
-  const failures = await volumes.deleteAll(extra, key);
+  const failures = await volumes.deleteAll(extra, path);
   if (failures.length > 0) return failed(failures.map((f) => f.message));
   if (kept.length === 0) {
     await store.set(key, null);
@@ -74,16 +78,18 @@ function failed(reasons: string[]): Settled {
  */
 async function replacedReplicas(
   volumes: Volumes,
-  key: string,
+  path: KeyPath,
   previous: KeyRecord,
-  written: string[] | null,
+  written: WriteOutcome | null,
 ): Promise<string[] | string> {
-  if (written !== null) return previous.volumes.filter((location) => written.includes(location));
-  if (previous.md5 === "") return [];
-  const replaced: string[] = [];
-  for (const location of previous.volumes) {
+  const replaced = previous.volumes.filter((location) => written?.stored.includes(location));
+  const unsure = previous.volumes.filter((location) =>
+    written === null || written.uncertain.includes(location)
+  );
+  if (previous.md5 === "") return replaced;
+  for (const location of unsure) {
     try {
-      if ((await volumes.hash(location, key)).md5 !== previous.md5) replaced.push(location);
+      if ((await volumes.hash(location, path)).md5 !== previous.md5) replaced.push(location);
     } catch (err) {
       if (!(err instanceof VolumeError)) throw err;
       if (err.status !== 404) return err.message;

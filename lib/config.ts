@@ -2,7 +2,7 @@
 // parsed into options. Pure; golden-tested in tests/config_test.ts.
 
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";
-import type { Placement } from "./placement.ts";
+import { isHostPort, type Placement } from "./placement.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];
@@ -91,7 +91,7 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
   const volumes = splitList(values.volumes as string);
   if (volumes.length === 0) throw new FlagError("-volumes is required (host:port,...)");
   for (const volume of volumes) {
-    if (!/^[A-Za-z0-9.\-\[\]:]+:\d+$/.test(volume)) {
+    if (!isHostPort(volume)) {
       throw new FlagError(`volume ${JSON.stringify(volume)} is not host:port`);
     }
   }
@@ -106,7 +106,7 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
   const voltimeoutMs = values.voltimeout as number;
   if (voltimeoutMs <= 0) throw new FlagError("-voltimeout must be more than 0");
   const fallback = values.fallback as string;
-  if (fallback !== "" && !/^[A-Za-z0-9.\-\[\]:]+(:\d+)?$/.test(fallback)) {
+  if (fallback !== "" && !isHostPort(fallback, { optionalPort: true })) {
     throw new FlagError(`-fallback ${JSON.stringify(fallback)} is not host:port`);
   }
   const concurrency = values.concurrency as number;

@@ -13,7 +13,7 @@
 // are held in memory (HEAD, DELETE, the PUT of a whole value).
 
 /** The head of an answer is at most this long. */
-const MAX_HEAD_BYTES = 16 * 1024;
+export const MAX_HEAD_BYTES = 16 * 1024;
 /** Idle sockets kept per host. */
 const MAX_IDLE_PER_HOST = 64;
 /**
@@ -86,12 +86,49 @@ export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
 }
 
+/** An answer that is not one: cut short, too long a head, or not HTTP/1.x. */
+export class AnswerError extends Error {
+  override name = "AnswerError";
+}
+
 /** The socket closed before a whole answer came; `bytesRead` of the answer had arrived. */
-class ClosedEarly extends Error {
+class ClosedEarly extends AnswerError {
   override name = "ClosedEarly";
   constructor(message: string, readonly bytesRead: number) {
     super(message);
   }
+}
+
+/**
+ * Reads an answer's head into `buffer` (which bounds its length) with `read`, and parses it.
+ * Returns the head, where its body starts in `buffer` and how many bytes were read in all. Throws
+ * AnswerError if the socket ends first, the head does not fit, or it is not HTTP/1.x; the
+ * caller's timer closes the socket to bound the wait.
+ */
+export async function readResponseHead(
+  read: (into: Uint8Array) => Promise<number | null>,
+  buffer: Uint8Array,
+): Promise<{ head: ResponseHead; bodyStart: number; length: number }> {
+  let length = 0;
+  let end = -1;
+  while (end === -1) {
+    if (length === buffer.length) throw new AnswerError("answer head too long");
+    const n = await read(buffer.subarray(length));
+    if (n === null) throw new ClosedEarly("connection closed before an answer", length);
+    const from = Math.max(0, length - 3);
+    length += n;
+    for (let i = from; i + 3 < length; i++) {
+      if (
+        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
+      ) {
+        end = i;
+        break;
+      }
+    }
+  }
+  const head = parseResponseHead(decoder.decode(buffer.subarray(0, end)));
+  if (head === null) throw new AnswerError("not an HTTP/1.x answer");
+  return { head, bodyStart: end + 4, length };
 }
 
 /** Whether a failed request never saw a byte of its answer, so that it may be sent again. */
@@ -160,30 +197,12 @@ class PooledConn {
  */
 async function readAnswer(pooled: PooledConn, method: string): Promise<ResponseHead> {
   const buffer = pooled.buffer;
-  let length = 0;
-  let end = -1;
-  while (end === -1) {
-    if (length === buffer.length) throw new Error("answer head too long");
-    const n = await pooled.read(buffer.subarray(length));
-    if (n === null) throw new ClosedEarly("connection closed before an answer", length);
-    const from = Math.max(0, length - 3);
-    length += n;
-    for (let i = from; i + 3 < length; i++) {
-      if (
-        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
-      ) {
-        end = i;
-        break;
-      }
-    }
-  }
-  const head = parseResponseHead(decoder.decode(buffer.subarray(0, end)));
-  if (head === null) throw new Error("not an HTTP/1.x answer");
+  const { head, bodyStart, length } = await readResponseHead((into) => pooled.read(into), buffer);
   const bodyless = method === "HEAD" || head.status === 204 || head.status === 304 ||
     head.status < 200;
-  if (bodyless) return length === end + 4 ? head : { ...head, keepAlive: false };
+  if (bodyless) return length === bodyStart ? head : { ...head, keepAlive: false };
   if (head.chunked || head.contentLength === null) return { ...head, keepAlive: false };
-  let remaining = head.contentLength - (length - end - 4);
+  let remaining = head.contentLength - (length - bodyStart);
   while (remaining > 0) {
     const n = await pooled.read(buffer);
     if (n === null) throw new ClosedEarly("connection closed in the answer's body", length);

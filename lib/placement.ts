@@ -1,6 +1,6 @@
 // Where a key lives: the path of its file on a volume and the volumes that hold its replicas.
 // Both are minikeyvalue's, bit for bit, so that its volumes can be served and rebuilt by mkv.ts
-// and back. Pure; the golden tests in tests/placement_test.ts hold the vectors of the SPEC.
+// and back. Pure; the golden tests in tests/placement_test.ts hold minikeyvalue's own vectors.
 
 import { md5 } from "./md5.ts";
 
@@ -16,11 +16,18 @@ export function toHex(bytes: Uint8Array): string {
   return out;
 }
 
+declare const keyPathBrand: unique symbol;
+/**
+ * The path of a key's file on a volume, as `keyToPath` makes it: the type keeps a key from being
+ * passed where its path is meant. Computed once per request and passed down, since it costs an md5.
+ */
+export type KeyPath = string & { readonly [keyPathBrand]: true };
+
 /** The path of a key's file on a volume: `/HH/hh/BASE64`, e.g. `hello` → `/5d/41/aGVsbG8=`. */
-export function keyToPath(key: string): string {
+export function keyToPath(key: string): KeyPath {
   const digest = md5(key);
   const b64 = encoder.encode(key).toBase64();
-  return `/${toHex(digest.subarray(0, 1))}/${toHex(digest.subarray(1, 2))}/${b64}`;
+  return `/${toHex(digest.subarray(0, 1))}/${toHex(digest.subarray(1, 2))}/${b64}` as KeyPath;
 }
 
 /** The key whose file is at `path` (the inverse of `keyToPath`), or null if it is not one. */
@@ -60,6 +67,17 @@ export function keyToVolumes(key: string, placement: Placement): string[] {
     const sub = view.getUint32(12) % placement.subvolumes;
     return `${volume}/sv${sub.toString(16).toUpperCase().padStart(2, "0")}`;
   });
+}
+
+const HOST_PORT = /^[A-Za-z0-9.\-\[\]:]+:\d+$/;
+const HOST_OPTIONAL_PORT = /^[A-Za-z0-9.\-\[\]:]+(:\d+)?$/;
+
+/**
+ * Whether `text` is a volume's `host:port` (a name, IPv4 or bracketed IPv6, and a port); with
+ * `optionalPort`, a bare host passes too.
+ */
+export function isHostPort(text: string, options: { optionalPort?: boolean } = {}): boolean {
+  return (options.optionalPort ? HOST_OPTIONAL_PORT : HOST_PORT).test(text);
 }
 
 /** The `host:port` of a replica location such as `localhost:3001/sv05`. */

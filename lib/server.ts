@@ -1,12 +1,21 @@
-// The index's HTTP API (see SPEC.md): GET/HEAD answer with a 302 to a live replica, PUT streams to
+// The index's HTTP API (see README): GET/HEAD answer with a 302 to a live replica, PUT streams to
 // every replica at once, DELETE/UNLINK, and `?list`/`?unlinked` listings. Bad input gets a 4xx
 // with a short reason; a 5xx always names the volume or the disk that failed.
 
-import { isBalanced, keyToPath, keyToVolumes, MAX_KEY_BYTES, type Placement } from "./placement.ts";
+import {
+  isBalanced,
+  type KeyPath,
+  keyToPath,
+  keyToVolumes,
+  MAX_KEY_BYTES,
+  type Placement,
+} from "./placement.ts";
 import { settlePending } from "./cleanup.ts";
+import { textResponse } from "./errors.ts";
+import { Lru } from "./lru.ts";
 import { isPending, type KeyRecord } from "./record.ts";
 import { type Store, StoreError } from "./store.ts";
-import { UploadError, VolumeError, type Volumes } from "./volumes.ts";
+import { UploadError, VolumeError, type Volumes, type WriteOutcome } from "./volumes.ts";
 
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
@@ -40,23 +49,14 @@ export type Parsed =
 
 interface RedirectParts {
   placement: Placement;
-  path: string;
+  path: KeyPath;
   volumes: string;
   balance: "balanced" | "unbalanced";
 }
 
-const encoder = new TextEncoder();
-
 /** An answer without a body; Deno.serve adds its `Content-Length: 0`. */
 function empty(status: number, headers: Record<string, string> = {}): Response {
   return new Response(null, { status, headers });
-}
-
-function text(status: number, reason: string, extra: Record<string, string> = {}): Response {
-  return new Response(`${reason}\n`, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", ...extra },
-  });
 }
 
 /** Bytes of `text` in UTF-8, without encoding it. */
@@ -127,8 +127,8 @@ export function parseTarget(pathAndQuery: string): Parsed {
 }
 
 /** The key's path on a volume would end in `/`, which no file name can: base64 ending in `/`. */
-function storable(key: string): boolean {
-  return !encoder.encode(key).toBase64().endsWith("/");
+function storable(path: KeyPath): boolean {
+  return !path.endsWith("/");
 }
 
 function shuffled<T>(items: T[]): T[] {
@@ -141,9 +141,9 @@ function shuffled<T>(items: T[]): T[] {
 }
 
 function volumeFailure(err: VolumeError | UploadError | StoreError): Response {
-  if (err instanceof UploadError) return text(400, err.message);
-  if (err instanceof StoreError) return text(500, err.message);
-  return text(err.status === 507 ? 507 : 503, err.message);
+  if (err instanceof UploadError) return textResponse(400, err.message);
+  if (err instanceof StoreError) return textResponse(500, err.message);
+  return textResponse(err.status === 507 ? 507 : 503, err.message);
 }
 
 /** The index: its state and the handler of its HTTP API. */
@@ -151,7 +151,7 @@ export class IndexServer {
   readonly store: Store;
   readonly volumes: Volumes;
   options: ServerOptions;
-  #verified = new Map<string, number>();
+  #verified = new Lru<string, number>(VERIFIED_ENTRIES);
   #parts = new WeakMap<KeyRecord, RedirectParts>();
   #sweeping: Promise<number> | null = null;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -194,12 +194,12 @@ export class IndexServer {
     const method = request.method;
     if (parsed.kind === "bad") {
       await request.body?.cancel();
-      return text(parsed.status, parsed.reason);
+      return textResponse(parsed.status, parsed.reason);
     }
     if (parsed.kind === "list") {
       if (method !== "GET" && method !== "HEAD") {
         await request.body?.cancel();
-        return text(400, `${method} takes no query`);
+        return textResponse(400, `${method} takes no query`);
       }
       return await this.#list(parsed);
     }
@@ -215,7 +215,7 @@ export class IndexServer {
         return await this.#delete(parsed.key, method);
       default:
         await request.body?.cancel();
-        return text(405, `method ${method} not allowed`, { allow: ALLOW });
+        return textResponse(405, `method ${method} not allowed`, { allow: ALLOW });
     }
   }
 
@@ -230,11 +230,7 @@ export class IndexServer {
   }
 
   #setVerified(key: string): void {
-    this.#verified.delete(key);
     this.#verified.set(key, Date.now());
-    if (this.#verified.size > VERIFIED_ENTRIES) {
-      this.#verified.delete(this.#verified.keys().next().value!);
-    }
   }
 
   async #get(key: string, rawPath: string): Promise<Response> {
@@ -242,13 +238,16 @@ export class IndexServer {
     if (record === null || record.state !== "live") return this.#notFound(rawPath);
     const live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
     if (live.length === 0) {
-      return text(410, `key ${key}: no live volume holds it (${record.volumes.join(",")})`);
+      return textResponse(410, `key ${key}: no live volume holds it (${record.volumes.join(",")})`);
     }
     let chosen = live[0];
     if (!this.#isVerified(key)) {
-      const found = await this.#findReplica(key, live);
+      const found = await this.#findReplica(this.#redirectParts(key, record).path, live);
       if (found === null) {
-        return text(410, `key ${key}: not found on any live volume (${record.volumes.join(",")})`);
+        return textResponse(
+          410,
+          `key ${key}: not found on any live volume (${record.volumes.join(",")})`,
+        );
       }
       chosen = found;
       this.#setVerified(key);
@@ -257,10 +256,10 @@ export class IndexServer {
   }
 
   /** The first of `locations` that has the key's file; unreachable ones are skipped. */
-  async #findReplica(key: string, locations: string[]): Promise<string | null> {
+  async #findReplica(path: KeyPath, locations: string[]): Promise<string | null> {
     for (const location of locations) {
       try {
-        if (await this.volumes.has(location, key)) return location;
+        if (await this.volumes.has(location, path)) return location;
       } catch (err) {
         if (!(err instanceof VolumeError)) throw err;
       }
@@ -323,37 +322,43 @@ export class IndexServer {
     const body = request.body;
     if (body === null || request.headers.get("content-length") === "0") {
       await body?.cancel();
-      return text(411, "a value needs a body");
+      return textResponse(411, "a value needs a body");
     }
-    if (!storable(key)) {
+    const path = keyToPath(key);
+    if (!storable(path)) {
       await body.cancel();
-      return text(400, "key cannot be stored: its base64 form ends in / (minikeyvalue layout)");
+      return textResponse(
+        400,
+        "key cannot be stored: its base64 form ends in / (minikeyvalue layout)",
+      );
     }
     using lock = this.store.lock(key);
     if (lock === null) {
       await body.cancel();
-      return text(409, `a write to ${key} is in progress`);
+      return textResponse(409, `a write to ${key} is in progress`);
     }
     const length = request.headers.get("content-length");
     const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-    return await this.#putLocked(key, body, sizeBytes);
+    return await this.#putLocked(key, path, body, sizeBytes);
   }
 
   async #putLocked(
     key: string,
+    path: KeyPath,
     body: ReadableStream<Uint8Array>,
     sizeBytes: number | undefined,
   ): Promise<Response> {
     const old = await this.store.get(key);
     if (old !== null && old.state === "live") {
       await body.cancel();
-      return text(403, `key ${key} exists; DELETE it first`);
+      return textResponse(403, `key ${key} exists; DELETE it first`);
     }
-    const targets = keyToVolumes(key, this.options.placement);
+    const placement = this.options.placement;
+    const targets = keyToVolumes(key, placement);
     const down = targets.find((location) => !this.volumes.isAlive(location));
     if (down !== undefined) {
       await body.cancel();
-      return text(503, `volume ${down}: down; cannot write ${key}`);
+      return textResponse(503, `volume ${down}: down; cannot write ${key}`);
     }
     // The record names every place a file of this key may be, old ones included, so that the
     // cleanup of an interrupted write (here, at start-up, or by gc) finds them all. An unlinked
@@ -364,27 +369,30 @@ export class IndexServer {
     const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous };
     await this.store.set(key, writing);
     this.#verified.delete(key);
-    const written: string[] = [];
+    const written: WriteOutcome = { stored: [], uncertain: [] };
     let result;
     try {
-      result = await this.volumes.putAll(targets, key, body, { sizeBytes, written });
+      result = await this.volumes.putAll(targets, path, body, { sizeBytes, outcome: written });
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
-      await this.#settle(key, writing, written);
+      await this.#settle(key, path, writing, written);
       return volumeFailure(err);
     }
     if (result.sizeBytes === 0) {
-      await this.#settle(key, writing, written);
-      return text(411, "a value needs a body");
+      await this.#settle(key, path, writing, written);
+      return textResponse(411, "a value needs a body");
     }
-    await this.store.set(key, {
+    const live: KeyRecord = {
       state: "live",
       volumes: targets,
       md5: this.options.md5sum ? result.md5 : "",
-    });
+    };
+    await this.store.set(key, live);
+    // The store hands this very record to the GETs that follow: they redirect without an md5.
+    this.#parts.set(live, { placement, path, volumes: targets.join(","), balance: "balanced" });
     this.#setVerified(key);
     const stale = everywhere.filter((location) => !targets.includes(location));
-    if (stale.length > 0) await this.volumes.deleteAll(stale, key);
+    if (stale.length > 0) await this.volumes.deleteAll(stale, path);
     return empty(201);
   }
 
@@ -392,8 +400,13 @@ export class IndexServer {
    * Settles a pending record under its key's lock; what cannot be done now (a volume down) stays
    * pending for the sweep.
    */
-  async #settle(key: string, record: KeyRecord, written: string[] | null): Promise<void> {
-    const settled = await settlePending(this, key, record, written);
+  async #settle(
+    key: string,
+    path: KeyPath,
+    record: KeyRecord,
+    written: WriteOutcome | null,
+  ): Promise<void> {
+    const settled = await settlePending(this, key, record, written, path);
     if (settled.outcome === "failed" || settled.outcome === "lost") {
       console.error(`index: key ${JSON.stringify(key)}: ${settled.outcome}: ${settled.detail}`);
     }
@@ -401,7 +414,7 @@ export class IndexServer {
 
   async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
     using lock = this.store.lock(key);
-    if (lock === null) return text(409, `a write to ${key} is in progress`);
+    if (lock === null) return textResponse(409, `a write to ${key} is in progress`);
     const record = await this.store.get(key);
     if (record === null || isPending(record)) return empty(404);
     if (method === "UNLINK") {
@@ -410,14 +423,14 @@ export class IndexServer {
       return empty(204);
     }
     if (this.options.protect && record.state === "live") {
-      return text(403, `key ${key} is protected: UNLINK it before DELETE`);
+      return textResponse(403, `key ${key} is protected: UNLINK it before DELETE`);
     }
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash).
     const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
     await this.store.set(key, deleting);
     this.#verified.delete(key);
-    await this.#settle(key, deleting, null);
+    await this.#settle(key, this.#parts.get(record)?.path ?? keyToPath(key), deleting, null);
     return empty(204);
   }
 

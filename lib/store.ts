@@ -4,6 +4,7 @@
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
 // answers hot keys and absent keys without touching SQLite.
 
+import { Lru } from "./lru.ts";
 import { decodeRecord, encodeRecord, isPending, type KeyRecord } from "./record.ts";
 
 /** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
@@ -14,9 +15,9 @@ const RECORDS = "k";
  */
 const PENDING = "w";
 /** Mutations per atomic commit; KV allows 1000 and 800 KiB in all. */
-const MAX_BATCH = 256;
+export const MAX_BATCH = 256;
 /** Records kept in memory (including "absent" answers), oldest dropped first. */
-const CACHE_ENTRIES = 50_000;
+export const CACHE_ENTRIES = 50_000;
 /** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
 const COMMIT_TRIES = 20;
 /** Entries read from KV per list round trip. */
@@ -63,7 +64,7 @@ export function adminSocketPath(db: string): string {
 export class Store {
   readonly kv: Deno.Kv;
   #lockFile: Deno.FsFile;
-  #cache = new Map<string, KeyRecord | null>();
+  #cache = new Lru<string, KeyRecord | null>(CACHE_ENTRIES);
   #locks = new Set<string>();
   #pending: Pending[] = [];
   #flushing = false;
@@ -133,16 +134,8 @@ export class Store {
     const commitsBefore = this.#commits;
     const entry = await this.kv.get<string>([RECORDS, key]);
     const record = entry.value === null ? null : decodeRecord(entry.value);
-    if (this.#commits === commitsBefore) this.#remember(key, record);
+    if (this.#commits === commitsBefore) this.#cache.set(key, record);
     return record;
-  }
-
-  #remember(key: string, record: KeyRecord | null): void {
-    this.#cache.delete(key);
-    this.#cache.set(key, record);
-    if (this.#cache.size > CACHE_ENTRIES) {
-      this.#cache.delete(this.#cache.keys().next().value!);
-    }
   }
 
   /** Forgets what the cache holds, e.g. after records changed behind the store's back. */
@@ -168,7 +161,7 @@ export class Store {
       try {
         await this.#commit(batch);
         this.#commits++;
-        for (const item of batch) this.#remember(item.key, item.record);
+        for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
         this.#commits++;

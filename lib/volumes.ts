@@ -2,9 +2,17 @@
 // writes to all replicas at once with backpressure, and each volume's health, tracked by a probe
 // in the background so that a GET never waits on a dead volume.
 
-import { Http1Pool, splitHost } from "./http1.ts";
+import { firstLine } from "./errors.ts";
+import {
+  AnswerError,
+  Http1Pool,
+  MAX_HEAD_BYTES,
+  readResponseHead,
+  splitHost,
+  writeAll,
+} from "./http1.ts";
 import { Md5 } from "./md5.ts";
-import { keyToPath, locationHost } from "./placement.ts";
+import { type KeyPath, locationHost } from "./placement.ts";
 
 /** How often each volume is probed. */
 const PROBE_INTERVAL_MS = 1000;
@@ -14,8 +22,6 @@ const WRITE_STALL_MS = 30_000;
 const SMALL_VALUE_BYTES = 256 * 1024;
 /** Bytes read from the client per chunk of a streamed value. */
 const CHUNK_BYTES = 256 * 1024;
-/** The head of a volume's answer to a PUT is at most this long. */
-const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /** A directory listing may take longer than a single file's answer. */
 const LIST_TIMEOUT_MS = 10_000;
 /** Idle connections kept per volume; as many as the requests in flight under load. */
@@ -30,9 +36,25 @@ const encoder = new TextEncoder();
 /** A volume failed or refused a request. `status` is the volume's answer, null if none came. */
 export class VolumeError extends Error {
   override name = "VolumeError";
-  constructor(readonly volume: string, readonly status: number | null, message: string) {
+  /** The request went out but no answer came: the volume may have done what it asked. */
+  readonly uncertain: boolean;
+  constructor(
+    readonly volume: string,
+    readonly status: number | null,
+    message: string,
+    options: { uncertain?: boolean } = {},
+  ) {
     super(message);
+    this.uncertain = options.uncertain ?? false;
   }
+}
+
+/** Where a write of all replicas stored the value, and where it may have. */
+export interface WriteOutcome {
+  /** Locations whose volume answered 201 or 204. */
+  stored: string[];
+  /** Locations that were sent the request (every byte of it) but gave no answer. */
+  uncertain: string[];
 }
 
 /** The client's upload ended before the value was complete. */
@@ -58,11 +80,13 @@ function describe(volume: string, method: string, path: string, why: string): st
 
 function reason(err: unknown): string {
   if (err instanceof DOMException && err.name === "TimeoutError") return "timed out";
-  if (err instanceof Error) return err.message.split("\n")[0];
-  return String(err);
+  return firstLine(err);
 }
 
-/** Volume hosts (`host:port`), their health, and the requests the index makes to them. */
+/**
+ * Volume hosts (`host:port`), their health, and the requests the index makes to them. A key's
+ * file is named by its path (`keyToPath(key)`), which the caller computes once per request.
+ */
 export class Volumes {
   readonly timeoutMs: number;
   #alive = new Map<string, boolean>();
@@ -271,20 +295,21 @@ export class Volumes {
       // A VolumeError here is the abort of a volume marked down.
       const why = err instanceof VolumeError ? "volume down" : reason(err);
       if (!(err instanceof VolumeError)) this.probe(host);
-      throw new VolumeError(host, null, describe(location, method, path, why));
+      // Only a refused connection says for sure that the volume never saw the request.
+      const uncertain = !(err instanceof Deno.errors.ConnectionRefused);
+      throw new VolumeError(host, null, describe(location, method, path, why), { uncertain });
     }
     if (options.accept.includes(status)) return status;
     throw new VolumeError(host, status, describe(location, method, path, `status ${status}`));
   }
 
   /** Whether the key's file is at `location`: true, false, or a VolumeError if it cannot tell. */
-  async has(location: string, key: string): Promise<boolean> {
-    return await this.#ask(location, "HEAD", keyToPath(key), { accept: [200, 404] }) === 200;
+  async has(location: string, path: KeyPath): Promise<boolean> {
+    return await this.#ask(location, "HEAD", path, { accept: [200, 404] }) === 200;
   }
 
   /** Removes the key's file at `location`; a file already gone counts as removed. */
-  async delete(location: string, key: string): Promise<void> {
-    const path = keyToPath(key);
+  async delete(location: string, path: KeyPath): Promise<void> {
     if (!this.isAlive(location)) {
       throw new VolumeError(
         locationHost(location),
@@ -296,8 +321,8 @@ export class Volumes {
   }
 
   /** Removes the key's file at every location at once; returns the failures (empty if none). */
-  async deleteAll(locations: string[], key: string): Promise<VolumeError[]> {
-    const results = await Promise.allSettled(locations.map((loc) => this.delete(loc, key)));
+  async deleteAll(locations: string[], path: KeyPath): Promise<VolumeError[]> {
+    const results = await Promise.allSettled(locations.map((loc) => this.delete(loc, path)));
     const failures: VolumeError[] = [];
     for (const result of results) {
       if (result.status === "fulfilled") continue;
@@ -308,13 +333,13 @@ export class Volumes {
   }
 
   /** Opens the key's file at `location` for reading; the caller consumes or cancels the body. */
-  async get(location: string, key: string): Promise<Response> {
-    return await this.#open(location, keyToPath(key), "GET", { accept: [200] });
+  async get(location: string, path: KeyPath): Promise<Response> {
+    return await this.#open(location, path, "GET", { accept: [200] });
   }
 
   /** Reads the key's file at `location` through; its md5 and size, or a VolumeError. */
-  async hash(location: string, key: string): Promise<PutResult> {
-    const response = await this.get(location, key);
+  async hash(location: string, path: KeyPath): Promise<PutResult> {
+    const response = await this.get(location, path);
     const hash = new Md5();
     let sizeBytes = 0;
     try {
@@ -326,7 +351,7 @@ export class Volumes {
       throw new VolumeError(
         locationHost(location),
         null,
-        describe(location, "GET", keyToPath(key), reason(err)),
+        describe(location, "GET", path, reason(err)),
       );
     }
     return { md5: hash.hex(), sizeBytes };
@@ -340,18 +365,18 @@ export class Volumes {
    * partial copy never stays behind. Returns null on success, or why each source failed.
    */
   async copy(
-    key: string,
+    path: KeyPath,
     options: { sources: string[]; targets: string[]; expectedMd5: string },
   ): Promise<string | null> {
     const reasons: string[] = [];
     for (const source of options.sources) {
       let sent = false;
       try {
-        const response = await this.get(source, key);
+        const response = await this.get(source, path);
         sent = true;
         const length = response.headers.get("content-length");
         const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-        const result = await this.putAll(options.targets, key, response.body!, { sizeBytes });
+        const result = await this.putAll(options.targets, path, response.body!, { sizeBytes });
         if (options.expectedMd5 === "" || result.md5 === options.expectedMd5) return null;
         reasons.push(`${source} has md5 ${result.md5}, the record says ${options.expectedMd5}`);
       } catch (err) {
@@ -359,7 +384,7 @@ export class Volumes {
         reasons.push(reason(err));
       }
       if (!sent) continue;
-      const failures = await this.deleteAll(options.targets, key);
+      const failures = await this.deleteAll(options.targets, path);
       reasons.push(...failures.map((failure) => `bad copy left: ${failure.message}`));
     }
     if (options.sources.length === 0) reasons.push("no replica to copy from");
@@ -395,30 +420,31 @@ export class Volumes {
    * before the next is read, so memory stays at one chunk whatever the value's size. On any
    * failure every upload is cut off (nginx then discards its partial temp file) and the first
    * cause is thrown: UploadError if the client's body broke, VolumeError otherwise. The caller
-   * removes whatever may have been written; `written`, if given, receives the locations whose
-   * volume stored the whole value (answered 201 or 204), also when putAll throws.
+   * removes whatever may have been written; `outcome`, if given, says where: the locations whose
+   * volume stored the whole value (answered 201 or 204), and those that may have (every byte was
+   * sent, but no answer came), also when putAll throws.
    */
   async putAll(
     locations: string[],
-    key: string,
+    path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes?: number; written?: string[] } = {},
+    options: { sizeBytes?: number; outcome?: WriteOutcome } = {},
   ): Promise<PutResult> {
     const size = options.sizeBytes;
-    const written = options.written ?? [];
+    const outcome = options.outcome ?? { stored: [], uncertain: [] };
     if (size !== undefined && size <= SMALL_VALUE_BYTES) {
-      return await this.#putSmall(locations, key, body, { sizeBytes: size, written });
+      return await this.#putSmall(locations, path, body, { sizeBytes: size, outcome });
     }
-    return await this.#putStream(locations, key, body, { sizeBytes: size, written });
+    return await this.#putStream(locations, path, body, { sizeBytes: size, outcome });
   }
 
   async #putSmall(
     locations: string[],
-    key: string,
+    path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes: number; written: string[] },
+    options: { sizeBytes: number; outcome: WriteOutcome },
   ): Promise<PutResult> {
-    const { sizeBytes, written } = options;
+    const { sizeBytes, outcome } = options;
     let value: Uint8Array;
     try {
       value = new Uint8Array(await new Response(body).arrayBuffer());
@@ -428,15 +454,19 @@ export class Volumes {
     if (value.length !== sizeBytes) {
       throw new UploadError(`upload ended after ${value.length} of ${sizeBytes} bytes`);
     }
-    const path = keyToPath(key);
     const results = await Promise.allSettled(
       locations.map(async (location) => {
-        await this.#ask(location, "PUT", path, {
-          accept: [201, 204],
-          body: value,
-          timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
-        });
-        written.push(location);
+        try {
+          await this.#ask(location, "PUT", path, {
+            accept: [201, 204],
+            body: value,
+            timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
+          });
+        } catch (err) {
+          if (err instanceof VolumeError && err.uncertain) outcome.uncertain.push(location);
+          throw err;
+        }
+        outcome.stored.push(location);
       }),
     );
     const failed = results.find((r) => r.status === "rejected");
@@ -446,12 +476,11 @@ export class Volumes {
 
   async #putStream(
     locations: string[],
-    key: string,
+    path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes: number | undefined; written: string[] },
+    options: { sizeBytes: number | undefined; outcome: WriteOutcome },
   ): Promise<PutResult> {
-    const { sizeBytes, written } = options;
-    const path = keyToPath(key);
+    const { sizeBytes, outcome } = options;
     const uploads = locations.map((location) =>
       new Upload({ location, path, sizeBytes, timeoutMs: this.timeoutMs })
     );
@@ -504,10 +533,21 @@ export class Volumes {
       if (sizeBytes !== undefined && total !== sizeBytes) {
         throw new UploadError(`upload ended after ${total} of ${sizeBytes} bytes`);
       }
-      await Promise.all(uploads.map(async (upload) => {
-        await upload.finish();
-        written.push(upload.location);
+      // Every replica has every byte: each gives its own answer, none is cut off by another's
+      // failure, so that what each one stored is known.
+      const finished = await Promise.allSettled(uploads.map(async (upload) => {
+        try {
+          await upload.finish();
+        } catch (err) {
+          if (!(err instanceof VolumeError && err.status !== null)) {
+            outcome.uncertain.push(upload.location);
+          }
+          throw err;
+        }
+        outcome.stored.push(upload.location);
       }));
+      const failed = finished.find((result) => result.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
     } catch (err) {
       if (!(err instanceof Error)) throw err;
       if (!firstError) {
@@ -573,12 +613,6 @@ function readChunks(body: ReadableStream<Uint8Array>) {
       await (byob ?? plain)!.cancel().catch(() => {});
     },
   };
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < bytes.length;) {
-    offset += await conn.write(bytes.subarray(offset));
-  }
 }
 
 /**
@@ -674,21 +708,15 @@ class Upload {
   async answer(timeoutMs: number): Promise<number | null> {
     const conn = this.#conn;
     if (conn === null) return null;
-    const buffer = new Uint8Array(MAX_RESPONSE_HEAD_BYTES);
-    let length = 0;
+    const buffer = new Uint8Array(MAX_HEAD_BYTES);
     const timer = setTimeout(() => this.abort(), timeoutMs);
     try {
-      while (length < buffer.length) {
-        const n = await conn.read(buffer.subarray(length));
-        if (n === null) break;
-        length += n;
-        const head = new TextDecoder().decode(buffer.subarray(0, length));
-        const status = head.match(/^HTTP\/1\.[01] (\d{3}) /)?.[1];
-        if (status !== undefined) return Number(status);
-      }
-      return null;
+      return (await readResponseHead((into) => conn.read(into), buffer)).head.status;
     } catch (err) {
-      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+      if (
+        err instanceof AnswerError || err instanceof Deno.errors.BadResource ||
+        err instanceof Deno.errors.Interrupted
+      ) {
         return null;
       }
       throw err;

@@ -1,16 +1,18 @@
-// Integration tests of the index's HTTP API (every row of SPEC.md's table) and of the programs'
-// command lines, on real clusters: volume.ts and index.ts processes, real nginx, Deno KV, HTTP.
-// Each cluster is started once and shared by the steps of a test, so that the suite stays quick.
+// Integration tests of the index's HTTP API (every row of the table in the README's "HTTP API")
+// and of the programs' command lines, on real clusters: volume.ts and index.ts processes, real
+// nginx, Deno KV, HTTP. Each cluster is started once and shared by the steps of a test, so that
+// the suite stays quick.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type ClusterProcess, startIndex, startVolume } from "../lib/cluster.ts";
+import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../lib/placement.ts";
-import { freePort, pidFileFor } from "../nginx.ts";
+import { pidFileFor } from "../lib/runtime.ts";
 import {
   exists,
   fileOnDisk,
+  freePort,
   getFollow,
   put,
   request,
@@ -588,7 +590,7 @@ Deno.test("a cluster with --replicas 2 --subvolumes 1 --protect --md5sum=false -
     async () => {
       await cluster.index.stop();
       restarted.push(
-        await startIndex({
+        await spawnIndex({
           port: cluster.index.port,
           db: join(cluster.dir, "index"),
           volumes: volumeHosts(cluster),
@@ -693,7 +695,7 @@ Deno.test("volume.ts and index.ts: usage, and a one-line reason to refuse", asyn
 
   await t.step("a volume refuses the port of a running volume and leaves it alone", async () => {
     const port = freePort();
-    await using running = await startVolume({ port, dir: join(dir.path, "running") });
+    await using running = await spawnVolume({ port, dir: join(dir.path, "running") });
     const pid = await nginxPid(port);
     const second = await runProgram([
       "volume.ts",

@@ -3,10 +3,9 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Cluster, startCluster } from "../lib/cluster.ts";
-import { freePort } from "../nginx.ts";
+import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
 
-export { exists } from "../nginx.ts";
+export { freePort };
 
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -23,6 +22,28 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
       await Deno.remove(path, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Whether something accepts connections on `port` of this machine. */
+export async function portAnswers(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Distinct free ports. */
@@ -48,7 +69,7 @@ export async function testCluster(
   const dir = await tempDir();
   let cluster: Cluster;
   try {
-    cluster = await startCluster({
+    cluster = await spawnCluster({
       dir: dir.path,
       port,
       volumePorts,

@@ -1,6 +1,7 @@
-// Hostile input (issue 5): thousands of odd requests with a fixed seed against a real cluster.
-// SPEC: bad input never gets a 5xx. Every request is bounded by a timeout (no hang), and the
-// server answers normal requests afterwards. Requests fetch refuses to send go over raw TCP.
+// Hostile input: thousands of odd requests with a fixed seed against a real cluster. As the
+// README's "Failure behaviour" says, bad input never gets a 5xx. Every request is bounded by a
+// timeout (no hang), and the server answers normal requests afterwards. Requests fetch refuses to
+// send go over raw TCP.
 
 import assert from "node:assert/strict";
 import { getFollow, put, testCluster } from "./helpers.ts";

@@ -3,9 +3,8 @@
 
 import assert from "node:assert/strict";
 import { Http1Pool, parseResponseHead, splitHost } from "../lib/http1.ts";
-import { startVolume } from "../lib/cluster.ts";
-import { freePort } from "../nginx.ts";
-import { tempDir } from "./helpers.ts";
+import { spawnVolume } from "../dev/cluster.ts";
+import { freePort, tempDir } from "./helpers.ts";
 
 Deno.test("parseResponseHead reads status, framing and keep-alive", () => {
   assert.deepEqual(parseResponseHead("HTTP/1.1 201 Created\r\nContent-Length: 0"), {
@@ -42,7 +41,7 @@ Deno.test("splitHost splits host:port, IPv6 literals too", () => {
 Deno.test("Http1Pool: PUT, HEAD, DELETE on a real volume, on reused sockets", async () => {
   await using dir = await tempDir();
   const port = freePort();
-  await using _volume = await startVolume({ port, dir: `${dir.path}/v` });
+  await using _volume = await spawnVolume({ port, dir: `${dir.path}/v` });
   const host = `localhost:${port}`;
   const pool = new Http1Pool();
   try {

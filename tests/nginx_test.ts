@@ -1,27 +1,28 @@
-// Tests of nginx.ts: the rendered configs (golden: the whole text for fixed options), the check
-// that nginx's workers can write a directory, running nginx as a child (start, serve, stop, busy
-// port, leftover of a crashed run), and what a pid file may make us signal (issue 9).
+// Tests of nginx.ts and lib/runtime.ts: the rendered configs (golden: the whole text for fixed
+// options), the check that nginx's workers can write a directory, running nginx as a child (start,
+// serve, stop, busy port, leftover of a crashed run), and what a pid file may make us signal.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   checkPortFree,
-  ensureRuntimeDir,
-  freePort,
-  lockFileFor,
   Nginx,
   NginxError,
-  pidFileFor,
   prepareWritableDir,
   renderConfig,
   renderProxyLocations,
   renderProxyUpstream,
   renderVolumeLocations,
-  runtimeDir,
-  stopLeftover,
   writableByWorkers,
 } from "../nginx.ts";
-import { ROOT, tempDir } from "./helpers.ts";
+import {
+  ensureRuntimeDir,
+  lockFileFor,
+  pidFileFor,
+  runtimeDir,
+  stopLeftover,
+} from "../lib/runtime.ts";
+import { freePort, ROOT, tempDir } from "./helpers.ts";
 
 /** The uid of `nobody`, as which nginx's workers run when root starts nginx. */
 const NOBODY_UID = 65534;

@@ -1,4 +1,4 @@
-// Tests of the operations (issue 6): the pure parts of lib/ops.ts (plans, verdicts, progress
+// Tests of the operations: the pure parts of lib/ops/ (plans, verdicts, progress
 // lines), then `index.ts rebuild|rebalance|verify|gc` run as real subprocesses against real
 // clusters: a rebalance online under a reading client, a rebuild after the index is lost, a
 // corrupt replica found and repaired, orphans and interrupted writes collected, and a cluster laid
@@ -8,19 +8,18 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { startIndex, startVolume } from "../lib/cluster.ts";
+import { spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import {
-  classifyReplicas,
   formatDuration,
   formatItem,
   formatProgress,
   formatSummary,
   isUndone,
-  orderByPlacement,
   parseOperationRequest,
-  planRebalance,
-  rebuildVerdict,
-} from "../lib/ops.ts";
+} from "../lib/ops/protocol.ts";
+import { planRebalance } from "../lib/ops/rebalance.ts";
+import { orderByPlacement, rebuildVerdict } from "../lib/ops/rebuild.ts";
+import { classifyReplicas } from "../lib/ops/verify.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 import { Store } from "../lib/store.ts";
 import {
@@ -304,7 +303,7 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
 
   const [port4] = freePorts(1);
   const dir4 = join(cluster.dir, "volume4");
-  await using _volume4 = await startVolume({ port: port4, dir: dir4 });
+  await using _volume4 = await spawnVolume({ port: port4, dir: dir4 });
   const placement: Placement = {
     volumes: [...volumeHosts(cluster), `localhost:${port4}`],
     replicas: 2,
@@ -416,7 +415,7 @@ Deno.test("rebalance copies to a target whose replica was lost, and removes no c
   const keys = Array.from({ length: 40 }, (_, i) => `/lost${i}`);
   for (const key of keys) assert.equal(await put(cluster.url, key, `v${key}`), 201);
   const [port4] = freePorts(1);
-  await using _volume4 = await startVolume({ port: port4, dir: join(cluster.dir, "volume4") });
+  await using _volume4 = await spawnVolume({ port: port4, dir: join(cluster.dir, "volume4") });
   const placement: Placement = {
     volumes: [...volumeHosts(cluster), `localhost:${port4}`],
     replicas: 2,
@@ -548,7 +547,7 @@ Deno.test("rebuild after the index is lost gives back the same keys, volumes and
   assert.match(result.stdout, new RegExp(`rebuild: added ${keys.length} in`), explain(result));
 
   const [port] = freePorts(1);
-  await using index = await startIndex({ port, db, volumes: volumeHosts(cluster) });
+  await using index = await spawnIndex({ port, db, volumes: volumeHosts(cluster) });
   for (const key of keys) {
     const answer = await head(index.url, key);
     assert.equal(answer.status, 302, key);
@@ -698,9 +697,9 @@ for (const subvolumes of [SUBVOLUMES, 1]) {
     const ports = freePorts(4);
     const hosts = ports.slice(1).map((port) => `localhost:${port}`);
     const volumeDirs = ports.slice(1).map((_, i) => join(dir.path, `volume${i + 1}`));
-    await using v1 = await startVolume({ port: ports[1], dir: volumeDirs[0] });
-    await using v2 = await startVolume({ port: ports[2], dir: volumeDirs[1] });
-    await using v3 = await startVolume({ port: ports[3], dir: volumeDirs[2] });
+    await using v1 = await spawnVolume({ port: ports[1], dir: volumeDirs[0] });
+    await using v2 = await spawnVolume({ port: ports[2], dir: volumeDirs[1] });
+    await using v3 = await spawnVolume({ port: ports[3], dir: volumeDirs[2] });
     assert.equal([v1, v2, v3].length, 3);
     const placement: Placement = { volumes: hosts, replicas: 2, subvolumes };
     const values = new Map<string, string>([
@@ -745,7 +744,7 @@ for (const subvolumes of [SUBVOLUMES, 1]) {
     assert.match(result.stdout, /conflict "\/conflicted": replicas differ/, explain(result));
     assert.match(result.stdout, new RegExp(`added ${values.size}, conflict 1`), explain(result));
 
-    await using index = await startIndex({
+    await using index = await spawnIndex({
       port: ports[0],
       db,
       volumes: hosts,

@@ -1,10 +1,10 @@
-// The files a running cluster keeps on local disk are no one else's (issue 9): the runtime
+// The files a running cluster keeps on local disk are no one else's: the runtime
 // directory with the pid, lock and temp-list files is ours alone, the index's socket takes
 // connections from nginx's workers and root only, the admin socket and the KV files are 0600.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { pidFileFor, runtimeDir } from "../nginx.ts";
+import { pidFileFor, runtimeDir } from "../lib/runtime.ts";
 import { getFollow, put, testCluster } from "./helpers.ts";
 
 /** The uid of `nobody`, as which nginx's workers run when root starts nginx. */

@@ -1,6 +1,6 @@
 // Golden tests of lib/placement.ts: the on-disk path of a key and the volumes of its replicas,
-// bit for bit minikeyvalue's (the vectors of SPEC.md, and the subvolumes they imply, checked
-// against an independent implementation of minikeyvalue's key2volume).
+// bit for bit minikeyvalue's (the vectors of minikeyvalue's own tests, and the subvolumes they
+// imply, checked against an independent implementation of minikeyvalue's key2volume).
 
 import assert from "node:assert/strict";
 import {

@@ -1,19 +1,19 @@
 // Tests of the load tools: thrasher.ts's pure parts (percentiles, flags, report, values), then the
 // program as a subprocess against a real cluster and against a server that answers wrongly; then
-// the pure parts of bench/bench.ts (reading wrk, hyperfine and /proc; the table) and of
-// bench/profile.ts (the profile summary).
+// the pure parts of bench/bench.ts (reading wrk and hyperfine; the table), of bench/proc.ts (the
+// peak RSS) and of bench/profile.ts (the profile summary).
 
 import assert from "node:assert/strict";
 import {
   FULL_LOAD,
   parseHyperfine,
-  parsePeakRssMib,
   parseWrkRate,
   parseWrkRequests,
   renderMarkdown,
   wrkTrouble,
 } from "../bench/bench.ts";
 import { summarizeProfile } from "../bench/profile.ts";
+import { parsePeakRssMib } from "../bench/proc.ts";
 import { FlagError } from "../lib/flags.ts";
 import {
   formatResult,

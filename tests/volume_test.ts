@@ -1,13 +1,12 @@
-// A volume (volume.ts, a real process) takes writes only where the key layout puts files
-// (issue 9): PUT and DELETE on `[/svXX]/HH/hh/BASE64` and PUT on the index's probe file, nothing
+// A volume (volume.ts, a real process) takes writes only where the key layout puts files:
+// PUT and DELETE on `[/svXX]/HH/hh/BASE64` and PUT on the index's probe file, nothing
 // else, so that no request can remove a directory of values. Reads stay as they were. Requests go
 // over raw TCP, because fetch would resolve dot segments before sending them.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startVolume } from "../lib/cluster.ts";
-import { freePort } from "../nginx.ts";
-import { tempDir } from "./helpers.ts";
+import { spawnVolume } from "../dev/cluster.ts";
+import { freePort, tempDir } from "./helpers.ts";
 
 /** A raw answer unfinished after this long fails the test rather than hanging it. */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -65,7 +64,7 @@ async function tree(dir: string, under = ""): Promise<string[]> {
 Deno.test("a volume refuses writes outside the key layout and never removes a directory", async () => {
   await using dir = await tempDir();
   const port = freePort();
-  await using _volume = await startVolume({
+  await using _volume = await spawnVolume({
     port,
     dir: dir.path,
     args: ["--keepalive", `${KEEPALIVE_MS}ms`],
@@ -155,7 +154,7 @@ Deno.test("a volume refuses writes outside the key layout and never removes a di
 Deno.test("a volume closes an idle connection after --keepalive", async () => {
   await using dir = await tempDir();
   const port = freePort();
-  await using _volume = await startVolume({
+  await using _volume = await spawnVolume({
     port,
     dir: dir.path,
     args: ["--keepalive", `${KEEPALIVE_MS}ms`],

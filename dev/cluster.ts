@@ -1,13 +1,14 @@
-// A local cluster of real processes: volumes (volume.ts) and an index (index.ts), each started as
-// its own `deno run`, on ports that answer before start resolves. `deno task start` runs one (three
-// volumes and the index on :3000, data under ./data) until Ctrl-C; the tests and the bench start
-// theirs with `startVolume`/`startIndex`/`startCluster` and stop them with `await using`.
+// A local cluster of real processes: volumes (volume.ts) and an index (index.ts), each spawned as
+// its own `deno run`, on ports that answer before spawning resolves. `deno task start` runs one
+// (three volumes and the index on :3000, data under ./data) until Ctrl-C; the tests and the bench
+// spawn theirs with `spawnVolume`/`spawnIndex`/`spawnCluster` (on ports from `freePort`) and stop
+// them with `await using`. Not part of the store: the programs never import it.
 //
 //   deno task start
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pidFileFor, stopLeftover } from "../nginx.ts";
+import { pidFileFor, stopLeftover } from "../lib/runtime.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** How long a process may take to answer on its port. */
@@ -20,6 +21,14 @@ const LOG_LINES_KEPT = 200;
 export interface ProcessOptions {
   /** Print the child's stderr as it comes (also with MKV_LOG=1 in the environment). */
   echo?: boolean;
+}
+
+/** A free TCP port on this machine, for a process of a cluster. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
 }
 
 /** A child process of the cluster, answering on `port`. */
@@ -153,7 +162,7 @@ async function readyOrStopped(child: ClusterProcess): Promise<ClusterProcess> {
 }
 
 /** Starts `volume.ts` on `port` serving `dir`; resolves once it answers. */
-export async function startVolume(
+export async function spawnVolume(
   options: { port: number; dir: string; args?: string[] } & ProcessOptions,
 ): Promise<ClusterProcess> {
   const child = new ClusterProcess(
@@ -166,7 +175,7 @@ export async function startVolume(
 }
 
 /** Starts `index.ts server` on `port`; `args` are further flags. Resolves once it answers. */
-export async function startIndex(
+export async function spawnIndex(
   options: { port: number; db: string; volumes: string[]; args?: string[] } & ProcessOptions,
 ): Promise<ClusterProcess> {
   const child = new ClusterProcess(`index :${options.port}`, options.port, [
@@ -219,10 +228,10 @@ export interface ClusterOptions extends ProcessOptions {
 }
 
 /** Starts the volumes, then the index; on a failure stops what did start. */
-export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+export async function spawnCluster(options: ClusterOptions): Promise<Cluster> {
   const volumes = await Promise.allSettled(
     options.volumePorts.map((port, i) =>
-      startVolume({
+      spawnVolume({
         ...options,
         port,
         dir: join(options.dir, `volume${i + 1}`),
@@ -237,7 +246,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     throw failed.reason;
   }
   try {
-    const index = await startIndex({
+    const index = await spawnIndex({
       ...options,
       db: join(options.dir, "index"),
       volumes: options.volumePorts.map((port) => `localhost:${port}`),
@@ -251,7 +260,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 }
 
 async function main(): Promise<void> {
-  const cluster = await startCluster({
+  const cluster = await spawnCluster({
     dir: join(ROOT, "data"),
     port: 3000,
     volumePorts: [3001, 3002, 3003],

@@ -1,0 +1,201 @@
+// rebalance: values to where the placement puts them. For each key not at its place it copies the
+// value (streamed) to the new locations, checks the copy's md5, commits the new record, then
+// removes the old copies. A key whose copy fails keeps its record and stays readable; it is safe to
+// interrupt and run again (then gc removes copies an interruption left behind).
+
+import { firstLine } from "../errors.ts";
+import { isBalanced, keyToPath, keyToVolumes, type Placement } from "../placement.ts";
+import type { KeyRecord } from "../record.ts";
+import { VolumeError } from "../volumes.ts";
+import {
+  BUSY_PAUSE_MS,
+  BUSY_ROUNDS,
+  forEachRecord,
+  type OperationContext,
+  type OperationFn,
+  type OperationRun,
+  sleep,
+  track,
+  withLockedRecord,
+} from "./runner.ts";
+
+/**
+ * Online, the files a rebalance moved away from stay this long after the new record is committed,
+ * so that a client following a redirect issued just before the commit still finds the value.
+ */
+const ONLINE_DELETE_GRACE_MS = 2000;
+
+export interface RebalancePlan {
+  balanced: boolean;
+  /** Where the replicas go, in placement order. */
+  targets: string[];
+  /** Targets that lack the value (not in the record): copied to before the commit. */
+  copyTo: string[];
+  /** Record locations not among the targets: deleted after the commit. */
+  deleteFrom: string[];
+}
+
+/** What a rebalance does to one key's record. */
+export function planRebalance(key: string, record: KeyRecord, placement: Placement): RebalancePlan {
+  const targets = keyToVolumes(key, placement);
+  return {
+    balanced: isBalanced(key, record.volumes, placement),
+    targets,
+    copyTo: targets.filter((location) => !record.volumes.includes(location)),
+    deleteFrom: record.volumes.filter((location) => !targets.includes(location)),
+  };
+}
+
+/**
+ * Deletions of files a rebalance moved away from, done after a grace period (online), each under
+ * its key's lock and only where the key's record no longer points.
+ */
+class DelayedDeletes {
+  #queue: { key: string; locations: string[]; dueMs: number }[] = [];
+  #drainer: Promise<void> | null = null;
+
+  constructor(
+    readonly ctx: OperationContext,
+    readonly run: OperationRun,
+    readonly graceMs: number,
+    readonly concurrency: number,
+  ) {}
+
+  add(key: string, locations: string[]): void {
+    this.#queue.push({ key, locations, dueMs: Date.now() + this.graceMs });
+    this.#drainer ??= this.#drain().finally(() => {
+      this.#drainer = null;
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const waitMs = this.#queue[0].dueMs - Date.now();
+      if (waitMs > 0) await sleep(waitMs);
+      const now = Date.now();
+      let n = 0;
+      while (n < this.#queue.length && n < this.concurrency && this.#queue[n].dueMs <= now) n++;
+      await Promise.all(
+        this.#queue.splice(0, n).map(async (item) => {
+          try {
+            await this.#delete(item);
+          } catch (err) {
+            // Nothing awaits the drainer until the end: a failure is reported, not thrown.
+            await this.run.outcome("cleanup-failed", {
+              key: item.key,
+              detail: `${firstLine(err)}; gc removes the old files at ${item.locations}`,
+            });
+          }
+        }),
+      );
+    }
+  }
+
+  async #delete(item: { key: string; locations: string[] }): Promise<void> {
+    const { store, volumes } = this.ctx;
+    let lock = store.lock(item.key);
+    for (let round = 0; lock === null && round < BUSY_ROUNDS; round++) {
+      await sleep(BUSY_PAUSE_MS);
+      lock = store.lock(item.key);
+    }
+    if (lock === null) {
+      await this.run.outcome("cleanup-failed", {
+        key: item.key,
+        detail: `a write kept the key locked; gc removes the old files at ${item.locations}`,
+      });
+      return;
+    }
+    using _held = lock;
+    const record = await store.get(item.key);
+    const keep = new Set(record?.volumes ?? []);
+    const drop = item.locations.filter((location) => !keep.has(location));
+    const failures = await volumes.deleteAll(drop, keyToPath(item.key));
+    for (const failure of failures) {
+      await this.run.outcome("cleanup-failed", {
+        key: item.key,
+        detail: `${failure.message}; gc removes it later`,
+      });
+    }
+  }
+
+  async finish(): Promise<void> {
+    while (this.#drainer !== null) await this.#drainer;
+  }
+}
+
+export const rebalance: OperationFn = async (ctx, request, run, signal) => {
+  const { store, volumes } = ctx;
+  const placement = request.placement;
+  if (!request.dryRun) {
+    // New PUTs go to the new placement from now on, so that none lands where it is not wanted.
+    ctx.setPlacement?.(placement);
+    volumes.track(placement.volumes);
+  }
+  const online = ctx.setPlacement !== undefined;
+  const deletes = new DelayedDeletes(
+    ctx,
+    run,
+    online ? ONLINE_DELETE_GRACE_MS : 0,
+    request.concurrency,
+  );
+  await forEachRecord(run, store, request, signal, async ([key, listed]) => {
+    if (isBalanced(key, listed.volumes, placement)) {
+      await run.outcome("balanced");
+      return "done";
+    }
+    let deleteFrom: string[] = [];
+    const result = await withLockedRecord(store, run, key, async (record) => {
+      const plan = planRebalance(key, record, placement);
+      if (plan.balanced) {
+        await run.outcome("balanced");
+        return;
+      }
+      if (request.dryRun) {
+        await run.outcome("would-move", {
+          key,
+          detail: `${record.volumes.join(",")} -> ${plan.targets.join(",")}`,
+        });
+        return;
+      }
+      track(volumes, record.volumes);
+      const path = keyToPath(key);
+      // A target the record already names counts only if its file is there: a replica lost
+      // behind the index's back is copied again, so that old copies are never removed while the
+      // new set is short of one.
+      const missing: string[] = [];
+      for (const location of plan.targets.filter((target) => !plan.copyTo.includes(target))) {
+        try {
+          if (!await volumes.has(location, path)) missing.push(location);
+        } catch (err) {
+          if (!(err instanceof VolumeError)) throw err;
+          await run.outcome("failed", {
+            key,
+            detail: `kept at ${record.volumes}: ${firstLine(err)}`,
+          });
+          return;
+        }
+      }
+      const copyTo = [...plan.copyTo, ...missing];
+      if (copyTo.length > 0) {
+        const sources = record.volumes.filter((location) => !missing.includes(location)).sort(
+          (a, b) => Number(volumes.isAlive(b)) - Number(volumes.isAlive(a)),
+        );
+        const failed = await volumes.copy(path, {
+          sources,
+          targets: copyTo,
+          expectedMd5: record.md5,
+        });
+        if (failed !== null) {
+          await run.outcome("failed", { key, detail: `kept at ${record.volumes}: ${failed}` });
+          return;
+        }
+      }
+      await store.set(key, { ...record, volumes: plan.targets });
+      deleteFrom = plan.deleteFrom;
+      await run.outcome("moved");
+    });
+    if (deleteFrom.length > 0) deletes.add(key, deleteFrom);
+    return result;
+  });
+  await deletes.finish();
+};

@@ -1,0 +1,234 @@
+// The concurrent runner of an operation: what it works with (its context), the counting and
+// reporting of outcomes with throttled progress (OperationRun), running a function on many items
+// with bounded concurrency (forEachLimited), retrying keys a write kept locked (withRetries), and
+// the records an operation works through, read lazily from the index (forEachRecord).
+
+import { locationHost, type Placement } from "../placement.ts";
+import { isPending, type KeyRecord } from "../record.ts";
+import type { Store } from "../store.ts";
+import type { Volumes } from "../volumes.ts";
+import {
+  type Counts,
+  type Emit,
+  isUndone,
+  type Operation,
+  type OperationRequest,
+} from "./protocol.ts";
+
+/** What an operation works with: the server's own store and volumes online, or its own. */
+export interface OperationContext {
+  store: Store;
+  volumes: Volumes;
+  /**
+   * Online only: switches the running server's placement for new PUTs (a rebalance does). Its
+   * presence is what tells an operation that it runs online.
+   */
+  setPlacement?: (placement: Placement) => void;
+}
+
+/**
+ * An operation: works through the index or the volumes as `request` says, reporting to `run`,
+ * until it is done or `signal` aborts it. Unexpected failures reject.
+ */
+export type OperationFn = (
+  ctx: OperationContext,
+  request: OperationRequest,
+  run: OperationRun,
+  signal: AbortSignal,
+) => Promise<void>;
+
+/** How often progress is reported. */
+const PROGRESS_INTERVAL_MS = 250;
+/** Rounds of retrying keys that were locked by a write, and the pause between rounds. */
+export const BUSY_ROUNDS = 20;
+export const BUSY_PAUSE_MS = 250;
+
+/** Outcomes that are counted but not reported one by one: the normal case of each command. */
+const QUIET = new Set([
+  "added",
+  "updated",
+  "unchanged",
+  "moved",
+  "balanced",
+  "ok",
+  "kept",
+  "in-progress",
+  "gone",
+]);
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Counts outcomes, reports findings and throttled progress. */
+export class OperationRun {
+  readonly counts: Counts = {};
+  readonly unit: string;
+  done = 0;
+  total: number | null = null;
+  #started = Date.now();
+  #lastProgressMs = 0;
+
+  constructor(
+    readonly command: Operation,
+    readonly emit: Emit,
+    unit: string,
+  ) {
+    this.unit = unit;
+  }
+
+  async outcome(
+    outcome: string,
+    fields: { key?: string; location?: string; detail?: string } = {},
+  ): Promise<void> {
+    this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
+    if (!QUIET.has(outcome)) {
+      await this.emit({
+        type: "item",
+        command: this.command,
+        outcome,
+        ...fields,
+        detail: fields.detail ?? "",
+      });
+    }
+    await this.tick();
+  }
+
+  async tick(force = false): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.#lastProgressMs < PROGRESS_INTERVAL_MS) return;
+    this.#lastProgressMs = now;
+    await this.emit({
+      type: "progress",
+      command: this.command,
+      done: this.done,
+      total: this.total,
+      unit: this.unit,
+      elapsedMs: now - this.#started,
+      counts: { ...this.counts },
+    });
+  }
+
+  async finish(): Promise<void> {
+    await this.tick(true);
+    let undone = 0;
+    for (const [outcome, n] of Object.entries(this.counts)) if (isUndone(outcome)) undone += n;
+    await this.emit({
+      type: "summary",
+      command: this.command,
+      counts: { ...this.counts },
+      undone,
+      elapsedMs: Date.now() - this.#started,
+    });
+  }
+}
+
+/** Runs `fn` on each item with at most `limit` at once, pulling items lazily. */
+export async function forEachLimited<T>(
+  items: AsyncIterable<T> | Iterable<T>,
+  limit: number,
+  signal: AbortSignal,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | null = null;
+  for await (const item of items) {
+    if (signal.aborted || failure !== null) break;
+    const task: Promise<void> = fn(item).catch((error) => {
+      failure ??= { error };
+    }).finally(() => running.delete(task));
+    running.add(task);
+    if (running.size >= limit) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}
+
+/**
+ * Runs `fn` on every item, then retries those it answered "busy" for (a write held the key's
+ * lock) a few times; the still-busy ones are reported as such.
+ */
+export async function withRetries<T>(
+  run: OperationRun,
+  items: AsyncIterable<T>,
+  options: { concurrency: number; signal: AbortSignal; keyOf: (item: T) => string },
+  fn: (item: T) => Promise<"busy" | "done">,
+): Promise<void> {
+  let busy: T[] = [];
+  const attempt = async (item: T) => {
+    if (await fn(item) === "busy") busy.push(item);
+    else run.done++;
+  };
+  await forEachLimited(items, options.concurrency, options.signal, attempt);
+  for (let round = 0; round < BUSY_ROUNDS && busy.length > 0 && !options.signal.aborted; round++) {
+    await sleep(BUSY_PAUSE_MS);
+    const retry = busy;
+    busy = [];
+    await forEachLimited(retry, options.concurrency, options.signal, attempt);
+  }
+  for (const item of busy) {
+    await run.outcome("busy", { key: options.keyOf(item), detail: "a write kept the key locked" });
+  }
+}
+
+/** Live and unlinked records, lazily (a pending one belongs to a PUT, a DELETE, or to gc). */
+async function* recordsToWork(store: Store): AsyncGenerator<[string, KeyRecord]> {
+  for await (const entry of store.list({ prefix: "", state: "all" })) {
+    if (!isPending(entry[1])) yield entry;
+  }
+}
+
+async function countRecords(store: Store, signal: AbortSignal): Promise<number> {
+  let n = 0;
+  for await (const _ of recordsToWork(store)) {
+    if (signal.aborted) break;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Runs `fn` on every live and unlinked record (their number is the run's total), with at most
+ * `request.concurrency` at once and busy keys retried (see withRetries).
+ */
+export async function forEachRecord(
+  run: OperationRun,
+  store: Store,
+  request: OperationRequest,
+  signal: AbortSignal,
+  fn: (entry: [string, KeyRecord]) => Promise<"busy" | "done">,
+): Promise<void> {
+  run.total = await countRecords(store, signal);
+  await withRetries(run, recordsToWork(store), {
+    concurrency: request.concurrency,
+    signal,
+    keyOf: ([key]) => key,
+  }, fn);
+}
+
+/**
+ * Runs `fn` on `key`'s record read again under the key's lock, as the one listed may be stale:
+ * "busy" if a write holds the lock (forEachRecord retries it), and a record gone meanwhile (or
+ * pending: a PUT's or a DELETE's now) is counted as gone.
+ */
+export async function withLockedRecord(
+  store: Store,
+  run: OperationRun,
+  key: string,
+  fn: (record: KeyRecord) => Promise<void>,
+): Promise<"busy" | "done"> {
+  using lock = store.lock(key);
+  if (lock === null) return "busy";
+  const record = await store.get(key);
+  if (record === null || isPending(record)) {
+    await run.outcome("gone");
+    return "done";
+  }
+  await fn(record);
+  return "done";
+}
+
+/** Makes sure the volume client probes every host a record names (removed volumes included). */
+export function track(volumes: Volumes, locations: string[]): void {
+  volumes.track(locations.map(locationHost));
+}

@@ -1,0 +1,145 @@
+// The walk of the volumes' files, for the operations that start from the files rather than from
+// the index (rebuild, gc): every key's replicas found on the volumes, one `HH/hh` directory at a
+// time, and the files that are not a key's. forEachOnVolumes runs a function on each, counting the
+// directories done as the run's progress.
+
+import { pathToKey } from "../placement.ts";
+import type { Volumes } from "../volumes.ts";
+import type { OperationRequest } from "./protocol.ts";
+import { forEachLimited, type OperationRun } from "./runner.ts";
+
+/** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
+const PREFIX_PAIRS = 65536;
+
+const HEX_DIR = /^[0-9a-f]{2}$/;
+const SUBVOLUME_DIR = /^sv[0-9A-F]{2}$/;
+
+/** A replica of a key as found on the volumes: where, its size, and its md5 if rebuild read it. */
+export interface FoundReplica {
+  location: string;
+  sizeBytes: number;
+  md5?: string;
+}
+
+/** Files of one key found on the volumes. */
+export interface KeyFiles {
+  key: string;
+  found: FoundReplica[];
+}
+
+/** A file that is not a key's (its name does not decode to a key whose path it is). */
+export interface StrayFile {
+  stray: string;
+}
+
+/**
+ * Lists a directory and everything under it (base64 with `/` nests), as file paths. `dir` is the
+ * path as on disk; names are percent-encoded in URLs, since a stray file may be called anything.
+ */
+async function listTree(
+  volumes: Volumes,
+  location: string,
+  dir: string,
+): Promise<{ path: string; sizeBytes: number }[]> {
+  const out: { path: string; sizeBytes: number }[] = [];
+  const url = dir.split("/").map(encodeURIComponent).join("/");
+  for (const entry of await volumes.list(location, url)) {
+    if (entry.type === "directory") {
+      out.push(...await listTree(volumes, location, `${dir}${entry.name}/`));
+    } else if (entry.type === "file") {
+      out.push({ path: `${dir}${entry.name}`, sizeBytes: entry.size ?? 0 });
+    }
+  }
+  return out;
+}
+
+/**
+ * The files of every key on the volumes, key by key, one `HH/hh` directory at a time (on every
+ * volume and subvolume at once, since a key's directory is the same everywhere), so that memory
+ * holds one directory's worth. The subvolume directories are found, not assumed: a cluster
+ * written with another --subvolumes is read all the same. `position` counts the `HH/hh` pairs done.
+ */
+async function* walkVolumes(
+  volumes: Volumes,
+  hosts: string[],
+  position: { done: number },
+): AsyncGenerator<KeyFiles | StrayFile> {
+  const rootsByPrefix = new Map<string, string[]>();
+  const addRoot = (prefix: string, root: string) => {
+    const roots = rootsByPrefix.get(prefix) ?? [];
+    roots.push(root);
+    rootsByPrefix.set(prefix, roots);
+  };
+  for (const host of hosts) {
+    for (const entry of await volumes.list(host, "/")) {
+      if (entry.type !== "directory") continue;
+      if (HEX_DIR.test(entry.name)) addRoot(entry.name, host);
+      if (SUBVOLUME_DIR.test(entry.name)) {
+        const root = `${host}/${entry.name}`;
+        for (const sub of await volumes.list(root, "/")) {
+          if (sub.type === "directory" && HEX_DIR.test(sub.name)) addRoot(sub.name, root);
+        }
+      }
+    }
+  }
+  for (let high = 0; high < 256; high++) {
+    const hh = high.toString(16).padStart(2, "0");
+    const roots = rootsByPrefix.get(hh) ?? [];
+    const rootsByLow = new Map<string, string[]>();
+    const listings = await Promise.all(roots.map((root) => volumes.list(root, `/${hh}/`)));
+    listings.forEach((entries, i) => {
+      for (const entry of entries) {
+        if (entry.type !== "directory" || !HEX_DIR.test(entry.name)) continue;
+        rootsByLow.set(entry.name, [...(rootsByLow.get(entry.name) ?? []), roots[i]]);
+      }
+    });
+    for (const low of [...rootsByLow.keys()].sort()) {
+      const lowRoots = rootsByLow.get(low)!;
+      const trees = await Promise.all(
+        lowRoots.map((root) => listTree(volumes, root, `/${hh}/${low}/`)),
+      );
+      const byKey = new Map<string, FoundReplica[]>();
+      const strays: string[] = [];
+      trees.forEach((files, i) => {
+        for (const file of files) {
+          const key = pathToKey(file.path);
+          if (key === null) {
+            strays.push(`${lowRoots[i]}${file.path}`);
+            continue;
+          }
+          byKey.set(key, [...(byKey.get(key) ?? []), {
+            location: lowRoots[i],
+            sizeBytes: file.sizeBytes,
+          }]);
+        }
+      });
+      for (const stray of strays) yield { stray };
+      for (const key of [...byKey.keys()].sort()) yield { key, found: byKey.get(key)! };
+      position.done = high * 256 + parseInt(low, 16) + 1;
+    }
+    position.done = (high + 1) * 256;
+  }
+}
+
+/**
+ * Runs `fn` on each key's files and each stray file on the volumes of `request.placement`, with at
+ * most `request.concurrency` at once; the run's progress counts the `HH/hh` directories done.
+ */
+export async function forEachOnVolumes(
+  run: OperationRun,
+  volumes: Volumes,
+  request: OperationRequest,
+  signal: AbortSignal,
+  fn: (item: KeyFiles | StrayFile) => Promise<void>,
+): Promise<void> {
+  const position = { done: 0 };
+  run.total = PREFIX_PAIRS;
+  const items = (async function* () {
+    for await (const item of walkVolumes(volumes, request.placement.volumes, position)) {
+      run.done = position.done;
+      yield item;
+    }
+  })();
+  await forEachLimited(items, request.concurrency, signal, fn);
+  run.done = position.done;
+}

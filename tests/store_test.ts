@@ -1,0 +1,278 @@
+// Tests of lib/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
+// share commits; a failed commit fails its whole batch and leaves the cache true), the bounded
+// write-through cache (and lib/lru.ts under it), a read racing a commit, and what survives a
+// close or a kill -9. KV is never replaced: the tests only count or delay calls to the real one.
+
+import assert from "node:assert/strict";
+import { Lru } from "../lib/lru.ts";
+import type { KeyRecord } from "../lib/record.ts";
+import { CACHE_ENTRIES, kvPath, MAX_BATCH, Store, StoreError } from "../lib/store.ts";
+
+/** A temp directory for one store, removed on dispose. */
+async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "mkv-store-test-" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** A store opened in `db`, closed on dispose. */
+async function openStore(db: string): Promise<Store & Disposable> {
+  const store = await Store.open(db);
+  return Object.assign(store, { [Symbol.dispose]: () => store.close() });
+}
+
+function live(volume: string, md5 = ""): KeyRecord {
+  return { state: "live", volumes: [volume], md5 };
+}
+
+/** Counts the commits the store's KV has completed (the real ones, which still run). */
+function countCommits(store: Store): { count: number } {
+  const counter = { count: 0 };
+  const atomic = store.kv.atomic.bind(store.kv);
+  store.kv.atomic = () => {
+    const op = atomic();
+    const commit = op.commit.bind(op);
+    op.commit = async () => {
+      const result = await commit();
+      counter.count++;
+      return result;
+    };
+    return op;
+  };
+  return counter;
+}
+
+/**
+ * Counts the reads the store makes of its KV; while `hold` is set, a read waits for it after
+ * KV has answered, as a read overtaken by a commit would.
+ */
+function watchReads(store: Store): { count: number; hold: Promise<void> | null; read: () => void } {
+  const watch = { count: 0, hold: null as Promise<void> | null, read: () => {} };
+  const get = store.kv.get.bind(store.kv);
+  store.kv.get = (async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+    watch.count++;
+    const entry = await get(key, options);
+    watch.read();
+    if (watch.hold !== null) await watch.hold;
+    return entry;
+  }) as Deno.Kv["get"];
+  return watch;
+}
+
+/** What KV itself holds for `key`, read on a connection of its own (no cache in between). */
+async function inKv(db: string, key: string): Promise<string | null> {
+  const kv = await Deno.openKv(kvPath(db));
+  try {
+    return (await kv.get<string>(["k", key])).value;
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("Lru keeps the most recently set entries up to its capacity", () => {
+  const lru = new Lru<string, number>(3);
+  lru.set("a", 1);
+  lru.set("b", 2);
+  lru.set("c", 3);
+  lru.set("a", 10); // set again: now the newest
+  lru.set("d", 4); // drops b, the oldest
+  assert.equal(lru.size, 3);
+  assert.equal(lru.get("b"), undefined);
+  assert.deepEqual(["a", "c", "d"].map((k) => lru.get(k)), [10, 3, 4]);
+  lru.set("e", 5); // drops c: a get does not make an entry newer
+  assert.equal(lru.get("c"), undefined);
+  lru.delete("a");
+  assert.equal(lru.get("a"), undefined);
+  assert.equal(lru.size, 2);
+  lru.clear();
+  assert.equal(lru.size, 0);
+});
+
+Deno.test("concurrent writes share few commits, and each is on disk when it resolves", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  const commits = countCommits(store);
+  const n = 1000;
+  const keys = Array.from({ length: n }, (_, i) => `/many/${i}`);
+  let resolvedBeforeCommit = 0;
+  await Promise.all(keys.map(async (key, i) => {
+    const before = commits.count;
+    await store.set(key, live(`localhost:${3000 + (i % 7)}`));
+    if (commits.count === before) resolvedBeforeCommit++;
+  }));
+  // The first write commits alone; the others queue behind it and go MAX_BATCH at a time.
+  assert.equal(commits.count, 1 + Math.ceil((n - 1) / MAX_BATCH));
+  assert.equal(resolvedBeforeCommit, 0);
+  store.forget();
+  for (const [i, key] of keys.entries()) {
+    assert.deepEqual(await store.get(key), live(`localhost:${3000 + (i % 7)}`), key);
+  }
+  assert.equal(await inKv(db.path, keys[n - 1]), "localhost:3005");
+});
+
+Deno.test("a read overtaken by a commit returns what it read, and does not cache it", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  const reads = watchReads(store);
+  let release = () => {};
+  reads.hold = new Promise((resolve) => release = resolve);
+  const read = new Promise<void>((resolve) => reads.read = resolve);
+  const racing = store.get("/race");
+  await read; // KV answered "absent", before the write below
+  await store.set("/race", live("localhost:3001"));
+  reads.hold = null;
+  release();
+  assert.equal(await racing, null);
+  const readsBefore = reads.count;
+  assert.deepEqual(await store.get("/race"), live("localhost:3001"));
+  assert.equal(reads.count, readsBefore, "answered from the cache the write filled");
+  store.forget();
+  assert.deepEqual(await store.get("/race"), live("localhost:3001"));
+});
+
+Deno.test("a failed commit rejects every write of its batch; the cache stays true", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  await store.set("/a", live("localhost:3001"));
+  await store.set("/b", live("localhost:3001"));
+  // The first write commits alone; the next three make one batch, which KV refuses whole
+  // because one record is over its 64 KiB limit.
+  const first = store.set("/first", live("localhost:3001"));
+  const huge: KeyRecord = { state: "live", volumes: ["x".repeat(70_000)], md5: "" };
+  const batch = await Promise.allSettled([
+    store.set("/a", live("localhost:3002")),
+    store.set("/b", null),
+    store.set("/huge", huge),
+  ]);
+  await first;
+  const errors = batch.map((result) => {
+    assert.equal(result.status, "rejected");
+    return (result as PromiseRejectedResult).reason;
+  });
+  for (const err of errors) {
+    assert.ok(err instanceof StoreError, String(err));
+    assert.match(err.message, /^index: cannot commit: /);
+    assert.equal(err, errors[0], "one failure, told to every write of the batch");
+  }
+  // Nothing of the batch is cached or stored: the records are the ones before it, through the
+  // cache and after it is emptied.
+  for (const forget of [false, true]) {
+    if (forget) store.forget();
+    assert.deepEqual(await store.get("/a"), live("localhost:3001"));
+    assert.deepEqual(await store.get("/b"), live("localhost:3001"));
+    assert.equal(await store.get("/huge"), null);
+    assert.deepEqual(await store.get("/first"), live("localhost:3001"));
+  }
+  assert.equal(await inKv(db.path, "/a"), "localhost:3001");
+  // The store goes on: the next writes commit.
+  await Promise.all([store.set("/a", live("localhost:3002")), store.set("/b", null)]);
+  assert.deepEqual(await store.get("/a"), live("localhost:3002"));
+  assert.equal(await store.get("/b"), null);
+  assert.equal(await inKv(db.path, "/b"), null);
+});
+
+Deno.test("the cache answers written and absent keys without KV, and is bounded", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  const reads = watchReads(store);
+  await store.set("/w", live("localhost:3001"));
+  await store.set("/gone", live("localhost:3001"));
+  await store.set("/gone", null);
+  assert.deepEqual(await store.get("/w"), live("localhost:3001"));
+  assert.equal(await store.get("/gone"), null);
+  assert.equal(reads.count, 0, "written records (and removals) are cached as they commit");
+  assert.equal(await store.get("/absent"), null);
+  assert.equal(await store.get("/absent"), null);
+  assert.equal(reads.count, 1, "an absent key is cached too");
+  // Fill the cache past its bound with absent keys (reads, no commits): the oldest entries go.
+  for (let i = 0; i < CACHE_ENTRIES; i += 500) {
+    await Promise.all(Array.from({ length: 500 }, (_, j) => store.get(`/fill/${i + j}`)));
+  }
+  assert.equal(reads.count, 1 + CACHE_ENTRIES);
+  assert.equal(await store.get(`/fill/${CACHE_ENTRIES - 1}`), null);
+  assert.equal(reads.count, 1 + CACHE_ENTRIES, "the newest entry is still cached");
+  assert.deepEqual(await store.get("/w"), live("localhost:3001"));
+  assert.equal(reads.count, 2 + CACHE_ENTRIES, "the oldest entry was dropped, read again");
+});
+
+Deno.test("records committed before a close are there after reopening", async () => {
+  await using db = await tempDb();
+  const records = new Map<string, KeyRecord>();
+  {
+    using store = await openStore(db.path);
+    for (let round = 0; round < 3; round++) {
+      const writes = Array.from({ length: 300 }, (_, i) => {
+        const key = `/r${round}/${i}`;
+        const record: KeyRecord = i % 10 === 0
+          ? { state: "writing", volumes: ["localhost:3001", "localhost:3002"], md5: "" }
+          : live(`localhost:300${round}`, "5d41402abc4b2a76b9719d911017c592");
+        records.set(key, record);
+        return store.set(key, record);
+      });
+      await Promise.all(writes);
+    }
+    await store.set("/r0/1", null);
+    records.delete("/r0/1");
+  }
+  using store = await openStore(db.path);
+  const listed = new Map<string, KeyRecord>();
+  for await (const [key, record] of store.list({ prefix: "/", state: "all" })) {
+    listed.set(key, record);
+  }
+  assert.deepEqual(listed, records);
+  const pending = [];
+  for await (const key of store.listPending()) pending.push(key);
+  assert.deepEqual(
+    pending.sort(),
+    [...records].filter(([, r]) => r.state === "writing").map(([key]) => key).sort(),
+  );
+});
+
+Deno.test("every write acknowledged before a kill -9 is there after reopening", async () => {
+  await using db = await tempDb();
+  const storeUrl = new URL("../lib/store.ts", import.meta.url).href;
+  // Writes rounds of 100 keys at once (a few batches each) and prints each key once acknowledged.
+  const script = `
+    const { Store } = await import(${JSON.stringify(storeUrl)});
+    const store = await Store.open(${JSON.stringify(db.path)});
+    const encoder = new TextEncoder();
+    for (let round = 0;; round++) {
+      await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+        const key = "/crash/" + round + "/" + i;
+        await store.set(key, { state: "live", volumes: ["localhost:3001"], md5: "" });
+        await Deno.stdout.write(encoder.encode(key + "\\n"));
+      }));
+    }
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--unstable-kv", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const acknowledged: string[] = [];
+  let buffered = "";
+  const decoder = new TextDecoder();
+  const reader = child.stdout.getReader();
+  while (acknowledged.length < 1000) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    acknowledged.push(...lines);
+  }
+  child.kill("SIGKILL");
+  await reader.cancel();
+  const status = await child.status;
+  assert.equal(status.signal, "SIGKILL");
+  assert.ok(acknowledged.length >= 1000, `only ${acknowledged.length} writes acknowledged`);
+  // The lock died with the process; every acknowledged record was committed.
+  using store = await openStore(db.path);
+  for (const key of acknowledged) {
+    assert.deepEqual(await store.get(key), live("localhost:3001"), key);
+  }
+});
