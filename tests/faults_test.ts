@@ -739,8 +739,14 @@ Deno.test("a full disk on a volume: PUT answers 507 or 503 naming it, leaves not
 // 6. Large values, slow clients
 
 const GIB = 1024 * MIB;
-/** The index may not hold a value in memory: its peak RSS stays under this, whatever the size. */
-const INDEX_PEAK_RSS_BYTES = 64 * MIB;
+/**
+ * The index may not hold a value in memory: a streamed value of any size adds at most this to its
+ * peak RSS (one 256 KiB chunk, the runtime's own buffers and garbage not yet collected), on top of
+ * what it held before.
+ */
+const STREAM_RSS_BYTES = 16 * MIB;
+/** And the index's peak RSS stays under this (it is 46–51 MiB at rest). */
+const INDEX_PEAK_RSS_BYTES = 68 * MIB;
 
 /** `sizeBytes` of pseudo-random bytes made as they are read; `md5()` is known once all are. */
 function generated(sizeBytes: number): { stream: ReadableStream<Uint8Array>; md5(): string } {
@@ -803,9 +809,10 @@ Deno.test("a 1 GiB value goes in and out bit-exact, and the index never holds it
   assert.equal(hash.digest("hex"), value.md5(), "the value read back differs");
   const peak = await peakRssBytes(cluster.index.pid);
   assert.ok(
-    peak < INDEX_PEAK_RSS_BYTES,
-    `the index's peak RSS was ${(peak / MIB).toFixed(1)} MiB for a 1 GiB value (limit 64 MiB; ` +
-      `${(idle / MIB).toFixed(1)} MiB before the PUT)`,
+    peak - idle < STREAM_RSS_BYTES && peak < INDEX_PEAK_RSS_BYTES,
+    `the index's peak RSS was ${(peak / MIB).toFixed(1)} MiB for a 1 GiB value (limits: ` +
+      `${STREAM_RSS_BYTES / MIB} MiB over the ${(idle / MIB).toFixed(1)} MiB before the PUT, ` +
+      `${INDEX_PEAK_RSS_BYTES / MIB} MiB in all)`,
   );
 });
 
