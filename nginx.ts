@@ -323,7 +323,7 @@ async function nginxAvailable(): Promise<void> {
 }
 
 /** Whether something accepts connections on `port` of this machine. */
-async function portAnswers(port: number): Promise<boolean> {
+export async function portAnswers(port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     conn.close();

@@ -86,7 +86,7 @@ export function lockFileFor(port: number): string {
 }
 
 /** Whether a process is alive (signal 0 is not offered by Deno.kill; SIGCONT is harmless). */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     Deno.kill(pid, "SIGCONT");
     return true;
@@ -135,7 +135,7 @@ export async function stopLeftover(
 }
 
 /** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;

@@ -6,6 +6,9 @@ import { fileURLToPath } from "node:url";
 import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
 
 export { freePort };
+// What a test needs of the programs' own checks: one definition each, in the programs.
+export { exists } from "../lib/runtime.ts";
+export { portAnswers } from "../nginx.ts";
 
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -22,28 +25,6 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
       await Deno.remove(path, { recursive: true }).catch(() => {});
     },
   };
-}
-
-/** Whether a file or directory exists (a symbolic link counts, whatever it points to). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
-/** Whether something accepts connections on `port` of this machine. */
-export async function portAnswers(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Distinct free ports. */

@@ -16,6 +16,7 @@ import {
   writableByWorkers,
 } from "../nginx.ts";
 import {
+  alive,
   ensureRuntimeDir,
   lockFileFor,
   pidFileFor,
@@ -383,16 +384,6 @@ Deno.test("Nginx.start refuses the port of a running nginx of ours and leaves it
     await first.stop();
   }
 });
-
-/** Whether a process is alive (signal 0 is not offered by Deno.kill; SIGCONT is harmless). */
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Plants a pid file and a temp list for `port` where a crashed run of ours would leave them. */
 async function plant(port: number, pid: number, listed: string[]): Promise<void> {

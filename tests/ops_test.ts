@@ -63,6 +63,11 @@ function volumeHosts(cluster: TestCluster): string[] {
   return cluster.volumes.map((volume) => `localhost:${volume.port}`);
 }
 
+/** The flags of an operation on the cluster's index with 2 replicas over `volumes`. */
+function indexArgs(cluster: TestCluster, volumes: string[]): string[] {
+  return ["--db", join(cluster.dir, "index"), "--volumes", volumes.join(","), "--replicas", "2"];
+}
+
 /** Runs `index.ts COMMAND ARGS...` to its end. */
 function runIndexCommand(args: string[]): Promise<ScriptResult> {
   return runScript(["index.ts", ...args], { timeoutMs: COMMAND_TIMEOUT_MS });
@@ -344,15 +349,7 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
   try {
     await firstPass;
     rebalancing = true;
-    result = await runIndexCommand([
-      "rebalance",
-      "--db",
-      join(cluster.dir, "index"),
-      "--volumes",
-      placement.volumes.join(","),
-      "--replicas",
-      "2",
-    ]);
+    result = await runIndexCommand(["rebalance", ...indexArgs(cluster, placement.volumes)]);
     rebalancing = false;
   } finally {
     stop = true;
@@ -397,15 +394,7 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
   assert.equal(after.headers.get("key-balance"), "balanced");
 
   // Run again: nothing left to move.
-  const again = await runIndexCommand([
-    "rebalance",
-    "--db",
-    join(cluster.dir, "index"),
-    "--volumes",
-    placement.volumes.join(","),
-    "--replicas",
-    "2",
-  ]);
+  const again = await runIndexCommand(["rebalance", ...indexArgs(cluster, placement.volumes)]);
   assert.equal(again.code, 0, explain(again));
   assert.doesNotMatch(again.stdout, /moved/, explain(again));
 });
@@ -434,14 +423,7 @@ Deno.test("rebalance copies to a target whose replica was lost, and removes no c
   }
   assert.ok(damaged.length > 0, "some keys must keep one location for this test to mean anything");
 
-  const common = [
-    "--db",
-    join(cluster.dir, "index"),
-    "--volumes",
-    placement.volumes.join(","),
-    "--replicas",
-    "2",
-  ];
+  const common = indexArgs(cluster, placement.volumes);
   const result = await runIndexCommand(["rebalance", ...common]);
   assert.equal(result.code, 0, explain(result));
   const verify = await runIndexCommand(["verify", "--md5", ...common]);
@@ -471,15 +453,7 @@ Deno.test("rebalance to a volume that is down keeps every record and value where
   );
   assert.ok(moving.length > 0, "some keys must want the dead volume");
 
-  const result = await runIndexCommand([
-    "rebalance",
-    "--db",
-    join(cluster.dir, "index"),
-    "--volumes",
-    volumes.join(","),
-    "--replicas",
-    "2",
-  ]);
+  const result = await runIndexCommand(["rebalance", ...indexArgs(cluster, volumes)]);
   assert.equal(result.code, 1, explain(result));
   assert.match(result.stdout, new RegExp(`failed ${moving.length}\\b`), explain(result));
   for (const key of moving) {

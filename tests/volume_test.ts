@@ -48,6 +48,30 @@ async function raw(
 }
 
 /** Every file and directory under `dir` with its size (directories -1), sorted: a snapshot. */
+/** A volume on a free port in a temp directory, with a short keep-alive; all gone on dispose. */
+async function testVolume() {
+  const dir = await tempDir();
+  const port = freePort();
+  try {
+    const volume = await spawnVolume({
+      port,
+      dir: dir.path,
+      args: ["--keepalive", `${KEEPALIVE_MS}ms`],
+    });
+    return {
+      port,
+      dir,
+      async [Symbol.asyncDispose]() {
+        await volume.stop();
+        await dir[Symbol.asyncDispose]();
+      },
+    };
+  } catch (err) {
+    await dir[Symbol.asyncDispose]();
+    throw err;
+  }
+}
+
 async function tree(dir: string, under = ""): Promise<string[]> {
   const out: string[] = [];
   for await (const entry of Deno.readDir(join(dir, under))) {
@@ -62,13 +86,8 @@ async function tree(dir: string, under = ""): Promise<string[]> {
 }
 
 Deno.test("a volume refuses writes outside the key layout and never removes a directory", async () => {
-  await using dir = await tempDir();
-  const port = freePort();
-  await using _volume = await spawnVolume({
-    port,
-    dir: dir.path,
-    args: ["--keepalive", `${KEEPALIVE_MS}ms`],
-  });
+  await using volume = await testVolume();
+  const { port, dir } = volume;
 
   // Keys' files, with and without a subvolume, and one whose base64 nests into a directory.
   for (
@@ -152,13 +171,8 @@ Deno.test("a volume refuses writes outside the key layout and never removes a di
 });
 
 Deno.test("a volume closes an idle connection after --keepalive", async () => {
-  await using dir = await tempDir();
-  const port = freePort();
-  await using _volume = await spawnVolume({
-    port,
-    dir: dir.path,
-    args: ["--keepalive", `${KEEPALIVE_MS}ms`],
-  });
+  await using volume = await testVolume();
+  const { port, dir } = volume;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const timer = setTimeout(() => conn.close(), ANSWER_TIMEOUT_MS);
   try {
