@@ -7,15 +7,20 @@
 //     --volumes localhost:3001,localhost:3002,localhost:3003
 //   deno run -A index.ts --help
 
+import { Auth } from "./lib/auth.ts";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
+import { CredentialsError, loadCredentials } from "./lib/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
 import { FlagError } from "./lib/flags.ts";
 import { IndexServer } from "./lib/server.ts";
 import { adminSocketPath, Store, StoreError } from "./lib/store.ts";
+import { volumeTlsFor } from "./lib/tls.ts";
 import { Volumes } from "./lib/volumes.ts";
+import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
   Nginx,
   NginxError,
+  renderLimitZones,
   renderProxyLocations,
   renderProxyUpstream,
   shareSocketWithWorkers,
@@ -43,19 +48,37 @@ async function removeIfPresent(path: string): Promise<void> {
 /** A running index server; `stop()` takes down nginx, the Deno servers and the database. */
 export interface RunningIndex {
   server: IndexServer;
+  /** The access keys of `--credentials`, or null when the API is open. */
+  auth: Auth | null;
   stop(): Promise<void>;
 }
 
-/** Serves the index until stopped; throws NginxError or StoreError with a one-line reason. */
+/**
+ * Serves the index until stopped; throws NginxError, StoreError or CredentialsError with a
+ * one-line reason.
+ */
 export async function startIndex(
   options: IndexOptions,
   onGiveUp: (reason: string) => void,
 ): Promise<RunningIndex> {
+  // A bad credentials file stops the start before anything is opened.
+  const auth = options.credentials === ""
+    ? null
+    : new Auth(await loadCredentials(options.credentials), { publicRead: options.publicRead });
+  // With --volume-tls, a CA file that cannot be read stops the start too.
+  const volumeTls = await volumeTlsFor(options);
+  // So does a volume secret file that is not private; the secret never leaves this process
+  // but in the signatures of requests to volumes.
+  const volumeSecret = options.volumeSecretFile
+    ? await readSecretFile(options.volumeSecretFile)
+    : undefined;
   const store = await Store.open(options.db);
   // A volume that comes back gets the removals that waited for it (deletes, failed writes).
   const volumes = new Volumes({
     hosts: options.volumes,
     timeoutMs: options.voltimeoutMs,
+    tls: volumeTls,
+    secret: volumeSecret,
     onUp: () => void server.sweepPending().catch(() => {}),
   });
   const server: IndexServer = new IndexServer(store, volumes, {
@@ -64,6 +87,8 @@ export async function startIndex(
     md5sum: options.md5sum,
     fallback: options.fallback,
     verbose: options.verbose,
+    auth,
+    readExpiryMs: options.readExpiryMs,
   });
   const runDir = await Deno.makeTempDir({ prefix: "mkv-index-" });
   const stops: (() => Promise<void>)[] = [async () => {
@@ -110,8 +135,12 @@ export async function startIndex(
       name: `index :${options.port}`,
       port: options.port,
       workerProcesses: NGINX_WORKERS,
-      httpBlocks: renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),
-      locations: renderProxyLocations(),
+      httpBlocks: [
+        renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),
+        renderLimitZones(options.limits),
+      ].filter((block) => block !== "").join("\n"),
+      locations: renderProxyLocations(options.limits),
+      tls: options.tls,
       onGiveUp,
       tempPaths: [runDir],
     });
@@ -122,7 +151,21 @@ export async function startIndex(
   }
   server.startSweeps();
   stops.splice(1, 0, () => server.stopSweeps());
-  return { server, stop };
+  return { server, auth, stop };
+}
+
+/**
+ * Re-reads the credentials file (on SIGHUP): the new keys replace the old ones at once; a file
+ * that cannot be used keeps the old ones, and says why in one line.
+ */
+async function reloadCredentials(path: string, auth: Auth): Promise<void> {
+  try {
+    auth.replace(await loadCredentials(path));
+    console.error(`index: SIGHUP: loaded ${auth.size} access keys from ${path}`);
+  } catch (err) {
+    const reason = err instanceof CredentialsError ? err.message : firstLine(err);
+    console.error(`index: SIGHUP: kept the ${auth.size} access keys loaded before: ${reason}`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -150,14 +193,39 @@ async function main(): Promise<void> {
       Deno.exit(1);
     });
   } catch (err) {
-    if (!(err instanceof NginxError || err instanceof StoreError)) throw err;
+    if (
+      !(err instanceof NginxError || err instanceof StoreError || err instanceof CredentialsError ||
+        err instanceof SecretError)
+    ) throw err;
     console.error(`index: ${err.message}`);
     Deno.exit(1);
   }
   stopOnSignals(() => running.stop());
+  if (options.volumeSecretFile !== undefined) {
+    console.error(
+      `index: every request to a volume is signed (--volume-secret-file); ` +
+        (options.readExpiryMs === undefined
+          ? "reads redirected to are unsigned"
+          : `private reads: each Location is signed for ${options.readExpiryMs / 1000}s`),
+    );
+  }
+  const auth = running.auth;
+  let reloading = Promise.resolve();
+  Deno.addSignalListener("SIGHUP", () => {
+    if (auth === null) {
+      console.error("index: SIGHUP: nothing to reload (no --credentials)");
+      return;
+    }
+    reloading = reloading.then(() => reloadCredentials(options.credentials, auth));
+  });
+  const access = auth === null
+    ? `open: no --credentials, anyone who can reach :${options.port} may read, write and delete`
+    : `credentials: ${auth.size} access keys from ${options.credentials}` +
+      (auth.publicRead ? ", public reads" : "");
   console.error(
     `index: serving on :${options.port}, db ${options.db}, ${options.volumes.length} volumes, ` +
-      `${options.replicas} replicas, ${options.subvolumes} subvolumes (commands: ${COMMANDS})`,
+      `${options.replicas} replicas, ${options.subvolumes} subvolumes (commands: ${COMMANDS}); ` +
+      access,
   );
 }
 

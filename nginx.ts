@@ -15,8 +15,11 @@ import {
   stopLeftover,
   tempListFor,
 } from "./lib/runtime.ts";
+import { validSecret } from "./lib/signing.ts";
+import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 
 export { NginxError };
+export type { TlsFiles };
 
 /** How long nginx may take to answer on its port after starting. */
 const START_TIMEOUT_MS = 10_000;
@@ -61,12 +64,21 @@ export interface ConfigOptions {
   /** The `location` blocks of the server and any http-level blocks before it. */
   httpBlocks?: string;
   locations: string;
+  /** Serve HTTPS with this certificate and key instead of plain HTTP. */
+  tls?: TlsFiles;
 }
 
 export interface VolumeLocationOptions {
   dir: string;
   /** nginx's keepalive_timeout for clients (the index); DEFAULT_KEEPALIVE_MS if absent. */
   keepaliveMs?: number;
+  /**
+   * The volume secret (lib/signing.ts): PUT and DELETE need a signed URL. Needs the map of
+   * renderVolumeHttpBlocks() in the http block. Absent: the config is as without signatures.
+   */
+  secret?: string;
+  /** With `secret`: GET and HEAD (files and listings) need a signed URL too. */
+  privateReads?: boolean;
 }
 
 export interface ProxyOptions {
@@ -76,6 +88,16 @@ export interface ProxyOptions {
   keepalive: number;
 }
 
+/** Per-client (per address) limits at the index's nginx; each one absent or 0 is off. */
+export interface ProxyLimits {
+  /** Connections open at once per client. */
+  conn?: number;
+  /** Requests per client in nginx's `rate=` syntax (`10r/s`, `600r/m`); more are refused. */
+  rate?: string;
+  /** Requests beyond `rate` let through at once in a burst (nginx's `burst`, with `nodelay`). */
+  burst?: number;
+}
+
 function quote(text: string): string {
   return `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
@@ -83,8 +105,18 @@ function quote(text: string): string {
 /** Renders a whole nginx config: foreground, logs to stderr, temp paths inside the prefix. */
 export function renderConfig(options: ConfigOptions): string {
   const temp = (name: string) => quote(`${options.prefixDir}/${name}`);
-  const listen = [`    listen ${options.port};`];
-  if (options.ipv6) listen.push(`    listen [::]:${options.port};`);
+  const ssl = options.tls ? " ssl" : "";
+  const listen = [`    listen ${options.port}${ssl};`];
+  if (options.ipv6) listen.push(`    listen [::]:${options.port}${ssl};`);
+  if (options.tls) {
+    listen.push(
+      `    ssl_certificate ${quote(options.tls.cert)};`,
+      `    ssl_certificate_key ${quote(options.tls.key)};`,
+      `    ssl_protocols ${TLS_PROTOCOLS};`,
+      `    ssl_session_cache shared:mkv_tls:1m;`,
+      `    ssl_session_timeout 1h;`,
+    );
+  }
   return [
     `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.`,
     `daemon off;`,
@@ -133,15 +165,18 @@ function nginxDuration(ms: number): string {
  * listings), but PUT and DELETE only on a key's file, so that no request can remove a directory
  * (`DELETE /` would remove every value) or write outside the layout. Parent directories are made
  * on PUT; no body limit. Uploads are spooled in `dir/.tmp` so that the final rename stays on one
- * filesystem and a partial upload never appears under its name.
+ * filesystem and a partial upload never appears under its name. With a secret, writes (and with
+ * private reads, reads) need a signed URL (renderSignatureCheck).
  */
 export function renderVolumeLocations(options: VolumeLocationOptions): string {
   const root = quote(options.dir);
   const spool = `      client_body_temp_path ${quote(`${options.dir}/.tmp`)};`;
+  const signed = renderSignatureCheck(options);
   return [
     `    root ${root};`,
     `    keepalive_timeout ${nginxDuration(options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS)};`,
     `    location / {`,
+    ...(options.privateReads ? signed : []),
     `      limit_except GET {`,
     `        deny all;`,
     `      }`,
@@ -149,6 +184,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      autoindex_format json;`,
     `    }`,
     `    location ~ ${quote(KEY_PATH_REGEX)} {`,
+    ...signed,
     `      limit_except GET PUT DELETE {`,
     `        deny all;`,
     `      }`,
@@ -162,6 +198,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      return 404;`,
     `    }`,
     `    location = ${PROBE_FILE} {`,
+    ...signed,
     `      limit_except GET PUT {`,
     `        deny all;`,
     `      }`,
@@ -170,6 +207,43 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      dav_access user:rw group:r all:r;`,
     `    }`,
   ].join("\n");
+}
+
+/**
+ * The http-level blocks a volume with a secret needs: HEAD is signed as GET (lib/signing.ts), so
+ * that one signed `Location` serves `curl -L` and `curl -I -L` alike.
+ */
+export function renderVolumeHttpBlocks(): string {
+  return [
+    `  map $request_method $mkv_signed_method {`,
+    `    HEAD GET;`,
+    `    default $request_method;`,
+    `  }`,
+  ].join("\n");
+}
+
+/**
+ * The lines that make a location check a request's signature (nginx's secure_link module, the
+ * scheme of lib/signing.ts): `?md5=` must be the base64url md5 of expires, method and decoded
+ * path with the secret, and `&expires=` not past; else 403, before anything is read or written.
+ * With private reads every request is checked; without, GET and HEAD pass unsigned. None without
+ * a secret.
+ */
+function renderSignatureCheck(options: VolumeLocationOptions): string[] {
+  if (options.secret === undefined || options.secret === "") return [];
+  if (!validSecret(options.secret)) throw new NginxError("the volume secret has bad characters");
+  const expression = `$secure_link_expires$mkv_signed_method$uri ${options.secret}`;
+  const check = options.privateReads ? [`      if ($secure_link != "1") {`] : [
+    `      set $mkv_signed "$request_method:$secure_link";`,
+    `      if ($mkv_signed !~ "^(GET|HEAD):|:1$") {`,
+  ];
+  return [
+    `      secure_link $arg_md5,$arg_expires;`,
+    `      secure_link_md5 ${quote(expression)};`,
+    ...check,
+    `        return 403;`,
+    `      }`,
+  ];
 }
 
 /** The `upstream` block for the index's Deno server, to go in `httpBlocks`. */
@@ -183,10 +257,52 @@ export function renderProxyUpstream(options: ProxyOptions): string {
   ].join("\n");
 }
 
-/** Passes every request unchanged to the index's Deno server; request bodies stream through. */
-export function renderProxyLocations(): string {
+/** The http-level zones of `limits`, to go in `httpBlocks`; "" when no limit is on. */
+export function renderLimitZones(limits: ProxyLimits = {}): string {
+  const lines: string[] = [];
+  if (limits.conn) lines.push(`  limit_conn_zone $binary_remote_addr zone=mkv_conn:10m;`);
+  if (limits.rate) {
+    lines.push(`  limit_req_zone $binary_remote_addr zone=mkv_req:10m rate=${limits.rate};`);
+  }
+  return lines.join("\n");
+}
+
+/** The server-level lines of `limits`: a client over one gets 429 with the reason. */
+function renderLimits(limits: ProxyLimits): string[] {
+  if (!limits.conn && !limits.rate) return [];
+  const lines: string[] = [];
+  // Refusals are not logged (info is below error_log's level): a flood must not flood the log.
+  if (limits.conn) {
+    lines.push(
+      `    limit_conn mkv_conn ${limits.conn};`,
+      `    limit_conn_status 429;`,
+      `    limit_conn_log_level info;`,
+    );
+  }
+  if (limits.rate) {
+    lines.push(
+      `    limit_req zone=mkv_req burst=${limits.burst ?? 0} nodelay;`,
+      `    limit_req_status 429;`,
+      `    limit_req_log_level info;`,
+    );
+  }
+  lines.push(
+    `    error_page 429 = @limited;`,
+    `    location @limited {`,
+    `      return 429 "too many requests or connections from your address\\n";`,
+    `    }`,
+  );
+  return lines;
+}
+
+/**
+ * Passes every request unchanged to the index's Deno server; request bodies stream through.
+ * With `limits`, each client address is held to them (see renderLimitZones).
+ */
+export function renderProxyLocations(limits: ProxyLimits = {}): string {
   return [
     `    client_max_body_size 0;`,
+    ...renderLimits(limits),
     // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
     // for the start of a fragment: refused, so that no key means two things.
     `    if ($request_uri ~ "#") {`,
@@ -337,6 +453,8 @@ export interface NginxOptions {
   /** Names the program in log lines, e.g. `volume :3001`. */
   name: string;
   port: number;
+  /** Serve HTTPS; the files are checked (the key must be private) before nginx starts. */
+  tls?: TlsFiles;
   workerProcesses?: number;
   httpBlocks?: string;
   locations: string;
@@ -368,6 +486,7 @@ export class Nginx {
   /** Starts nginx and resolves once its port answers; rejects with a one-line NginxError. */
   static async start(options: NginxOptions): Promise<Nginx> {
     await nginxAvailable();
+    if (options.tls) await checkTlsFiles(options.tls);
     await ensureRuntimeDir();
     const nginx = new Nginx(options);
     nginx.#portLock = await lockPort(options.port);
@@ -395,7 +514,9 @@ export class Nginx {
       workerProcesses: options.workerProcesses ?? 1,
       httpBlocks: options.httpBlocks,
       locations: options.locations,
+      tls: options.tls,
     });
+    // makeTempFile made it 0600: only we (and nginx's master, as us or root) read it.
     await Deno.writeTextFile(nginx.#confFile, config);
     try {
       await nginx.#spawn();

@@ -6,15 +6,21 @@
 //   deno run -A volume.ts --port 3001 --dir ./data/volume1
 //
 // Subvolume directories (`sv00`, `sv01`, ...) are plain directories under --dir: nothing to set.
+// With --volume-secret-file, nginx takes PUT/DELETE only with the index's signature (and, with
+// --private-reads, GET/HEAD too): see lib/signing.ts.
 
 import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
+import { parseTlsFlags } from "./lib/tls.ts";
+import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
   Nginx,
   NginxError,
   prepareWritableDir,
+  renderVolumeHttpBlocks,
   renderVolumeLocations,
   stopOnSignals,
+  type TlsFiles,
 } from "./nginx.ts";
 import { resolve } from "node:path";
 
@@ -28,11 +34,36 @@ const FLAGS: FlagSpec = {
     help: "idle client connections are closed after this (nginx's keepalive_timeout)",
     arg: "DURATION",
   },
+  "tls-cert": {
+    type: "string",
+    default: "",
+    help: "serve HTTPS with this PEM certificate (chain); needs --tls-key",
+    arg: "FILE",
+  },
+  "tls-key": {
+    type: "string",
+    default: "",
+    help: "the certificate's PEM private key (mode 0600 or 0400)",
+    arg: "FILE",
+  },
+  "volume-secret-file": {
+    type: "string",
+    default: "",
+    help: "file (mode 0600/0400) with the secret shared with the index: PUT/DELETE must be signed",
+    arg: "FILE",
+  },
+  "private-reads": {
+    type: "bool",
+    default: false,
+    help: "GET/HEAD must be signed too (needs --volume-secret-file)",
+  },
 };
 
 const USAGE = `volume.ts: a mkv.ts volume (nginx WebDAV serving one directory)
 
 usage: deno run -A volume.ts --port PORT --dir DIR [--workers N] [--keepalive DURATION]
+                             [--tls-cert FILE --tls-key FILE]
+                             [--volume-secret-file FILE [--private-reads]]
 
 ${usageFlags(FLAGS)}
 `;
@@ -42,6 +73,12 @@ export interface VolumeOptions {
   dir: string;
   workers: number;
   keepaliveMs: number;
+  /** HTTPS instead of plain HTTP; absent without --tls-cert. */
+  tls?: TlsFiles;
+  /** The file of the volume secret (lib/signing.ts); absent: writes are not signed. */
+  secretFile?: string;
+  /** GET and HEAD must be signed too; only with `secretFile`. */
+  privateReads?: boolean;
 }
 
 /** Parses volume.ts's command line; throws FlagError with a one-line reason. */
@@ -59,19 +96,45 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
   if (!Number.isInteger(keepaliveMs)) {
     throw new FlagError(`-keepalive ${keepaliveMs}ms is not a whole number of milliseconds`);
   }
-  return { port, dir: resolve(values.dir as string), workers, keepaliveMs };
+  const tls = parseTlsFlags(values["tls-cert"] as string, values["tls-key"] as string);
+  const secretFile = values["volume-secret-file"] as string;
+  const privateReads = values["private-reads"] as boolean;
+  if (privateReads && secretFile === "") {
+    throw new FlagError("-private-reads needs -volume-secret-file (the secret signs the reads)");
+  }
+  const signing = {
+    ...(secretFile !== "" && { secretFile: resolve(secretFile) }),
+    ...(privateReads && { privateReads }),
+  };
+  return {
+    port,
+    dir: resolve(values.dir as string),
+    workers,
+    keepaliveMs,
+    ...(tls && { tls }),
+    ...signing,
+  };
 }
 
 /** Starts a volume: nginx serving `dir` on `port`, until `stop()`. */
 export async function startVolume(
   options: VolumeOptions & { onGiveUp?: (reason: string) => void },
 ): Promise<Nginx> {
+  // Read here, never passed on a command line; it ends up only in nginx's 0600 temp config.
+  const secret = options.secretFile ? await readSecretFile(options.secretFile) : undefined;
   await prepareWritableDir(options.dir);
   return await Nginx.start({
     name: `volume :${options.port}`,
     port: options.port,
     workerProcesses: options.workers,
-    locations: renderVolumeLocations({ dir: options.dir, keepaliveMs: options.keepaliveMs }),
+    tls: options.tls,
+    ...(secret && { httpBlocks: renderVolumeHttpBlocks() }),
+    locations: renderVolumeLocations({
+      dir: options.dir,
+      keepaliveMs: options.keepaliveMs,
+      secret,
+      privateReads: options.privateReads,
+    }),
     onGiveUp: options.onGiveUp,
   });
 }
@@ -100,12 +163,22 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
-    if (!(err instanceof NginxError)) throw err;
+    if (!(err instanceof NginxError || err instanceof SecretError)) throw err;
     console.error(`volume: ${err.message}`);
     Deno.exit(1);
   }
   stopOnSignals(() => nginx.stop());
-  console.error(`volume: serving ${options.dir} on :${options.port} (nginx pid ${nginx.pid})`);
+  console.error(
+    options.secretFile === undefined
+      ? `volume: OPEN: anyone who reaches :${options.port} can PUT and DELETE values here ` +
+        `(start with --volume-secret-file to accept only the index's signed writes)`
+      : `volume: PUT/DELETE need the index's signature; GET/HEAD ` +
+        (options.privateReads ? "need one too (private reads)" : "are open"),
+  );
+  const https = options.tls ? "https, " : "";
+  console.error(
+    `volume: serving ${options.dir} on :${options.port} (${https}nginx pid ${nginx.pid})`,
+  );
 }
 
 if (import.meta.main) await main();

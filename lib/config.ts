@@ -1,11 +1,17 @@
 // The command line of index.ts: its flags (minikeyvalue's names and defaults) and subcommands,
 // parsed into options. Pure; golden-tested in tests/config_test.ts.
 
+import { resolve } from "node:path";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";
 import { isHostPort, type Placement } from "./placement.ts";
+import type { ProxyLimits } from "../nginx.ts";
+import { parseTlsFlags, type TlsFiles } from "./tls.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];
+
+/** How long a signed `Location` works by default, with --private-reads. */
+export const DEFAULT_READ_EXPIRY_MS = 60_000;
 
 export const INDEX_FLAGS: FlagSpec = {
   port: { type: "int", default: 3000, help: "port the index listens on (server)", arg: "PORT" },
@@ -33,6 +39,75 @@ export const INDEX_FLAGS: FlagSpec = {
     arg: "HOST",
   },
   v: { type: "bool", default: false, help: "log every request" },
+  credentials: {
+    type: "string",
+    default: "",
+    help: "file of ACCESS_KEY SECRET RIGHTS lines (mode 0600); without it the API is open",
+    arg: "FILE",
+  },
+  "public-read": {
+    type: "bool",
+    default: false,
+    help: "with --credentials: GET/HEAD of keys need no credentials",
+  },
+  "tls-cert": {
+    type: "string",
+    default: "",
+    help: "serve HTTPS with this PEM certificate (chain); needs --tls-key",
+    arg: "FILE",
+  },
+  "tls-key": {
+    type: "string",
+    default: "",
+    help: "the certificate's PEM private key (mode 0600 or 0400)",
+    arg: "FILE",
+  },
+  "volume-tls": {
+    type: "bool",
+    default: false,
+    help: "the volumes serve HTTPS (volume.ts --tls-cert): talk TLS, redirect to https://",
+  },
+  "volume-ca": {
+    type: "string",
+    default: "",
+    help: "with --volume-tls: PEM CA certificate(s) to verify the volumes with",
+    arg: "FILE",
+  },
+  "limit-conn": {
+    type: "int",
+    default: 0,
+    help: "connections at once per client address, more get 429 (0: no limit)",
+    arg: "N",
+  },
+  "limit-rate": {
+    type: "string",
+    default: "",
+    help: "requests per client address, N/s or N/m; more get 429 (empty: no limit)",
+    arg: "RATE",
+  },
+  "limit-burst": {
+    type: "int",
+    default: 0,
+    help: "with --limit-rate: requests over the rate let through in a burst",
+    arg: "N",
+  },
+  "volume-secret-file": {
+    type: "string",
+    default: "",
+    help: "file (mode 0600/0400) with the secret the volumes check: signs every request to them",
+    arg: "FILE",
+  },
+  "private-reads": {
+    type: "bool",
+    default: false,
+    help: "302 Locations carry a signature (volumes run --private-reads); needs the secret",
+  },
+  "read-expiry": {
+    type: "duration",
+    default: DEFAULT_READ_EXPIRY_MS,
+    help: "with --private-reads: how long a signed Location works",
+    arg: "DURATION",
+  },
   md5: { type: "bool", default: false, help: "verify: also read each replica and check its md5" },
   repair: { type: "bool", default: false, help: "verify: re-create missing or corrupt replicas" },
   "dry-run": { type: "bool", default: false, help: "gc, rebalance: only list what would change" },
@@ -66,11 +141,66 @@ export interface IndexOptions extends Placement {
   voltimeoutMs: number;
   fallback: string;
   verbose: boolean;
+  /** The credentials file, or "" for an open API (minikeyvalue's). */
+  credentials: string;
+  publicRead: boolean;
   md5: boolean;
   repair: boolean;
   dryRun: boolean;
   concurrency: number;
   json: boolean;
+  /** The file of the volume secret (lib/signing.ts); absent: requests to volumes are unsigned. */
+  volumeSecretFile?: string;
+  /** How long a signed `Location` works; present only with --private-reads. */
+  readExpiryMs?: number;
+  /** HTTPS at the index's nginx; absent without --tls-cert. */
+  tls?: TlsFiles;
+  /** The volumes speak HTTPS; present (true) only with --volume-tls. */
+  volumeTls?: boolean;
+  /** CA certificates (a PEM file) the volumes are verified with, with --volume-tls. */
+  volumeCa?: string;
+  /** Per-client limits at the index's nginx; absent when none is set. */
+  limits?: ProxyLimits;
+}
+
+/** `--limit-rate` (`10/s`, `10r/s`, `600/m`) in nginx's syntax (`10r/s`). */
+export function parseLimitRate(text: string): string {
+  const match = text.match(/^(\d{1,9})r?\/(s|m)$/);
+  if (match === null || Number(match[1]) < 1) {
+    throw new FlagError(`-limit-rate ${JSON.stringify(text)} is not N/s or N/m (N at least 1)`);
+  }
+  return `${Number(match[1])}r/${match[2]}`;
+}
+
+function parseLimits(values: Record<string, unknown>): ProxyLimits | undefined {
+  const conn = values["limit-conn"] as number;
+  const rateText = values["limit-rate"] as string;
+  const burst = values["limit-burst"] as number;
+  if (conn < 0) throw new FlagError("-limit-conn must be 0 (no limit) or more");
+  if (burst < 0) throw new FlagError("-limit-burst must be 0 or more");
+  if (burst > 0 && rateText === "") throw new FlagError("-limit-burst needs -limit-rate");
+  if (conn === 0 && rateText === "") return undefined;
+  const limits: ProxyLimits = {};
+  if (conn > 0) limits.conn = conn;
+  if (rateText !== "") {
+    limits.rate = parseLimitRate(rateText);
+    limits.burst = burst;
+  }
+  return limits;
+}
+
+/** `--volume-secret-file`, `--private-reads` and `--read-expiry` as options. */
+function parseSigning(
+  values: Record<string, unknown>,
+): { volumeSecretFile?: string; readExpiryMs?: number } {
+  const file = values["volume-secret-file"] as string;
+  const readExpiryMs = values["read-expiry"] as number;
+  if (!values["private-reads"]) return file === "" ? {} : { volumeSecretFile: resolve(file) };
+  if (file === "") {
+    throw new FlagError("-private-reads needs -volume-secret-file (the secret signs the reads)");
+  }
+  if (readExpiryMs < 1000) throw new FlagError("-read-expiry must be at least 1s");
+  return { volumeSecretFile: resolve(file), readExpiryMs };
 }
 
 /** Parses index.ts's command line; throws FlagError with a one-line reason. */
@@ -109,8 +239,18 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
   if (fallback !== "" && !isHostPort(fallback, { optionalPort: true })) {
     throw new FlagError(`-fallback ${JSON.stringify(fallback)} is not host:port`);
   }
+  if (values["public-read"] && values.credentials === "") {
+    throw new FlagError("-public-read needs -credentials (without them everything is public)");
+  }
+  const signing = parseSigning(values);
   const concurrency = values.concurrency as number;
   if (concurrency < 1 || concurrency > 1024) throw new FlagError("-concurrency must be 1 to 1024");
+  const tls = parseTlsFlags(values["tls-cert"] as string, values["tls-key"] as string);
+  const volumeCa = values["volume-ca"] as string;
+  if (volumeCa !== "" && !values["volume-tls"]) {
+    throw new FlagError("-volume-ca needs -volume-tls (the volumes speak HTTPS)");
+  }
+  const limits = parseLimits(values);
   return {
     command,
     port,
@@ -123,10 +263,17 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
     voltimeoutMs,
     fallback,
     verbose: values.v as boolean,
+    credentials: values.credentials as string,
+    publicRead: values["public-read"] as boolean,
     md5: values.md5 as boolean,
     repair: values.repair as boolean,
     dryRun: values["dry-run"] as boolean,
     concurrency,
     json: values.json as boolean,
+    ...(tls && { tls }),
+    ...(values["volume-tls"] ? { volumeTls: true } : {}),
+    ...(volumeCa !== "" && { volumeCa: resolve(volumeCa) }),
+    ...(limits && { limits }),
+    ...signing,
   };
 }

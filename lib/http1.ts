@@ -25,6 +25,42 @@ export const POOL_IDLE_TIMEOUT_MS = 30_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** TLS to the servers (volumes that serve HTTPS): the extra roots trusted, if any. */
+export interface ClientTls {
+  caCerts?: string[];
+}
+
+/**
+ * Connects to `host:port`, over TLS when `tls` is given (the server's certificate is verified
+ * against its name). `signal` bounds the connect and the TLS handshake.
+ */
+export async function connectTo(
+  host: string,
+  options: { signal?: AbortSignal; tls?: ClientTls },
+): Promise<Deno.Conn> {
+  const { hostname, port } = splitHost(host);
+  const signal = options.signal;
+  const conn = await Deno.connect({ hostname, port, signal });
+  if (options.tls === undefined) return conn;
+  const tls = await Deno.startTls(conn, { hostname, caCerts: options.tls.caCerts });
+  const onAbort = () => tls.close();
+  signal?.addEventListener("abort", onAbort);
+  try {
+    signal?.throwIfAborted();
+    await tls.handshake();
+  } catch (err) {
+    try {
+      tls.close();
+    } catch {
+      // Closed by the abort already.
+    }
+    throw signal?.aborted ? signal.reason : err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  return tls;
+}
+
 /** What the client needs of an answer's head. */
 export interface ResponseHead {
   status: number;
@@ -227,9 +263,12 @@ export class Http1Pool {
   #closed = false;
   #idleTimeoutMs: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  #tls: ClientTls | undefined;
 
-  constructor(options: { idleTimeoutMs?: number } = {}) {
+  /** With `tls`, every host is spoken to over TLS. */
+  constructor(options: { idleTimeoutMs?: number; tls?: ClientTls } = {}) {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS;
+    this.#tls = options.tls;
   }
 
   /** Idle sockets kept for `host` now (dead and expired ones are never counted). */
@@ -298,10 +337,9 @@ export class Http1Pool {
     deadline: number,
     options: { signal?: AbortSignal },
   ): Promise<Deno.Conn> {
-    const { hostname, port } = splitHost(host);
     const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-    return await Deno.connect({ hostname, port, signal });
+    return await connectTo(host, { signal, tls: this.#tls });
   }
 
   /** The most recently used live socket of `host`, or null; expired ones are closed. */

@@ -10,6 +10,7 @@ import {
   MAX_KEY_BYTES,
   type Placement,
 } from "./placement.ts";
+import type { Auth } from "./auth.ts";
 import { settlePending } from "./cleanup.ts";
 import { textResponse } from "./errors.ts";
 import { Lru } from "./lru.ts";
@@ -39,6 +40,10 @@ export interface ServerOptions {
   /** `host:port` that GETs of absent keys are sent to, or "". */
   fallback: string;
   verbose: boolean;
+  /** Access keys and their rights (`--credentials`); absent or null: open to all. */
+  auth?: Auth | null;
+  /** Private reads: each `Location` is signed for GET/HEAD for this long; absent: unsigned. */
+  readExpiryMs?: number;
 }
 
 /** What a request asks for, once its URL has been checked. */
@@ -196,6 +201,14 @@ export class IndexServer {
       await request.body?.cancel();
       return textResponse(parsed.status, parsed.reason);
     }
+    const auth = this.options.auth;
+    if (auth) {
+      const verdict = auth.check(method, parsed.kind, request.headers.get("authorization"));
+      if (!verdict.ok) {
+        await request.body?.cancel();
+        return textResponse(verdict.status, verdict.reason, verdict.headers);
+      }
+    }
     if (parsed.kind === "list") {
       if (method !== "GET" && method !== "HEAD") {
         await request.body?.cancel();
@@ -287,7 +300,8 @@ export class IndexServer {
   #redirect(key: string, record: KeyRecord, location: string): Response {
     const parts = this.#redirectParts(key, record);
     const headers: Record<string, string> = {
-      location: `http://${location}${parts.path}`,
+      // With private reads the URL carries its own signature: `curl -L` needs no header there.
+      location: this.volumes.readUrl(location, parts.path, this.options.readExpiryMs),
       "key-volumes": parts.volumes,
       "key-balance": parts.balance,
     };

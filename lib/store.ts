@@ -48,6 +48,8 @@ function isTransient(err: unknown): boolean {
   return err instanceof Error && /database is locked|busy/i.test(err.message);
 }
 
+/** The mode of the --db directory: the owner's alone. */
+const DB_DIR_MODE = 0o700;
 /** The mode of the KV file and SQLite's files beside it: the owner's alone. */
 const KV_FILE_MODE = 0o600;
 
@@ -81,8 +83,12 @@ export class Store {
    * process writes it meanwhile. Throws StoreError if another process holds it.
    */
   static async open(db: string): Promise<Store> {
-    await Deno.mkdir(db, { recursive: true });
-    const lockFile = await Deno.open(`${db}/lock`, { create: true, write: true });
+    // The index's directory is its owner's alone: it holds the records and the admin socket,
+    // through which the operations run. A new one is made 0700; an existing one is set so.
+    await Deno.mkdir(db, { recursive: true, mode: DB_DIR_MODE });
+    await Deno.chmod(db, DB_DIR_MODE);
+    const lockFile = await Deno.open(`${db}/lock`, { create: true, write: true, mode: 0o600 });
+    await Deno.chmod(`${db}/lock`, 0o600);
     if (!await lockFile.tryLock(true)) {
       lockFile.close();
       throw new StoreError(`index ${db} is in use by another mkv.ts process (${db}/lock)`);

@@ -5,13 +5,15 @@
 import { firstLine } from "./errors.ts";
 import {
   AnswerError,
+  type ClientTls,
+  connectTo,
   Http1Pool,
   MAX_HEAD_BYTES,
   readResponseHead,
-  splitHost,
   writeAll,
 } from "./http1.ts";
 import { Md5 } from "./md5.ts";
+import { expiresIn, signVolumeUrl } from "./signing.ts";
 import { type KeyPath, locationHost } from "./placement.ts";
 
 /** How often each volume is probed. */
@@ -28,6 +30,12 @@ const LIST_TIMEOUT_MS = 10_000;
 const POOL_IDLE_PER_HOST = 256;
 /** How often a probe also checks that a volume can store a file. */
 const WRITE_PROBE_INTERVAL_MS = 10_000;
+/**
+ * How long the signature of a request to a volume is good for (with a volume secret). Signed
+ * when sent and checked by the volume on the request's head, so it only has to outlast clock
+ * skew between the machines.
+ */
+const SIGNATURE_TTL_MS = 60_000;
 /** The one path outside the key layout that volumes take PUTs on: the write probe's file. */
 export const WRITE_PROBE_PATH = "/.mkv-probe";
 
@@ -89,6 +97,9 @@ function reason(err: unknown): string {
  */
 export class Volumes {
   readonly timeoutMs: number;
+  /** How the volumes are spoken to, and what the index's redirects name: `http` or `https`. */
+  readonly scheme: "http" | "https";
+  #tls: ClientTls | undefined;
   #alive = new Map<string, boolean>();
   /** Aborted when its host is marked down: every request in flight to it ends at once. */
   #down = new Map<string, AbortController>();
@@ -97,11 +108,13 @@ export class Volumes {
   /** Hosts whose probe is running, so that a burst of failures probes once. */
   #probing = new Map<string, Promise<void>>();
   /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
-  #client = Deno.createHttpClient({ poolMaxIdlePerHost: POOL_IDLE_PER_HOST });
-  #pool = new Http1Pool();
+  #client: Deno.HttpClient;
+  #pool: Http1Pool;
   #timer: ReturnType<typeof setInterval> | undefined;
   #log: (line: string) => void;
   #onUp: (host: string) => void;
+  /** The volume secret (lib/signing.ts): every request to a volume is signed; "" for none. */
+  #secret: string;
 
   constructor(
     options: {
@@ -110,12 +123,44 @@ export class Volumes {
       log?: (line: string) => void;
       /** Called when a volume that was down answers its probe again. */
       onUp?: (host: string) => void;
+      /** The volume secret: every request is signed (`?md5=&expires=`); absent or "": none. */
+      secret?: string;
+      /** The volumes serve HTTPS (verified with these extra roots, if any); plain HTTP if absent. */
+      tls?: ClientTls;
     },
   ) {
     this.timeoutMs = options.timeoutMs;
+    this.#tls = options.tls;
+    this.scheme = options.tls ? "https" : "http";
+    this.#client = Deno.createHttpClient({
+      poolMaxIdlePerHost: POOL_IDLE_PER_HOST,
+      ...(options.tls?.caCerts && { caCerts: options.tls.caCerts }),
+    });
+    this.#pool = new Http1Pool({ tls: options.tls });
     this.#log = options.log ?? ((line) => console.error(line));
     this.#onUp = options.onUp ?? (() => {});
+    this.#secret = options.secret ?? "";
     for (const host of options.hosts) this.#alive.set(host, true);
+  }
+
+  /**
+   * The request target for `method` on `path` (`/svXX/...` included, as the volume sees it):
+   * signed for `ttlMs` when there is a volume secret, `path` itself otherwise.
+   */
+  signed(method: string, path: string, ttlMs = SIGNATURE_TTL_MS): string {
+    if (this.#secret === "") return path;
+    return signVolumeUrl({ method, path, expiresAt: expiresIn(ttlMs), secret: this.#secret });
+  }
+
+  /**
+   * The URL a client is redirected to for reading the key's file at `location` (`host:port` or
+   * `host:port/svXX`): signed for GET and HEAD for `ttlMs` when given (private reads).
+   */
+  readUrl(location: string, path: KeyPath, ttlMs?: number): string {
+    const host = locationHost(location);
+    const target = location.slice(host.length) + path;
+    const signed = ttlMs === undefined ? target : this.signed("GET", target, ttlMs);
+    return `${this.scheme}://${host}${signed}`;
   }
 
   /** Adds hosts to the set that is probed (new volumes of a rebalance, say). */
@@ -182,7 +227,7 @@ export class Volumes {
 
   async #probeOnce(host: string): Promise<void> {
     try {
-      const status = await this.#pool.request(host, "HEAD", "/", {
+      const status = await this.#pool.request(host, "HEAD", this.signed("HEAD", "/"), {
         timeoutMs: this.timeoutMs,
         fresh: true,
       });
@@ -190,7 +235,7 @@ export class Volumes {
       const writeDue = !this.isAlive(host) ||
         Date.now() - (this.#writeProbedMs.get(host) ?? 0) >= WRITE_PROBE_INTERVAL_MS;
       if (writeDue) {
-        const status = await this.#pool.request(host, "PUT", WRITE_PROBE_PATH, {
+        const status = await this.#pool.request(host, "PUT", this.signed("PUT", WRITE_PROBE_PATH), {
           body: encoder.encode(`${new Date().toISOString()}\n`),
           timeoutMs: this.timeoutMs,
           fresh: true,
@@ -246,7 +291,9 @@ export class Volumes {
     );
     let response: Response;
     try {
-      response = await fetch(`http://${location}${path}`, {
+      const host = locationHost(location);
+      const target = this.signed(method, location.slice(host.length) + path);
+      response = await fetch(`${this.scheme}://${host}${target}`, {
         method,
         client: this.#client,
         signal: AbortSignal.any([controller.signal, this.#downSignal(locationHost(location))]),
@@ -286,7 +333,8 @@ export class Volumes {
     const host = locationHost(location);
     let status: number;
     try {
-      status = await this.#pool.request(host, method, location.slice(host.length) + path, {
+      const target = this.signed(method, location.slice(host.length) + path);
+      status = await this.#pool.request(host, method, target, {
         body: options.body,
         timeoutMs: options.timeoutMs ?? this.timeoutMs,
         signal: this.#downSignal(host),
@@ -482,7 +530,14 @@ export class Volumes {
   ): Promise<PutResult> {
     const { sizeBytes, outcome } = options;
     const uploads = locations.map((location) =>
-      new Upload({ location, path, sizeBytes, timeoutMs: this.timeoutMs })
+      new Upload({
+        location,
+        path,
+        target: this.signed("PUT", location.slice(locationHost(location).length) + path),
+        sizeBytes,
+        timeoutMs: this.timeoutMs,
+        tls: this.#tls,
+      })
     );
     let firstError: Error | null = null;
     const fail = (err: Error) => {
@@ -627,27 +682,36 @@ class Upload {
   failed = false;
   #sizeBytes: number | undefined;
   #timeoutMs: number;
+  #tls: ClientTls | undefined;
+  #target: string;
   #conn: Deno.Conn | null = null;
   #closed = false;
 
   constructor(
-    options: { location: string; path: string; sizeBytes: number | undefined; timeoutMs: number },
+    options: {
+      location: string;
+      path: string;
+      /** What the request line names: the path on the volume, signed if need be. */
+      target: string;
+      sizeBytes: number | undefined;
+      timeoutMs: number;
+      tls?: ClientTls;
+    },
   ) {
     this.location = options.location;
     this.path = options.path;
+    this.#target = options.target;
     this.#sizeBytes = options.sizeBytes;
     this.#timeoutMs = options.timeoutMs;
+    this.#tls = options.tls;
   }
 
   async open(): Promise<void> {
     const host = locationHost(this.location);
-    const { hostname, port } = splitHost(host);
-    const sub = this.location.slice(host.length);
     try {
-      this.#conn = await Deno.connect({
-        hostname,
-        port,
+      this.#conn = await connectTo(host, {
         signal: AbortSignal.timeout(this.#timeoutMs),
+        tls: this.#tls,
       });
       if (this.#closed) this.#conn.close();
       const framing = this.#sizeBytes === undefined
@@ -656,7 +720,7 @@ class Upload {
       await writeAll(
         this.#conn,
         encoder.encode(
-          `PUT ${sub}${this.path} HTTP/1.1\r\nHost: ${host}\r\n${framing}\r\n` +
+          `PUT ${this.#target} HTTP/1.1\r\nHost: ${host}\r\n${framing}\r\n` +
             `Connection: close\r\n\r\n`,
         ),
       );

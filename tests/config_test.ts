@@ -34,6 +34,8 @@ Deno.test("parseIndexArgs: minikeyvalue's defaults", () => {
     voltimeoutMs: 1000,
     fallback: "",
     verbose: false,
+    credentials: "",
+    publicRead: false,
     md5: false,
     repair: false,
     dryRun: false,
@@ -61,6 +63,9 @@ Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => 
     "-fallback",
     "localhost:4000",
     "-v",
+    "-credentials",
+    "/etc/mkv/credentials",
+    "-public-read",
     "server",
   ]);
   assert.deepEqual(options, {
@@ -75,6 +80,8 @@ Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => 
     voltimeoutMs: 90_000,
     fallback: "localhost:4000",
     verbose: true,
+    credentials: "/etc/mkv/credentials",
+    publicRead: true,
     md5: false,
     repair: false,
     dryRun: false,
@@ -154,6 +161,7 @@ Deno.test("parseIndexArgs: refuses a bad command line with a one-line reason", (
     [[...BASE, "--fallback", "http://x/"], /-fallback "http:\/\/x\/" is not host:port/],
     [[...BASE, "--md5sum=nope"], /invalid value "nope" for -md5sum/],
     [[...BASE, "--concurrency", "0"], /-concurrency must be 1 to 1024/],
+    [[...BASE, "--public-read"], /-public-read needs -credentials/],
   ];
   for (const [args, message] of cases) assertRefused(parseIndexArgs, args, message);
 });
@@ -204,4 +212,75 @@ Deno.test("parseVolumeArgs: refuses a bad command line with a one-line reason", 
     [["--dir", "d", "--keepalive", "1.5ms"], /-keepalive 1.5ms is not a whole number/],
   ];
   for (const [args, message] of cases) assertRefused(parseVolumeArgs, args, message);
+});
+
+Deno.test("parseIndexArgs: TLS and limits flags, absent by default", () => {
+  const plain = parseIndexArgs(BASE);
+  assert.ok(plain !== "help");
+  for (const name of ["tls", "volumeTls", "volumeCa", "limits"]) assert.ok(!(name in plain), name);
+  const options = parseIndexArgs([
+    ...BASE,
+    "--tls-cert",
+    "/etc/mkv/index.pem",
+    "--tls-key=/etc/mkv/index.key",
+    "-volume-tls",
+    "--volume-ca",
+    "ca.pem",
+    "--limit-conn",
+    "16",
+    "--limit-rate",
+    "10/s",
+    "--limit-burst",
+    "20",
+  ]);
+  assert.ok(options !== "help");
+  assert.deepEqual(options.tls, { cert: "/etc/mkv/index.pem", key: "/etc/mkv/index.key" });
+  assert.equal(options.volumeTls, true);
+  assert.equal(options.volumeCa, resolve("ca.pem"));
+  assert.deepEqual(options.limits, { conn: 16, rate: "10r/s", burst: 20 });
+  const rate = parseIndexArgs([...BASE, "--limit-rate", "600r/m"]);
+  assert.ok(rate !== "help");
+  assert.deepEqual(rate.limits, { rate: "600r/m", burst: 0 });
+  const conn = parseIndexArgs([...BASE, "--limit-conn", "4", "--volume-tls"]);
+  assert.ok(conn !== "help");
+  assert.deepEqual(conn.limits, { conn: 4 });
+  assert.equal(conn.volumeTls, true);
+  assert.ok(!("volumeCa" in conn));
+  // Relative certificate paths are made absolute: nginx would take them as relative to its prefix.
+  const relative = parseIndexArgs([...BASE, "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+  assert.ok(relative !== "help");
+  assert.deepEqual(relative.tls, { cert: resolve("c.pem"), key: resolve("k.pem") });
+});
+
+Deno.test("parseIndexArgs and parseVolumeArgs: refuse bad TLS and limits flags in one line", () => {
+  const cases: [string[], RegExp][] = [
+    [[...BASE, "--tls-cert", "c.pem"], /-tls-cert needs -tls-key/],
+    [[...BASE, "--tls-key", "k.pem"], /-tls-key needs -tls-cert/],
+    [[...BASE, "--volume-ca", "ca.pem"], /-volume-ca needs -volume-tls/],
+    [[...BASE, "--limit-conn", "-1"], /-limit-conn must be 0/],
+    [[...BASE, "--limit-rate", "10"], /-limit-rate "10" is not N\/s or N\/m/],
+    [[...BASE, "--limit-rate", "0/s"], /-limit-rate "0\/s" is not N\/s/],
+    [[...BASE, "--limit-rate", "5/h"], /-limit-rate "5\/h" is not/],
+    [[...BASE, "--limit-burst", "5"], /-limit-burst needs -limit-rate/],
+    [[...BASE, "--limit-rate", "5/s", "--limit-burst", "-1"], /-limit-burst must be 0 or more/],
+  ];
+  for (const [args, message] of cases) assertRefused(parseIndexArgs, args, message);
+  assertRefused(parseVolumeArgs, ["--dir", "d", "--tls-cert", "c"], /-tls-cert needs -tls-key/);
+  assertRefused(parseVolumeArgs, ["--dir", "d", "--tls-key", "k"], /-tls-key needs -tls-cert/);
+});
+
+Deno.test("parseVolumeArgs: --tls-cert and --tls-key, made absolute", () => {
+  assert.deepEqual(
+    (parseVolumeArgs([
+      "--dir",
+      "/d",
+      "--tls-cert",
+      "v.pem",
+      "--tls-key",
+      "/k/v.key",
+    ]) as VolumeOptions)
+      .tls,
+    { cert: resolve("v.pem"), key: "/k/v.key" },
+  );
+  assert.ok(!("tls" in (parseVolumeArgs(["--dir", "/d"]) as VolumeOptions)));
 });

@@ -10,6 +10,7 @@ import {
   NginxError,
   prepareWritableDir,
   renderConfig,
+  renderLimitZones,
   renderProxyLocations,
   renderProxyUpstream,
   renderVolumeLocations,
@@ -531,4 +532,89 @@ Deno.test("volume.ts refuses a runtime directory others can write, in one line",
     `volume: runtime directory ${runtime} is writable by others; run: chmod 700 ${runtime}\n`,
   );
   assert.deepEqual(await Array.fromAsync(Deno.readDir(runtime)), []);
+});
+
+Deno.test("renderConfig: TLS listens with ssl, modern protocols only (golden)", () => {
+  const config = renderConfig({
+    prefixDir: "/tmp/mkv-nginx-def",
+    pidFile: "/tmp/mkv.ts-0/nginx-3001.pid",
+    port: 3001,
+    ipv6: true,
+    workerProcesses: 1,
+    locations: "    # locations",
+    tls: { cert: "/etc/mkv/volume.pem", key: '/etc/mkv/"volume".key' },
+  });
+  const server = config.slice(config.indexOf("  server {"));
+  assert.equal(
+    server,
+    `  server {
+    listen 3001 ssl;
+    listen [::]:3001 ssl;
+    ssl_certificate "/etc/mkv/volume.pem";
+    ssl_certificate_key "/etc/mkv/\\"volume\\".key";
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:mkv_tls:1m;
+    ssl_session_timeout 1h;
+    # locations
+  }
+}
+`,
+  );
+  // Without TLS nothing of it appears.
+  const plain = renderConfig({
+    prefixDir: "/tmp/mkv-nginx-def",
+    pidFile: "/tmp/mkv.ts-0/nginx-3001.pid",
+    port: 3001,
+    ipv6: true,
+    workerProcesses: 1,
+    locations: "    # locations",
+  });
+  assert.ok(!/ssl/.test(plain), plain);
+  assert.equal(config.replaceAll(" ssl;", ";").replace(/^ {4}ssl_.*\n/gm, ""), plain);
+});
+
+Deno.test("renderLimitZones and renderProxyLocations with limits (golden)", () => {
+  assert.equal(renderLimitZones(), "");
+  assert.equal(renderLimitZones({}), "");
+  assert.equal(renderProxyLocations({}), renderProxyLocations());
+  assert.equal(
+    renderLimitZones({ conn: 16, rate: "10r/s", burst: 20 }),
+    `  limit_conn_zone $binary_remote_addr zone=mkv_conn:10m;
+  limit_req_zone $binary_remote_addr zone=mkv_req:10m rate=10r/s;`,
+  );
+  assert.equal(
+    renderLimitZones({ rate: "600r/m" }),
+    `  limit_req_zone $binary_remote_addr zone=mkv_req:10m rate=600r/m;`,
+  );
+  const both = renderProxyLocations({ conn: 16, rate: "10r/s", burst: 20 });
+  assert.equal(
+    both.slice(0, both.indexOf("    if ($request_uri")),
+    `    client_max_body_size 0;
+    limit_conn mkv_conn 16;
+    limit_conn_status 429;
+    limit_conn_log_level info;
+    limit_req zone=mkv_req burst=20 nodelay;
+    limit_req_status 429;
+    limit_req_log_level info;
+    error_page 429 = @limited;
+    location @limited {
+      return 429 "too many requests or connections from your address\\n";
+    }
+`,
+  );
+  // The rest is the same as without limits.
+  assert.equal(
+    both.slice(both.indexOf("    if ($request_uri")),
+    renderProxyLocations().slice(renderProxyLocations().indexOf("    if ($request_uri")),
+  );
+  const connOnly = renderProxyLocations({ conn: 4 });
+  assert.ok(
+    connOnly.includes(
+      "    limit_conn mkv_conn 4;\n    limit_conn_status 429;\n    limit_conn_log_level info;\n",
+    ),
+  );
+  assert.ok(!connOnly.includes("limit_req"));
+  const rateOnly = renderProxyLocations({ rate: "5r/s" });
+  assert.match(rateOnly, /limit_req zone=mkv_req burst=0 nodelay;/);
+  assert.ok(!rateOnly.includes("limit_conn"));
 });

@@ -1,6 +1,7 @@
 // The files a running cluster keeps on local disk are no one else's: the runtime
 // directory with the pid, lock and temp-list files is ours alone, the index's socket takes
-// connections from nginx's workers and root only, the admin socket and the KV files are 0600.
+// connections from nginx's workers and root only, the --db directory is 0700, the admin socket,
+// the lock and the KV files are 0600.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -64,6 +65,8 @@ Deno.test("a running cluster's local files and sockets are reachable only as the
   assert.equal(await put(cluster.url, "/perm", "private"), 201);
   assert.equal((await getFollow(cluster.url, "/perm")).body, "private");
   const db = join(cluster.dir, "index");
+  assert.equal(modeOf(await Deno.stat(db)), 0o700, "the --db directory");
+  assert.equal(modeOf(await Deno.stat(join(db, "lock"))), 0o600, "the --db lock file");
   assert.equal(modeOf(await Deno.stat(join(db, "admin.sock"))), 0o600);
   for (const name of ["index.kv", "index.kv-wal", "index.kv-shm"]) {
     const info = await Deno.stat(join(db, name)).catch(() => null);

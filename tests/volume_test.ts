@@ -172,7 +172,7 @@ Deno.test("a volume refuses writes outside the key layout and never removes a di
 
 Deno.test("a volume closes an idle connection after --keepalive", async () => {
   await using volume = await testVolume();
-  const { port, dir } = volume;
+  const { port } = volume;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const timer = setTimeout(() => conn.close(), ANSWER_TIMEOUT_MS);
   try {

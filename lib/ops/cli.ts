@@ -6,6 +6,8 @@
 import type { IndexOptions } from "../config.ts";
 import { firstLine } from "../errors.ts";
 import { adminSocketPath, Store, StoreError } from "../store.ts";
+import { type VolumeTls, volumeTlsFor } from "../tls.ts";
+import { readSecretFile } from "../signing.ts";
 import { Volumes } from "../volumes.ts";
 import { execute } from "./execute.ts";
 import {
@@ -126,6 +128,21 @@ export async function runOperation(options: IndexOptions): Promise<number> {
   const socketPath = adminSocketPath(options.db);
   const online = await runOnline(socketPath, operation, reporter);
   if (online !== null) return online;
+  let volumeTls: VolumeTls | undefined;
+  try {
+    volumeTls = await volumeTlsFor(options);
+  } catch (err) {
+    reporter.log(`index: ${firstLine(err)}`);
+    return 1;
+  }
+  // Offline, the requests to volumes are ours to sign (online, the server signs its own).
+  let secret: string | undefined;
+  try {
+    if (options.volumeSecretFile) secret = await readSecretFile(options.volumeSecretFile);
+  } catch (err) {
+    reporter.log(`index: ${firstLine(err)}`);
+    return 1;
+  }
   let store: Store;
   try {
     store = await Store.open(options.db);
@@ -140,6 +157,8 @@ export async function runOperation(options: IndexOptions): Promise<number> {
   const volumes = new Volumes({
     hosts: options.volumes,
     timeoutMs: options.voltimeoutMs,
+    tls: volumeTls,
+    secret,
     log: (line) => reporter.log(line),
   });
   const abort = new AbortController();

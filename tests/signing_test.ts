@@ -1,0 +1,577 @@
+// Volume signatures and private reads (lib/signing.ts, the volume's nginx secure_link check): the
+// signing function against fixed values computed with openssl, the secret file's checks, the
+// rendered config; then real volumes and clusters: unsigned, expired and re-targeted writes get
+// 403 and change nothing, nginx accepts our signatures, the index's API and its operations work
+// with signed volumes, a private read's Location works with fetch and `curl -L` until it expires,
+// and the secret appears in no process's arguments, no log, and only in a 0600 temp config that
+// is removed on exit.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { spawnVolume } from "../dev/cluster.ts";
+import { parseIndexArgs } from "../lib/config.ts";
+import { type KeyPath, keyToPath, keyToVolumes, locationHost } from "../lib/placement.ts";
+import { pidFileFor, tempListFor } from "../lib/runtime.ts";
+import {
+  expiresIn,
+  readSecretFile,
+  SecretError,
+  signVolumeUrl,
+  volumeSignature,
+} from "../lib/signing.ts";
+import { Volumes } from "../lib/volumes.ts";
+import { renderVolumeHttpBlocks, renderVolumeLocations } from "../nginx.ts";
+import { parseVolumeArgs } from "../volume.ts";
+import {
+  exists,
+  fileOnDisk,
+  freePort,
+  getFollow,
+  put,
+  request,
+  runScript,
+  type ScriptResult,
+  tempDir,
+  testCluster,
+} from "./helpers.ts";
+
+const SECRET = "0123456789abcdefSECRET";
+const ANSWER_TIMEOUT_MS = 10_000;
+const encoder = new TextEncoder();
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+
+Deno.test("volumeSignature: base64url md5 of expires, method, path and secret, as openssl makes it", () => {
+  // printf '%s' "1700000000PUT/sv05/5d/41/aGVsbG8= 0123456789abcdefSECRET" |
+  //   openssl md5 -binary | openssl base64 | tr +/ -_ | tr -d =
+  const golden: [string, string, number, string][] = [
+    ["PUT", "/sv05/5d/41/aGVsbG8=", 1700000000, "EUZkMmAAYzAC_Sng45BI9Q"],
+    ["GET", "/5d/41/aGVsbG8=", 1700000000, "JEZJtUVkUfOZLu_dWUsp_w"],
+    ["HEAD", "/5d/41/aGVsbG8=", 1700000000, "JEZJtUVkUfOZLu_dWUsp_w"],
+    ["DELETE", "/sv05/5d/41/aGVsbG8=", 1700000000, "-WmeDEB8dhy4KTGu9vJA4g"],
+    ["PUT", "/.mkv-probe", 1700000060, "sOoKE5AmG-RQvppy-cFNdw"],
+  ];
+  for (const [method, path, expiresAt, signature] of golden) {
+    assert.equal(volumeSignature({ method, path, expiresAt, secret: SECRET }), signature);
+  }
+  assert.equal(
+    signVolumeUrl({
+      method: "PUT",
+      path: "/sv05/5d/41/aGVsbG8=",
+      expiresAt: 1700000000,
+      secret: SECRET,
+    }),
+    "/sv05/5d/41/aGVsbG8=?md5=EUZkMmAAYzAC_Sng45BI9Q&expires=1700000000",
+  );
+});
+
+Deno.test("volumeSignature: method, path, expiry and secret each change it", () => {
+  const base = { method: "PUT", path: "/5d/41/aGVsbG8=", expiresAt: 1700000000, secret: SECRET };
+  const signature = volumeSignature(base);
+  for (
+    const other of [
+      { ...base, method: "DELETE" },
+      { ...base, path: "/5d/41/aGVsbG9=" },
+      { ...base, expiresAt: 1700000001 },
+      { ...base, secret: `${SECRET}x` },
+    ]
+  ) assert.notEqual(volumeSignature(other), signature);
+  assert.match(signature, /^[A-Za-z0-9_-]{22}$/);
+  assert.throws(() => signVolumeUrl({ ...base, expiresAt: 1.5 }), RangeError);
+});
+
+Deno.test("expiresIn rounds up to whole seconds", () => {
+  assert.equal(expiresIn(60_000, 1_700_000_000_000), 1_700_000_060);
+  assert.equal(expiresIn(60_000, 1_700_000_000_001), 1_700_000_061);
+});
+
+Deno.test("readSecretFile: only a private file with a plain one-line secret", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "secret");
+  await Deno.writeTextFile(file, `${SECRET}\n`, { mode: 0o600 });
+  await Deno.chmod(file, 0o600);
+  assert.equal(await readSecretFile(file), SECRET);
+  await Deno.chmod(file, 0o400);
+  assert.equal(await readSecretFile(file), SECRET);
+  await Deno.chmod(file, 0o644);
+  await assert.rejects(readSecretFile(file), (err: Error) => {
+    assert.ok(err instanceof SecretError);
+    assert.equal(
+      err.message,
+      `volume secret file ${file} is readable or writable by others; run: chmod 600 ${file}`,
+    );
+    return true;
+  });
+  await Deno.chmod(file, 0o600);
+  for (const bad of ["short", `${SECRET}$x`, `${SECRET} two`, `"${SECRET}"`]) {
+    await Deno.writeTextFile(file, bad);
+    await assert.rejects(readSecretFile(file), (err: Error) => {
+      assert.ok(err instanceof SecretError);
+      assert.ok(!err.message.includes(bad), "the message shows the secret");
+      return true;
+    });
+  }
+  await assert.rejects(readSecretFile(join(dir.path, "absent")), SecretError);
+});
+
+Deno.test("renderVolumeLocations: the signature check, only with a secret", () => {
+  const plain = renderVolumeLocations({ dir: "/d" });
+  assert.ok(!plain.includes("secure_link"));
+  const signed = renderVolumeLocations({ dir: "/d", secret: SECRET });
+  const check = [
+    `      secure_link $arg_md5,$arg_expires;`,
+    `      secure_link_md5 "$secure_link_expires$mkv_signed_method$uri ${SECRET}";`,
+  ].join("\n");
+  // The key's location and the probe's check writes; `location /` (listings) stays open.
+  assert.equal(signed.split(check).length - 1, 2);
+  assert.equal(signed.split(`if ($mkv_signed !~ "^(GET|HEAD):|:1$") {`).length - 1, 2);
+  assert.ok(
+    signed.startsWith(
+      `    root "/d";\n    keepalive_timeout 75s;\n    location / {\n      limit_except`,
+    ),
+  );
+  const reads = renderVolumeLocations({ dir: "/d", secret: SECRET, privateReads: true });
+  assert.equal(reads.split(check).length - 1, 3);
+  assert.equal(reads.split(`      if ($secure_link != "1") {\n        return 403;`).length - 1, 3);
+  assert.ok(!reads.includes("$mkv_signed "));
+  assert.equal(
+    renderVolumeHttpBlocks(),
+    "  map $request_method $mkv_signed_method {\n    HEAD GET;\n    default $request_method;\n  }",
+  );
+  assert.throws(() => renderVolumeLocations({ dir: "/d", secret: `${SECRET}";` }));
+});
+
+Deno.test("flags: --private-reads needs the secret file; paths made absolute", () => {
+  const base = ["server", "--db", "d", "--volumes", "localhost:1", "--replicas", "1"];
+  assert.throws(() => parseIndexArgs([...base, "--private-reads"]), /needs -volume-secret-file/);
+  const options = parseIndexArgs([
+    ...base,
+    "--volume-secret-file",
+    "s",
+    "--private-reads",
+    "--read-expiry",
+    "2s",
+  ]);
+  assert.ok(options !== "help");
+  assert.equal(options.volumeSecretFile, join(Deno.cwd(), "s"));
+  assert.equal(options.readExpiryMs, 2000);
+  const open = parseIndexArgs([...base, "--volume-secret-file", "s"]);
+  assert.ok(open !== "help" && open.readExpiryMs === undefined);
+  assert.throws(
+    () => parseVolumeArgs(["--dir", "x", "--private-reads"]),
+    /needs -volume-secret-file/,
+  );
+  const volume = parseVolumeArgs(["--dir", "x", "--volume-secret-file", "s", "--private-reads"]);
+  assert.ok(volume !== "help" && volume.privateReads === true);
+});
+
+Deno.test("Volumes: signed targets and read URLs only with a secret", () => {
+  const signed = new Volumes({ hosts: [], timeoutMs: 1000, secret: SECRET });
+  const plain = new Volumes({ hosts: [], timeoutMs: 1000 });
+  try {
+    const path = "/5d/41/aGVsbG8=" as KeyPath;
+    assert.equal(plain.readUrl("localhost:3001/sv05", path), `http://localhost:3001/sv05${path}`);
+    assert.equal(plain.signed("PUT", `/sv05${path}`), `/sv05${path}`);
+    assert.equal(signed.readUrl("localhost:3001/sv05", path), `http://localhost:3001/sv05${path}`);
+    const url = new URL(signed.readUrl("localhost:3001/sv05", path, 2000));
+    const expiresAt = Number(url.searchParams.get("expires"));
+    assert.ok(expiresAt >= now() + 2 && expiresAt <= now() + 3, String(expiresAt));
+    assert.equal(
+      url.searchParams.get("md5"),
+      volumeSignature({ method: "GET", path: `/sv05${path}`, expiresAt, secret: SECRET }),
+    );
+    const target = signed.signed("DELETE", `/sv05${path}`);
+    const expires = Number(target.match(/&expires=(\d+)$/)![1]);
+    assert.ok(expires >= now() + 60 && expires <= now() + 61);
+    assert.equal(target, sign("DELETE", `/sv05${path}`, expires));
+  } finally {
+    signed.close();
+    plain.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Real volumes
+
+/** A secret file (0600) in `dir`. */
+async function secretFile(dir: string): Promise<string> {
+  const file = join(dir, "volume.secret");
+  await Deno.writeTextFile(file, `${SECRET}\n`, { mode: 0o600 });
+  await Deno.chmod(file, 0o600);
+  return file;
+}
+
+/** One request as raw bytes (`Connection: close`), the target sent exactly as given. */
+async function raw(port: number, method: string, target: string, body = "") {
+  const head = [
+    `${method} ${target} HTTP/1.1`,
+    "Host: localhost",
+    "Connection: close",
+    `Content-Length: ${encoder.encode(body).length}`,
+  ];
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), ANSWER_TIMEOUT_MS);
+  try {
+    await conn.write(encoder.encode(head.join("\r\n") + "\r\n\r\n" + body));
+    const text = await new Response(conn.readable).text();
+    return {
+      status: Number(text.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 0),
+      body: text.slice(text.indexOf("\r\n\r\n") + 4),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+const sign = (method: string, path: string, expiresAt = now() + 60) =>
+  signVolumeUrl({ method, path, expiresAt, secret: SECRET });
+
+async function readOrNull(file: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+Deno.test("a volume with a secret: only signed writes, for their path, method and time", async () => {
+  await using dir = await tempDir();
+  const data = join(dir.path, "data");
+  const port = freePort();
+  await using _volume = await spawnVolume({
+    port,
+    dir: data,
+    args: ["--volume-secret-file", await secretFile(dir.path)],
+  });
+  const path = "/5d/41/aGVsbG8=";
+  const other = "/5d/41/aGVsbG9=";
+  const file = join(data, path);
+  const refused = async (method: string, target: string, body = "") => {
+    const answer = await raw(port, method, target, body);
+    assert.equal(answer.status, 403, `${method} ${target}: ${answer.status}`);
+  };
+  // Unsigned, expired, for another path, for another method, tampered expiry: 403, no file.
+  await refused("PUT", path, "x");
+  await refused("PUT", sign("PUT", path, now() - 5), "x");
+  await refused("PUT", sign("PUT", other).replace(other, path), "x");
+  await refused("PUT", sign("DELETE", path), "x");
+  await refused("PUT", sign("PUT", path).replace(/expires=\d+/, `expires=${now() + 3600}`), "x");
+  await refused("PUT", `${path}?md5=&expires=${now() + 60}`, "x");
+  await refused("PUT", `${path}?md5=${sign("PUT", path).split("md5=")[1].split("&")[0]}`, "x");
+  assert.equal(await readOrNull(file), null);
+  // Signed by us: nginx computes the same signature and takes it.
+  assert.equal((await raw(port, "PUT", sign("PUT", path), "value")).status, 201);
+  assert.equal(await readOrNull(file), "value");
+  // Reads stay open without --private-reads.
+  assert.deepEqual(await raw(port, "GET", path), { status: 200, body: "value" });
+  assert.equal((await raw(port, "GET", "/")).status, 200);
+  // An overwrite or delete that is not signed rightly changes nothing.
+  await refused("PUT", path, "evil");
+  await refused("PUT", sign("PUT", path, now() - 1), "evil");
+  await refused("PUT", sign("PUT", other).replace(other, path), "evil");
+  await refused("DELETE", path);
+  await refused("DELETE", sign("DELETE", path, now() - 5));
+  await refused("DELETE", sign("PUT", path));
+  await refused("DELETE", sign("DELETE", other).replace(other, path));
+  await refused("DELETE", sign("DELETE", "/"));
+  await refused("MKCOL", sign("MKCOL", "/ab/"));
+  await refused("MOVE", sign("MOVE", path));
+  assert.equal(await readOrNull(file), "value");
+  // The write probe is signed too.
+  await refused("PUT", "/.mkv-probe", "p");
+  assert.ok([201, 204].includes((await raw(port, "PUT", sign("PUT", "/.mkv-probe"), "p")).status));
+  assert.equal((await raw(port, "DELETE", sign("DELETE", path))).status, 204);
+  assert.equal(await readOrNull(file), null);
+});
+
+Deno.test("a volume with --private-reads: GET/HEAD of files and listings need a signature", async () => {
+  await using dir = await tempDir();
+  const data = join(dir.path, "data");
+  const port = freePort();
+  await using _volume = await spawnVolume({
+    port,
+    dir: data,
+    args: ["--volume-secret-file", await secretFile(dir.path), "--private-reads"],
+  });
+  const path = "/5d/41/aGVsbG8=";
+  const other = "/5d/41/aGVsbG9=";
+  assert.equal((await raw(port, "PUT", sign("PUT", path), "value")).status, 201);
+  for (const method of ["GET", "HEAD"]) {
+    assert.equal((await raw(port, method, path)).status, 403, method);
+    assert.equal((await raw(port, method, sign("GET", path, now() - 2))).status, 403, method);
+    assert.equal((await raw(port, method, sign("GET", other).replace(other, path))).status, 403);
+    assert.equal((await raw(port, method, sign("GET", path))).status, 200, method);
+    // A write's signature is not a read's.
+    assert.equal((await raw(port, method, sign("PUT", path))).status, 403, method);
+  }
+  assert.deepEqual(await raw(port, "GET", sign("GET", path)), { status: 200, body: "value" });
+  for (const listing of ["/", "/5d/", "/5d/41/"]) {
+    assert.equal((await raw(port, "GET", listing)).status, 403, listing);
+    // fetch, as the index does: nginx sends listings chunked.
+    const answer = await request(`http://localhost:${port}${sign("GET", listing)}`);
+    assert.equal(answer.status, 200, listing);
+    assert.ok(Array.isArray(JSON.parse(answer.body)), listing);
+  }
+  assert.equal((await raw(port, "GET", "/.mkv-probe")).status, 403);
+});
+
+Deno.test("a secret file that others can read is refused by volume.ts and index.ts", async () => {
+  await using dir = await tempDir();
+  const file = await secretFile(dir.path);
+  await Deno.chmod(file, 0o640);
+  const port = freePort();
+  const volume = await runScript([
+    "volume.ts",
+    "--port",
+    String(port),
+    "--dir",
+    join(dir.path, "v"),
+    "--volume-secret-file",
+    file,
+  ]);
+  assert.equal(volume.code, 1, volume.stderr);
+  assert.equal(
+    volume.stderr.trim(),
+    `volume: volume secret file ${file} is readable or writable by others; run: chmod 600 ${file}`,
+  );
+  const index = await runScript([
+    "index.ts",
+    "server",
+    "--port",
+    String(port),
+    "--db",
+    join(dir.path, "i"),
+    "--volumes",
+    "localhost:1",
+    "--replicas",
+    "1",
+    "--volume-secret-file",
+    file,
+  ]);
+  assert.equal(index.code, 1, index.stderr);
+  assert.match(index.stderr, /^index: volume secret file .* run: chmod 600 /m);
+  assert.equal(await exists(join(dir.path, "v")), false);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+type TestCluster = Awaited<ReturnType<typeof testCluster>>;
+
+function explain(result: ScriptResult): string {
+  return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+}
+
+function runIndexCommand(args: string[]): Promise<ScriptResult> {
+  return runScript(["index.ts", ...args], { timeoutMs: 120_000 });
+}
+
+function hosts(cluster: TestCluster): string[] {
+  return cluster.volumes.map((volume) => `localhost:${volume.port}`);
+}
+
+/** Every process's command line and environment, to look for the secret in. */
+async function processArgsContaining(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    for (const what of ["cmdline", "environ"]) {
+      try {
+        const content = await Deno.readTextFile(`/proc/${entry.name}/${what}`);
+        if (content.includes(text)) found.push(`${entry.name}/${what}: ${content}`);
+      } catch {
+        // Gone, or not ours to read.
+      }
+    }
+  }
+  return found;
+}
+
+/** The volume's rendered nginx config: the first temp file its program listed. */
+async function configOf(port: number): Promise<string> {
+  return (JSON.parse(await Deno.readTextFile(tempListFor(pidFileFor(port)))) as string[])[0];
+}
+
+Deno.test("a signed cluster: the API works, direct writes are refused, the secret stays private", async () => {
+  await using dir = await tempDir();
+  const secret = await secretFile(dir.path);
+  const signing = ["--volume-secret-file", secret];
+  await using cluster = await testCluster({ indexArgs: signing, volumeArgs: signing });
+  assert.equal(await put(cluster.url, "/k1", "one"), 201);
+  assert.equal((await getFollow(cluster.url, "/k1")).body, "one");
+  const redirect = await request(`${cluster.url}/k1`);
+  assert.equal(redirect.status, 302);
+  const location = redirect.headers.get("location")!;
+  assert.ok(!location.includes("md5="), "reads are not signed without --private-reads");
+  // The value's file, written by the index with signatures; nobody else may overwrite it.
+  const where = redirect.headers.get("key-volumes")!.split(",")[0];
+  const url = new URL(location);
+  const overwrite = await raw(Number(url.port), "PUT", url.pathname, "evil");
+  assert.equal(overwrite.status, 403);
+  assert.equal((await raw(Number(url.port), "DELETE", url.pathname)).status, 403);
+  assert.equal(await Deno.readTextFile(fileOnDisk(cluster, where, keyToPath("/k1"))), "one");
+  // A large value takes the streamed path (its own signed sockets).
+  const big = "b".repeat(600 * 1024);
+  assert.equal(await put(cluster.url, "/big", big), 201);
+  assert.equal((await getFollow(cluster.url, "/big")).body, big);
+  assert.equal((await request(`${cluster.url}/k1`, { method: "DELETE" })).status, 204);
+  assert.equal((await request(`${cluster.url}/k1`)).status, 404);
+  assert.equal(await exists(fileOnDisk(cluster, where, keyToPath("/k1"))), false);
+  // The secret: in no process's arguments or environment, in no log line, and only in the
+  // volumes' configs, which are 0600.
+  assert.deepEqual(await processArgsContaining(SECRET), []);
+  for (const process of [cluster.index, ...cluster.volumes]) {
+    assert.ok(!process.log.includes(SECRET), `${process.name} logged the secret`);
+  }
+  const config = await configOf(cluster.volumes[0].port);
+  assert.equal((await Deno.stat(config)).mode! & 0o777, 0o600);
+  assert.ok((await Deno.readTextFile(config)).includes(SECRET));
+  await cluster.volumes[0].stop();
+  assert.equal(await exists(config), false, "the config with the secret outlived its volume");
+});
+
+Deno.test("with signed volumes, rebalance, verify --repair and gc work, online and offline", async () => {
+  await using dir = await tempDir();
+  const secret = await secretFile(dir.path);
+  const signing = ["--volume-secret-file", secret];
+  await using cluster = await testCluster({
+    indexArgs: [...signing, "--replicas", "2"],
+    volumeArgs: signing,
+  });
+  const keys = Array.from({ length: 20 }, (_, i) => `/r${i}`);
+  for (const key of keys) assert.equal(await put(cluster.url, key, key), 201);
+  const port4 = freePort();
+  await using volume4 = await spawnVolume({
+    port: port4,
+    dir: join(cluster.dir, "volume4"),
+    args: signing,
+  });
+  const four = [...hosts(cluster), `localhost:${port4}`];
+  const db = join(cluster.dir, "index");
+  const common = (
+    volumes: string[],
+  ) => ["--db", db, "--volumes", volumes.join(","), "--replicas", "2"];
+
+  const rebalance = await runIndexCommand(["rebalance", ...common(four)]);
+  assert.equal(rebalance.code, 0, explain(rebalance));
+  assert.match(rebalance.stdout, /moved [1-9]/, explain(rebalance));
+  const disks = [...cluster.volumes, volume4].map((_, i) => join(cluster.dir, `volume${i + 1}`));
+  const onDisk = (location: string, key: string) => {
+    const i = four.indexOf(locationHost(location));
+    return join(disks[i], location.slice(locationHost(location).length), keyToPath(key));
+  };
+  const placement = { volumes: four, replicas: 2, subvolumes: 10 };
+  for (const key of keys) {
+    for (const location of keyToVolumes(key, placement)) {
+      assert.equal(await readOrNull(onDisk(location, key)), key, `${key} at ${location}`);
+    }
+    assert.equal((await getFollow(cluster.url, key)).body, key);
+  }
+
+  // A lost replica, repaired online.
+  const [lostAt] = keyToVolumes("/r3", placement);
+  await Deno.remove(onDisk(lostAt, "/r3"));
+  const repair = await runIndexCommand(["verify", "--repair", ...common(four)]);
+  assert.equal(repair.code, 0, explain(repair));
+  assert.match(repair.stdout, /repaired "\/r3"/, explain(repair));
+  assert.equal(await readOrNull(onDisk(lostAt, "/r3")), "/r3");
+
+  // An orphan written straight to a volume (signed, as only the index can), collected online.
+  const [orphanAt] = keyToVolumes("/orphan", placement);
+  const orphanPath = orphanAt.slice(locationHost(orphanAt).length) + keyToPath("/orphan");
+  const orphanPort = Number(locationHost(orphanAt).split(":")[1]);
+  assert.equal((await raw(orphanPort, "PUT", sign("PUT", orphanPath), "lost")).status, 201);
+  const gc = await runIndexCommand(["gc", ...common(four)]);
+  assert.equal(gc.code, 0, explain(gc));
+  assert.match(gc.stdout, /removed 1\b/, explain(gc));
+  assert.equal(await exists(onDisk(orphanAt, "/orphan")), false);
+
+  // Offline: the command signs with the same flag; without it, the volumes refuse its writes.
+  await cluster.index.stop();
+  await Deno.remove(onDisk(lostAt, "/r3"));
+  const unsigned = await runIndexCommand(["verify", "--repair", ...common(four)]);
+  assert.equal(unsigned.code, 1, explain(unsigned));
+  assert.equal(await exists(onDisk(lostAt, "/r3")), false);
+  const offline = await runIndexCommand([
+    "verify",
+    "--md5",
+    "--repair",
+    ...common(four),
+    ...signing,
+  ]);
+  assert.equal(offline.code, 0, explain(offline));
+  assert.equal(await readOrNull(onDisk(lostAt, "/r3")), "/r3");
+  assert.equal((await raw(orphanPort, "PUT", sign("PUT", orphanPath), "lost")).status, 201);
+  const gcOffline = await runIndexCommand(["gc", ...common(four), ...signing]);
+  assert.equal(gcOffline.code, 0, explain(gcOffline));
+  assert.equal(await exists(onDisk(orphanAt, "/orphan")), false);
+});
+
+/** curl's answer to `curl -sS -L URL`, or null if curl is not installed. */
+async function curl(args: string[]): Promise<{ code: number; stdout: string } | null> {
+  try {
+    const output = await new Deno.Command("curl", { args, stdout: "piped", stderr: "piped" })
+      .output();
+    return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+Deno.test("private reads: a signed Location works with fetch and curl -L, until it expires", async () => {
+  await using dir = await tempDir();
+  const secret = await secretFile(dir.path);
+  const signing = ["--volume-secret-file", secret];
+  await using cluster = await testCluster({
+    indexArgs: [...signing, "--private-reads", "--read-expiry", "2s", "--replicas", "2"],
+    volumeArgs: [...signing, "--private-reads"],
+  });
+  assert.equal(await put(cluster.url, "/p", "private"), 201);
+  const followed = await getFollow(cluster.url, "/p");
+  assert.deepEqual([followed.status, followed.body], [200, "private"]);
+  const redirect = await request(`${cluster.url}/p`);
+  assert.equal(redirect.status, 302);
+  const location = redirect.headers.get("location")!;
+  assert.match(
+    location,
+    /^http:\/\/localhost:\d+\/sv[0-9A-F]{2}\/[0-9a-f]{2}\/[0-9a-f]{2}\/[^?]+\?md5=[\w-]{22}&expires=\d+$/,
+  );
+  const signed = await request(location);
+  assert.deepEqual([signed.status, signed.body], [200, "private"]);
+  assert.equal((await request(location, { method: "HEAD" })).status, 200);
+  // The same URL without its signature is refused; so is a listing of the volume.
+  const unsigned = location.slice(0, location.indexOf("?"));
+  assert.equal((await request(unsigned)).status, 403);
+  assert.equal((await request(`${new URL(location).origin}/`)).status, 403);
+  const viaCurl = await curl(["-sS", "-L", `${cluster.url}/p`]);
+  if (viaCurl !== null) assert.deepEqual(viaCurl, { code: 0, stdout: "private" });
+  // Past its expiry (2 s, rounded up to the second, and nginx's whole-second clock) it is refused.
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  assert.equal((await request(location)).status, 403);
+  if (viaCurl !== null) {
+    const late = await curl(["-sS", "-o", "/dev/null", "-w", "%{http_code}", location]);
+    assert.deepEqual(late, { code: 0, stdout: "403" });
+  }
+  // The index's own reads are signed: the GET after its 2 s trust re-checks the replicas with a
+  // HEAD (a 410 if that were refused), and the new Location works.
+  assert.equal((await getFollow(cluster.url, "/p")).body, "private");
+  if (viaCurl !== null) {
+    assert.deepEqual(await curl(["-sS", "-L", `${cluster.url}/p`]), { code: 0, stdout: "private" });
+  }
+  // Operations read files and listings with signatures: verify --md5 and gc online, rebuild too.
+  const db = join(cluster.dir, "index");
+  const common = ["--db", db, "--volumes", hosts(cluster).join(","), "--replicas", "2"];
+  for (const command of [["verify", "--md5"], ["gc", "--dry-run"], ["rebuild"]]) {
+    const result = await runIndexCommand([...command, ...common]);
+    assert.equal(result.code, 0, explain(result));
+    assert.doesNotMatch(result.stdout + result.stderr, /403|failed|error/i, explain(result));
+  }
+  assert.deepEqual(await processArgsContaining(SECRET), []);
+  for (const process of [cluster.index, ...cluster.volumes]) {
+    assert.ok(!process.log.includes(SECRET), `${process.name} logged the secret`);
+  }
+});
