@@ -10,7 +10,7 @@
 // --private-reads, GET/HEAD too): see lib/signing.ts.
 
 import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
-import { parseTlsFlags } from "./lib/tls.ts";
+import { parseTlsFlags, TLS_FLAGS } from "./lib/tls.ts";
 import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
@@ -34,18 +34,7 @@ const FLAGS: FlagSpec = {
     help: "idle client connections are closed after this (nginx's keepalive_timeout)",
     arg: "DURATION",
   },
-  "tls-cert": {
-    type: "string",
-    default: "",
-    help: "serve HTTPS with this PEM certificate (chain); needs --tls-key",
-    arg: "FILE",
-  },
-  "tls-key": {
-    type: "string",
-    default: "",
-    help: "the certificate's PEM private key (mode 0600 or 0400)",
-    arg: "FILE",
-  },
+  ...TLS_FLAGS,
   "volume-secret-file": {
     type: "string",
     default: "",

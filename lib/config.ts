@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";
 import { isHostPort, type Placement } from "./placement.ts";
 import type { ProxyLimits } from "../nginx.ts";
-import { parseTlsFlags, type TlsFiles } from "./tls.ts";
+import { parseTlsFlags, TLS_FLAGS, type TlsFiles } from "./tls.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];
@@ -50,18 +50,7 @@ export const INDEX_FLAGS: FlagSpec = {
     default: false,
     help: "with --credentials: GET/HEAD of keys need no credentials",
   },
-  "tls-cert": {
-    type: "string",
-    default: "",
-    help: "serve HTTPS with this PEM certificate (chain); needs --tls-key",
-    arg: "FILE",
-  },
-  "tls-key": {
-    type: "string",
-    default: "",
-    help: "the certificate's PEM private key (mode 0600 or 0400)",
-    arg: "FILE",
-  },
+  ...TLS_FLAGS,
   "volume-tls": {
     type: "bool",
     default: false,

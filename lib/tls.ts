@@ -4,7 +4,7 @@
 // its config file, which is ours with mode 0600, never in process arguments.
 
 import { resolve } from "node:path";
-import { FlagError } from "./flags.ts";
+import { FlagError, type FlagSpec } from "./flags.ts";
 import { NginxError } from "./runtime.ts";
 
 /** A server certificate (chain) and its private key, both PEM files. */
@@ -20,6 +20,22 @@ export interface VolumeTls {
 
 /** Protocols a TLS listener of ours accepts: the modern ones only. */
 export const TLS_PROTOCOLS = "TLSv1.2 TLSv1.3";
+
+/** The flags of both programs that turn HTTPS on. */
+export const TLS_FLAGS: FlagSpec = {
+  "tls-cert": {
+    type: "string",
+    default: "",
+    help: "serve HTTPS with this PEM certificate (chain); needs --tls-key",
+    arg: "FILE",
+  },
+  "tls-key": {
+    type: "string",
+    default: "",
+    help: "the certificate's PEM private key (mode 0600 or 0400)",
+    arg: "FILE",
+  },
+};
 
 function describeError(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "no such file";

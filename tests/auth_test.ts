@@ -14,7 +14,7 @@ import {
   parseCredentials,
 } from "../lib/credentials.ts";
 import { pidFileFor } from "../lib/runtime.ts";
-import { freePort, request, runScript, tempDir, testCluster } from "./helpers.ts";
+import { curl, freePort, request, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** How long a condition polled for (a log line) may take to come true. */
 const POLL_TIMEOUT_MS = 10_000;
@@ -344,22 +344,11 @@ async function waitFor(what: string, check: () => boolean): Promise<void> {
 }
 
 /** Runs curl; returns the body and the status of the last answer (`-w`). */
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const output = await new Deno.Command("curl", {
-    args: ["-sS", "-w", "\n%{http_code}", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const text = new TextDecoder().decode(output.stdout);
-  assert.equal(
-    output.code,
-    0,
-    `curl ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`,
-  );
-  const cut = text.lastIndexOf("\n");
-  return { status: Number(text.slice(cut + 1)), body: text.slice(0, cut) };
+async function curlStatus(args: string[]): Promise<{ status: number; body: string }> {
+  const output = await curl(["-w", "\n%{http_code}", ...args]);
+  assert.equal(output.code, 0, `curl ${args.join(" ")}: ${output.stderr}`);
+  const cut = output.stdout.lastIndexOf("\n");
+  return { status: Number(output.stdout.slice(cut + 1)), body: output.stdout.slice(0, cut) };
 }
 
 /** The pids whose command line holds `text`. */
@@ -447,7 +436,7 @@ Deno.test("a cluster with --credentials: statuses, curl -L -u, Bearer, SIGHUP, n
 
   await t.step("curl -L -u writes and reads a value through the 302", async () => {
     const url = `${base}/curl/value`;
-    const written = await curl([
+    const written = await curlStatus([
       "-L",
       "-u",
       `writer:${writerSecret}`,
@@ -458,9 +447,9 @@ Deno.test("a cluster with --credentials: statuses, curl -L -u, Bearer, SIGHUP, n
       url,
     ]);
     assert.equal(written.status, 201, written.body);
-    const read = await curl(["-L", "-u", `reader:${readerSecret}`, url]);
+    const read = await curlStatus(["-L", "-u", `reader:${readerSecret}`, url]);
     assert.deepEqual(read, { status: 200, body: "bigswag" });
-    const refused = await curl([
+    const refused = await curlStatus([
       "-L",
       "-u",
       `reader:${readerSecret}`,
@@ -472,7 +461,7 @@ Deno.test("a cluster with --credentials: statuses, curl -L -u, Bearer, SIGHUP, n
     ]);
     assert.equal(refused.status, 403);
     assert.equal(refused.body, "access key reader may not write (its rights: read)\n");
-    const anonymous = await curl(["-L", url]);
+    const anonymous = await curlStatus(["-L", url]);
     assert.equal(anonymous.status, 401);
     assert.match(anonymous.body, /^credentials needed/);
   });
@@ -488,7 +477,7 @@ Deno.test("a cluster with --credentials: statuses, curl -L -u, Bearer, SIGHUP, n
       const response = await fetch(`${base}/bearer`, { headers: bearer });
       assert.equal(response.status, 200);
       assert.equal(await response.text(), "token");
-      const read = await curl([
+      const read = await curlStatus([
         "-L",
         "--oauth2-bearer",
         `reader:${readerSecret}`,
@@ -571,9 +560,17 @@ Deno.test("--public-read: GET and HEAD of keys need no credentials, the rest sti
   });
   const base = cluster.url;
   assert.match(cluster.index.log, /credentials: 1 access keys from .*, public reads$/m);
-  const written = await curl(["-u", `writer:${secret}`, "-X", "PUT", "-d", "open", `${base}/pub`]);
+  const written = await curlStatus([
+    "-u",
+    `writer:${secret}`,
+    "-X",
+    "PUT",
+    "-d",
+    "open",
+    `${base}/pub`,
+  ]);
   assert.equal(written.status, 201);
-  assert.deepEqual(await curl(["-L", `${base}/pub`]), { status: 200, body: "open" });
+  assert.deepEqual(await curlStatus(["-L", `${base}/pub`]), { status: 200, body: "open" });
   assert.equal((await request(`${base}/pub`, { method: "HEAD" })).status, 302);
   assert.equal((await request(`${base}/absent`)).status, 404);
   for (

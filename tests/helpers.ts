@@ -12,6 +12,8 @@ export { portAnswers } from "../nginx.ts";
 
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** How long one curl may take. */
+const CURL_TIMEOUT_S = 30;
 /** How long a script run by a test may take. */
 const SCRIPT_TIMEOUT_MS = 120_000;
 
@@ -125,14 +127,15 @@ export interface ScriptResult {
   stderr: string;
 }
 
-/** Runs `deno run -A SCRIPT ARGS...` of this repository to its end (killed after `timeoutMs`). */
-export async function runScript(
+/** Runs a program to its end (killed after `timeoutMs`); its exit code and output. */
+async function runCommand(
+  command: string,
   args: string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; cwd?: string } = {},
 ): Promise<ScriptResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", join(ROOT, "deno.json"), ...args],
-    cwd: ROOT,
+  const output = await new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -144,4 +147,24 @@ export async function runScript(
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
+}
+
+/** Runs `deno run -A SCRIPT ARGS...` of this repository to its end (killed after `timeoutMs`). */
+export async function runScript(
+  args: string[],
+  options: { timeoutMs?: number } = {},
+): Promise<ScriptResult> {
+  return await runCommand(
+    Deno.execPath(),
+    ["run", "-A", "--config", join(ROOT, "deno.json"), ...args],
+    { ...options, cwd: ROOT },
+  );
+}
+
+/**
+ * Runs `curl -sS ARGS...`, as a user would (CI installs curl: a test that needs it fails
+ * without it, never skips).
+ */
+export async function curl(args: string[]): Promise<ScriptResult> {
+  return await runCommand("curl", ["-sS", "--max-time", String(CURL_TIMEOUT_S), ...args]);
 }

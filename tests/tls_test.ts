@@ -12,7 +12,7 @@ import { keyToPath } from "../lib/placement.ts";
 import { checkTlsFiles, readCaCerts } from "../lib/tls.ts";
 import { spawnIndex } from "../dev/cluster.ts";
 import { NginxError } from "../nginx.ts";
-import { freePort, runScript, tempDir, testCluster } from "./helpers.ts";
+import { curl, freePort, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** A throwaway CA, and a certificate it signed for this machine's loopback names. */
 interface TestCa extends AsyncDisposable {
@@ -98,30 +98,6 @@ async function makeCa(): Promise<TestCa> {
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
-  };
-}
-
-async function hasCurl(): Promise<boolean> {
-  try {
-    return (await new Deno.Command("curl", { args: ["--version"], stdout: "null" }).output())
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-async function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command("curl", {
-    args: ["-sS", "--max-time", "20", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
   };
 }
 
@@ -271,7 +247,7 @@ Deno.test("TLS end to end: volumes and index on HTTPS, verified by the index and
   }
 
   // curl, as the README says, verifying against the CA.
-  if (await hasCurl()) {
+  {
     const cacert = ["--cacert", ca.caFile];
     const put = await curl([...cacert, "-L", "-X", "PUT", "-d", "fromcurl", `${base}/curl`]);
     assert.equal(put.code, 0, put.stderr);
