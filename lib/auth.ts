@@ -9,11 +9,15 @@ import type { Credential, Right } from "./credentials.ts";
 /** The challenge of every 401: curl and browsers answer it with Basic credentials. */
 export const WWW_AUTHENTICATE = 'Basic realm="mkv"';
 
-/** What a request is, as far as rights go: a key, or a listing (`?list`, `?unlinked`). */
-export type Target = "key" | "list";
+/**
+ * What a request is, as far as rights go: a key, a listing (`?list`, `?unlinked`), or one of the
+ * index's own pages that need `admin` (`/-/metrics`).
+ */
+export type Target = "key" | "list" | "admin";
 
 /** The right a request needs; null for a method the API does not have (any valid key may ask). */
 export function requiredRight(method: string, target: Target): Right | null {
+  if (target === "admin") return "admin";
   switch (method) {
     case "GET":
     case "HEAD":

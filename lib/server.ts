@@ -12,8 +12,9 @@ import {
 } from "./placement.ts";
 import type { Auth } from "./auth.ts";
 import { settlePending } from "./cleanup.ts";
-import { textResponse } from "./errors.ts";
+import { firstLine, textResponse } from "./errors.ts";
 import { Lru } from "./lru.ts";
+import { CONTENT_TYPE, IndexMetrics } from "./metrics.ts";
 import { isPending, type KeyRecord } from "./record.ts";
 import { type Store, StoreError } from "./store.ts";
 import { UploadError, VolumeError, type Volumes, type WriteOutcome } from "./volumes.ts";
@@ -32,6 +33,12 @@ const VERIFIED_ENTRIES = 50_000;
 const SWEEP_INTERVAL_MS = 30_000;
 /** The methods of the API, for `Allow`. */
 const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK";
+/** Paths under this prefix are the index's own (health, metrics); no key under it is written. */
+export const RESERVED_PREFIX = "/-/";
+/** The index's own endpoints, all GET/HEAD. */
+export const ENDPOINTS = ["/-/health", "/-/ready", "/-/metrics"] as const;
+/** How long `/-/health` waits for its read of the KV. */
+const HEALTH_TIMEOUT_MS = 2_000;
 
 export interface ServerOptions {
   placement: Placement;
@@ -160,11 +167,14 @@ export class IndexServer {
   #parts = new WeakMap<KeyRecord, RedirectParts>();
   #sweeping: Promise<number> | null = null;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  /** What `/-/metrics` shows; always kept (a few additions per request). */
+  readonly metrics = new IndexMetrics();
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
     this.volumes = volumes;
     this.options = options;
+    store.onCommit = (seconds) => this.metrics.commit(seconds);
   }
 
   /** Changes where new values go (a rebalance to new volumes does this). */
@@ -174,7 +184,7 @@ export class IndexServer {
   }
 
   handle = async (request: Request): Promise<Response> => {
-    const started = this.options.verbose ? performance.now() : 0;
+    const started = performance.now();
     let response: Response;
     try {
       response = await this.#route(request);
@@ -183,6 +193,7 @@ export class IndexServer {
       await request.body?.cancel().catch(() => {});
       response = volumeFailure(err);
     }
+    this.metrics.request(request.method, response.status, (performance.now() - started) / 1000);
     if (this.options.verbose) {
       const ms = (performance.now() - started).toFixed(1);
       console.error(
@@ -195,8 +206,13 @@ export class IndexServer {
   async #route(request: Request): Promise<Response> {
     const url = request.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    const parsed = parseTarget(pathStart === -1 ? "/" : url.slice(pathStart));
+    const target = pathStart === -1 ? "/" : url.slice(pathStart);
     const method = request.method;
+    if (target.startsWith(RESERVED_PREFIX) && (method === "GET" || method === "HEAD")) {
+      const answer = await this.#endpoint(target, request);
+      if (answer !== null) return answer;
+    }
+    const parsed = parseTarget(target);
     if (parsed.kind === "bad") {
       await request.body?.cancel();
       return textResponse(parsed.status, parsed.reason);
@@ -216,6 +232,17 @@ export class IndexServer {
       }
       return await this.#list(parsed);
     }
+    if (
+      parsed.key.startsWith(RESERVED_PREFIX) &&
+      (method === "PUT" || method === "DELETE" || method === "UNLINK")
+    ) {
+      await request.body?.cancel();
+      return textResponse(
+        400,
+        `keys under ${RESERVED_PREFIX} are reserved for the index's endpoints ` +
+          `(${ENDPOINTS.join(", ")}): ${method} refused`,
+      );
+    }
     switch (method) {
       case "GET":
       case "HEAD":
@@ -230,6 +257,62 @@ export class IndexServer {
         await request.body?.cancel();
         return textResponse(405, `method ${method} not allowed`, { allow: ALLOW });
     }
+  }
+
+  /**
+   * The index's own endpoints: `/-/health` and `/-/ready` open to all (load balancers), and
+   * `/-/metrics`, which needs `admin` with --credentials. Null for any other path.
+   */
+  async #endpoint(target: string, request: Request): Promise<Response | null> {
+    switch (target) {
+      case "/-/health":
+        return await this.#health();
+      case "/-/ready":
+        return this.#ready();
+      case "/-/metrics": {
+        const auth = this.options.auth;
+        if (auth) {
+          const verdict = auth.check(request.method, "admin", request.headers.get("authorization"));
+          if (!verdict.ok) return textResponse(verdict.status, verdict.reason, verdict.headers);
+        }
+        this.metrics.setVolumes(this.volumes.stats());
+        return new Response(this.metrics.render(), { headers: { "content-type": CONTENT_TYPE } });
+      }
+      default:
+        return null;
+    }
+  }
+
+  /** 200 `ok` if the KV answers a read (past the cache) within HEALTH_TIMEOUT_MS; else 503. */
+  async #health(): Promise<Response> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.store.kv.get(["health"]),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS / 1000}s`)),
+            HEALTH_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      return textResponse(200, "ok");
+    } catch (err) {
+      return textResponse(503, `index KV does not answer: ${firstLine(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** 200 if enough volumes are up to place every replica of a value; else 503 naming the down. */
+  #ready(): Response {
+    const { volumes, replicas } = this.options.placement;
+    const down = volumes.filter((volume) => !this.volumes.isAlive(volume));
+    const up = volumes.length - down.length;
+    const summary = `${up} of ${volumes.length} volumes up, ${replicas} replicas needed` +
+      (down.length === 0 ? "" : `; down: ${down.join(", ")}`);
+    if (up >= replicas) return textResponse(200, `ready: ${summary}`);
+    return textResponse(503, `not ready: ${summary}`);
   }
 
   #notFound(rawPath: string): Response {
@@ -353,7 +436,12 @@ export class IndexServer {
     }
     const length = request.headers.get("content-length");
     const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-    return await this.#putLocked(key, path, body, sizeBytes);
+    this.metrics.writeStarted();
+    try {
+      return await this.#putLocked(key, path, body, sizeBytes);
+    } finally {
+      this.metrics.writeEnded();
+    }
   }
 
   async #putLocked(
@@ -402,6 +490,7 @@ export class IndexServer {
       md5: this.options.md5sum ? result.md5 : "",
     };
     await this.store.set(key, live);
+    this.metrics.bodyReceived(result.sizeBytes);
     // The store hands this very record to the GETs that follow: they redirect without an md5.
     this.#parts.set(live, { placement, path, volumes: targets.join(","), balance: "balanced" });
     this.#setVerified(key);

@@ -72,6 +72,8 @@ export class Store {
   #flushing = false;
   /** Counts commits, so that a read racing a commit does not cache what it read. */
   #commits = 0;
+  /** Told how long each commit took, in seconds, failed ones included (the metrics). */
+  onCommit: ((seconds: number) => void) | null = null;
 
   private constructor(kv: Deno.Kv, lockFile: Deno.FsFile) {
     this.kv = kv;
@@ -164,12 +166,15 @@ export class Store {
     this.#flushing = true;
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_BATCH);
+      const started = performance.now();
       try {
         await this.#commit(batch);
+        this.onCommit?.((performance.now() - started) / 1000);
         this.#commits++;
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
+        this.onCommit?.((performance.now() - started) / 1000);
         this.#commits++;
         for (const item of batch) this.#cache.delete(item.key);
         const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);

@@ -105,6 +105,10 @@ export class Volumes {
   #down = new Map<string, AbortController>();
   /** When each host's write probe last ran. */
   #writeProbedMs = new Map<string, number>();
+  /** How long each host's last probe took, in milliseconds. */
+  #probeMs = new Map<string, number>();
+  /** Failed requests per host (probes included), for the metrics. */
+  #errors = new Map<string, number>();
   /** Hosts whose probe is running, so that a burst of failures probes once. */
   #probing = new Map<string, Promise<void>>();
   /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
@@ -177,6 +181,21 @@ export class Volumes {
     return [...this.#alive.keys()];
   }
 
+  /** Each host's state for the metrics: up, its last probe's time, its failed requests. */
+  stats(): { host: string; up: boolean; probeSeconds: number; errors: number }[] {
+    return this.hosts().map((host) => ({
+      host,
+      up: this.#alive.get(host) === true,
+      probeSeconds: (this.#probeMs.get(host) ?? 0) / 1000,
+      errors: this.#errors.get(host) ?? 0,
+    }));
+  }
+
+  /** Counts a failed request to `host`. */
+  #failed(host: string): void {
+    this.#errors.set(host, (this.#errors.get(host) ?? 0) + 1);
+  }
+
   /** Marks a volume down and ends every request in flight to it (the probe's verdict). */
   markDead(location: string, why: string): void {
     const host = locationHost(location);
@@ -226,6 +245,7 @@ export class Volumes {
   }
 
   async #probeOnce(host: string): Promise<void> {
+    const started = performance.now();
     try {
       const status = await this.#pool.request(host, "HEAD", this.signed("HEAD", "/"), {
         timeoutMs: this.timeoutMs,
@@ -246,8 +266,11 @@ export class Volumes {
         }
         this.#writeProbedMs.set(host, Date.now());
       }
+      this.#probeMs.set(host, performance.now() - started);
       this.#markAlive(host);
     } catch (err) {
+      this.#probeMs.set(host, performance.now() - started);
+      this.#failed(host);
       this.markDead(host, `probe failed: ${reason(err)}`);
     }
   }
@@ -299,6 +322,7 @@ export class Volumes {
         signal: AbortSignal.any([controller.signal, this.#downSignal(locationHost(location))]),
       });
     } catch (err) {
+      this.#failed(locationHost(location));
       throw new VolumeError(
         locationHost(location),
         null,
@@ -311,6 +335,7 @@ export class Volumes {
       await response.body?.cancel();
     }
     if (options.accept.includes(response.status)) return response;
+    this.#failed(locationHost(location));
     throw new VolumeError(
       locationHost(location),
       response.status,
@@ -342,12 +367,14 @@ export class Volumes {
     } catch (err) {
       // A VolumeError here is the abort of a volume marked down.
       const why = err instanceof VolumeError ? "volume down" : reason(err);
+      this.#failed(host);
       if (!(err instanceof VolumeError)) this.probe(host);
       // Only a refused connection says for sure that the volume never saw the request.
       const uncertain = !(err instanceof Deno.errors.ConnectionRefused);
       throw new VolumeError(host, null, describe(location, method, path, why), { uncertain });
     }
     if (options.accept.includes(status)) return status;
+    this.#failed(host);
     throw new VolumeError(host, status, describe(location, method, path, `status ${status}`));
   }
 
@@ -613,6 +640,8 @@ export class Volumes {
         );
       }
       await chunks.cancel();
+      const failure = firstError as Error | null;
+      if (failure instanceof VolumeError) this.#failed(failure.volume);
       throw firstError;
     } finally {
       clearInterval(watchdog);
