@@ -141,6 +141,7 @@ export async function startIndex(
       ].filter((block) => block !== "").join("\n"),
       locations: renderProxyLocations(options.limits),
       tls: options.tls,
+      accessLog: options.accessLog,
       onGiveUp,
       tempPaths: [runDir],
     });

@@ -66,6 +66,38 @@ export interface ConfigOptions {
   locations: string;
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   tls?: TlsFiles;
+  /**
+   * Log each request as a JSON line (format mkv_json) to this absolute path, or to our stderr
+   * with "stderr"; absent: `access_log off`.
+   */
+  accessLog?: string;
+}
+
+/**
+ * The access log's line: one JSON object per request. The query string is in `uri` as sent; the
+ * Authorization header and any other header but the User-Agent are never logged.
+ */
+export const ACCESS_LOG_FORMAT = `{"time":"$time_iso8601","remote_addr":"$remote_addr",` +
+  `"method":"$request_method","uri":"$request_uri","status":$status,` +
+  `"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
+  `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
+  `"user_agent":"$http_user_agent"}`;
+
+/** The http-level lines of the access log: `access_log off` unless `accessLog` is set. */
+function renderAccessLog(accessLog: string | undefined): string[] {
+  if (accessLog === undefined) return [`  access_log off;`];
+  if (accessLog !== "stderr" && !accessLog.startsWith("/")) {
+    throw new NginxError(`access log ${accessLog} is not an absolute path`);
+  }
+  // nginx would take a `$` for a variable in the path, and open a file per request.
+  if (/[$\n\0]/.test(accessLog)) {
+    throw new NginxError(`access log ${accessLog} has a bad character`);
+  }
+  const target = accessLog === "stderr" ? "/dev/stderr" : accessLog;
+  return [
+    `  log_format mkv_json escape=json '${ACCESS_LOG_FORMAT}';`,
+    `  access_log ${quote(target)} mkv_json;`,
+  ];
 }
 
 export interface VolumeLocationOptions {
@@ -128,7 +160,7 @@ export function renderConfig(options: ConfigOptions): string {
     `  worker_connections 4096;`,
     `}`,
     `http {`,
-    `  access_log off;`,
+    ...renderAccessLog(options.accessLog),
     `  server_tokens off;`,
     `  sendfile on;`,
     `  tcp_nopush on;`,
@@ -407,6 +439,25 @@ export async function shareSocketWithWorkers(dir: string, socketPath: string): P
   await Deno.chmod(dir, 0o711);
 }
 
+/**
+ * Creates the access log file `path` with mode 0600 if it is missing, before nginx opens it (its
+ * master, as root when we are root, would create it 0644: a key is in every line). An existing
+ * file is appended to and keeps its mode. Fails with a one-line reason if it cannot be opened.
+ */
+export async function prepareAccessLog(path: string): Promise<void> {
+  try {
+    const info = await Deno.lstat(path).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    });
+    if (info !== null && !info.isFile) throw new Error("not a regular file");
+    const file = await Deno.open(path, { create: true, append: true, mode: 0o600 });
+    file.close();
+  } catch (err) {
+    throw new NginxError(`cannot open access log ${path}: ${(err as Error).message}`);
+  }
+}
+
 /** Whether the machine can listen on IPv6 loopback. */
 export function hasIpv6(): boolean {
   try {
@@ -460,6 +511,8 @@ export interface NginxOptions {
   locations: string;
   /** Called once nginx died on its own too often to restart; the program should exit non-zero. */
   onGiveUp?: (reason: string) => void;
+  /** The access log (see ConfigOptions.accessLog); a file is created mode 0600 if missing. */
+  accessLog?: string;
   /**
    * More temp paths of the program (`$TMPDIR/mkv-...`), removed with nginx's own, and by the
    * next run on the port if this one crashes.
@@ -488,6 +541,9 @@ export class Nginx {
     await nginxAvailable();
     if (options.tls) await checkTlsFiles(options.tls);
     await ensureRuntimeDir();
+    if (options.accessLog !== undefined && options.accessLog !== "stderr") {
+      await prepareAccessLog(options.accessLog);
+    }
     const nginx = new Nginx(options);
     nginx.#portLock = await lockPort(options.port);
     try {
@@ -515,6 +571,7 @@ export class Nginx {
       httpBlocks: options.httpBlocks,
       locations: options.locations,
       tls: options.tls,
+      accessLog: options.accessLog,
     });
     // makeTempFile made it 0600: only we (and nginx's master, as us or root) read it.
     await Deno.writeTextFile(nginx.#confFile, config);
@@ -575,6 +632,8 @@ export class Nginx {
       pending = lines.pop() ?? "";
       for (const line of lines) {
         console.error(`${this.#options.name}: ${line}`);
+        // An access log line (to stderr) is no reason for a failure.
+        if (line.startsWith("{")) continue;
         this.#stderrTail.push(line.replace(/^.*?\[\w+\] \d+#\d+: /, ""));
         if (this.#stderrTail.length > STDERR_LINES_KEPT) this.#stderrTail.shift();
       }

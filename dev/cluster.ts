@@ -10,6 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pidFileFor, stopLeftover } from "../lib/runtime.ts";
 
+/** Ports handed out by `freePort`: below the kernel's ephemeral range (32768–60999 here). */
+const FREE_PORT_LOW = 10_000;
+const FREE_PORT_HIGH = 32_000;
+const FREE_PORT_TRIES = 100;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** How long a process may take to answer on its port. */
 const START_TIMEOUT_MS = 20_000;
@@ -23,12 +27,25 @@ export interface ProcessOptions {
   echo?: boolean;
 }
 
-/** A free TCP port on this machine, for a process of a cluster. */
+/**
+ * A free TCP port on this machine, for a process of a cluster: drawn at random below Linux's
+ * ephemeral range (32768 and up), where the kernel hands out ports for outgoing connections and
+ * for `port: 0`. So a port that a test frees (a volume killed, to be started again on it) is not
+ * soon handed to another process, as the kernel's own choice could be.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (let attempt = 0; attempt < FREE_PORT_TRIES; attempt++) {
+    const port = FREE_PORT_LOW + Math.floor(Math.random() * (FREE_PORT_HIGH - FREE_PORT_LOW));
+    try {
+      Deno.listen({ hostname: "0.0.0.0", port }).close();
+      return port;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error(
+    `no free port in ${FREE_PORT_LOW}-${FREE_PORT_HIGH} after ${FREE_PORT_TRIES} tries`,
+  );
 }
 
 /** A child process of the cluster, answering on `port`. */

@@ -38,7 +38,13 @@ export const INDEX_FLAGS: FlagSpec = {
     help: "host:port that GETs of absent keys are redirected to",
     arg: "HOST",
   },
-  v: { type: "bool", default: false, help: "log every request" },
+  v: { type: "bool", default: false, help: "log every request (and the access log to stderr)" },
+  "access-log": {
+    type: "string",
+    default: "",
+    help: "server: a JSON line per request from nginx to FILE or stderr (empty: off)",
+    arg: "FILE",
+  },
   credentials: {
     type: "string",
     default: "",
@@ -150,6 +156,19 @@ export interface IndexOptions extends Placement {
   volumeCa?: string;
   /** Per-client limits at the index's nginx; absent when none is set. */
   limits?: ProxyLimits;
+  /** nginx's access log: an absolute path or "stderr" (-v without --access-log); absent: off. */
+  accessLog?: string;
+}
+
+/** `--access-log` (made absolute), "stderr" with `-v` alone, or undefined: no access log. */
+function parseAccessLog(text: string, verbose: boolean): string | undefined {
+  if (text === "") return verbose ? "stderr" : undefined;
+  if (text === "stderr") return text;
+  // nginx would take a `$` for a variable, and open a file per request.
+  if (/[$\n\0]/.test(text)) {
+    throw new FlagError(`-access-log ${JSON.stringify(text)} has a bad character`);
+  }
+  return resolve(text);
 }
 
 /** `--limit-rate` (`10/s`, `10r/s`, `600/m`) in nginx's syntax (`10r/s`). */
@@ -240,6 +259,7 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
     throw new FlagError("-volume-ca needs -volume-tls (the volumes speak HTTPS)");
   }
   const limits = parseLimits(values);
+  const accessLog = parseAccessLog(values["access-log"] as string, values.v as boolean);
   return {
     command,
     port,
@@ -263,6 +283,7 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
     ...(values["volume-tls"] ? { volumeTls: true } : {}),
     ...(volumeCa !== "" && { volumeCa: resolve(volumeCa) }),
     ...(limits && { limits }),
+    ...(accessLog !== undefined && { accessLog }),
     ...signing,
   };
 }

@@ -87,6 +87,8 @@ Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => 
     dryRun: false,
     concurrency: 8,
     json: false,
+    // -v without --access-log: nginx's access log goes to stderr.
+    accessLog: "stderr",
   });
 });
 
@@ -250,6 +252,26 @@ Deno.test("parseIndexArgs: TLS and limits flags, absent by default", () => {
   const relative = parseIndexArgs([...BASE, "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
   assert.ok(relative !== "help");
   assert.deepEqual(relative.tls, { cert: resolve("c.pem"), key: resolve("k.pem") });
+});
+
+Deno.test("parseIndexArgs: --access-log, off by default, made absolute, stderr with -v", () => {
+  const plain = parseIndexArgs(BASE);
+  assert.ok(plain !== "help");
+  assert.ok(!("accessLog" in plain));
+  const cases: [string[], string][] = [
+    [["--access-log", "/var/log/mkv.log"], "/var/log/mkv.log"],
+    // nginx would take a relative path as relative to its (temporary) prefix directory.
+    [["--access-log=logs/access.log"], resolve("logs/access.log")],
+    [["--access-log", "stderr"], "stderr"],
+    [["-v"], "stderr"],
+    [["-v", "--access-log", "a.log"], resolve("a.log")],
+  ];
+  for (const [args, accessLog] of cases) {
+    const options = parseIndexArgs([...BASE, ...args]);
+    assert.ok(options !== "help");
+    assert.equal(options.accessLog, accessLog, args.join(" "));
+  }
+  assertRefused(parseIndexArgs, [...BASE, "--access-log", "/tmp/$host.log"], /bad character/);
 });
 
 Deno.test("parseIndexArgs and parseVolumeArgs: refuse bad TLS and limits flags in one line", () => {

@@ -8,6 +8,7 @@ import {
   checkPortFree,
   Nginx,
   NginxError,
+  prepareAccessLog,
   prepareWritableDir,
   renderConfig,
   renderLimitZones,
@@ -617,4 +618,57 @@ Deno.test("renderLimitZones and renderProxyLocations with limits (golden)", () =
   const rateOnly = renderProxyLocations({ rate: "5r/s" });
   assert.match(rateOnly, /limit_req zone=mkv_req burst=0 nodelay;/);
   assert.ok(!rateOnly.includes("limit_conn"));
+});
+
+Deno.test("renderConfig: the access log, a JSON line per request (golden)", () => {
+  const options = {
+    prefixDir: "/tmp/mkv-nginx-abc",
+    pidFile: "/tmp/mkv.ts-0/nginx-3000.pid",
+    port: 3000,
+    ipv6: true,
+    workerProcesses: 2,
+    httpBlocks: renderProxyUpstream({ socketPath: "/tmp/mkv-index-x/index.sock", keepalive: 256 }),
+    locations: renderProxyLocations(),
+  };
+  const format = `  log_format mkv_json escape=json '{"time":"$time_iso8601",` +
+    `"remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri",` +
+    `"status":$status,"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
+    `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
+    `"user_agent":"$http_user_agent"}';`;
+  assert.equal(
+    renderConfig({ ...options, accessLog: "/var/log/mkv/access.log" }),
+    PROXY_CONFIG.replace(
+      "  access_log off;\n",
+      `${format}\n  access_log "/var/log/mkv/access.log" mkv_json;\n`,
+    ),
+  );
+  assert.equal(
+    renderConfig({ ...options, accessLog: "stderr" }),
+    PROXY_CONFIG.replace(
+      "  access_log off;\n",
+      `${format}\n  access_log "/dev/stderr" mkv_json;\n`,
+    ),
+  );
+  assert.equal(renderConfig({ ...options, accessLog: undefined }), PROXY_CONFIG);
+  // No header but the User-Agent is logged: never the Authorization.
+  assert.ok(!/http_(?!user_agent)/.test(format));
+  assert.throws(() => renderConfig({ ...options, accessLog: "a.log" }), /not an absolute path/);
+  assert.throws(() => renderConfig({ ...options, accessLog: "/x/$host" }), /bad character/);
+});
+
+Deno.test("prepareAccessLog: creates a missing file 0600, keeps an existing one", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "access.log");
+  await prepareAccessLog(path);
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  await Deno.writeTextFile(path, "kept\n");
+  await Deno.chmod(path, 0o640);
+  await prepareAccessLog(path);
+  assert.equal(await Deno.readTextFile(path), "kept\n");
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o640);
+  await assert.rejects(prepareAccessLog(dir.path), /cannot open access log .*not a regular file/);
+  await assert.rejects(
+    prepareAccessLog(join(dir.path, "none", "access.log")),
+    (err: Error) => err instanceof NginxError && /cannot open access log/.test(err.message),
+  );
 });
