@@ -15,6 +15,7 @@ import {
   stopLeftover,
   tempListFor,
 } from "./lib/runtime.ts";
+import { WRITE_PROBE_PATH } from "./lib/placement.ts";
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 
@@ -40,8 +41,6 @@ const CONF_PREFIX = "mkv-nginx-";
  * The index's connection pool closes its idle connections to a volume sooner than this.
  */
 export const DEFAULT_KEEPALIVE_MS = 75_000;
-/** The one file outside the key layout that a volume takes PUTs on: the index's write probe. */
-const PROBE_FILE = "/.mkv-probe";
 /**
  * The paths a volume takes PUT and DELETE on: a key's file, `[/svXX]/HH/hh/BASE64` (base64 may
  * nest into directories, but never ends in `/`: that would be a directory). nginx matches it
@@ -229,7 +228,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `    location ^~ /. {`,
     `      return 404;`,
     `    }`,
-    `    location = ${PROBE_FILE} {`,
+    `    location = ${WRITE_PROBE_PATH} {`,
     ...signed,
     `      limit_except GET PUT {`,
     `        deny all;`,

@@ -4,6 +4,12 @@
 
 import { md5 } from "./md5.ts";
 
+/**
+ * The one path outside the key layout that volumes take PUTs on: the file of the index's write
+ * probe, which checks that a volume can still store.
+ */
+export const WRITE_PROBE_PATH = "/.mkv-probe";
+
 /** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
 export const MAX_KEY_BYTES = 189;
 

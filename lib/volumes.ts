@@ -14,7 +14,7 @@ import {
 } from "./http1.ts";
 import { Md5 } from "./md5.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
-import { type KeyPath, locationHost } from "./placement.ts";
+import { type KeyPath, locationHost, WRITE_PROBE_PATH } from "./placement.ts";
 
 /** How often each volume is probed. */
 const PROBE_INTERVAL_MS = 1000;
@@ -36,8 +36,6 @@ const WRITE_PROBE_INTERVAL_MS = 10_000;
  * skew between the machines.
  */
 const SIGNATURE_TTL_MS = 60_000;
-/** The one path outside the key layout that volumes take PUTs on: the write probe's file. */
-export const WRITE_PROBE_PATH = "/.mkv-probe";
 
 const encoder = new TextEncoder();
 
