@@ -31,6 +31,8 @@ import {
 const NGINX_WORKERS = 2;
 /** Keep-alive connections from nginx to the Deno server. */
 const UPSTREAM_KEEPALIVE = 256;
+/** The system's CA certificates (Debian's), for nginx to verify HTTPS volumes without --volume-ca. */
+const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
 
 /** A failure the handler did not expect: the index's own fault, so a 500 that says what broke. */
 function onError(err: unknown): Response {
@@ -79,7 +81,7 @@ export async function startIndex(
     timeoutMs: options.voltimeoutMs,
     tls: volumeTls,
     secret: volumeSecret,
-    onUp: () => void server.sweepPending().catch(() => {}),
+    onUp: () => server.volumeUp(),
   });
   const server: IndexServer = new IndexServer(store, volumes, {
     placement: options,
@@ -89,6 +91,8 @@ export async function startIndex(
     verbose: options.verbose,
     auth,
     readExpiryMs: options.readExpiryMs,
+    metrics: options.metrics !== false,
+    multipartMaxAgeMs: options.multipartMaxAgeMs,
   });
   const runDir = await Deno.makeTempDir({ prefix: "mkv-index-" });
   const stops: (() => Promise<void>)[] = [async () => {
@@ -118,6 +122,7 @@ export async function startIndex(
           store: server.store,
           volumes: server.volumes,
           setPlacement: (placement) => server.setPlacement(placement),
+          board: server.board,
         });
         return await admin(request);
       });
@@ -131,6 +136,11 @@ export async function startIndex(
       await adminServer.shutdown();
       await removeIfPresent(adminPath);
     });
+    // S3 GETs are proxied from the volumes by nginx: over TLS when they speak it, verified with
+    // --volume-ca or the system's roots.
+    const proxyOptions = options.volumeTls
+      ? { volumeCaFile: options.volumeCa ?? SYSTEM_CA_FILE }
+      : {};
     const nginx = await Nginx.start({
       name: `index :${options.port}`,
       port: options.port,
@@ -139,7 +149,13 @@ export async function startIndex(
         renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),
         renderLimitZones(options.limits),
       ].filter((block) => block !== "").join("\n"),
-      locations: renderProxyLocations(options.limits),
+      locations: renderProxyLocations(options.limits, proxyOptions),
+      ...(options.s3Port !== undefined && {
+        second: {
+          port: options.s3Port,
+          locations: renderProxyLocations(options.limits, { ...proxyOptions, s3Port: true }),
+        },
+      }),
       tls: options.tls,
       accessLog: options.accessLog,
       onGiveUp,
@@ -224,7 +240,9 @@ async function main(): Promise<void> {
     : `credentials: ${auth.size} access keys from ${options.credentials}` +
       (auth.publicRead ? ", public reads" : "");
   console.error(
-    `index: serving on :${options.port}, db ${options.db}, ${options.volumes.length} volumes, ` +
+    `index: serving on :${options.port}` +
+      (options.s3Port === undefined ? "" : ` (S3 also on :${options.s3Port})`) +
+      `, db ${options.db}, ${options.volumes.length} volumes, ` +
       `${options.replicas} replicas, ${options.subvolumes} subvolumes (commands: ${COMMANDS}); ` +
       access,
   );

@@ -15,9 +15,10 @@ import {
   stopLeftover,
   tempListFor,
 } from "./lib/runtime.ts";
-import { WRITE_PROBE_PATH } from "./lib/placement.ts";
+import { DISK_STATUS_PATH, STUB_STATUS_PATH, WRITE_PROBE_PATH } from "./lib/placement.ts";
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
+import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
 
 export { NginxError };
 export type { TlsFiles };
@@ -63,6 +64,8 @@ export interface ConfigOptions {
   /** The `location` blocks of the server and any http-level blocks before it. */
   httpBlocks?: string;
   locations: string;
+  /** A second server on another port with its own locations (the index's --s3-port). */
+  second?: { port: number; locations: string };
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   tls?: TlsFiles;
   /**
@@ -137,17 +140,20 @@ function quote(text: string): string {
 export function renderConfig(options: ConfigOptions): string {
   const temp = (name: string) => quote(`${options.prefixDir}/${name}`);
   const ssl = options.tls ? " ssl" : "";
-  const listen = [`    listen ${options.port}${ssl};`];
-  if (options.ipv6) listen.push(`    listen [::]:${options.port}${ssl};`);
-  if (options.tls) {
-    listen.push(
+  const tlsLines = options.tls
+    ? [
       `    ssl_certificate ${quote(options.tls.cert)};`,
       `    ssl_certificate_key ${quote(options.tls.key)};`,
       `    ssl_protocols ${TLS_PROTOCOLS};`,
       `    ssl_session_cache shared:mkv_tls:1m;`,
       `    ssl_session_timeout 1h;`,
-    );
-  }
+    ]
+    : [];
+  const listen = (port: number) => [
+    `    listen ${port}${ssl};`,
+    ...(options.ipv6 ? [`    listen [::]:${port}${ssl};`] : []),
+    ...tlsLines,
+  ];
   return [
     `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.`,
     `daemon off;`,
@@ -177,9 +183,12 @@ export function renderConfig(options: ConfigOptions): string {
     `  default_type application/octet-stream;`,
     ...(options.httpBlocks ? [options.httpBlocks] : []),
     `  server {`,
-    ...listen,
+    ...listen(options.port),
     options.locations,
     `  }`,
+    ...(options.second
+      ? [`  server {`, ...listen(options.second.port), options.second.locations, `  }`]
+      : []),
     `}`,
     ``,
   ].join("\n");
@@ -236,6 +245,22 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     spool,
     `      dav_methods PUT;`,
     `      dav_access user:rw group:r all:r;`,
+    `    }`,
+    // The volume's own figures for the index (lib/statusvolume.ts): nginx's counters, and the
+    // disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
+    `    location = ${STUB_STATUS_PATH} {`,
+    ...(options.privateReads ? signed : []),
+    `      limit_except GET {`,
+    `        deny all;`,
+    `      }`,
+    `      stub_status;`,
+    `    }`,
+    `    location = ${DISK_STATUS_PATH} {`,
+    ...(options.privateReads ? signed : []),
+    `      limit_except GET {`,
+    `        deny all;`,
+    `      }`,
+    `      default_type application/json;`,
     `    }`,
   ].join("\n");
 }
@@ -326,11 +351,73 @@ function renderLimits(limits: ProxyLimits): string[] {
   return lines;
 }
 
+/** What the index's locations do beyond passing requests on (see renderProxyLocations). */
+export interface ProxyLocationOptions {
+  /** The server of --s3-port: every request is marked S3's for the index (S3_PORT_HEADER). */
+  s3Port?: boolean;
+  /** The volumes speak HTTPS: replicas are proxied over TLS, verified with this PEM CA file. */
+  volumeCaFile?: string;
+}
+
 /**
- * Passes every request unchanged to the index's Deno server; request bodies stream through.
- * With `limits`, each client address is held to them (see renderLimitZones).
+ * The named location the index sends an S3 GET to with `X-Accel-Redirect: @mkv_replica`
+ * (lib/s3/api.ts): nginx proxies the replica the index chose, so the value streams from the
+ * volume through nginx and never through Deno. The index's answer names the volume (an address,
+ * so no resolver is needed), the signed path, the Range to ask for and the headers to answer
+ * with; nginx reads them as $upstream_http_x_mkv_* before it proxies. Nothing of the client's
+ * request goes to the volume but Range. A replica that fails mid-body cuts the connection (the
+ * Content-Length is the volume's), so a client never takes a short body for a whole one.
  */
-export function renderProxyLocations(limits: ProxyLimits = {}): string {
+function renderReplicaLocation(options: ProxyLocationOptions): string[] {
+  const scheme = options.volumeCaFile === undefined ? "http" : "https";
+  const tls = options.volumeCaFile === undefined ? [] : [
+    `      proxy_ssl_server_name on;`,
+    `      proxy_ssl_name $mkv_sni;`,
+    `      proxy_ssl_verify on;`,
+    `      proxy_ssl_trusted_certificate ${quote(options.volumeCaFile)};`,
+    `      proxy_ssl_protocols ${TLS_PROTOCOLS};`,
+  ];
+  return [
+    `    location ${REPLICA_LOCATION} {`,
+    `      set $mkv_volume $upstream_http_x_mkv_volume;`,
+    `      set $mkv_target $upstream_http_x_mkv_target;`,
+    `      set $mkv_host $upstream_http_x_mkv_host;`,
+    `      set $mkv_sni $upstream_http_x_mkv_sni;`,
+    `      set $mkv_range $upstream_http_x_mkv_range;`,
+    `      set $mkv_etag $upstream_http_x_mkv_etag;`,
+    `      set $mkv_modified $upstream_http_x_mkv_modified;`,
+    `      set $mkv_type $upstream_http_x_mkv_type;`,
+    `      proxy_pass ${scheme}://$mkv_volume$mkv_target;`,
+    ...tls,
+    `      proxy_http_version 1.1;`,
+    `      proxy_pass_request_headers off;`,
+    `      proxy_pass_request_body off;`,
+    `      proxy_set_header Host $mkv_host;`,
+    `      proxy_set_header Range $mkv_range;`,
+    `      proxy_set_header Connection "";`,
+    `      proxy_hide_header ETag;`,
+    `      proxy_hide_header Last-Modified;`,
+    `      proxy_hide_header Content-Type;`,
+    `      add_header ETag $mkv_etag;`,
+    `      add_header Last-Modified $mkv_modified;`,
+    `      add_header Content-Type $mkv_type;`,
+    `      proxy_buffering off;`,
+    `      proxy_connect_timeout 10s;`,
+    `      proxy_read_timeout 60s;`,
+    `    }`,
+  ];
+}
+
+/**
+ * Passes every request unchanged to the index's Deno server, with the Host header as the client
+ * sent it (S3's signatures cover it); request bodies stream through. With `limits`, each client
+ * address is held to them (see renderLimitZones). The mark of --s3-port's requests is set there
+ * and removed from the main port's, so that no client can set it.
+ */
+export function renderProxyLocations(
+  limits: ProxyLimits = {},
+  options: ProxyLocationOptions = {},
+): string {
   return [
     `    client_max_body_size 0;`,
     ...renderLimits(limits),
@@ -344,10 +431,13 @@ export function renderProxyLocations(limits: ProxyLimits = {}): string {
     `    location @unsupported {`,
     `      return 400 "unsupported Transfer-Encoding\\n";`,
     `    }`,
+    ...renderReplicaLocation(options),
     `    location / {`,
     `      proxy_pass http://mkv_index;`,
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
+    `      proxy_set_header Host $http_host;`,
+    `      proxy_set_header ${S3_PORT_HEADER} "${options.s3Port ? "1" : ""}";`,
     `      proxy_request_buffering off;`,
     // Bodies pass through in pieces of this size: larger pieces, fewer writes per byte.
     `      client_body_buffer_size 256k;`,
@@ -508,6 +598,8 @@ export interface NginxOptions {
   workerProcesses?: number;
   httpBlocks?: string;
   locations: string;
+  /** A second server on another port (the index's --s3-port); see ConfigOptions. */
+  second?: { port: number; locations: string };
   /** Called once nginx died on its own too often to restart; the program should exit non-zero. */
   onGiveUp?: (reason: string) => void;
   /** The access log (see ConfigOptions.accessLog); a file is created mode 0600 if missing. */
@@ -569,6 +661,7 @@ export class Nginx {
       workerProcesses: options.workerProcesses ?? 1,
       httpBlocks: options.httpBlocks,
       locations: options.locations,
+      second: options.second,
       tls: options.tls,
       accessLog: options.accessLog,
     });

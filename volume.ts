@@ -23,6 +23,7 @@ import {
   type TlsFiles,
 } from "./nginx.ts";
 import { resolve } from "node:path";
+import { startDiskReport } from "./lib/statusvolume.ts";
 
 const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
@@ -105,14 +106,46 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
   };
 }
 
-/** Starts a volume: nginx serving `dir` on `port`, until `stop()`. */
+/** A running volume: its nginx, and the disk figures kept current for the index. */
+export interface RunningVolume {
+  nginx: Nginx;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a volume: nginx serving `dir` on `port`, and its disk figures (free and total bytes,
+ * lib/statusvolume.ts) rewritten every few seconds for the index to read, until `stop()`.
+ */
 export async function startVolume(
   options: VolumeOptions & { onGiveUp?: (reason: string) => void },
-): Promise<Nginx> {
+): Promise<RunningVolume> {
   // Read here, never passed on a command line; it ends up only in nginx's 0600 temp config.
   const secret = options.secretFile ? await readSecretFile(options.secretFile) : undefined;
   await prepareWritableDir(options.dir);
-  return await Nginx.start({
+  const report = await startDiskReport(options.dir, (message) => {
+    console.error(`volume :${options.port}: ${message}`);
+  });
+  let nginx: Nginx;
+  try {
+    nginx = await startNginx(options, secret);
+  } catch (err) {
+    await report.stop();
+    throw err;
+  }
+  return {
+    nginx,
+    async stop() {
+      await report.stop();
+      await nginx.stop();
+    },
+  };
+}
+
+function startNginx(
+  options: VolumeOptions & { onGiveUp?: (reason: string) => void },
+  secret: string | undefined,
+): Promise<Nginx> {
+  return Nginx.start({
     name: `volume :${options.port}`,
     port: options.port,
     workerProcesses: options.workers,
@@ -142,9 +175,9 @@ async function main(): Promise<void> {
     console.error(`volume: ${err.message}`);
     Deno.exit(2);
   }
-  let nginx: Nginx;
+  let volume: RunningVolume;
   try {
-    nginx = await startVolume({
+    volume = await startVolume({
       ...options,
       onGiveUp: (reason) => {
         console.error(`volume :${options.port}: ${reason}; exiting`);
@@ -156,7 +189,7 @@ async function main(): Promise<void> {
     console.error(`volume: ${err.message}`);
     Deno.exit(1);
   }
-  stopOnSignals(() => nginx.stop());
+  stopOnSignals(() => volume.stop());
   console.error(
     options.secretFile === undefined
       ? `volume: OPEN: anyone who reaches :${options.port} can PUT and DELETE values here ` +
@@ -166,7 +199,7 @@ async function main(): Promise<void> {
   );
   const https = options.tls ? "https, " : "";
   console.error(
-    `volume: serving ${options.dir} on :${options.port} (${https}nginx pid ${nginx.pid})`,
+    `volume: serving ${options.dir} on :${options.port} (${https}nginx pid ${volume.nginx.pid})`,
   );
 }
 

@@ -84,6 +84,16 @@ export async function readStat(pid: number | "self"): Promise<ProcStat | null> {
   return parseStat(await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => ""));
 }
 
+/**
+ * CPU seconds (user + system) of the main thread of `pid` (its thread id is the pid): for Deno,
+ * the thread that runs JavaScript, which one core bounds however many the machine has. Null if
+ * the process has gone.
+ */
+export async function mainThreadCpuSeconds(pid: number): Promise<number | null> {
+  const stat = parseStat(await Deno.readTextFile(`/proc/${pid}/task/${pid}/stat`).catch(() => ""));
+  return stat === null ? null : stat.cpu.user + stat.cpu.system;
+}
+
 /** CPU seconds (user, system) used so far by each of `pids`; those gone are left out. */
 export async function cpuSeconds(pids: number[]): Promise<Map<number, CpuTimes>> {
   const times = new Map<number, CpuTimes>();

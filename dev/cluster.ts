@@ -25,6 +25,13 @@ const LOG_LINES_KEPT = 200;
 export interface ProcessOptions {
   /** Print the child's stderr as it comes (also with MKV_LOG=1 in the environment). */
   echo?: boolean;
+  /**
+   * Run the child in this network namespace (`ip netns exec NAME`), as a host of its own: the
+   * several-hosts tests (tests/netns.ts).
+   */
+  netns?: string;
+  /** The address clients reach the child at, for `url` (an IPv6 one bare); localhost if absent. */
+  hostname?: string;
 }
 
 /**
@@ -53,6 +60,7 @@ export class ClusterProcess {
   readonly name: string;
   readonly port: number;
   readonly args: string[];
+  readonly hostname: string;
   #child: Deno.ChildProcess;
   #status: Promise<Deno.CommandStatus>;
   #log: string[] = [];
@@ -64,8 +72,12 @@ export class ClusterProcess {
     this.name = name;
     this.port = port;
     this.args = args;
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", join(ROOT, "deno.json"), ...args],
+    this.hostname = options.hostname ?? "localhost";
+    const command = [Deno.execPath(), "run", "-A", "--config", join(ROOT, "deno.json"), ...args];
+    // `ip netns exec` execs the command in place: the child's pid stays the program's own.
+    if (options.netns !== undefined) command.unshift("ip", "netns", "exec", options.netns);
+    this.#child = new Deno.Command(command[0], {
+      args: command.slice(1),
       cwd: ROOT,
       stdin: "null",
       stdout: "piped",
@@ -87,7 +99,8 @@ export class ClusterProcess {
   }
 
   get url(): string {
-    return `http://localhost:${this.port}`;
+    const host = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
+    return `http://${host}:${this.port}`;
   }
 
   get exited(): boolean {

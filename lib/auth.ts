@@ -27,6 +27,8 @@ export function requiredRight(method: string, target: Target): Right | null {
     case "DELETE":
     case "UNLINK":
       return "delete";
+    case "REBALANCE":
+      return "write";
     default:
       return null;
   }
@@ -78,6 +80,8 @@ export const REASONS = {
 
 interface Entry {
   digest: Uint8Array;
+  /** Kept for S3's SigV4, which signs with the secret itself (lib/s3/sigv4.ts). */
+  secret: string;
   rights: ReadonlySet<Right>;
 }
 
@@ -108,10 +112,21 @@ export class Auth {
     for (const credential of credentials) {
       keys.set(credential.accessKey, {
         digest: digestOf(credential.secret),
+        secret: credential.secret,
         rights: new Set(credential.rights),
       });
     }
     this.#keys = keys;
+  }
+
+  /** The secret of an access key, or null for a key not loaded (S3's SigV4 signs with it). */
+  secretFor(accessKey: string): string | null {
+    return this.#keys.get(accessKey)?.secret ?? null;
+  }
+
+  /** Whether a loaded access key has `right`. */
+  allows(accessKey: string, right: Right): boolean {
+    return this.#keys.get(accessKey)?.rights.has(right) ?? false;
   }
 
   /** How many access keys are loaded. */

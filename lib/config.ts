@@ -12,9 +12,20 @@ export type Command = typeof COMMANDS[number];
 
 /** How long a signed `Location` works by default, with --private-reads. */
 export const DEFAULT_READ_EXPIRY_MS = 60_000;
+/**
+ * How long an S3 multipart upload may stay incomplete by default: a week, as S3's own lifecycle
+ * rules commonly allow, so that a slow upload is not cut off while abandoned parts do not stay.
+ */
+export const DEFAULT_MULTIPART_MAX_AGE_MS = 7 * 24 * 3_600_000;
 
 export const INDEX_FLAGS: FlagSpec = {
   port: { type: "int", default: 3000, help: "port the index listens on (server)", arg: "PORT" },
+  "s3-port": {
+    type: "int",
+    default: 0,
+    help: "server: a second port on which every request is S3's (0: none)",
+    arg: "PORT",
+  },
   db: { type: "string", default: "", help: "directory of the index database", arg: "DIR" },
   volumes: {
     type: "string",
@@ -44,6 +55,12 @@ export const INDEX_FLAGS: FlagSpec = {
     default: "",
     help: "server: a JSON line per request from nginx to FILE or stderr (empty: off)",
     arg: "FILE",
+  },
+  metrics: {
+    type: "bool",
+    default: true,
+    help:
+      "server: measure requests for /-/metrics and /-/status (=false: off, to measure the cost)",
   },
   credentials: {
     type: "string",
@@ -96,6 +113,12 @@ export const INDEX_FLAGS: FlagSpec = {
     type: "bool",
     default: false,
     help: "302 Locations carry a signature (volumes run --private-reads); needs the secret",
+  },
+  "multipart-max-age": {
+    type: "duration",
+    default: DEFAULT_MULTIPART_MAX_AGE_MS,
+    help: "server: S3 multipart uploads not completed within this long are aborted",
+    arg: "DURATION",
   },
   "read-expiry": {
     type: "duration",
@@ -158,6 +181,12 @@ export interface IndexOptions extends Placement {
   limits?: ProxyLimits;
   /** nginx's access log: an absolute path or "stderr" (-v without --access-log); absent: off. */
   accessLog?: string;
+  /** `--multipart-max-age`: S3 uploads older than this are aborted by the reaper. */
+  multipartMaxAgeMs: number;
+  /** `--s3-port`: a second port where every request is S3's; absent: none. */
+  s3Port?: number;
+  /** `--metrics=false`: requests are not measured; absent: they are. */
+  metrics?: false;
 }
 
 /** `--access-log` (made absolute), "stderr" with `-v` alone, or undefined: no access log. */
@@ -211,6 +240,11 @@ function parseSigning(
   return { volumeSecretFile: resolve(file), readExpiryMs };
 }
 
+function parseMultipartMaxAge(ms: number): number {
+  if (ms < 1000) throw new FlagError("-multipart-max-age must be at least 1s");
+  return ms;
+}
+
 /** Parses index.ts's command line; throws FlagError with a one-line reason. */
 export function parseIndexArgs(args: string[]): IndexOptions | "help" {
   const { values, positionals, help } = parseFlags(args, INDEX_FLAGS);
@@ -225,6 +259,11 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
   }
   const port = values.port as number;
   if (port < 1 || port > 65535) throw new FlagError(`-port ${port} is not a port number`);
+  const s3Port = values["s3-port"] as number;
+  if (s3Port < 0 || s3Port > 65535) {
+    throw new FlagError(`-s3-port ${s3Port} is not a port number`);
+  }
+  if (s3Port === port) throw new FlagError("-s3-port must differ from -port");
   if (values.db === "") throw new FlagError("-db is required (the index's directory)");
   const volumes = splitList(values.volumes as string);
   if (volumes.length === 0) throw new FlagError("-volumes is required (host:port,...)");
@@ -284,6 +323,9 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
     ...(volumeCa !== "" && { volumeCa: resolve(volumeCa) }),
     ...(limits && { limits }),
     ...(accessLog !== undefined && { accessLog }),
+    multipartMaxAgeMs: parseMultipartMaxAge(values["multipart-max-age"] as number),
+    ...(s3Port > 0 && { s3Port }),
+    ...(values.metrics === false && { metrics: false as const }),
     ...signing,
   };
 }

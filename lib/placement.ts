@@ -9,9 +9,30 @@ import { md5 } from "./md5.ts";
  * probe, which checks that a volume can still store.
  */
 export const WRITE_PROBE_PATH = "/.mkv-probe";
+/** The keys of S3 multipart parts (lib/s3/multipart.ts), under the index's reserved `/-/`. */
+export const PARTS_PREFIX = "/-/mpu/";
+/** Where a volume's nginx answers its `stub_status` (connections, requests), for the index. */
+export const STUB_STATUS_PATH = "/.mkv-status";
+/** Where a volume serves its filesystem's free and total bytes (lib/statusvolume.ts), as JSON. */
+export const DISK_STATUS_PATH = "/.mkv-disk";
 
 /** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
 export const MAX_KEY_BYTES = 189;
+
+/** Bytes of `text` in UTF-8, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
 
 const encoder = new TextEncoder();
 
@@ -75,8 +96,15 @@ export function keyToVolumes(key: string, placement: Placement): string[] {
   });
 }
 
-const HOST_PORT = /^[A-Za-z0-9.\-\[\]:]+:\d+$/;
-const HOST_OPTIONAL_PORT = /^[A-Za-z0-9.\-\[\]:]+(:\d+)?$/;
+/**
+ * A host: a name or IPv4 address, or an IPv6 address in brackets (`[fd00::1]`), as in a URL. A bare
+ * IPv6 address is refused: its last group could not be told from the port.
+ */
+const HOST_NAME = String.raw`[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?`;
+const HOST_IPV6 = String.raw`\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]`;
+const HOST = `(?:${HOST_NAME}|${HOST_IPV6})`;
+const HOST_PORT = new RegExp(`^${HOST}:\\d{1,5}$`);
+const HOST_OPTIONAL_PORT = new RegExp(`^${HOST}(?::\\d{1,5})?$`);
 
 /**
  * Whether `text` is a volume's `host:port` (a name, IPv4 or bracketed IPv6, and a port); with

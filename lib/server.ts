@@ -8,16 +8,25 @@ import {
   keyToPath,
   keyToVolumes,
   MAX_KEY_BYTES,
+  PARTS_PREFIX,
   type Placement,
+  utf8Length,
 } from "./placement.ts";
 import type { Auth } from "./auth.ts";
 import { settlePending } from "./cleanup.ts";
 import { firstLine, textResponse } from "./errors.ts";
 import { Lru } from "./lru.ts";
+import { logEvent } from "./events.ts";
 import { CONTENT_TYPE, IndexMetrics } from "./metrics.ts";
-import { isPending, type KeyRecord } from "./record.ts";
-import { type Store, StoreError } from "./store.ts";
+import { OperationBoard } from "./ops/runner.ts";
+import { renderStatusPage, type StatusData, StatusHistory } from "./status.ts";
+import { isPending, type KeyRecord, type ObjectInfo } from "./record.ts";
+import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
 import { UploadError, VolumeError, type Volumes, type WriteOutcome } from "./volumes.ts";
+import { moveReplicas, planRebalance } from "./ops/rebalance.ts";
+import type { S3Api } from "./s3/api.ts";
+import { isS3Request } from "./s3/detect.ts";
+import { openWriteTrace } from "./writetrace.ts";
 
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
@@ -31,12 +40,20 @@ export const VERIFIED_TTL_MS = 2_000;
 const VERIFIED_ENTRIES = 50_000;
 /** How often pending records (deletes and failed writes whose files remain) are swept. */
 const SWEEP_INTERVAL_MS = 30_000;
+/** How often S3 multipart uploads past --multipart-max-age are looked for. */
+const REAP_INTERVAL_MS = 3_600_000;
 /** The methods of the API, for `Allow`. */
-const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK";
+const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK, REBALANCE";
 /** Paths under this prefix are the index's own (health, metrics); no key under it is written. */
 export const RESERVED_PREFIX = "/-/";
 /** The index's own endpoints, all GET/HEAD. */
-export const ENDPOINTS = ["/-/health", "/-/ready", "/-/metrics"] as const;
+export const ENDPOINTS = [
+  "/-/health",
+  "/-/ready",
+  "/-/metrics",
+  "/-/status",
+  "/-/status.json",
+] as const;
 /** How long `/-/health` waits for its read of the KV. */
 const HEALTH_TIMEOUT_MS = 2_000;
 
@@ -51,7 +68,39 @@ export interface ServerOptions {
   auth?: Auth | null;
   /** Private reads: each `Location` is signed for GET/HEAD for this long; absent: unsigned. */
   readExpiryMs?: number;
+  /** `--metrics=false`: requests and commits are not measured, `/-/metrics` answers 404. */
+  metrics?: boolean;
+  /** S3 multipart uploads older than this are aborted (`--multipart-max-age`); default a week. */
+  multipartMaxAgeMs?: number;
 }
+
+export interface WriteOptions {
+  /** The body's length from `Content-Length`, if given: small bodies take a faster path. */
+  sizeBytes?: number;
+  /** S3's attributes of the value, kept in its record. */
+  attributes?: Omit<ObjectInfo, "size" | "mtime">;
+  /**
+   * Replace a live value (S3's PutObject and CompleteMultipartUpload); without it a live key is
+   * refused with 403, as minikeyvalue does, and so it is with --protect (a live value is only
+   * ever removed after an UNLINK there).
+   */
+  overwrite?: boolean;
+  /**
+   * Store an empty value (S3 has them; minikeyvalue's PUT refuses them with 411). An overwrite
+   * always may: it cannot know a body is empty before the old value is replaced.
+   */
+  allowEmpty?: boolean;
+}
+
+/** Where a key can be read: its live record and a live replica that holds its file, or why not. */
+export type Located =
+  | { ok: true; record: KeyRecord; location: string; path: KeyPath }
+  | { ok: false; status: 404 | 410; reason: string };
+
+/** How a write ended: the committed record, or the status and reason to answer with. */
+export type WriteResult =
+  | { ok: true; record: KeyRecord; md5: string; sizeBytes: number }
+  | { ok: false; status: number; reason: string };
 
 /** What a request asks for, once its URL has been checked. */
 export type Parsed =
@@ -69,21 +118,6 @@ interface RedirectParts {
 /** An answer without a body; Deno.serve adds its `Content-Length: 0`. */
 function empty(status: number, headers: Record<string, string> = {}): Response {
   return new Response(null, { status, headers });
-}
-
-/** Bytes of `text` in UTF-8, without encoding it. */
-export function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
 }
 
 /**
@@ -152,10 +186,28 @@ function shuffled<T>(items: T[]): T[] {
   return out;
 }
 
+/** The status and reason of a failure of a volume, of the upload, or of the KV. */
+function failureStatus(
+  err: VolumeError | UploadError | StoreError,
+): { status: number; reason: string } {
+  if (err instanceof UploadError) return { status: 400, reason: err.message };
+  if (err instanceof StoreError) return { status: 500, reason: err.message };
+  return { status: err.status === 507 ? 507 : 503, reason: err.message };
+}
+
 function volumeFailure(err: VolumeError | UploadError | StoreError): Response {
-  if (err instanceof UploadError) return textResponse(400, err.message);
-  if (err instanceof StoreError) return textResponse(500, err.message);
-  return textResponse(err.status === 507 ? 507 : 503, err.message);
+  const { status, reason } = failureStatus(err);
+  return textResponse(status, reason);
+}
+
+/** A write that a volume failed, in the event log (a client's broken upload is not logged). */
+function logWriteFailure(key: string, err: VolumeError): void {
+  logEvent("write_failed", {
+    msg: `index: key ${JSON.stringify(key)}: write failed: ${err.message}`,
+    key,
+    volume: err.volume,
+    reason: err.message,
+  });
 }
 
 /** The index: its state and the handler of its HTTP API. */
@@ -163,18 +215,40 @@ export class IndexServer {
   readonly store: Store;
   readonly volumes: Volumes;
   options: ServerOptions;
-  #verified = new Lru<string, number>(VERIFIED_ENTRIES);
+  /** Per key: when its files were last seen present, and where (the replicas trusted then). */
+  #verified = new Lru<string, { atMs: number; locations: string[] }>(VERIFIED_ENTRIES);
   #parts = new WeakMap<KeyRecord, RedirectParts>();
   #sweeping: Promise<number> | null = null;
+  /** Accepted DELETEs whose files are being removed, by key; each holds its key's lock. */
+  #removals = new Map<string, Promise<void>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
-  /** What `/-/metrics` shows; always kept (a few additions per request). */
+  /** What `/-/metrics` shows; kept unless --metrics=false (a few additions per request). */
   readonly metrics = new IndexMetrics();
+  /** The operation running on this server, and the last one (the admin socket's). */
+  readonly board = new OperationBoard();
+  /** Request rate and latency over the last minutes, for the status page. */
+  readonly history = new StatusHistory();
+  /** Whether requests are measured (`--metrics`). */
+  readonly #measure: boolean;
+  /** The S3 API, made on the first S3 request. */
+  #s3: Promise<S3Api> | null = null;
+  #reapTimer: ReturnType<typeof setInterval> | undefined;
+  #reaping: Promise<unknown> | null = null;
+  /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/writetrace.ts); else null. */
+  readonly #trace = openWriteTrace();
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
     this.volumes = volumes;
     this.options = options;
-    store.onCommit = (seconds) => this.metrics.commit(seconds);
+    this.#measure = options.metrics !== false;
+    const trace = this.#trace;
+    if (this.#measure || trace !== null) {
+      store.onCommit = (seconds, records) => {
+        if (this.#measure) this.metrics.commit(seconds);
+        trace?.commit(seconds * 1000, records);
+      };
+    }
   }
 
   /** Changes where new values go (a rebalance to new volumes does this). */
@@ -193,7 +267,9 @@ export class IndexServer {
       await request.body?.cancel().catch(() => {});
       response = volumeFailure(err);
     }
-    this.metrics.request(request.method, response.status, (performance.now() - started) / 1000);
+    if (this.#measure) {
+      this.metrics.request(request.method, response.status, (performance.now() - started) / 1000);
+    }
     if (this.options.verbose) {
       const ms = (performance.now() - started).toFixed(1);
       console.error(
@@ -211,6 +287,12 @@ export class IndexServer {
     if (target.startsWith(RESERVED_PREFIX) && (method === "GET" || method === "HEAD")) {
       const answer = await this.#endpoint(target, request);
       if (answer !== null) return answer;
+    }
+    // S3 requests go to the S3 API, told apart as README's "S3" says (lib/s3/detect.ts).
+    const query = target.indexOf("?");
+    const rawQuery = query === -1 ? "" : target.slice(query + 1);
+    if (isS3Request({ rawQuery, headers: request.headers })) {
+      return await (await this.#s3Api()).handle(request, target);
     }
     const parsed = parseTarget(target);
     if (parsed.kind === "bad") {
@@ -234,7 +316,7 @@ export class IndexServer {
     }
     if (
       parsed.key.startsWith(RESERVED_PREFIX) &&
-      (method === "PUT" || method === "DELETE" || method === "UNLINK")
+      (method === "PUT" || method === "DELETE" || method === "UNLINK" || method === "REBALANCE")
     ) {
       await request.body?.cancel();
       return textResponse(
@@ -253,6 +335,9 @@ export class IndexServer {
       case "UNLINK":
         await request.body?.cancel();
         return await this.#delete(parsed.key, method);
+      case "REBALANCE":
+        await request.body?.cancel();
+        return await this.#rebalance(parsed.key);
       default:
         await request.body?.cancel();
         return textResponse(405, `method ${method} not allowed`, { allow: ALLOW });
@@ -261,26 +346,53 @@ export class IndexServer {
 
   /**
    * The index's own endpoints: `/-/health` and `/-/ready` open to all (load balancers), and
-   * `/-/metrics`, which needs `admin` with --credentials. Null for any other path.
+   * `/-/metrics`, `/-/status` and `/-/status.json`, which need `admin` with --credentials. Null
+   * for any other path.
    */
   async #endpoint(target: string, request: Request): Promise<Response | null> {
-    switch (target) {
-      case "/-/health":
-        return await this.#health();
-      case "/-/ready":
-        return this.#ready();
-      case "/-/metrics": {
-        const auth = this.options.auth;
-        if (auth) {
-          const verdict = auth.check(request.method, "admin", request.headers.get("authorization"));
-          if (!verdict.ok) return textResponse(verdict.status, verdict.reason, verdict.headers);
-        }
-        this.metrics.setVolumes(this.volumes.stats());
-        return new Response(this.metrics.render(), { headers: { "content-type": CONTENT_TYPE } });
-      }
-      default:
-        return null;
+    if (target === "/-/health") return await this.#health();
+    if (target === "/-/ready") return this.#ready();
+    if (target !== "/-/metrics" && target !== "/-/status" && target !== "/-/status.json") {
+      return null;
     }
+    const auth = this.options.auth;
+    if (auth) {
+      const verdict = auth.check(request.method, "admin", request.headers.get("authorization"));
+      if (!verdict.ok) return textResponse(verdict.status, verdict.reason, verdict.headers);
+    }
+    const noStore = { "cache-control": "no-store" };
+    if (target === "/-/metrics") {
+      if (!this.#measure) return textResponse(404, "metrics are off (--metrics=false)");
+      this.metrics.setVolumes(this.volumes.stats());
+      this.metrics.setStore(this.store.stats);
+      this.metrics.setOperation(this.board.running());
+      return new Response(this.metrics.render(), {
+        headers: { "content-type": CONTENT_TYPE, ...noStore },
+      });
+    }
+    if (target === "/-/status.json") {
+      return new Response(JSON.stringify(this.#status()), {
+        headers: { "content-type": "application/json", ...noStore },
+      });
+    }
+    return new Response(renderStatusPage(this.#status()), {
+      headers: { "content-type": "text/html; charset=utf-8", ...noStore },
+    });
+  }
+
+  /** What the status page shows, as of now. */
+  #status(): StatusData {
+    return {
+      timeMs: Date.now(),
+      replicas: this.options.placement.replicas,
+      volumes: this.volumes.stats(),
+      store: { ...this.store.stats },
+      writesInProgress: this.metrics.writes,
+      metrics: this.#measure,
+      samples: this.history.samples(),
+      operation: this.board.running(),
+      lastOperation: this.board.last(),
+    };
   }
 
   /** 200 `ok` if the KV answers a read (past the cache) within HEALTH_TIMEOUT_MS; else 503. */
@@ -320,35 +432,62 @@ export class IndexServer {
     return empty(302, { location: `http://${this.options.fallback}${rawPath}` });
   }
 
-  #isVerified(key: string): boolean {
-    const at = this.#verified.get(key);
-    return at !== undefined && Date.now() - at < VERIFIED_TTL_MS;
+  /**
+   * The live replicas of `key` that its record names and that were seen present within
+   * VERIFIED_TTL_MS: only these are trusted, so that one replica seen present never vouches for
+   * another (which may have come back with an empty disk).
+   */
+  #verifiedLive(key: string, record: KeyRecord): string[] {
+    const seen = this.#verified.get(key);
+    if (seen === undefined || Date.now() - seen.atMs >= VERIFIED_TTL_MS) return [];
+    return seen.locations.filter((location) =>
+      record.volumes.includes(location) && this.volumes.isAlive(location)
+    );
   }
 
-  #setVerified(key: string): void {
-    this.#verified.set(key, Date.now());
+  #setVerified(key: string, locations: string[]): void {
+    this.#verified.set(key, { atMs: Date.now(), locations });
   }
 
   async #get(key: string, rawPath: string): Promise<Response> {
+    const found = await this.locate(key);
+    if (found.ok) return this.#redirect(key, found.record, found.location);
+    return found.status === 404 ? this.#notFound(rawPath) : textResponse(410, found.reason);
+  }
+
+  /**
+   * Where a GET of a key reads: its live record and a live replica that holds its file (checked
+   * on a volume at most every VERIFIED_TTL_MS); 404 if absent or unlinked, 410 if on no live
+   * volume. The S3 API's GET and HEAD use it too.
+   */
+  async locate(key: string): Promise<Located> {
     const record = await this.store.get(key);
-    if (record === null || record.state !== "live") return this.#notFound(rawPath);
+    if (record === null || record.state !== "live") {
+      return { ok: false, status: 404, reason: `key ${key} not found` };
+    }
     const live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
     if (live.length === 0) {
-      return textResponse(410, `key ${key}: no live volume holds it (${record.volumes.join(",")})`);
+      return {
+        ok: false,
+        status: 410,
+        reason: `key ${key}: no live volume holds it (${record.volumes.join(",")})`,
+      };
     }
-    let chosen = live[0];
-    if (!this.#isVerified(key)) {
-      const found = await this.#findReplica(this.#redirectParts(key, record).path, live);
+    const path = this.#redirectParts(key, record).path;
+    let chosen: string | undefined = shuffled(this.#verifiedLive(key, record))[0];
+    if (chosen === undefined) {
+      const found = await this.#findReplica(path, live);
       if (found === null) {
-        return textResponse(
-          410,
-          `key ${key}: not found on any live volume (${record.volumes.join(",")})`,
-        );
+        return {
+          ok: false,
+          status: 410,
+          reason: `key ${key}: not found on any live volume (${record.volumes.join(",")})`,
+        };
       }
       chosen = found;
-      this.#setVerified(key);
+      this.#setVerified(key, [found]);
     }
-    return this.#redirect(key, record, chosen);
+    return { ok: true, record, location: chosen, path };
   }
 
   /** The first of `locations` that has the key's file; unreachable ones are skipped. */
@@ -404,6 +543,8 @@ export class IndexServer {
         state: parsed.state,
       })
     ) {
+      // The index's own keys (multipart parts) are no one's values.
+      if (key.startsWith(RESERVED_PREFIX)) continue;
       if (keys.length === parsed.limit) {
         next = key;
         break;
@@ -416,51 +557,81 @@ export class IndexServer {
   }
 
   async #put(key: string, request: Request): Promise<Response> {
-    const body = request.body;
-    if (body === null || request.headers.get("content-length") === "0") {
+    const length = request.headers.get("content-length");
+    const result = await this.write(key, request.body, {
+      sizeBytes: length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined,
+    });
+    return result.ok ? empty(201) : textResponse(result.status, result.reason);
+  }
+
+  /**
+   * Writes a value under its key's lock: streamed to every replica, answered once the record is
+   * committed. The one write path of the API, S3 and multipart uploads. Refuses a live key unless
+   * `overwrite`; the body is always consumed or cancelled.
+   */
+  async write(
+    key: string,
+    body: ReadableStream<Uint8Array> | null,
+    options: WriteOptions = {},
+  ): Promise<WriteResult> {
+    const allowEmpty = options.allowEmpty === true || options.overwrite === true;
+    if (!allowEmpty && (body === null || options.sizeBytes === 0)) {
       await body?.cancel();
-      return textResponse(411, "a value needs a body");
+      return { ok: false, status: 411, reason: "a value needs a body" };
     }
+    body ??= new Blob([]).stream();
     const path = keyToPath(key);
     if (!storable(path)) {
       await body.cancel();
-      return textResponse(
-        400,
-        "key cannot be stored: its base64 form ends in / (minikeyvalue layout)",
-      );
+      return {
+        ok: false,
+        status: 400,
+        reason: "key cannot be stored: its base64 form ends in / (minikeyvalue layout)",
+      };
     }
-    using lock = this.store.lock(key);
+    using lock = await this.#lockKey(key);
     if (lock === null) {
       await body.cancel();
-      return textResponse(409, `a write to ${key} is in progress`);
+      return { ok: false, status: 409, reason: `a write to ${key} is in progress` };
     }
-    const length = request.headers.get("content-length");
-    const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
     this.metrics.writeStarted();
+    this.#trace?.begin(key, "PUT");
     try {
-      return await this.#putLocked(key, path, body, sizeBytes);
+      const result = await this.#writeLocked(key, path, body, { ...options, allowEmpty });
+      this.#trace?.end(key, result.ok ? 201 : result.status);
+      return result;
     } finally {
       this.metrics.writeEnded();
     }
   }
 
-  async #putLocked(
+  async #writeLocked(
     key: string,
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    sizeBytes: number | undefined,
-  ): Promise<Response> {
+    options: WriteOptions,
+  ): Promise<WriteResult> {
     const old = await this.store.get(key);
+    this.#trace?.mark(key, "read");
     if (old !== null && old.state === "live") {
+      if (options.overwrite && !this.options.protect) {
+        return await this.#overwrite(key, path, old, body, options);
+      }
       await body.cancel();
-      return textResponse(403, `key ${key} exists; DELETE it first`);
+      return {
+        ok: false,
+        status: 403,
+        reason: this.options.protect && options.overwrite
+          ? `key ${key} is protected (--protect): UNLINK it before replacing it`
+          : `key ${key} exists; DELETE it first`,
+      };
     }
     const placement = this.options.placement;
     const targets = keyToVolumes(key, placement);
     const down = targets.find((location) => !this.volumes.isAlive(location));
     if (down !== undefined) {
       await body.cancel();
-      return textResponse(503, `volume ${down}: down; cannot write ${key}`);
+      return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
     }
     // The record names every place a file of this key may be, old ones included, so that the
     // cleanup of an interrupted write (here, at start-up, or by gc) finds them all. An unlinked
@@ -470,33 +641,132 @@ export class IndexServer {
     const previous = old?.state === "unlinked" ? old : old?.previous;
     const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous };
     await this.store.set(key, writing);
+    this.#trace?.mark(key, "commit writing");
     this.#verified.delete(key);
     const written: WriteOutcome = { stored: [], uncertain: [] };
     let result;
     try {
-      result = await this.volumes.putAll(targets, path, body, { sizeBytes, outcome: written });
+      result = await this.volumes.putAll(targets, path, body, {
+        sizeBytes: options.sizeBytes,
+        outcome: written,
+      });
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
+      if (err instanceof VolumeError) logWriteFailure(key, err);
       await this.#settle(key, path, writing, written);
-      return volumeFailure(err);
+      return { ok: false, ...failureStatus(err) };
     }
-    if (result.sizeBytes === 0) {
+    this.#trace?.mark(key, "volumes");
+    if (result.sizeBytes === 0 && !options.allowEmpty) {
       await this.#settle(key, path, writing, written);
-      return textResponse(411, "a value needs a body");
+      return { ok: false, status: 411, reason: "a value needs a body" };
     }
+    return await this.#commitWrite(key, path, { placement, targets, everywhere }, result, options);
+  }
+
+  /** Commits the live record of a value written whole to the key's targets; removes stale files. */
+  async #commitWrite(
+    key: string,
+    path: KeyPath,
+    where: { placement: Placement; targets: string[]; everywhere: string[] },
+    result: { md5: string; sizeBytes: number },
+    options: WriteOptions,
+  ): Promise<WriteResult> {
+    const { placement, targets, everywhere } = where;
     const live: KeyRecord = {
       state: "live",
       volumes: targets,
-      md5: this.options.md5sum ? result.md5 : "",
+      // S3 answers with the md5 as ETag: kept for S3 writes even without --md5sum.
+      md5: this.options.md5sum || options.attributes ? result.md5 : "",
+      info: { size: result.sizeBytes, mtime: Date.now(), ...options.attributes },
     };
     await this.store.set(key, live);
+    this.#trace?.mark(key, "commit live");
     this.metrics.bodyReceived(result.sizeBytes);
     // The store hands this very record to the GETs that follow: they redirect without an md5.
     this.#parts.set(live, { placement, path, volumes: targets.join(","), balance: "balanced" });
-    this.#setVerified(key);
+    this.#setVerified(key, targets);
     const stale = everywhere.filter((location) => !targets.includes(location));
     if (stale.length > 0) await this.volumes.deleteAll(stale, path);
-    return empty(201);
+    return { ok: true, record: live, md5: result.md5, sizeBytes: result.sizeBytes };
+  }
+
+  /**
+   * Replaces a live value (README, "S3": overwrites). The old record stays live while the new
+   * value streams to the key's files on its targets; a volume swaps a file only once it has it
+   * whole (nginx writes a temp file and renames it), so an upload that fails or is cut off
+   * (a client gone, the index killed) leaves the old value everywhere. Only when some volumes
+   * swapped and others failed at the very end is there a mix: then the old value is copied back
+   * over the swapped replicas from one that kept it (settlePending, md5-checked), or, if none
+   * kept it, the write rolls forward onto the replicas that hold the new value.
+   */
+  async #overwrite(
+    key: string,
+    path: KeyPath,
+    old: KeyRecord,
+    body: ReadableStream<Uint8Array>,
+    options: WriteOptions,
+  ): Promise<WriteResult> {
+    const placement = this.options.placement;
+    const targets = keyToVolumes(key, placement);
+    const down = targets.find((location) => !this.volumes.isAlive(location));
+    if (down !== undefined) {
+      await body.cancel();
+      return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
+    }
+    const everywhere = [...new Set([...targets, ...old.volumes])];
+    const written: WriteOutcome = { stored: [], uncertain: [] };
+    let result;
+    try {
+      result = await this.volumes.putAll(targets, path, body, {
+        sizeBytes: options.sizeBytes,
+        outcome: written,
+      });
+    } catch (err) {
+      if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
+      await this.#undoOverwrite(key, path, old, everywhere, written);
+      return { ok: false, ...failureStatus(err) };
+    }
+    this.#verified.delete(key);
+    return await this.#commitWrite(key, path, { placement, targets, everywhere }, result, options);
+  }
+
+  /** After a failed overwrite: the old value back where it was replaced, or the new one kept. */
+  async #undoOverwrite(
+    key: string,
+    path: KeyPath,
+    old: KeyRecord,
+    everywhere: string[],
+    written: WriteOutcome,
+  ): Promise<void> {
+    if (written.stored.length === 0 && written.uncertain.length === 0) return;
+    this.#verified.delete(key);
+    const touched = new Set([...written.stored, ...written.uncertain]);
+    if (old.volumes.some((location) => !touched.has(location))) {
+      const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous: old };
+      await this.#settle(key, path, writing, written);
+      return;
+    }
+    // Every old replica may be replaced: the new value, whole where a volume said it stored it,
+    // becomes the key's value there; verify and rebalance bring the count back up.
+    const stored = written.stored;
+    if (stored.length === 0) return;
+    let value;
+    try {
+      value = await this.volumes.hash(stored[0], path);
+    } catch (err) {
+      if (!(err instanceof VolumeError)) throw err;
+      console.error(`index: key ${JSON.stringify(key)}: overwrite left undone: ${err.message}`);
+      return;
+    }
+    const live: KeyRecord = {
+      state: "live",
+      volumes: stored,
+      md5: old.md5 === "" && !this.options.md5sum ? "" : value.md5,
+      info: { size: value.sizeBytes, mtime: Date.now() },
+    };
+    await this.store.set(key, live);
+    await this.volumes.deleteAll(everywhere.filter((location) => !stored.includes(location)), path);
   }
 
   /**
@@ -511,30 +781,129 @@ export class IndexServer {
   ): Promise<void> {
     const settled = await settlePending(this, key, record, written, path);
     if (settled.outcome === "failed" || settled.outcome === "lost") {
-      console.error(`index: key ${JSON.stringify(key)}: ${settled.outcome}: ${settled.detail}`);
+      logEvent(`settle_${settled.outcome}`, {
+        msg: `index: key ${JSON.stringify(key)}: ${settled.outcome}: ${settled.detail}`,
+        key,
+        reason: settled.detail,
+      });
     }
   }
 
   async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
-    using lock = this.store.lock(key);
+    const result = await this.remove(key, { unlink: method === "UNLINK", background: true });
+    return result.ok
+      ? empty(204)
+      : result.status === 404
+      ? empty(404)
+      : textResponse(result.status, result.reason);
+  }
+
+  /**
+   * `REBALANCE /key` (minikeyvalue's): moves the key's replicas to where the current placement
+   * puts them, under its lock, as the rebalance operation does for every key (moveReplicas);
+   * 204 once the new record is committed and the old copies removed, 404 if absent.
+   */
+  async #rebalance(key: string): Promise<Response> {
+    using lock = await this.#lockKey(key);
     if (lock === null) return textResponse(409, `a write to ${key} is in progress`);
     const record = await this.store.get(key);
     if (record === null || isPending(record)) return empty(404);
-    if (method === "UNLINK") {
-      if (record.state !== "live") return empty(404);
-      await this.store.set(key, { ...record, state: "unlinked" });
-      return empty(204);
+    const plan = planRebalance(key, record, this.options.placement);
+    if (plan.balanced) return empty(204);
+    const moved = await moveReplicas(this, key, record, plan);
+    if (!moved.ok) return textResponse(503, `key ${key}: ${moved.detail}`);
+    this.#verified.delete(key);
+    const failures = await this.volumes.deleteAll(moved.deleteFrom, keyToPath(key));
+    for (const failure of failures) {
+      console.error(`index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; gc removes it`);
     }
-    if (this.options.protect && record.state === "live") {
-      return textResponse(403, `key ${key} is protected: UNLINK it before DELETE`);
+    return empty(204);
+  }
+
+  /**
+   * Deletes a key (or with `unlink`, hides it, keeping its files) under its lock: accepted once
+   * the record commits, its files removed now or by the sweep. `force` deletes a live key even
+   * with --protect (the index's own keys: multipart parts). With `background` (the API's DELETE)
+   * it answers once the record says `deleting` and removes the files after; without, once they
+   * are removed (S3, whose DeleteBucket must then find the bucket empty).
+   */
+  async remove(
+    key: string,
+    options: { unlink?: boolean; force?: boolean; background?: boolean } = {},
+  ): Promise<{ ok: true } | { ok: false; status: number; reason: string }> {
+    const lock = await this.#lockKey(key);
+    if (lock === null) {
+      return { ok: false, status: 409, reason: `a write to ${key} is in progress` };
+    }
+    using held = new DisposableStack();
+    held.use(lock);
+    const record = await this.store.get(key);
+    const absent = { ok: false, status: 404, reason: `key ${key} not found` } as const;
+    if (record === null || isPending(record)) return absent;
+    if (options.unlink) {
+      if (record.state !== "live") return absent;
+      await this.store.set(key, { ...record, state: "unlinked" });
+      return { ok: true };
+    }
+    if (this.options.protect && record.state === "live" && !options.force) {
+      return { ok: false, status: 403, reason: `key ${key} is protected: UNLINK it before DELETE` };
     }
     // Accepted once this commits: the key is gone for readers, and its files are the store's
-    // to remove, now, or by the sweep if a volume cannot be reached (or after a crash).
+    // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
+    // background, the answer does not wait for them (bench/README.md, "Write tail latency").
     const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
+    this.#trace?.begin(key, "DELETE");
     await this.store.set(key, deleting);
+    this.#trace?.mark(key, "commit deleting");
     this.#verified.delete(key);
-    await this.#settle(key, this.#parts.get(record)?.path ?? keyToPath(key), deleting, null);
-    return empty(204);
+    const path = this.#parts.get(record)?.path ?? keyToPath(key);
+    if (options.background) this.#removeLater(key, path, deleting, held.move());
+    else await this.#settle(key, path, deleting, null);
+    this.#trace?.end(key, 204);
+    return { ok: true };
+  }
+
+  /**
+   * The key's write lock (null if a write to it is in progress), taken once the removal of an
+   * accepted DELETE of the key, if one is finishing, is done: so a PUT right after a DELETE
+   * writes its files after the old ones are gone, never to have them removed under it.
+   */
+  async #lockKey(key: string): Promise<Disposable | null> {
+    const removal = this.#removals.get(key);
+    if (removal !== undefined) await removal;
+    return this.store.lock(key);
+  }
+
+  /**
+   * Removes the files and then the record of an accepted DELETE, after its answer, holding the
+   * key's lock (`lock`) until done. What fails (a volume down, a commit) leaves the record
+   * `deleting` for the sweep, as a crash does.
+   */
+  #removeLater(key: string, path: KeyPath, record: KeyRecord, lock: Disposable): void {
+    // No caller is left to hand an error to, and the sweep retries whatever this leaves: every
+    // failure is logged.
+    const removal = this.#settle(key, path, record, null).catch((err) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      logEvent("settle_failed", {
+        msg: `index: key ${JSON.stringify(key)}: removal left for the sweep: ${reason}`,
+        key,
+        reason,
+      });
+    }).finally(() => {
+      this.#removals.delete(key);
+      lock[Symbol.dispose]();
+    });
+    this.#removals.set(key, removal);
+  }
+
+  /**
+   * A volume came back (it answers its probe again). It may have come back empty (a new disk), so
+   * replicas trusted until now are checked again before a GET is sent to them (README "Volume
+   * health"); and the removals that waited for it are done.
+   */
+  volumeUp(): void {
+    this.#verified.clear();
+    this.sweepPending().catch(() => {});
   }
 
   /**
@@ -552,6 +921,7 @@ export class IndexServer {
 
   async #sweep(): Promise<number> {
     let settled = 0;
+    let left = 0;
     for await (const key of this.store.listPending()) {
       using lock = this.store.lock(key);
       if (lock === null) continue;
@@ -559,28 +929,88 @@ export class IndexServer {
       if (record === null || !isPending(record)) continue;
       const result = await settlePending(this, key, record, null);
       if (result.outcome !== "failed") settled++;
+      else left++;
       if (result.outcome === "lost") {
-        console.error(`index: key ${JSON.stringify(key)}: lost: ${result.detail}`);
+        logEvent("settle_lost", {
+          msg: `index: key ${JSON.stringify(key)}: lost: ${result.detail}`,
+          key,
+          reason: result.detail,
+        });
       }
+    }
+    if (settled > 0) {
+      logEvent("sweep", {
+        msg: `index: sweep settled ${settled} pending records` +
+          (left > 0 ? `; ${left} wait for their volumes` : ""),
+        settled,
+        left,
+      });
     }
     return settled;
   }
 
-  /** Sweeps pending records now and every SWEEP_INTERVAL_MS, until `stopSweeps`. */
+  /**
+   * Sweeps pending records now and every SWEEP_INTERVAL_MS, until `stopSweeps`; and (unless
+   * --metrics=false) samples the request totals for the status page's history meanwhile.
+   */
+  /**
+   * The S3 API, loaded on the first S3 request: a plain minikeyvalue index never pays its
+   * memory (XML, SigV4 and Node's crypto).
+   */
+  #s3Api(): Promise<S3Api> {
+    this.#s3 ??= import("./s3/api.ts").then(({ S3Api }) => new S3Api(this));
+    return this.#s3;
+  }
+
+  /**
+   * Aborts S3 multipart uploads older than --multipart-max-age and parts left without an upload;
+   * loads the S3 API only if there is any.
+   */
+  async reapUploads(): Promise<number> {
+    const any = async (entries: AsyncIterable<unknown>) => {
+      for await (const _ of entries) return true;
+      return false;
+    };
+    const pending = await any(this.store.kv.list({ prefix: [UPLOADS_PREFIX] }, { limit: 1 })) ||
+      await any(this.store.list({ prefix: PARTS_PREFIX, state: "all" }));
+    return pending ? await (await this.#s3Api()).multipart.reap() : 0;
+  }
+
   startSweeps(): void {
     const sweep = () => {
       this.sweepPending().catch((err) => {
-        console.error(`index: sweep of pending records failed: ${(err as Error).message}`);
+        logEvent("sweep_failed", {
+          msg: `index: sweep of pending records failed: ${(err as Error).message}`,
+          reason: (err as Error).message,
+        });
       });
     };
     sweep();
     this.#sweepTimer ??= setInterval(sweep, SWEEP_INTERVAL_MS);
+    const reap = () => {
+      this.#reaping ??= this.reapUploads().catch((err) => {
+        logEvent("reap_failed", {
+          msg: `index: reaping of S3 multipart uploads failed: ${(err as Error).message}`,
+          reason: (err as Error).message,
+        });
+      }).finally(() => {
+        this.#reaping = null;
+      });
+    };
+    reap();
+    this.#reapTimer ??= setInterval(reap, REAP_INTERVAL_MS);
+    if (this.#measure) this.history.start(() => this.metrics.totals());
   }
 
-  /** Stops the sweeps; waits for one running. */
+  /** Stops the sweeps (and the sampling); waits for one running. */
   async stopSweeps(): Promise<void> {
+    this.history.stop();
     clearInterval(this.#sweepTimer);
     this.#sweepTimer = undefined;
+    clearInterval(this.#reapTimer);
+    this.#reapTimer = undefined;
+    await this.#reaping;
     await this.#sweeping?.catch(() => {});
+    await Promise.allSettled(this.#removals.values());
   }
 }

@@ -2,7 +2,9 @@
 // only writer: it holds `DB/lock` while it runs, takes an in-memory lock per key for every write,
 // and so needs no KV checks. Writes of many keys that arrive together share one atomic commit
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
-// answers hot keys and absent keys without touching SQLite.
+// answers hot keys and absent keys without touching SQLite. The number of keys and the bytes of
+// their values are kept as figures in the KV, changed in the same commit as the records, so that
+// the metrics and the status page never scan.
 
 import { Lru } from "./lru.ts";
 import { decodeRecord, encodeRecord, isPending, type KeyRecord } from "./record.ts";
@@ -14,8 +16,21 @@ const RECORDS = "k";
  * removed), so that start-up and the cleanup in the background find them without a scan.
  */
 const PENDING = "w";
-/** Mutations per atomic commit; KV allows 1000 and 800 KiB in all. */
+/**
+ * The key of the store's figures (StoreStats): one entry, rewritten by every commit that changes
+ * records. A plain value and not KV `sum` counters: the store is the only writer and commits one
+ * batch at a time, so it knows the figures and sets them exactly (a `sum` on `Deno.KvU64` would
+ * need decrements written as additions modulo 2^64).
+ */
+const STATS = ["stats"];
+/** S3 buckets made by CreateBucket: `[BUCKETS_PREFIX, name]` → creation time (lib/s3/api.ts). */
+export const BUCKETS_PREFIX = "s3bucket";
+/** S3 multipart uploads in progress (lib/s3/multipart.ts): by id and by object key. */
+export const UPLOADS_PREFIX = "u";
+/** Mutations per atomic commit; KV allows 1000 and 800 KiB in all (one is the figures). */
 export const MAX_BATCH = 256;
+/** Keys per `getMany`, KV's limit. */
+const GET_MANY = 10;
 /** Records kept in memory (including "absent" answers), oldest dropped first. */
 export const CACHE_ENTRIES = 50_000;
 /** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
@@ -35,6 +50,59 @@ export interface ListOptions {
   start?: string;
   /** Which records: live ones (for `?list`), or unlinked ones (for `?unlinked`), or all. */
   state: "live" | "unlinked" | "all";
+}
+
+/**
+ * What the index holds, kept in step with the records (README "Health and metrics"): the keys
+ * whose values are on the volumes, live or unlinked, and the bytes of those values (a record
+ * written before sizes were kept, or made by rebuild, counts 0 bytes); and the pending records
+ * (a write in progress or interrupted, a delete whose files are being removed), counted apart.
+ */
+export interface StoreStats {
+  liveKeys: number;
+  liveBytes: number;
+  unlinkedKeys: number;
+  unlinkedBytes: number;
+  pending: number;
+}
+
+/** Figures of an empty index. */
+export const NO_STATS: Readonly<StoreStats> = {
+  liveKeys: 0,
+  liveBytes: 0,
+  unlinkedKeys: 0,
+  unlinkedBytes: 0,
+  pending: 0,
+};
+
+/** The figures `stats` become when a key's record `old` is replaced by `next` (null: none). Pure. */
+export function shiftStats(
+  stats: Readonly<StoreStats>,
+  old: KeyRecord | null,
+  next: KeyRecord | null,
+): StoreStats {
+  const out = { ...stats };
+  for (const [record, sign] of [[old, -1], [next, 1]] as const) {
+    if (record === null) continue;
+    const bytes = sign * (record.info?.size ?? 0);
+    if (record.state === "live") {
+      out.liveKeys += sign;
+      out.liveBytes += bytes;
+    } else if (record.state === "unlinked") {
+      out.unlinkedKeys += sign;
+      out.unlinkedBytes += bytes;
+    } else {
+      out.pending += sign;
+    }
+  }
+  return out;
+}
+
+/** Whether a value read from the figures' entry is figures (else the store counts again). */
+function isStats(value: unknown): value is StoreStats {
+  const v = value as Record<string, unknown> | null;
+  return typeof v === "object" && v !== null &&
+    Object.keys(NO_STATS).every((name) => Number.isSafeInteger(v[name]) && Number(v[name]) >= 0);
 }
 
 interface Pending {
@@ -63,6 +131,21 @@ export function adminSocketPath(db: string): string {
   return `${db}/admin.sock`;
 }
 
+/**
+ * The figures kept in `kv`; counted from the records (and kept) when there are none yet, as in an
+ * index written before they were kept. Called on open, before anything writes.
+ */
+async function loadStats(kv: Deno.Kv): Promise<StoreStats> {
+  const entry = await kv.get(STATS);
+  if (isStats(entry.value)) return entry.value;
+  let stats: StoreStats = { ...NO_STATS };
+  for await (const { value } of kv.list<string>({ prefix: [RECORDS] }, { batchSize: LIST_BATCH })) {
+    stats = shiftStats(stats, null, decodeRecord(value));
+  }
+  await kv.set(STATS, stats);
+  return stats;
+}
+
 export class Store {
   readonly kv: Deno.Kv;
   #lockFile: Deno.FsFile;
@@ -72,12 +155,22 @@ export class Store {
   #flushing = false;
   /** Counts commits, so that a read racing a commit does not cache what it read. */
   #commits = 0;
-  /** Told how long each commit took, in seconds, failed ones included (the metrics). */
-  onCommit: ((seconds: number) => void) | null = null;
+  /**
+   * Told how long each commit took, in seconds, failed ones included, and how many records it
+   * carried (the metrics, the write trace).
+   */
+  onCommit: ((seconds: number, records: number) => void) | null = null;
+  #stats: StoreStats;
 
-  private constructor(kv: Deno.Kv, lockFile: Deno.FsFile) {
+  private constructor(kv: Deno.Kv, lockFile: Deno.FsFile, stats: StoreStats) {
     this.kv = kv;
     this.#lockFile = lockFile;
+    this.#stats = stats;
+  }
+
+  /** The figures as of the last commit. */
+  get stats(): Readonly<StoreStats> {
+    return this.#stats;
   }
 
   /**
@@ -109,11 +202,11 @@ export class Store {
             if (!(err instanceof Deno.errors.NotFound)) throw err;
           });
         }
+        return new Store(kv, lockFile, await loadStats(kv));
       } catch (err) {
         kv.close();
         throw err;
       }
-      return new Store(kv, lockFile);
     } catch (err) {
       lockFile.close();
       throw new StoreError(`cannot open index ${kvPath(db)}: ${(err as Error).message}`);
@@ -169,12 +262,12 @@ export class Store {
       const started = performance.now();
       try {
         await this.#commit(batch);
-        this.onCommit?.((performance.now() - started) / 1000);
+        this.onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#commits++;
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
-        this.onCommit?.((performance.now() - started) / 1000);
+        this.onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#commits++;
         for (const item of batch) this.#cache.delete(item.key);
         const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);
@@ -184,7 +277,39 @@ export class Store {
     this.#flushing = false;
   }
 
+  /**
+   * The records that the batch replaces, in its order: the latest of the batch itself, else the
+   * cache's, else read from KV. Exact, as only the flush writes and it commits one batch at a
+   * time.
+   */
+  async #replaced(batch: Pending[]): Promise<(KeyRecord | null)[]> {
+    const olds: (KeyRecord | null | undefined)[] = [];
+    const inBatch = new Map<string, KeyRecord | null>();
+    const unknown: number[] = [];
+    for (const [i, { key, record }] of batch.entries()) {
+      olds[i] = inBatch.has(key) ? inBatch.get(key) : this.#cache.get(key);
+      if (olds[i] === undefined) unknown.push(i);
+      inBatch.set(key, record);
+    }
+    const reads: Promise<void>[] = [];
+    for (let from = 0; from < unknown.length; from += GET_MANY) {
+      const indexes = unknown.slice(from, from + GET_MANY);
+      reads.push(
+        this.kv.getMany<string[]>(indexes.map((i) => [RECORDS, batch[i].key])).then((entries) => {
+          entries.forEach((entry, j) => {
+            olds[indexes[j]] = entry.value === null ? null : decodeRecord(entry.value);
+          });
+        }),
+      );
+    }
+    await Promise.all(reads);
+    return olds as (KeyRecord | null)[];
+  }
+
   async #commit(batch: Pending[]): Promise<void> {
+    const olds = await this.#replaced(batch);
+    let stats = this.#stats;
+    for (const [i, { record }] of batch.entries()) stats = shiftStats(stats, olds[i], record);
     for (let attempt = 1;; attempt++) {
       const op = this.kv.atomic();
       for (const { key, record } of batch) {
@@ -193,9 +318,11 @@ export class Store {
         if (record !== null && isPending(record)) op.set([PENDING, key], true);
         else op.delete([PENDING, key]);
       }
+      op.set(STATS, stats);
       try {
         const result = await op.commit();
         if (!result.ok) throw new Error("commit refused");
+        this.#stats = stats;
         return;
       } catch (err) {
         if (!isTransient(err) || attempt >= COMMIT_TRIES) throw err;

@@ -1,8 +1,10 @@
 // The index's side of talking to volumes: bounded requests (every one has a timeout), streamed
 // writes to all replicas at once with backpressure, and each volume's health, tracked by a probe
-// in the background so that a GET never waits on a dead volume.
+// in the background so that a GET never waits on a dead volume. A slower poll reads each volume's
+// own figures (disk space, nginx's request count) for the metrics and the status page.
 
 import { firstLine } from "./errors.ts";
+import { type EventLog, logEvent } from "./events.ts";
 import {
   AnswerError,
   type ClientTls,
@@ -14,7 +16,19 @@ import {
 } from "./http1.ts";
 import { Md5 } from "./md5.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
-import { type KeyPath, locationHost, WRITE_PROBE_PATH } from "./placement.ts";
+import {
+  DISK_STATUS_PATH,
+  type KeyPath,
+  locationHost,
+  STUB_STATUS_PATH,
+  WRITE_PROBE_PATH,
+} from "./placement.ts";
+import {
+  type DiskFigures,
+  parseDiskFigures,
+  parseStubStatus,
+  type StubStatus,
+} from "./statusvolume.ts";
 
 /** How often each volume is probed. */
 const PROBE_INTERVAL_MS = 1000;
@@ -30,6 +44,10 @@ const LIST_TIMEOUT_MS = 10_000;
 const POOL_IDLE_PER_HOST = 256;
 /** How often a probe also checks that a volume can store a file. */
 const WRITE_PROBE_INTERVAL_MS = 10_000;
+/** How often each volume's own figures (lib/statusvolume.ts) are read. */
+const FIGURES_INTERVAL_MS = 10_000;
+/** The most bytes read of a volume's figures: both answers are a few lines. */
+const FIGURES_MAX_BYTES = 4096;
 /**
  * How long the signature of a request to a volume is good for (with a volume secret). Signed
  * when sent and checked by the volume on the request's head, so it only has to outlast clock
@@ -80,6 +98,19 @@ export interface PutResult {
   sizeBytes: number;
 }
 
+/** A volume's state for the metrics and the status page. */
+export interface VolumeStats {
+  host: string;
+  up: boolean;
+  probeSeconds: number;
+  /** Failed requests to it (probes included) since the index started. */
+  errors: number;
+  /** Its filesystem, as last read (absent until read, or from a volume without the file). */
+  disk?: DiskFigures;
+  /** Its nginx's connections and requests, as last read. */
+  nginx?: StubStatus;
+}
+
 function describe(volume: string, method: string, path: string, why: string): string {
   return `volume ${volume}: cannot ${method} ${JSON.stringify(path)}: ${why}`;
 }
@@ -109,11 +140,17 @@ export class Volumes {
   #errors = new Map<string, number>();
   /** Hosts whose probe is running, so that a burst of failures probes once. */
   #probing = new Map<string, Promise<void>>();
+  /** Each host's own figures, as last read by the slow poll. */
+  #disk = new Map<string, DiskFigures>();
+  #nginx = new Map<string, StubStatus>();
+  #figuresTimer: ReturnType<typeof setInterval> | undefined;
+  /** Ends the figures' requests in flight when the client closes. */
+  #closing = new AbortController();
   /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
   #client: Deno.HttpClient;
   #pool: Http1Pool;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #log: (line: string) => void;
+  #log: EventLog;
   #onUp: (host: string) => void;
   /** The volume secret (lib/signing.ts): every request to a volume is signed; "" for none. */
   #secret: string;
@@ -122,7 +159,8 @@ export class Volumes {
     options: {
       hosts: string[];
       timeoutMs: number;
-      log?: (line: string) => void;
+      /** Where volume down and up events go (lib/events.ts); stderr as JSON lines if absent. */
+      log?: EventLog;
       /** Called when a volume that was down answers its probe again. */
       onUp?: (host: string) => void;
       /** The volume secret: every request is signed (`?md5=&expires=`); absent or "": none. */
@@ -139,7 +177,7 @@ export class Volumes {
       ...(options.tls?.caCerts && { caCerts: options.tls.caCerts }),
     });
     this.#pool = new Http1Pool({ tls: options.tls });
-    this.#log = options.log ?? ((line) => console.error(line));
+    this.#log = options.log ?? logEvent;
     this.#onUp = options.onUp ?? (() => {});
     this.#secret = options.secret ?? "";
     for (const host of options.hosts) this.#alive.set(host, true);
@@ -179,13 +217,18 @@ export class Volumes {
     return [...this.#alive.keys()];
   }
 
-  /** Each host's state for the metrics: up, its last probe's time, its failed requests. */
-  stats(): { host: string; up: boolean; probeSeconds: number; errors: number }[] {
+  /**
+   * Each host's state for the metrics and the status page: up, its last probe's time, its failed
+   * requests, and its own figures as last read.
+   */
+  stats(): VolumeStats[] {
     return this.hosts().map((host) => ({
       host,
       up: this.#alive.get(host) === true,
       probeSeconds: (this.#probeMs.get(host) ?? 0) / 1000,
       errors: this.#errors.get(host) ?? 0,
+      disk: this.#disk.get(host),
+      nginx: this.#nginx.get(host),
     }));
   }
 
@@ -199,7 +242,11 @@ export class Volumes {
     const host = locationHost(location);
     if (this.#alive.get(host) === false) return;
     this.#alive.set(host, false);
-    this.#log(`volume ${host}: marked down: ${why}`);
+    this.#log("volume_down", {
+      msg: `volume ${host}: marked down: ${why}`,
+      volume: host,
+      reason: why,
+    });
     const reason = new VolumeError(host, null, `volume ${host}: down: ${why}`);
     this.#down.get(host)?.abort(reason);
     this.#down.delete(host);
@@ -208,7 +255,7 @@ export class Volumes {
   #markAlive(host: string): void {
     if (this.#alive.get(host) === true) return;
     this.#alive.set(host, true);
-    this.#log(`volume ${host}: up again`);
+    this.#log("volume_up", { msg: `volume ${host}: up again`, volume: host });
     this.#onUp(host);
   }
 
@@ -273,8 +320,59 @@ export class Volumes {
     }
   }
 
+  /**
+   * Reads the figures of every host that is up (its disk file and nginx's stub_status), on the
+   * client the streams use; a volume that does not serve them (an older one) simply has none.
+   * Failures are not the volume's errors: the probe judges its health.
+   */
+  async readFigures(): Promise<void> {
+    await Promise.all(
+      this.hosts().filter((host) => this.isAlive(host)).map(async (host) => {
+        const [disk, nginx] = await Promise.all([
+          this.#readSmall(host, DISK_STATUS_PATH),
+          this.#readSmall(host, STUB_STATUS_PATH),
+        ]);
+        const figures = disk === null ? null : parseDiskFigures(disk);
+        if (figures !== null) this.#disk.set(host, figures);
+        const counts = nginx === null ? null : parseStubStatus(nginx);
+        if (counts !== null) this.#nginx.set(host, counts);
+      }),
+    );
+  }
+
+  /** The body of a small answer (`GET path` on `host`), or null on any failure. */
+  async #readSmall(host: string, path: string): Promise<string | null> {
+    try {
+      const response = await fetch(`${this.scheme}://${host}${this.signed("GET", path)}`, {
+        client: this.#client,
+        signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.#closing.signal]),
+      });
+      const length = Number(response.headers.get("content-length") ?? FIGURES_MAX_BYTES + 1);
+      if (response.status !== 200 || !(length <= FIGURES_MAX_BYTES)) {
+        await response.body?.cancel();
+        return null;
+      }
+      return await response.text();
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof DOMException) return null;
+      throw err;
+    }
+  }
+
   start(): void {
     if (this.#timer !== undefined) return;
+    let reading = false;
+    const readFigures = async () => {
+      if (reading) return;
+      reading = true;
+      try {
+        await this.readFigures();
+      } finally {
+        reading = false;
+      }
+    };
+    readFigures();
+    this.#figuresTimer = setInterval(readFigures, FIGURES_INTERVAL_MS);
     let running = false;
     this.#timer = setInterval(async () => {
       if (running) return;
@@ -290,6 +388,9 @@ export class Volumes {
   close(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#figuresTimer);
+    this.#figuresTimer = undefined;
+    this.#closing.abort();
     this.#client.close();
     this.#pool.close();
   }

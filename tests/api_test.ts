@@ -24,7 +24,7 @@ import {
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
 
 /** The methods of the API, as `Allow` lists them. */
-const API_METHODS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK"];
+const API_METHODS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK", "REBALANCE"];
 /** A 16 MiB value, the size at which buffering or a truncated stream would show. */
 const BIG_VALUE_BYTES = 16 * 1024 * 1024;
 /** Concurrent PUTs of one key in the race test. */
@@ -74,12 +74,15 @@ async function nginxPid(port: number): Promise<string> {
   }
 }
 
-/** Every regular file under `dir` (`.tmp` and `.mkv-probe` excepted), as paths relative to it. */
+/** The volume's own files at its root: not values. */
+const VOLUME_FILES = /^(\.tmp|\.mkv-probe|\.mkv-disk(\.tmp)?)$/;
+
+/** Every regular file under `dir` (the volume's own excepted), as paths relative to it. */
 async function filesUnder(dir: string, relative = ""): Promise<string[]> {
   const files: string[] = [];
   for await (const entry of Deno.readDir(join(dir, relative))) {
-    // nginx's upload spool and the index's write probe are not values.
-    if (relative === "" && (entry.name === ".tmp" || entry.name === ".mkv-probe")) continue;
+    // nginx's upload spool, the index's write probe and the disk figures are not values.
+    if (relative === "" && VOLUME_FILES.test(entry.name)) continue;
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     if (entry.isDirectory) files.push(...await filesUnder(dir, path));
     else files.push(path);
@@ -327,7 +330,8 @@ Deno.test("the HTTP API on a default cluster (3 volumes, 3 replicas, 10 subvolum
     for (const file of files) assert.equal(await Deno.readTextFile(file), "data", file);
     assert.equal((await request(`${base}/unlink/me`, { method: "DELETE" })).status, 204);
     assert.deepEqual(await listing(base, "/unlink/", "unlinked"), { next: "", keys: [] });
-    for (const file of files) assert.equal(await exists(file), false, file);
+    // The files go right after the 204 (README, "HTTP API").
+    for (const file of files) await waitFor(`${file} removed`, async () => !await exists(file));
     assert.equal((await request(`${base}/unlink/me`)).status, 404);
   });
 
@@ -348,12 +352,29 @@ Deno.test("the HTTP API on a default cluster (3 volumes, 3 replicas, 10 subvolum
     );
     for (const file of files) assert.equal(await exists(file), true, file);
     assert.equal((await request(`${base}/delete/me`, { method: "DELETE" })).status, 204);
-    for (const file of files) assert.equal(await exists(file), false, file);
     assert.equal((await request(`${base}/delete/me`)).status, 404);
+    for (const file of files) await waitFor(`${file} removed`, async () => !await exists(file));
     assert.deepEqual((await listing(base, "/delete/", "unlinked")).keys, []);
     // The key can be written again.
     assert.equal(await put(base, "/delete/me", "again"), 201);
     assert.equal((await getFollow(base, "/delete/me")).body, "again");
+  });
+
+  await t.step("a PUT right after a DELETE waits for the removal and keeps its value", async () => {
+    // The DELETE's files are removed after its 204; a PUT of the key sent at once must not have
+    // its new files removed by that removal, on any replica.
+    for (let i = 0; i < 20; i++) {
+      const key = `/delete/then-put-${i}`;
+      assert.equal(await put(base, key, "old"), 201);
+      assert.equal((await request(`${base}${key}`, { method: "DELETE" })).status, 204);
+      assert.equal(await put(base, key, `new ${i}`), 201);
+      for (const location of keyToVolumes(key, placement)) {
+        const file = fileOnDisk(cluster, location, keyToPath(key));
+        assert.equal(await Deno.readTextFile(file), `new ${i}`, file);
+      }
+      assert.equal((await getFollow(base, key)).body, `new ${i}`);
+    }
+    assert.deepEqual((await listing(base, "/delete/then-put-", "unlinked")).keys, []);
   });
 
   await t.step("PUT of a live key is 403; an empty PUT is 411; absent keys are 404", async () => {
@@ -535,9 +556,8 @@ Deno.test("a cluster with --replicas 2 --subvolumes 1 --protect --md5sum=false -
     }
     for (const v of cluster.volumes.keys()) {
       for await (const entry of Deno.readDir(join(cluster.dir, `volume${v + 1}`))) {
-        assert.match(
-          entry.name,
-          /^([0-9a-f]{2}|\.tmp|\.mkv-probe)$/,
+        assert.ok(
+          /^[0-9a-f]{2}$/.test(entry.name) || VOLUME_FILES.test(entry.name),
           `volume${v + 1}/${entry.name}`,
         );
       }

@@ -41,6 +41,7 @@ Deno.test("parseIndexArgs: minikeyvalue's defaults", () => {
     dryRun: false,
     concurrency: 8,
     json: false,
+    multipartMaxAgeMs: 7 * 24 * 3_600_000,
   });
 });
 
@@ -66,6 +67,8 @@ Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => 
     "-credentials",
     "/etc/mkv/credentials",
     "-public-read",
+    "-multipart-max-age",
+    "24h",
     "server",
   ]);
   assert.deepEqual(options, {
@@ -87,6 +90,7 @@ Deno.test("parseIndexArgs: every server flag, Go style, subcommand last", () => 
     dryRun: false,
     concurrency: 8,
     json: false,
+    multipartMaxAgeMs: 24 * 3_600_000,
     // -v without --access-log: nginx's access log goes to stderr.
     accessLog: "stderr",
   });
@@ -156,6 +160,7 @@ Deno.test("parseIndexArgs: refuses a bad command line with a one-line reason", (
     [["server", "--db", "d", "--volumes", "a:1,a:1"], /-volumes has a duplicate/],
     [[...BASE, "--replicas", "4"], /-replicas 4 is more than the 3 volumes/],
     [[...BASE, "--replicas", "0"], /-replicas must be at least 1/],
+    [[...BASE, "--multipart-max-age", "500ms"], /-multipart-max-age must be at least 1s/],
     [[...BASE, "--subvolumes", "0"], /-subvolumes must be 1 to 256/],
     [[...BASE, "--subvolumes", "257"], /-subvolumes must be 1 to 256/],
     [[...BASE, "--voltimeout", "0s"], /-voltimeout must be more than 0/],

@@ -20,12 +20,16 @@ import {
 import { VERIFIED_TTL_MS } from "../lib/server.ts";
 import { pidFileFor } from "../lib/runtime.ts";
 import {
+  eventually,
   exists,
   fileOnDisk,
   freePorts,
+  generated,
+  keysPlaced,
   portAnswers,
   put,
   request,
+  sleep,
   tempDir,
   testCluster,
 } from "./helpers.ts";
@@ -44,7 +48,6 @@ const RECOVERY_MS = 8_000;
 const DISCONNECT_NOTICE_MS = 2_000;
 /** Bound on any single request of these tests, so that a hang fails instead of stalling CI. */
 const REQUEST_TIMEOUT_MS = 20_000;
-const POLL_MS = 50;
 const SUBVOLUMES = 10;
 const MIB = 1024 * 1024;
 
@@ -72,35 +75,8 @@ function placementOf(cluster: { volumes: ClusterProcess[] }, replicas: number): 
   };
 }
 
-/** Keys under `prefix` whose replicas do (or do not) include `host`, `count` of them. */
-function keysPlaced(
-  options: { prefix: string; placement: Placement; host: string; onHost: boolean; count: number },
-): string[] {
-  const keys: string[] = [];
-  for (let i = 0; keys.length < options.count && i < 10_000; i++) {
-    const key = `${options.prefix}${i}`;
-    const hosts = keyToVolumes(key, options.placement).map(locationHost);
-    if (hosts.includes(options.host) === options.onHost) keys.push(key);
-  }
-  return keys;
-}
-
 // ---------------------------------------------------------------------------------------------
 // I/O helpers
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it holds or `timeoutMs` passes; returns whether it held. */
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(POLL_MS);
-  }
-}
 
 /** A request that never hangs: no redirect following, body read as text, bounded in time. */
 function ask(url: string, init: RequestInit = {}) {
@@ -748,37 +724,6 @@ const STREAM_RSS_BYTES = 24 * MIB;
 /** And the index's peak RSS stays under this (it is 49–53 MiB at rest). */
 const INDEX_PEAK_RSS_BYTES = 80 * MIB;
 
-/** `sizeBytes` of pseudo-random bytes made as they are read; `md5()` is known once all are. */
-function generated(sizeBytes: number): { stream: ReadableStream<Uint8Array>; md5(): string } {
-  const block = new Uint8Array(MIB);
-  crypto.getRandomValues(block.subarray(0, 65536));
-  for (let i = 65536; i < MIB; i += 65536) block.copyWithin(i, 0, 65536);
-  const hash = createHash("md5");
-  let sent = 0;
-  let digest = "";
-  const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (sent >= sizeBytes) {
-        digest = hash.digest("hex");
-        controller.close();
-        return;
-      }
-      const chunk = block.slice(0, Math.min(MIB, sizeBytes - sent));
-      new DataView(chunk.buffer).setFloat64(0, sent);
-      hash.update(chunk);
-      sent += chunk.byteLength;
-      controller.enqueue(chunk);
-    },
-  });
-  return {
-    stream,
-    md5() {
-      assert.ok(digest !== "", "the value was not sent whole");
-      return digest;
-    },
-  };
-}
-
 async function peakRssBytes(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kib = status.match(/^VmHWM:\s+(\d+) kB$/m);
@@ -1026,6 +971,8 @@ Deno.test("a DELETE with a replica's volume down is accepted at once; its file g
   assert.equal((await ask(`${cluster.url}${key}`)).status, 404, "a deleted key still reads");
   assert.ok(!(await listKeys(cluster.url)).includes(key));
   assert.ok(!(await listKeys(cluster.url, "unlinked")).includes(key), "DELETE left it unlinked");
+  // The live volumes' files go right after the 204; the down volume's stays for now.
+  await eventually(async () => (await filesOfKey(cluster, key)).length === 1, RECOVERY_MS);
   assert.equal((await filesOfKey(cluster, key)).length, 1, "the down volume's file stays for now");
   assert.equal((await ask(`${cluster.url}${key}`, { method: "DELETE" })).status, 404);
   await using _revived = await spawnVolume({ port: victim.port, dir: volumeDir(cluster, victim) });
@@ -1085,6 +1032,8 @@ async function assertUnlinkedKept(cluster: TestCluster, key: string, old: string
   for (const file of files) assert.equal(await Deno.readTextFile(file), old, file);
   assert.equal((await ask(`${cluster.url}${key}`)).status, 404);
   assert.equal((await ask(`${cluster.url}${key}`, { method: "DELETE" })).status, 204);
+  // The files go right after the 204.
+  await eventually(async () => (await filesOfKey(cluster, key)).length === 0, RECOVERY_MS);
   assert.deepEqual(await filesOfKey(cluster, key), []);
 }
 

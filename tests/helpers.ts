@@ -1,9 +1,12 @@
 // Shared by the tests: temp directories, a real cluster on free ports, and small HTTP helpers
 // that always consume or cancel the response body (so the sanitizers stay quiet).
 
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
+import { Md5 } from "../lib/md5.ts";
+import { keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 
 export { freePort };
 // What a test needs of the programs' own checks: one definition each, in the programs.
@@ -12,6 +15,8 @@ export { portAnswers } from "../nginx.ts";
 
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The chunk size of `generated` values. */
+const GENERATED_CHUNK_BYTES = 1024 * 1024;
 /** How long one curl may take. */
 const CURL_TIMEOUT_S = 30;
 /** How long a script run by a test may take. */
@@ -128,7 +133,7 @@ export interface ScriptResult {
 }
 
 /** Runs a program to its end (killed after `timeoutMs`); its exit code and output. */
-async function runCommand(
+export async function runCommand(
   command: string,
   args: string[],
   options: { timeoutMs?: number; cwd?: string } = {},
@@ -167,4 +172,72 @@ export async function runScript(
  */
 export async function curl(args: string[]): Promise<ScriptResult> {
   return await runCommand("curl", ["-sS", "--max-time", String(CURL_TIMEOUT_S), ...args]);
+}
+
+/** Waits `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every `pollMs` until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  pollMs = 50,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(pollMs);
+  }
+}
+
+/** Keys under `prefix` whose replicas do (or do not) include `host`, `count` of them. */
+export function keysPlaced(
+  options: { prefix: string; placement: Placement; host: string; onHost: boolean; count: number },
+): string[] {
+  const keys: string[] = [];
+  for (let i = 0; keys.length < options.count && i < 10_000; i++) {
+    const key = `${options.prefix}${i}`;
+    const hosts = keyToVolumes(key, options.placement).map(locationHost);
+    if (hosts.includes(options.host) === options.onHost) keys.push(key);
+  }
+  return keys;
+}
+
+/**
+ * `sizeBytes` of pseudo-random bytes made as they are read, 1 MiB at a time, each chunk stamped
+ * with its offset so that no two are alike; `md5()` is known once all are read.
+ */
+export function generated(
+  sizeBytes: number,
+): { stream: ReadableStream<Uint8Array>; md5(): string } {
+  const block = new Uint8Array(GENERATED_CHUNK_BYTES);
+  crypto.getRandomValues(block.subarray(0, 65536));
+  for (let i = 65536; i < block.byteLength; i += 65536) block.copyWithin(i, 0, 65536);
+  const hash = new Md5();
+  let sent = 0;
+  let digest = "";
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= sizeBytes) {
+        digest = hash.hex();
+        controller.close();
+        return;
+      }
+      const chunk = block.slice(0, Math.min(block.byteLength, sizeBytes - sent));
+      if (chunk.byteLength >= 8) new DataView(chunk.buffer).setFloat64(0, sent);
+      hash.update(chunk);
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return {
+    stream,
+    md5() {
+      assert.ok(digest !== "", "the value was not sent whole");
+      return digest;
+    },
+  };
 }

@@ -14,7 +14,10 @@ import {
   IndexMetrics,
   render,
 } from "../lib/metrics.ts";
+import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
 import { requiredRight } from "../lib/auth.ts";
+import { parseIndexArgs } from "../lib/config.ts";
+import { NO_STATS } from "../lib/store.ts";
 import { spawnVolume } from "../dev/cluster.ts";
 import { put, request, tempDir, testCluster } from "./helpers.ts";
 
@@ -137,7 +140,65 @@ Deno.test("IndexMetrics: requests by method and status, unknown methods as other
   assert.match(text, /^mkv_volume_probe_seconds\{volume="b:2"\} 1$/m);
   metrics.setVolumes([{ host: "a:1", up: true, probeSeconds: 0.002, errors: 0 }]);
   assert.doesNotMatch(metrics.render(), /b:2/, "a volume no longer known is dropped");
-  assert.ok(parseExposition(text).length > 0);
+  assert.ok(parseExposition(text).families.length > 0);
+  assert.deepEqual(metrics.totals(), { requests: 5, seconds: 0.006, serverErrors: 0 });
+});
+
+Deno.test("IndexMetrics: the store's figures, volumes' own figures, the running operation", () => {
+  const metrics = new IndexMetrics();
+  metrics.setStore({ ...NO_STATS, liveKeys: 3, liveBytes: 300, unlinkedKeys: 1, pending: 2 });
+  metrics.setVolumes([{
+    host: "a:1",
+    up: true,
+    probeSeconds: 0.001,
+    errors: 0,
+    disk: { freeBytes: 250, totalBytes: 1000, timeMs: 1 },
+    nginx: { active: 2, accepts: 9, handled: 9, requests: 40, reading: 0, writing: 1, waiting: 1 },
+  }, { host: "b:2", up: false, probeSeconds: 1, errors: 1 }]);
+  metrics.setOperation({
+    command: "verify",
+    startedMs: 1_700_000_000_000,
+    done: 40,
+    total: 100,
+    unit: "keys",
+    counts: { ok: 39, missing: 1 },
+    problems: 1,
+  });
+  metrics.bodySent(123);
+  let families = parseExposition(metrics.render());
+  assert.equal(valueOf(families, "mkv_keys", { state: "live" }), 3);
+  assert.equal(valueOf(families, "mkv_keys", { state: "unlinked" }), 1);
+  assert.equal(valueOf(families, "mkv_bytes", { state: "live" }), 300);
+  assert.equal(valueOf(families, "mkv_pending_records"), 2);
+  assert.equal(valueOf(families, "mkv_response_body_bytes_total"), 123);
+  assert.equal(valueOf(families, "mkv_volume_free_bytes", { volume: "a:1" }), 250);
+  assert.equal(valueOf(families, "mkv_volume_size_bytes", { volume: "a:1" }), 1000);
+  assert.equal(valueOf(families, "mkv_volume_requests_total", { volume: "a:1" }), 40);
+  assert.equal(valueOf(families, "mkv_volume_connections", { volume: "a:1" }), 2);
+  assert.equal(seriesOf(families, "mkv_volume_free_bytes").length, 1, "none without figures");
+  assert.equal(valueOf(families, "mkv_operation_running", { operation: "verify" }), 1);
+  assert.equal(valueOf(families, "mkv_operation_running", { operation: "gc" }), 0);
+  assert.equal(valueOf(families, "mkv_operation_done", { operation: "verify", unit: "keys" }), 40);
+  assert.equal(valueOf(families, "mkv_operation_size", { operation: "verify", unit: "keys" }), 100);
+  assert.equal(valueOf(families, "mkv_operation_problems", { operation: "verify" }), 1);
+  assert.equal(
+    valueOf(families, "mkv_operation_start_time_seconds", { operation: "verify" }),
+    1_700_000_000,
+  );
+  metrics.setOperation(null);
+  families = parseExposition(metrics.render());
+  assert.equal(valueOf(families, "mkv_operation_running", { operation: "verify" }), 0);
+  assert.equal(seriesOf(families, "mkv_operation_done").length, 0);
+});
+
+Deno.test("--metrics=false parses; metrics are on by default", () => {
+  const base = ["server", "--db", "/tmp/i", "--volumes", "localhost:3001", "--replicas", "1"];
+  const off = parseIndexArgs([...base, "--metrics=false"]);
+  assert.ok(off !== "help");
+  assert.equal(off.metrics, false);
+  const on = parseIndexArgs(base);
+  assert.ok(on !== "help");
+  assert.equal(on.metrics, undefined);
 });
 
 Deno.test("requiredRight: the index's own pages need admin whatever the method", () => {
@@ -145,58 +206,83 @@ Deno.test("requiredRight: the index's own pages need admin whatever the method",
   assert.equal(requiredRight("HEAD", "admin"), "admin");
 });
 
-/** A sample of the exposition format. */
-interface Sample {
+/** A metric family as the exposition parser gives it (values as text, as in the format). */
+interface Family {
   name: string;
-  labels: Record<string, string>;
-  value: number;
+  type: string;
+  metrics: {
+    value?: string;
+    labels?: Record<string, string>;
+    buckets?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }[];
 }
 
-const SAMPLE =
-  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})? (\S+)$/;
-const LABEL_PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"/g;
+/** An exposition: its text, and its families as a real parser of the format reads them. */
+interface Exposition {
+  text: string;
+  families: Family[];
+}
+
+function parseExposition(text: string): Exposition {
+  assert.ok(text.endsWith("\n"), "the exposition ends with a newline");
+  return { text, families: parsePrometheusTextFormat(text) as Family[] };
+}
 
 /**
- * Parses the text exposition format strictly: every line is a `# HELP`/`# TYPE` comment naming a
- * metric, or a sample `name{labels} value` of a metric whose TYPE came before it.
+ * One series of a histogram, parsed alone with its labels taken off: the parser (1.1.1) merges
+ * the series of a labelled histogram into one, so each is given to it by itself.
  */
-function parseExposition(text: string): Sample[] {
-  assert.ok(text.endsWith("\n"), "the exposition ends with a newline");
-  const samples: Sample[] = [];
-  const types = new Map<string, string>();
-  for (const line of text.slice(0, -1).split("\n")) {
-    const comment = line.match(/^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/);
-    if (comment !== null) {
-      if (comment[1] === "TYPE") {
-        assert.match(comment[3], /^(counter|gauge|histogram|summary|untyped)$/);
-        types.set(comment[2], comment[3]);
-      }
-      continue;
-    }
-    const match = line.match(SAMPLE);
-    assert.ok(match !== null, `not a sample line: ${JSON.stringify(line)}`);
-    const [, name, labelText, valueText] = match;
-    const family = name.replace(/_(bucket|sum|count)$/, "");
-    assert.ok(types.has(name) || types.get(family) === "histogram", `no TYPE for ${name}`);
-    const value = valueText === "+Inf" ? Infinity : Number(valueText);
-    assert.ok(!Number.isNaN(value) || valueText === "NaN", `bad value in ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (labelText ?? "").matchAll(LABEL_PAIR)) {
-      labels[pair[1]] = pair[2].replace(/\\(.)/g, (_, c) => c === "n" ? "\n" : c);
-    }
-    samples.push({ name, labels, value });
-  }
-  return samples;
+function histogramSeries(
+  exposition: Exposition,
+  name: string,
+  labels: Record<string, string>,
+): Family["metrics"][number] | undefined {
+  const pairs = Object.entries(labels).map(([label, value]) => `${label}="${value}",?`);
+  const ofSeries = (line: string) =>
+    new RegExp(`^${name}_(bucket|sum|count)[{ ]`).test(line) &&
+    pairs.every((pair) => new RegExp(`[{,]${pair}`).test(line));
+  const lines = exposition.text.split("\n").filter((line) =>
+    line.startsWith(`# TYPE ${name} `) || ofSeries(line)
+  ).map((line) =>
+    pairs.reduce((out, pair) => out.replace(new RegExp(pair), ""), line)
+      .replace(/,?\}/, "}").replace("{}", "")
+  );
+  const families = parsePrometheusTextFormat(`${lines.join("\n")}\n`) as Family[];
+  return families.find((family) => family.name === name)?.metrics[0];
 }
 
-/** The value of the one sample with this name and these labels (0 if absent). */
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter((sample) =>
-    sample.name === name &&
-    Object.entries(labels).every(([label, value]) => sample.labels[label] === value)
+/**
+ * The value of the one sample of `name` with these labels (0 if absent): a counter's or gauge's,
+ * or a histogram's `_count`, `_sum` or `_bucket` (with `le` among the labels).
+ */
+function valueOf(
+  exposition: Exposition,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
+  const part = name.match(/^(.*)_(count|sum|bucket)$/);
+  if (
+    part !== null && exposition.families.some((f) => f.name === part[1] && f.type === "HISTOGRAM")
+  ) {
+    const { le, ...wanted } = labels;
+    const series = histogramSeries(exposition, part[1], wanted);
+    const text = part[2] === "bucket"
+      ? series?.buckets?.[le]
+      : series?.[part[2] as "count" | "sum"];
+    return Number(text ?? 0);
+  }
+  const found = (exposition.families.find((f) => f.name === name)?.metrics ?? []).filter((metric) =>
+    Object.entries(labels).every(([label, value]) => metric.labels?.[label] === value)
   );
   assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)}: ${found.length} samples`);
-  return found[0]?.value ?? 0;
+  return Number(found[0]?.value ?? 0);
+}
+
+/** The series of a family in an exposition. */
+function seriesOf(exposition: Exposition, name: string): Family["metrics"] {
+  return exposition.families.find((family) => family.name === name)?.metrics ?? [];
 }
 
 Deno.test("a cluster: /-/health, /-/ready, /-/metrics after PUT/GET/DELETE, a volume down", async (t) => {
@@ -244,6 +330,7 @@ Deno.test("a cluster: /-/health, /-/ready, /-/metrics after PUT/GET/DELETE, a vo
     const delta = (name: string, labels: Record<string, string> = {}) =>
       valueOf(after, name, labels) - valueOf(before, name, labels);
     const requests = "mkv_requests_total";
+    assert.equal(valueOf(after, requests, { method: "PUT", status: "201" }), 3, "exactly 3");
     assert.equal(delta(requests, { method: "PUT", status: "201" }), 3);
     assert.equal(delta(requests, { method: "PUT", status: "403" }), 1);
     assert.equal(delta(requests, { method: "GET", status: "302" }), 2);
@@ -262,6 +349,50 @@ Deno.test("a cluster: /-/health, /-/ready, /-/metrics after PUT/GET/DELETE, a vo
       assert.equal(valueOf(after, "mkv_volume_errors_total", { volume: host }), 0, host);
       const probe = valueOf(after, "mkv_volume_probe_seconds", { volume: host });
       assert.ok(probe > 0 && probe < 5, `${host} probe ${probe}`);
+    }
+  });
+
+  await t.step("keys and bytes stored follow PUT, UNLINK and DELETE", async () => {
+    // Now: /m/1 and /m/2 live, 5 bytes each (/m/3 was deleted).
+    const figures = async () => parseExposition((await request(`${base}/-/metrics`)).body);
+    // A DELETE's files are removed just after its 204: its record is pending until then.
+    let samples = await figures();
+    await waitFor("the last DELETE's removal", async () => {
+      samples = await figures();
+      return valueOf(samples, "mkv_pending_records") === 0;
+    });
+    assert.equal(valueOf(samples, "mkv_keys", { state: "live" }), 2);
+    assert.equal(valueOf(samples, "mkv_bytes", { state: "live" }), 10);
+    assert.equal(valueOf(samples, "mkv_keys", { state: "unlinked" }), 0);
+    assert.equal(await put(base, "/m/big", "x".repeat(1000)), 201);
+    assert.equal((await request(`${base}/m/1`, { method: "UNLINK" })).status, 204);
+    samples = await figures();
+    assert.equal(valueOf(samples, "mkv_keys", { state: "live" }), 2);
+    assert.equal(valueOf(samples, "mkv_bytes", { state: "live" }), 1005);
+    assert.equal(valueOf(samples, "mkv_keys", { state: "unlinked" }), 1);
+    assert.equal(valueOf(samples, "mkv_bytes", { state: "unlinked" }), 5);
+    for (const key of ["/m/1", "/m/2", "/m/big"]) {
+      assert.equal((await request(`${base}${key}`, { method: "DELETE" })).status, 204);
+    }
+    samples = await figures();
+    for (const state of ["live", "unlinked"]) {
+      assert.equal(valueOf(samples, "mkv_keys", { state }), 0, state);
+      assert.equal(valueOf(samples, "mkv_bytes", { state }), 0, state);
+    }
+    assert.equal(valueOf(samples, "mkv_operation_running", { operation: "verify" }), 0);
+  });
+
+  await t.step("each volume's own figures: disk space and nginx's requests", async () => {
+    let samples = parseExposition((await request(`${base}/-/metrics`)).body);
+    await waitFor("the volumes' figures", async () => {
+      samples = parseExposition((await request(`${base}/-/metrics`)).body);
+      return hosts.every((host) => valueOf(samples, "mkv_volume_size_bytes", { volume: host }) > 0);
+    });
+    for (const host of hosts) {
+      const free = valueOf(samples, "mkv_volume_free_bytes", { volume: host });
+      const size = valueOf(samples, "mkv_volume_size_bytes", { volume: host });
+      assert.ok(free > 0 && free <= size, `${host}: ${free} free of ${size}`);
+      assert.ok(valueOf(samples, "mkv_volume_requests_total", { volume: host }) > 0, host);
     }
   });
 
@@ -330,6 +461,13 @@ Deno.test("--credentials: /-/metrics needs admin; /-/health and /-/ready stay op
   assert.match(reader.body, /may not admin/);
   const admin = await request(`${base}/-/metrics`, { headers: basic("admin:SECRETSECRET") });
   assert.equal(admin.status, 200);
+  for (const page of ["/-/status", "/-/status.json"]) {
+    assert.equal((await request(`${base}${page}`)).status, 401, page);
+    const asReader = await request(`${base}${page}`, { headers: basic("reader:READREADREAD") });
+    assert.equal(asReader.status, 403, page);
+    const asAdmin = await request(`${base}${page}`, { headers: basic("admin:SECRETSECRET") });
+    assert.equal(asAdmin.status, 200, page);
+  }
   const samples = parseExposition(admin.body);
   assert.equal(valueOf(samples, "mkv_requests_total", { method: "GET", status: "401" }), 2);
   assert.equal(valueOf(samples, "mkv_requests_total", { method: "GET", status: "403" }), 1);
@@ -339,4 +477,20 @@ Deno.test("--credentials: /-/metrics needs admin; /-/health and /-/ready stay op
     headers: basic("admin:SECRETSECRET"),
   });
   assert.equal(put.status, 400);
+});
+
+Deno.test("--metrics=false: /-/metrics answers 404; the status page still shows the volumes", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "1", "--metrics=false"] });
+  const base = `http://localhost:${cluster.index.port}`;
+  assert.equal(await put(base, "/k", "value"), 201);
+  const metrics = await request(`${base}/-/metrics`);
+  assert.equal(metrics.status, 404);
+  assert.equal(metrics.body, "metrics are off (--metrics=false)\n");
+  const status = await request(`${base}/-/status.json`);
+  assert.equal(status.status, 200);
+  const data = JSON.parse(status.body);
+  assert.equal(data.metrics, false);
+  assert.deepEqual(data.samples, []);
+  assert.equal(data.store.liveKeys, 1, "keys are counted by the store, metrics or not");
+  assert.equal(data.volumes.length, 3);
 });

@@ -75,10 +75,38 @@ http {
     location @unsupported {
       return 400 "unsupported Transfer-Encoding\\n";
     }
+    location @mkv_replica {
+      set $mkv_volume $upstream_http_x_mkv_volume;
+      set $mkv_target $upstream_http_x_mkv_target;
+      set $mkv_host $upstream_http_x_mkv_host;
+      set $mkv_sni $upstream_http_x_mkv_sni;
+      set $mkv_range $upstream_http_x_mkv_range;
+      set $mkv_etag $upstream_http_x_mkv_etag;
+      set $mkv_modified $upstream_http_x_mkv_modified;
+      set $mkv_type $upstream_http_x_mkv_type;
+      proxy_pass http://$mkv_volume$mkv_target;
+      proxy_http_version 1.1;
+      proxy_pass_request_headers off;
+      proxy_pass_request_body off;
+      proxy_set_header Host $mkv_host;
+      proxy_set_header Range $mkv_range;
+      proxy_set_header Connection "";
+      proxy_hide_header ETag;
+      proxy_hide_header Last-Modified;
+      proxy_hide_header Content-Type;
+      add_header ETag $mkv_etag;
+      add_header Last-Modified $mkv_modified;
+      add_header Content-Type $mkv_type;
+      proxy_buffering off;
+      proxy_connect_timeout 10s;
+      proxy_read_timeout 60s;
+    }
     location / {
       proxy_pass http://mkv_index;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header x-mkv-s3 "";
       proxy_request_buffering off;
       client_body_buffer_size 256k;
       proxy_buffering on;
@@ -149,6 +177,18 @@ http {
       client_body_temp_path "/data/volume1/.tmp";
       dav_methods PUT;
       dav_access user:rw group:r all:r;
+    }
+    location = /.mkv-status {
+      limit_except GET {
+        deny all;
+      }
+      stub_status;
+    }
+    location = /.mkv-disk {
+      limit_except GET {
+        deny all;
+      }
+      default_type application/json;
     }
   }
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   isBalanced,
+  isHostPort,
   keyToPath,
   keyToVolumes,
   locationHost,
@@ -112,6 +113,52 @@ Deno.test("locationHost and locationUrl split and join replica locations", () =>
     "http://localhost:3001/sv05/5d/41/aGVsbG8=",
   );
   assert.equal(locationUrl("localhost:3001", "hello"), "http://localhost:3001/5d/41/aGVsbG8=");
+});
+
+Deno.test("locationHost and locationUrl keep host names and bracketed IPv6 whole", () => {
+  assert.equal(locationHost("[fd0a:e7:1::11]:3001/sv05"), "[fd0a:e7:1::11]:3001");
+  assert.equal(locationHost("[::1]:3001"), "[::1]:3001");
+  assert.equal(locationHost("vol-1.example:3001/sv05"), "vol-1.example:3001");
+  assert.equal(
+    locationUrl("[fd0a:e7:1::11]:3001/sv05", "hello"),
+    "http://[fd0a:e7:1::11]:3001/sv05/5d/41/aGVsbG8=",
+  );
+  assert.equal(locationUrl("vol1.test:80", "hello"), "http://vol1.test:80/5d/41/aGVsbG8=");
+});
+
+Deno.test("isHostPort: a name, IPv4 or bracketed IPv6, and a port", () => {
+  const good = [
+    "localhost:3001",
+    "10.231.7.11:3001",
+    "vol-1.example:80",
+    "VOL1:65535",
+    "[::1]:3001",
+    "[fd0a:e7:7::11]:3001",
+    "[::ffff:10.231.7.11]:3001",
+  ];
+  for (const text of good) assert.equal(isHostPort(text), true, text);
+  const bad = [
+    "localhost",
+    "::1:3001",
+    "fd0a::11:3001",
+    "[::1]",
+    "[::1:3001",
+    "::1]:3001",
+    "[localhost]:3001",
+    "[]:3001",
+    "-vol:3001",
+    "vol-:3001",
+    "vol_1:3001",
+    "vol:port",
+    "vol:123456",
+    "http://vol:3001",
+    "vol:3001/sv01",
+    "",
+  ];
+  for (const text of bad) assert.equal(isHostPort(text), false, text);
+  assert.equal(isHostPort("[::1]", { optionalPort: true }), true);
+  assert.equal(isHostPort("fallback.example", { optionalPort: true }), true);
+  assert.equal(isHostPort("::1", { optionalPort: true }), false);
 });
 
 Deno.test("isBalanced: exactly the placement's volumes, in its order", () => {

@@ -44,6 +44,33 @@ const GOLDEN: [KeyRecord, string][] = [
     `WRITINGlocalhost:3001/sv00,localhost:3004/sv02|DELETEDHASH${HELLO_MD5}localhost:3001/sv00`,
   ],
   [{ state: "live", volumes: [], md5: "" }, ""],
+  // The info line: size and time of every write, S3's attributes where given; a `|` in it is
+  // escaped so that it never reads as the separator of a previous record.
+  [
+    {
+      state: "live",
+      volumes: ["localhost:3001"],
+      md5: HELLO_MD5,
+      info: { size: 5, mtime: 1764806400000 },
+    },
+    `HASH${HELLO_MD5}localhost:3001\n{"size":5,"mtime":1764806400000}`,
+  ],
+  [
+    {
+      state: "writing",
+      volumes: ["localhost:3001"],
+      md5: "",
+      info: { size: 0, mtime: 1, type: "text/plain|x", meta: { a: "b\nc" }, etag: "ab-2" },
+      previous: {
+        state: "unlinked",
+        volumes: ["localhost:3001"],
+        md5: HELLO_MD5,
+        info: { size: 5, mtime: 2 },
+      },
+    },
+    `WRITINGlocalhost:3001\n{"size":0,"mtime":1,"type":"text/plain\\u007cx","meta":{"a":"b\\nc"},` +
+    `"etag":"ab-2"}|DELETEDHASH${HELLO_MD5}localhost:3001\n{"size":5,"mtime":2}`,
+  ],
 ];
 
 Deno.test("encodeRecord writes minikeyvalue's text form", () => {

@@ -1,12 +1,21 @@
 // Tests of lib/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
 // share commits; a failed commit fails its whole batch and leaves the cache true), the bounded
 // write-through cache (and lib/lru.ts under it), a read racing a commit, and what survives a
-// close or a kill -9. KV is never replaced: the tests only count or delay calls to the real one.
+// close or a kill -9, and the figures (keys and bytes by state) kept in the same commits. KV is
+// never replaced: the tests only count or delay calls to the real one.
 
 import assert from "node:assert/strict";
 import { Lru } from "../lib/lru.ts";
 import type { KeyRecord } from "../lib/record.ts";
-import { CACHE_ENTRIES, kvPath, MAX_BATCH, Store, StoreError } from "../lib/store.ts";
+import {
+  CACHE_ENTRIES,
+  kvPath,
+  MAX_BATCH,
+  NO_STATS,
+  shiftStats,
+  Store,
+  StoreError,
+} from "../lib/store.ts";
 
 /** A temp directory for one store, removed on dispose. */
 async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
@@ -275,4 +284,80 @@ Deno.test("every write acknowledged before a kill -9 is there after reopening", 
   for (const key of acknowledged) {
     assert.deepEqual(await store.get(key), live("localhost:3001"), key);
   }
+});
+
+function sized(state: KeyRecord["state"], size: number): KeyRecord {
+  return { state, volumes: ["localhost:3001"], md5: "", info: { size, mtime: 1 } };
+}
+
+Deno.test("shiftStats: a record's state and size move between the figures", () => {
+  let stats = shiftStats(NO_STATS, null, sized("writing", 0));
+  assert.deepEqual(stats, { ...NO_STATS, pending: 1 });
+  stats = shiftStats(stats, sized("writing", 0), sized("live", 100));
+  assert.deepEqual(stats, { ...NO_STATS, liveKeys: 1, liveBytes: 100 });
+  stats = shiftStats(stats, sized("live", 100), sized("unlinked", 100));
+  assert.deepEqual(stats, { ...NO_STATS, unlinkedKeys: 1, unlinkedBytes: 100 });
+  stats = shiftStats(stats, sized("unlinked", 100), null);
+  assert.deepEqual(stats, NO_STATS);
+  // A record written before sizes were kept counts as a key of 0 bytes.
+  assert.deepEqual(shiftStats(NO_STATS, null, live("localhost:3001")), {
+    ...NO_STATS,
+    liveKeys: 1,
+  });
+});
+
+Deno.test("the figures follow every commit, also when the old record is not cached", async () => {
+  await using db = await tempDb();
+  {
+    using store = await openStore(db.path);
+    assert.deepEqual(store.stats, NO_STATS);
+    await Promise.all([
+      store.set("/a", sized("live", 10)),
+      store.set("/b", sized("live", 20)),
+      store.set("/c", sized("writing", 0)),
+    ]);
+    assert.deepEqual(store.stats, { ...NO_STATS, liveKeys: 2, liveBytes: 30, pending: 1 });
+    // One batch that changes a key twice: each change counts from the one before.
+    await Promise.all([store.set("/c", sized("live", 5)), store.set("/c", sized("unlinked", 5))]);
+    assert.deepEqual(store.stats, {
+      ...NO_STATS,
+      liveKeys: 2,
+      liveBytes: 30,
+      unlinkedKeys: 1,
+      unlinkedBytes: 5,
+    });
+    // With the cache emptied, the records replaced are read from KV inside the commit.
+    store.forget();
+    await Promise.all([store.set("/a", null), store.set("/b", sized("unlinked", 20))]);
+    assert.deepEqual(store.stats, { ...NO_STATS, unlinkedKeys: 2, unlinkedBytes: 25 });
+    // A failed commit changes nothing. (The first write commits alone, the next two together.)
+    const first = store.set("/first", sized("live", 1));
+    const huge: KeyRecord = { state: "live", volumes: ["x".repeat(70_000)], md5: "" };
+    await assert.rejects(Promise.all([store.set("/b", null), store.set("/huge", huge)]));
+    await first;
+    const after = { ...NO_STATS, liveKeys: 1, liveBytes: 1, unlinkedKeys: 2, unlinkedBytes: 25 };
+    assert.deepEqual(store.stats, after);
+  }
+  // The figures are in the KV: the same after reopening, without a count.
+  using store = await openStore(db.path);
+  assert.deepEqual(store.stats, {
+    ...NO_STATS,
+    liveKeys: 1,
+    liveBytes: 1,
+    unlinkedKeys: 2,
+    unlinkedBytes: 25,
+  });
+});
+
+Deno.test("an index without figures (written before they were kept) is counted on open", async () => {
+  await using db = await tempDb();
+  {
+    using store = await openStore(db.path);
+    await store.set("/a", sized("live", 7));
+    await store.set("/b", sized("deleting", 7));
+    await store.set("/c", live("localhost:3001"));
+    await store.kv.delete(["stats"]);
+  }
+  using store = await openStore(db.path);
+  assert.deepEqual(store.stats, { ...NO_STATS, liveKeys: 2, liveBytes: 7, pending: 1 });
 });

@@ -159,7 +159,7 @@ export async function runOperation(options: IndexOptions): Promise<number> {
     timeoutMs: options.voltimeoutMs,
     tls: volumeTls,
     secret,
-    log: (line) => reporter.log(line),
+    log: (_event, fields) => reporter.log(fields.msg),
   });
   const abort = new AbortController();
   const stop = () => abort.abort();

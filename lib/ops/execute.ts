@@ -8,6 +8,7 @@
 //
 //   deno run -A index.ts verify --db ./data/index --volumes localhost:3001,localhost:3002 --md5
 
+import { firstLine } from "../errors.ts";
 import { gc } from "./gc.ts";
 import type { Emit, Operation, OperationRequest } from "./protocol.ts";
 import { rebalance } from "./rebalance.ts";
@@ -34,9 +35,16 @@ export async function execute(
   signal: AbortSignal,
 ): Promise<void> {
   const run = new OperationRun(request.command, emit, UNITS[request.command]);
-  await run.tick(true);
-  const operation = { rebuild, rebalance, verify, gc }[request.command];
-  await operation(ctx, request, run, signal);
-  if (signal.aborted) await run.outcome("failed", { detail: "interrupted; run it again" });
-  await run.finish();
+  ctx.board?.begin(run);
+  try {
+    await run.tick(true);
+    const operation = { rebuild, rebalance, verify, gc }[request.command];
+    await operation(ctx, request, run, signal);
+    if (signal.aborted) await run.outcome("failed", { detail: "interrupted; run it again" });
+    await run.finish();
+  } catch (err) {
+    ctx.board?.end(run, firstLine(err));
+    throw err;
+  }
+  ctx.board?.end(run);
 }

@@ -47,6 +47,49 @@ export function planRebalance(key: string, record: KeyRecord, placement: Placeme
 }
 
 /**
+ * Moves a key's replicas to `plan.targets` (the caller holds the key's lock): copies the value to
+ * the targets that lack it (or whose file is missing), checks the copies, and commits the record
+ * that points at the targets. Returns the locations to delete from once no reader is redirected
+ * there, or why nothing changed. Shared by the rebalance operation and `REBALANCE /key`.
+ */
+export async function moveReplicas(
+  ctx: Pick<OperationContext, "store" | "volumes">,
+  key: string,
+  record: KeyRecord,
+  plan: RebalancePlan,
+): Promise<{ ok: true; deleteFrom: string[] } | { ok: false; detail: string }> {
+  const { store, volumes } = ctx;
+  track(volumes, record.volumes);
+  const path = keyToPath(key);
+  // A target the record already names counts only if its file is there: a replica lost behind
+  // the index's back is copied again, so that old copies are never removed while the new set is
+  // short of one.
+  const missing: string[] = [];
+  for (const location of plan.targets.filter((target) => !plan.copyTo.includes(target))) {
+    try {
+      if (!await volumes.has(location, path)) missing.push(location);
+    } catch (err) {
+      if (!(err instanceof VolumeError)) throw err;
+      return { ok: false, detail: `kept at ${record.volumes}: ${firstLine(err)}` };
+    }
+  }
+  const copyTo = [...plan.copyTo, ...missing];
+  if (copyTo.length > 0) {
+    const sources = record.volumes.filter((location) => !missing.includes(location)).sort(
+      (a, b) => Number(volumes.isAlive(b)) - Number(volumes.isAlive(a)),
+    );
+    const failed = await volumes.copy(path, {
+      sources,
+      targets: copyTo,
+      expectedMd5: record.md5,
+    });
+    if (failed !== null) return { ok: false, detail: `kept at ${record.volumes}: ${failed}` };
+  }
+  await store.set(key, { ...record, volumes: plan.targets });
+  return { ok: true, deleteFrom: plan.deleteFrom };
+}
+
+/**
  * Deletions of files a rebalance moved away from, done after a grace period (online), each under
  * its key's lock and only where the key's record no longer points.
  */
@@ -157,41 +200,12 @@ export const rebalance: OperationFn = async (ctx, request, run, signal) => {
         });
         return;
       }
-      track(volumes, record.volumes);
-      const path = keyToPath(key);
-      // A target the record already names counts only if its file is there: a replica lost
-      // behind the index's back is copied again, so that old copies are never removed while the
-      // new set is short of one.
-      const missing: string[] = [];
-      for (const location of plan.targets.filter((target) => !plan.copyTo.includes(target))) {
-        try {
-          if (!await volumes.has(location, path)) missing.push(location);
-        } catch (err) {
-          if (!(err instanceof VolumeError)) throw err;
-          await run.outcome("failed", {
-            key,
-            detail: `kept at ${record.volumes}: ${firstLine(err)}`,
-          });
-          return;
-        }
+      const moved = await moveReplicas(ctx, key, record, plan);
+      if (!moved.ok) {
+        await run.outcome("failed", { key, detail: moved.detail });
+        return;
       }
-      const copyTo = [...plan.copyTo, ...missing];
-      if (copyTo.length > 0) {
-        const sources = record.volumes.filter((location) => !missing.includes(location)).sort(
-          (a, b) => Number(volumes.isAlive(b)) - Number(volumes.isAlive(a)),
-        );
-        const failed = await volumes.copy(path, {
-          sources,
-          targets: copyTo,
-          expectedMd5: record.md5,
-        });
-        if (failed !== null) {
-          await run.outcome("failed", { key, detail: `kept at ${record.volumes}: ${failed}` });
-          return;
-        }
-      }
-      await store.set(key, { ...record, volumes: plan.targets });
-      deleteFrom = plan.deleteFrom;
+      deleteFrom = moved.deleteFrom;
       await run.outcome("moved");
     });
     if (deleteFrom.length > 0) deletes.add(key, deleteFrom);

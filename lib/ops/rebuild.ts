@@ -144,7 +144,11 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       await run.outcome("conflict", { key, detail: confirmed.detail });
       return;
     }
-    next = { ...next, volumes: confirmed.volumes, md5: confirmed.md5 };
+    // The size is the files'; the time of a record that had none is the rebuild's own (the
+    // volumes' listings give none in a form worth trusting across hosts).
+    const size = still[0].sizeBytes;
+    const info = old?.info?.size === size ? old.info : { size, mtime: Date.now() };
+    next = { ...next, volumes: confirmed.volumes, md5: confirmed.md5, info };
     if (old !== null && sameRecord(old, next)) {
       await run.outcome("unchanged");
       return;

@@ -1,8 +1,11 @@
 // The concurrent runner of an operation: what it works with (its context), the counting and
 // reporting of outcomes with throttled progress (OperationRun), running a function on many items
 // with bounded concurrency (forEachLimited), retrying keys a write kept locked (withRetries), and
-// the records an operation works through, read lazily from the index (forEachRecord).
+// the records an operation works through, read lazily from the index (forEachRecord); and, on a
+// running server, the board that shows the operation running and the last one (OperationBoard),
+// for the metrics and the status page.
 
+import { type EventLog, logEvent } from "../events.ts";
 import { locationHost, type Placement } from "../placement.ts";
 import { isPending, type KeyRecord } from "../record.ts";
 import type { Store } from "../store.ts";
@@ -10,6 +13,7 @@ import type { Volumes } from "../volumes.ts";
 import {
   type Counts,
   type Emit,
+  formatSummary,
   isUndone,
   type Operation,
   type OperationRequest,
@@ -24,6 +28,26 @@ export interface OperationContext {
    * presence is what tells an operation that it runs online.
    */
   setPlacement?: (placement: Placement) => void;
+  /** Online only: where the running operation is shown (metrics, status page, event log). */
+  board?: OperationBoard;
+}
+
+/** An operation's progress, as the metrics and the status page show it. */
+export interface OperationProgress {
+  command: Operation;
+  /** When it started, in milliseconds since the epoch. */
+  startedMs: number;
+  /** Work done so far, and in all (null while it is being counted), in `unit`s. */
+  done: number;
+  total: number | null;
+  unit: string;
+  counts: Counts;
+  /** Outcomes so far that leave work undone (missing, corrupt, failed...: see isUndone). */
+  problems: number;
+  /** When it finished (the last one only). */
+  finishedMs?: number;
+  /** Why it stopped before its end, if it failed. */
+  error?: string;
 }
 
 /**
@@ -68,6 +92,8 @@ export class OperationRun {
   total: number | null = null;
   #started = Date.now();
   #lastProgressMs = 0;
+  /** Outcomes so far that leave work undone. */
+  #problems = 0;
 
   constructor(
     readonly command: Operation,
@@ -82,6 +108,7 @@ export class OperationRun {
     fields: { key?: string; location?: string; detail?: string } = {},
   ): Promise<void> {
     this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
+    if (isUndone(outcome)) this.#problems++;
     if (!QUIET.has(outcome)) {
       await this.emit({
         type: "item",
@@ -111,15 +138,81 @@ export class OperationRun {
 
   async finish(): Promise<void> {
     await this.tick(true);
-    let undone = 0;
-    for (const [outcome, n] of Object.entries(this.counts)) if (isUndone(outcome)) undone += n;
     await this.emit({
       type: "summary",
       command: this.command,
       counts: { ...this.counts },
-      undone,
+      undone: this.#problems,
       elapsedMs: Date.now() - this.#started,
     });
+  }
+
+  /** Where the run is now. */
+  progress(): OperationProgress {
+    return {
+      command: this.command,
+      startedMs: this.#started,
+      done: this.done,
+      total: this.total,
+      unit: this.unit,
+      counts: { ...this.counts },
+      problems: this.#problems,
+    };
+  }
+}
+
+/**
+ * The operation running on a server (one at a time, see admin.ts) and the last one that ended,
+ * for the metrics and the status page; their start and end go to the event log.
+ */
+export class OperationBoard {
+  #running: OperationRun | null = null;
+  #last: OperationProgress | null = null;
+  #log: EventLog;
+
+  constructor(log: EventLog = logEvent) {
+    this.#log = log;
+  }
+
+  begin(run: OperationRun): void {
+    this.#running = run;
+    this.#log("operation_started", {
+      msg: `index: operation ${run.command} started`,
+      operation: run.command,
+    });
+  }
+
+  /** The run ended: to its end, or with `error` if it failed. */
+  end(run: OperationRun, error?: string): void {
+    if (this.#running === run) this.#running = null;
+    const progress = run.progress();
+    const finishedMs = Date.now();
+    this.#last = { ...progress, finishedMs, ...(error !== undefined && { error }) };
+    const summary = formatSummary({
+      type: "summary",
+      command: run.command,
+      counts: progress.counts,
+      undone: progress.problems,
+      elapsedMs: finishedMs - progress.startedMs,
+    });
+    this.#log("operation_finished", {
+      msg: `index: operation ${error === undefined ? "finished" : `failed: ${error}`}: ${summary}`,
+      operation: run.command,
+      elapsedMs: finishedMs - progress.startedMs,
+      problems: progress.problems,
+      error,
+      counts: progress.counts,
+    });
+  }
+
+  /** The operation running now, or null. */
+  running(): OperationProgress | null {
+    return this.#running?.progress() ?? null;
+  }
+
+  /** The last operation that ended since the server started, or null. */
+  last(): OperationProgress | null {
+    return this.#last;
   }
 }
 

@@ -1,0 +1,345 @@
+// The status page (`/-/status`, lib/status.ts), the volumes' own figures (lib/statusvolume.ts) and
+// the event log's lines (lib/events.ts): the pure parts against golden values, then the page in a
+// real headless Chromium (Debian's, installed by .ci/install) driven by puppeteer-core, on a real
+// cluster: it loads without console errors, shows the three volumes, flips one to down when it is
+// stopped, and shows a running verify's progress. It takes a screenshot meanwhile; with
+// MKV_SCREENSHOT=1 in the environment it is saved as docs/status.png (the README shows it).
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
+import { eventRecord } from "../lib/events.ts";
+import { NO_STATS } from "../lib/store.ts";
+import {
+  renderState,
+  renderStatusPage,
+  SAMPLES_KEPT,
+  type StatusData,
+  StatusHistory,
+} from "../lib/status.ts";
+import {
+  encodeDiskFigures,
+  parseDiskFigures,
+  parseStubStatus,
+  readDiskFigures,
+} from "../lib/statusvolume.ts";
+import { put, request, ROOT, runScript, tempDir, testCluster } from "./helpers.ts";
+
+/** Debian's Chromium, which .ci/install installs. */
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** How long Chromium may take to close before it is killed. */
+const CLOSE_TIMEOUT_MS = 5_000;
+/** How long the page may take to show a change (it polls every second). */
+const PAGE_TIMEOUT_MS = 15_000;
+/**
+ * Keys written for the verify to work through, read one at a time with their md5: enough that it
+ * runs for several of the page's polls on an idle machine.
+ */
+const VERIFY_KEYS = 3000;
+const PUT_CONCURRENCY = 32;
+const SCREENSHOT = join(ROOT, "docs", "status.png");
+
+Deno.test("parseStubStatus: nginx's stub_status text (golden)", () => {
+  const text = "Active connections: 3 \nserver accepts handled requests\n 17 17 42 \n" +
+    "Reading: 0 Writing: 1 Waiting: 2 \n";
+  assert.deepEqual(parseStubStatus(text), {
+    active: 3,
+    accepts: 17,
+    handled: 17,
+    requests: 42,
+    reading: 0,
+    writing: 1,
+    waiting: 2,
+  });
+  assert.equal(parseStubStatus("<html>404 Not Found</html>"), null);
+  assert.equal(parseStubStatus(""), null);
+});
+
+Deno.test("disk figures: encoded as JSON, read back, refused when malformed", async () => {
+  const figures = { freeBytes: 100, totalBytes: 1000, timeMs: 1_700_000_000_000 };
+  assert.equal(
+    encodeDiskFigures(figures),
+    '{"freeBytes":100,"totalBytes":1000,"timeMs":1700000000000}\n',
+  );
+  assert.deepEqual(parseDiskFigures(encodeDiskFigures(figures)), figures);
+  for (const bad of ["", "null", "[]", '{"freeBytes":-1,"totalBytes":1,"timeMs":1}', "{"]) {
+    assert.equal(parseDiskFigures(bad), null, bad);
+  }
+  assert.equal(parseDiskFigures('{"freeBytes":1.5,"totalBytes":2,"timeMs":1}'), null);
+  const here = await readDiskFigures(ROOT);
+  assert.ok(here.totalBytes > 0 && here.freeBytes <= here.totalBytes, JSON.stringify(here));
+});
+
+Deno.test("eventRecord: one JSON line with time, event, msg and the fields (golden)", () => {
+  assert.equal(
+    eventRecord("volume_down", {
+      msg: 'volume a:1: marked down: probe failed: "x"',
+      volume: "a:1",
+      reason: "probe failed",
+      absent: undefined,
+    }, Date.UTC(2026, 0, 2, 3, 4, 5, 6)),
+    '{"time":"2026-01-02T03:04:05.006Z","event":"volume_down",' +
+      '"msg":"volume a:1: marked down: probe failed: \\"x\\"","volume":"a:1",' +
+      '"reason":"probe failed"}\n',
+  );
+});
+
+Deno.test("StatusHistory: rates and mean latency per interval, the last SAMPLES_KEPT kept", () => {
+  const history = new StatusHistory();
+  history.record({ requests: 0, seconds: 0, serverErrors: 0 }, 10_000);
+  assert.deepEqual(history.samples(), [], "the first totals only set the start");
+  history.record({ requests: 20, seconds: 0.1, serverErrors: 2 }, 12_000);
+  history.record({ requests: 20, seconds: 0.1, serverErrors: 2 }, 14_000);
+  assert.deepEqual(history.samples(), [
+    { timeMs: 12_000, requestsPerSecond: 10, latencyMs: 5, serverErrorsPerSecond: 1 },
+    { timeMs: 14_000, requestsPerSecond: 0, latencyMs: 0, serverErrorsPerSecond: 0 },
+  ]);
+  for (let i = 0; i < SAMPLES_KEPT + 10; i++) {
+    history.record({ requests: 20 + i, seconds: 1, serverErrors: 2 }, 16_000 + i * 2000);
+  }
+  const samples = history.samples();
+  assert.equal(samples.length, SAMPLES_KEPT);
+  assert.equal(samples[samples.length - 1].timeMs, 16_000 + (SAMPLES_KEPT + 9) * 2000);
+});
+
+/** Data for the renderer: two volumes (one down), a running verify, some samples. */
+function sampleData(): StatusData {
+  return {
+    timeMs: Date.UTC(2026, 0, 1, 12, 0, 30),
+    replicas: 2,
+    volumes: [
+      {
+        host: "a:1",
+        up: true,
+        probeSeconds: 0.0012,
+        errors: 0,
+        disk: { freeBytes: 250e9, totalBytes: 1000e9, timeMs: 1 },
+        nginx: {
+          active: 1,
+          accepts: 5,
+          handled: 5,
+          requests: 1234,
+          reading: 0,
+          writing: 1,
+          waiting: 0,
+        },
+      },
+      { host: '<b onmouseover="x">:2', up: false, probeSeconds: 1, errors: 3 },
+    ],
+    store: { ...NO_STATS, liveKeys: 12345, liveBytes: 5_600_000, unlinkedKeys: 2, pending: 1 },
+    writesInProgress: 0,
+    metrics: true,
+    samples: [
+      { timeMs: 1000, requestsPerSecond: 10, latencyMs: 2, serverErrorsPerSecond: 0 },
+      { timeMs: 3000, requestsPerSecond: 30, latencyMs: 4, serverErrorsPerSecond: 0 },
+    ],
+    operation: {
+      command: "verify",
+      startedMs: Date.UTC(2026, 0, 1, 12, 0, 0),
+      done: 250,
+      total: 1000,
+      unit: "keys",
+      counts: { ok: 249, missing: 1 },
+      problems: 1,
+    },
+    lastOperation: null,
+  };
+}
+
+Deno.test("renderState: volumes, fill, keys, the operation's progress; every text escaped", () => {
+  const html = renderState(sampleData());
+  assert.match(html, /1 of 2 volumes up, 2 replicas needed: NOT READY/);
+  assert.match(html, /<tr data-volume="a:1" data-state="up">/);
+  assert.match(html, /75% · 250 GB free of 1\.0 TB/);
+  assert.match(html, /data-state="down">/);
+  assert.ok(!html.includes("<b onmouseover"), "a volume's name is escaped");
+  assert.match(html, /&lt;b onmouseover=&quot;x&quot;&gt;:2/);
+  assert.match(html, /12,345/);
+  assert.match(html, /5\.6 MB/);
+  assert.match(html, /<strong>verify<\/strong> running · 250 \/ 1,000 keys \(25%\) · 0:30/);
+  assert.match(html, /ok 249, missing 1/);
+  assert.match(html, /problems: 1/);
+  assert.match(html, /requests\/s, last &lt;1 min, peak 30\.0<\/figcaption><svg/);
+  assert.match(html, /<polyline points="0\.0,26\.0 300\.0,2\.0"\/>/);
+  const idle = renderState({
+    ...sampleData(),
+    operation: null,
+    lastOperation: { ...sampleData().operation!, finishedMs: Date.UTC(2026, 0, 1, 12, 1, 0) },
+  });
+  assert.match(idle, /none running/);
+  assert.match(idle, /<strong>verify<\/strong> finished · 250 \/ 1,000 keys/);
+});
+
+Deno.test("renderStatusPage: a whole page whose script runs the same renderer", () => {
+  const page = renderStatusPage(sampleData());
+  assert.match(page, /^<!doctype html>/);
+  assert.match(page, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
+  assert.ok(page.includes(renderState(sampleData())), "the state is rendered in, for no-JS");
+  assert.doesNotMatch(page, /<(script|link|img)[^>]+(src|href)="https?:/, "no external assets");
+  const script = page.slice(page.indexOf("<script>") + 8, page.lastIndexOf("</script>"));
+  assert.doesNotMatch(script, /<\/script/i);
+  // The script compiles (it runs in the browser test).
+  new Function(script);
+});
+
+/** Chromium, closed (or killed) on dispose whatever happened. */
+async function launchChromium(): Promise<Browser & AsyncDisposable> {
+  const profile = await tempDir();
+  let browser: Browser;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      args: [...CHROMIUM_ARGS, `--user-data-dir=${profile.path}`],
+      headless: true,
+      pipe: true,
+    });
+  } catch (err) {
+    await profile[Symbol.asyncDispose]();
+    throw err;
+  }
+  return Object.assign(browser, {
+    async [Symbol.asyncDispose]() {
+      // Chromium is killed if it does not close in time, or cannot be told to.
+      const kill = () => browser.process()?.kill("SIGKILL");
+      const timer = setTimeout(kill, CLOSE_TIMEOUT_MS);
+      try {
+        await browser.close();
+      } catch {
+        kill();
+      } finally {
+        clearTimeout(timer);
+        await profile[Symbol.asyncDispose]();
+      }
+    },
+  });
+}
+
+/** Waits until the expression `check` holds in the page, or fails naming `what`. */
+async function waitInPage(page: Page, what: string, check: string): Promise<void> {
+  try {
+    await page.waitForFunction(check, { timeout: PAGE_TIMEOUT_MS, polling: 100 });
+  } catch (err) {
+    const text = await page.$eval("body", (body) => body.innerText).catch(() => "");
+    throw new Error(`the page did not show ${what}: ${(err as Error).message}\n${text}`);
+  }
+}
+
+/** PUTs `count` keys, `PUT_CONCURRENCY` at once. */
+async function putMany(base: string, count: number): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: PUT_CONCURRENCY }, async () => {
+    while (next < count) {
+      const key = `/verify/${next++}`;
+      assert.equal(await put(base, key, `value of ${key}`), 201, key);
+    }
+  }));
+}
+
+Deno.test("the status page in headless Chromium: volumes, one going down, a running verify", async () => {
+  await using cluster = await testCluster();
+  const base = `http://localhost:${cluster.index.port}`;
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  await putMany(base, VERIFY_KEYS);
+
+  // Without JS (a terminal browser, curl) the page is the state itself.
+  const raw = await request(`${base}/-/status`);
+  assert.equal(raw.status, 200);
+  assert.equal(raw.headers.get("content-type"), "text/html; charset=utf-8");
+  for (const host of hosts) assert.ok(raw.body.includes(`data-volume="${host}"`), host);
+
+  await using browser = await launchChromium();
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (err) => problems.push(`page error: ${(err as Error).message}`));
+  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()}`));
+  await page.setViewport({ width: 1000, height: 760 });
+  const answer = await page.goto(`${base}/-/status`, { waitUntil: "load" });
+  assert.equal(answer?.status(), 200);
+  const rows = await page.$$eval(
+    "#volumes tbody tr",
+    (trs) => trs.map((tr) => [tr.getAttribute("data-volume"), tr.getAttribute("data-state")]),
+  );
+  assert.deepEqual(rows, hosts.map((host) => [host, "up"]));
+  // The page's own JS takes over: it says it is live once it has polled.
+  await waitInPage(
+    page,
+    "that it is live",
+    `document.getElementById("live").textContent === "live"`,
+  );
+
+  // A verify that reads every replica of every key, one key at a time: its progress shows.
+  const verify = runScript([
+    "index.ts",
+    "verify",
+    "--db",
+    join(cluster.dir, "index"),
+    "--volumes",
+    hosts.join(","),
+    "--md5",
+    "--concurrency",
+    "1",
+  ]);
+  try {
+    await waitInPage(
+      page,
+      "the verify's progress",
+      `/verify running · [\\d,]+ \\/ [\\d,]+ keys/.test(` +
+        `document.querySelector('#operation [data-running="true"]')?.textContent ?? "")`,
+    );
+    const png = await page.screenshot({ type: "png" });
+    assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], "a PNG");
+    if (Deno.env.get("MKV_SCREENSHOT") === "1") await Deno.writeFile(SCREENSHOT, png);
+    const metrics = (await request(`${base}/-/metrics`)).body;
+    assert.match(metrics, /^mkv_operation_running\{operation="verify"\} 1$/m);
+  } finally {
+    const result = await verify;
+    assert.equal(result.code, 0, `verify: ${result.stdout}${result.stderr}`);
+  }
+  await waitInPage(
+    page,
+    "the verify finished",
+    `document.querySelector('#operation [data-running="false"][data-operation="verify"]')`,
+  );
+
+  // A volume stopped: its row turns to down within a few seconds (a probe, then a poll).
+  await cluster.volumes[1].stop();
+  await waitInPage(
+    page,
+    "the stopped volume down",
+    `document.querySelectorAll('#volumes tr[data-state="down"]').length === 1`,
+  );
+  const down = await page.$eval(
+    '#volumes tr[data-state="down"]',
+    (tr) => tr.getAttribute("data-volume"),
+  );
+  assert.equal(down, hosts[1]);
+  // The index's own events went to its stderr as JSON lines.
+  const events = cluster.index.log.split("\n").filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line));
+  const names = events.map((event) => event.event);
+  for (const name of ["operation_started", "operation_finished", "volume_down"]) {
+    assert.ok(names.includes(name), `${name} in ${names}`);
+  }
+  const volumeDown = events.find((event) => event.event === "volume_down");
+  assert.equal(volumeDown.volume, hosts[1]);
+  assert.match(volumeDown.msg, new RegExp(`^volume ${hosts[1]}: marked down: `));
+
+  // On a phone's width nothing sticks out of the page (the table scrolls in its own box).
+  await page.setViewport({ width: 390, height: 844, isMobile: true });
+  const overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth");
+  assert.ok(Number(overflow) <= 0, `the page is ${overflow}px wider than a phone`);
+  assert.deepEqual(problems, []);
+});
