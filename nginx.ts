@@ -452,6 +452,30 @@ export function renderProxyLocations(
   ].join("\n");
 }
 
+/**
+ * Stops a child process with `signal`, then SIGKILL if it has not exited within `timeoutMs`;
+ * resolves once it has exited. A child that exited already is fine.
+ */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  options: { signal: Deno.Signal; timeoutMs: number },
+): Promise<void> {
+  try {
+    child.kill(options.signal);
+  } catch {
+    // Exited already.
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited in the meantime.
+    }
+  }, options.timeoutMs);
+  await child.status;
+  clearTimeout(timer);
+}
+
 /** Takes the lock of `port`, or fails with a one-line reason if a live program of ours has it. */
 async function lockPort(port: number): Promise<Deno.FsFile> {
   const file = await Deno.open(lockFileFor(port), { create: true, write: true });
@@ -767,22 +791,8 @@ export class Nginx {
       return;
     }
     this.#stopping = true;
-    const child = this.#child;
-    if (child) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already exited.
-      }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Exited in the meantime.
-        }
-      }, STOP_TIMEOUT_MS);
-      await child.status;
-      clearTimeout(timer);
+    if (this.#child) {
+      await stopChild(this.#child, { signal: "SIGTERM", timeoutMs: STOP_TIMEOUT_MS });
     }
     await this.#supervised;
     await this.#removeTempFiles();

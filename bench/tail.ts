@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
 import { keyToPath } from "../lib/placement.ts";
 import { TRACE_ENV, type TraceLine } from "../lib/writetrace.ts";
-import { Nginx, prepareWritableDir, renderVolumeLocations } from "../nginx.ts";
+import { Nginx, prepareWritableDir, renderVolumeLocations, stopChild } from "../nginx.ts";
 import { startDiskReport } from "../lib/statusvolume.ts";
 import { freePort } from "../dev/cluster.ts";
 import { type LatencySummary, summarize } from "../thrasher.ts";
@@ -113,15 +113,8 @@ interface Syscall {
   ms: number;
 }
 
-interface Write {
-  op: string;
-  key: string;
-  at: number;
-  up: number;
-  status: number;
-  phases: [string, number][];
-  totalMs: number;
-}
+/** A write of the trace, with its whole time. */
+type Write = Omit<Extract<TraceLine, { kind: "write" }>, "kind"> & { totalMs: number };
 
 interface Round {
   rate: number;
@@ -405,24 +398,6 @@ async function waitForAnswer(url: string, child: Deno.ChildProcess): Promise<voi
   throw new Error(`index: no answer at ${url} within ${START_TIMEOUT_MS} ms`);
 }
 
-/** Stops a child with SIGINT/SIGTERM, then SIGKILL after STOP_TIMEOUT_MS. */
-async function stopChild(child: Deno.ChildProcess, signal: Deno.Signal): Promise<void> {
-  try {
-    child.kill(signal);
-  } catch {
-    // Exited already.
-  }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited meanwhile.
-    }
-  }, STOP_TIMEOUT_MS);
-  await child.status;
-  clearTimeout(timer);
-}
-
 /** A volume as volume.ts runs it (nginx and its disk figures), with an access log of its own. */
 async function startVolume(
   dir: string,
@@ -619,10 +594,12 @@ async function main(): Promise<void> {
     const rounds: Round[] = [];
     for (let i = 0; i < options.rounds; i++) rounds.push(await thrash(url, options, watched));
     await new Promise((resolve) => setTimeout(resolve, TRACE_SETTLE_MS));
-    for (const tracer of tracers) await stopChild(tracer, "SIGINT");
+    for (const tracer of tracers) {
+      await stopChild(tracer, { signal: "SIGINT", timeoutMs: STOP_TIMEOUT_MS });
+    }
     tracers.length = 0;
     Deno.kill(indexPid, "SIGTERM");
-    await stopChild(index, "SIGTERM");
+    await stopChild(index, { signal: "SIGTERM", timeoutMs: STOP_TIMEOUT_MS });
     await gcDone.catch(() => {});
     index = null;
     const read = (name: string) => Deno.readTextFile(join(dir, name)).catch(() => "");
@@ -642,10 +619,12 @@ async function main(): Promise<void> {
     });
     console.log(report.join("\n"));
   } finally {
-    for (const tracer of tracers) await stopChild(tracer, "SIGINT");
+    for (const tracer of tracers) {
+      await stopChild(tracer, { signal: "SIGINT", timeoutMs: STOP_TIMEOUT_MS });
+    }
     if (index !== null) {
       if (indexPid !== 0) Deno.kill(indexPid, "SIGTERM");
-      await stopChild(index, "SIGTERM");
+      await stopChild(index, { signal: "SIGTERM", timeoutMs: STOP_TIMEOUT_MS });
     }
     for (const volume of volumes) await volume.stop();
     if (options.keep) console.log(`tail: logs and traces kept in ${dir}`);

@@ -404,7 +404,7 @@ export class Volumes {
     location: string,
     path: string,
     method: string,
-    options: { accept: number[]; timeoutMs?: number },
+    options: { accept: number[]; timeoutMs?: number; headers?: Record<string, string> },
   ): Promise<Response> {
     const controller = new AbortController();
     const timer = setTimeout(
@@ -417,6 +417,7 @@ export class Volumes {
       const target = this.signed(method, location.slice(host.length) + path);
       response = await fetch(`${this.scheme}://${host}${target}`, {
         method,
+        headers: options.headers,
         client: this.#client,
         signal: AbortSignal.any([controller.signal, this.#downSignal(locationHost(location))]),
       });
@@ -507,8 +508,19 @@ export class Volumes {
   }
 
   /** Opens the key's file at `location` for reading; the caller consumes or cancels the body. */
-  async get(location: string, path: KeyPath): Promise<Response> {
-    return await this.#open(location, path, "GET", { accept: [200] });
+  async get(
+    location: string,
+    path: KeyPath,
+    options: { range?: { start: number; end: number } } = {},
+  ): Promise<Response> {
+    if (options.range === undefined) {
+      return await this.#open(location, path, "GET", { accept: [200] });
+    }
+    const { start, end } = options.range;
+    return await this.#open(location, path, "GET", {
+      accept: [206],
+      headers: { range: `bytes=${start}-${end}` },
+    });
   }
 
   /** Reads the key's file at `location` through; its md5 and size, or a VolumeError. */

@@ -134,11 +134,14 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
         assert.equal(got.ETag, put.ETag);
         assert.equal(got.ContentLength, 11);
         assert.equal(got.LastModified?.getTime(), head.LastModified?.getTime());
+        // A value with user metadata: its GET carries it, as S3's does.
+        assert.deepEqual(got.Metadata, { color: "blue" });
         assert.equal(await bodyText(got), "hello world");
         const range = await admin.send(
           new GetObjectCommand({ Bucket: "photos", Key: "a/1.txt", Range: "bytes=6-" }),
         );
         assert.equal(range.ContentRange, "bytes 6-10/11");
+        assert.deepEqual(range.Metadata, { color: "blue" });
         assert.equal(await bodyText(range), "world");
         assert.deepEqual(
           await s3Failure(

@@ -1,8 +1,9 @@
 // The S3 API of the index (README, "S3"): path-style requests on the index's port (or
 // --s3-port), object `K` of bucket `B` being the key `/B/K`, so that what S3 writes `curl -L`
 // reads and back. Buckets are markers in the KV (and any bucket that holds keys exists). Bodies of
-// GET never pass through Deno: the index answers its nginx with `X-Accel-Redirect` to a location
-// that proxies the chosen replica (nginx.ts, renderProxyLocations). Uploads are decoded
+// GET do not pass through Deno: the index answers its nginx with `X-Accel-Redirect` to a location
+// that proxies the chosen replica (nginx.ts, renderProxyLocations); only a value with user
+// metadata is streamed by the index, to carry its `x-amz-meta-*`. Uploads are decoded
 // (aws-chunked), checked (sha256, checksums, Content-MD5) and streamed into IndexServer.write;
 // multipart requests go to lib/s3/multipart.ts. Errors are S3's XML.
 
@@ -10,7 +11,7 @@ import { lookup } from "node:dns/promises";
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
 import type { Right } from "../credentials.ts";
 import { Md5 } from "../md5.ts";
-import { isHostPort, locationHost } from "../placement.ts";
+import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
 import type { KeyRecord } from "../record.ts";
 import type { IndexServer } from "../server.ts";
 import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../store.ts";
@@ -666,8 +667,11 @@ export class S3Api {
       } else headers["content-length"] = String(sizeBytes);
       return new Response(null, { status: range === null ? 200 : 206, headers });
     }
+    if (Object.keys(record.info?.meta ?? {}).length > 0) {
+      return await this.#streamObject(location, path, headers, { range, sizeBytes });
+    }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
-    // which copies these headers into its answer; the x-amz-meta-* ones only HEAD carries.
+    // which copies these headers into its answer.
     const host = locationHost(location);
     const target = this.server.volumes.signed("GET", location.slice(host.length) + path);
     return new Response(null, {
@@ -684,6 +688,27 @@ export class S3Api {
         ...(disposition !== null && { "content-disposition": disposition }),
       },
     });
+  }
+
+  /**
+   * A GET of a value with user metadata, streamed by the index itself: nginx copies only headers
+   * of fixed names from an X-Accel-Redirect answer, and S3 clients read `x-amz-meta-*` from the
+   * GET. The body is passed through as the replica sends it (never held); a replica that fails
+   * mid-way ends the connection short of the announced length, so no client takes it for the value.
+   */
+  async #streamObject(
+    location: string,
+    path: KeyPath,
+    headers: Record<string, string>,
+    options: { range: { start: number; end: number } | null; sizeBytes: number },
+  ): Promise<Response> {
+    const { range, sizeBytes } = options;
+    const replica = await this.server.volumes.get(location, path, { range: range ?? undefined });
+    const lengthBytes = range === null ? sizeBytes : range.end - range.start + 1;
+    headers["content-length"] = String(lengthBytes);
+    if (range !== null) headers["content-range"] = `bytes ${range.start}-${range.end}/${sizeBytes}`;
+    this.server.metrics.bodySent(lengthBytes);
+    return new Response(replica.body, { status: range === null ? 200 : 206, headers });
   }
 
   /**
