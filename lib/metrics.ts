@@ -261,8 +261,8 @@ export class IndexMetrics {
   });
   readonly responseBytes = new Counter({
     name: "mkv_response_body_bytes_total",
-    help:
-      "Bytes of values the index sent itself (S3 GETs); reads redirected to a volume send none.",
+    help: "Bytes of values sent to S3 GETs (by the index or its nginx, as announced); reads " +
+      "redirected to a volume send none.",
   });
   readonly keys = new Gauge({
     name: "mkv_keys",

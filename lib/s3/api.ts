@@ -672,6 +672,7 @@ export class S3Api {
     }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
     // which copies these headers into its answer.
+    this.server.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
     const host = locationHost(location);
     const target = this.server.volumes.signed("GET", location.slice(host.length) + path);
     return new Response(null, {
