@@ -116,11 +116,21 @@ export function parseFlags(args: string[], spec: FlagSpec): ParsedFlags {
 export function usageFlags(spec: FlagSpec): string {
   const rows = Object.entries(spec).map(([name, def]) => {
     const arg = def.type === "bool" ? "" : ` ${def.arg ?? def.type.toUpperCase()}`;
-    const shown = def.type === "duration" ? `${def.default}ms` : JSON.stringify(def.default);
+    const shown = def.type === "duration"
+      ? formatDurationMs(def.default as number)
+      : JSON.stringify(def.default);
     return [`  --${name}${arg}`, `${def.help} (default ${shown})`];
   });
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   return rows.map(([left, right]) => left.padEnd(width) + right).join("\n");
+}
+
+/** Writes milliseconds as a Go duration in its largest whole unit: `1s`, `168h`, `250ms`. */
+export function formatDurationMs(ms: number): string {
+  for (const [unit, unitMs] of [["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+    if (ms >= unitMs && ms % unitMs === 0) return `${ms / unitMs}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 /** Splits a comma-separated list, dropping empty items and surrounding spaces. */

@@ -233,6 +233,8 @@ export class IndexServer {
   /** The S3 API, made on the first S3 request. */
   #s3: Promise<S3Api> | null = null;
   #reapTimer: ReturnType<typeof setInterval> | undefined;
+  /** The writes under way, which `setPlacement` waits for. */
+  #writes = new Set<Promise<WriteResult>>();
   #reaping: Promise<unknown> | null = null;
   /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/writetrace.ts); else null. */
   readonly #trace = openWriteTrace();
@@ -251,10 +253,15 @@ export class IndexServer {
     }
   }
 
-  /** Changes where new values go (a rebalance to new volumes does this). */
-  setPlacement(placement: Placement): void {
+  /**
+   * Changes where new values go (a rebalance to new volumes does this); resolves once the writes
+   * already under way have ended. They took their volumes from the old placement: a rebalance
+   * lists the records only after they are committed, so that none lands behind it, unbalanced.
+   */
+  async setPlacement(placement: Placement): Promise<void> {
     this.options = { ...this.options, placement };
     this.volumes.track(placement.volumes);
+    await Promise.allSettled([...this.#writes]);
   }
 
   handle = async (request: Request): Promise<Response> => {
@@ -597,7 +604,9 @@ export class IndexServer {
     this.metrics.writeStarted();
     this.#trace?.begin(key, "PUT");
     try {
-      const result = await this.#writeLocked(key, path, body, { ...options, allowEmpty });
+      const writing = this.#writeLocked(key, path, body, { ...options, allowEmpty });
+      this.#writes.add(writing);
+      const result = await writing.finally(() => this.#writes.delete(writing));
       this.#trace?.end(key, result.ok ? 201 : result.status);
       return result;
     } finally {

@@ -179,7 +179,7 @@ Deno.test("INDEX_USAGE names every command and every flag with its default", () 
     assert.match(INDEX_USAGE, new RegExp(`^  --${name}\\b.*\\(default `, "m"), name);
   }
   assert.match(INDEX_USAGE, /--replicas N +replicas of each value \(default 3\)/);
-  assert.match(INDEX_USAGE, /--voltimeout DURATION +.*\(default 1000ms\)/);
+  assert.match(INDEX_USAGE, /--voltimeout DURATION +.*\(default 1s\)/);
 });
 
 Deno.test("parseVolumeArgs: port and dir, Go style, dir made absolute", () => {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   FlagError,
   type FlagSpec,
+  formatDurationMs,
   parseDurationMs,
   parseFlags,
   splitList,
@@ -108,6 +109,21 @@ Deno.test("parseFlags: durations are Go's", () => {
   assert.equal(parseFlags(["--voltimeout", "1m30s"], SPEC).values.voltimeout, 90_000);
 });
 
+Deno.test("formatDurationMs writes the largest whole unit, and parses back", () => {
+  const cases: [number, string][] = [
+    [1000, "1s"],
+    [60_000, "1m"],
+    [604_800_000, "168h"],
+    [250, "250ms"],
+    [1500, "1500ms"],
+    [0, "0ms"],
+  ];
+  for (const [ms, text] of cases) {
+    assert.equal(formatDurationMs(ms), text, String(ms));
+    assert.equal(parseDurationMs(text), ms, text);
+  }
+});
+
 Deno.test("parseDurationMs reads Go durations into milliseconds", () => {
   const cases: [string, number][] = [
     ["500ms", 500],
@@ -132,7 +148,7 @@ Deno.test("usageFlags renders one aligned line per flag with its default", () =>
       '  --db DIR               database (default "")',
       "  --protect              protect (default false)",
       "  --md5sum               md5 (default true)",
-      "  --voltimeout DURATION  timeout (default 1000ms)",
+      "  --voltimeout DURATION  timeout (default 1s)",
     ].join("\n"),
   );
 });

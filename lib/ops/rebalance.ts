@@ -171,7 +171,9 @@ export const rebalance: OperationFn = async (ctx, request, run, signal) => {
   const placement = request.placement;
   if (!request.dryRun) {
     // New PUTs go to the new placement from now on, so that none lands where it is not wanted.
-    ctx.setPlacement?.(placement);
+    // It resolves once the writes under way (placed the old way) are committed, so that the
+    // listing below sees them.
+    await ctx.setPlacement?.(placement);
     volumes.track(placement.volumes);
   }
   const online = ctx.setPlacement !== undefined;

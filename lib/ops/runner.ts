@@ -27,7 +27,7 @@ export interface OperationContext {
    * Online only: switches the running server's placement for new PUTs (a rebalance does). Its
    * presence is what tells an operation that it runs online.
    */
-  setPlacement?: (placement: Placement) => void;
+  setPlacement?: (placement: Placement) => void | Promise<void>;
   /** Online only: where the running operation is shown (metrics, status page, event log). */
   board?: OperationBoard;
 }
