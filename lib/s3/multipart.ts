@@ -469,14 +469,21 @@ export class Multipart {
       if (checkConditions(conditions, found.record) !== null) {
         throw new S3Error(412, "PreconditionFailed", "At least one of the preconditions failed.");
       }
-      const response = await this.server.volumes.get(found.location, found.path);
+      const rangeHeader = request.headers.get("x-amz-copy-source-range");
+      const knownBytes = found.record.info?.size;
+      // With the source's size in its record, a range is asked of the volume; an older record
+      // has none, and the range is cut from the whole file as it streams.
+      const asked = rangeHeader !== null && knownBytes !== undefined
+        ? parseCopyRange(rangeHeader, knownBytes)
+        : undefined;
+      if (asked instanceof S3Error) throw asked;
+      const response = await this.server.volumes.get(found.location, found.path, { range: asked });
       const length = response.headers.get("content-length");
-      const sizeBytes = found.record.info?.size ??
+      const sizeBytes = knownBytes ??
         (length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined);
       let body: ReadableStream<Uint8Array> = response.body!;
-      let partBytes = sizeBytes;
-      const rangeHeader = request.headers.get("x-amz-copy-source-range");
-      if (rangeHeader !== null) {
+      let partBytes = asked === undefined ? sizeBytes : asked.end - asked.start + 1;
+      if (rangeHeader !== null && asked === undefined) {
         const range = parseCopyRange(rangeHeader, sizeBytes ?? 0);
         if (range instanceof S3Error) {
           await body.cancel();
