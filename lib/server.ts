@@ -832,9 +832,9 @@ export class IndexServer {
   /**
    * Deletes a key (or with `unlink`, hides it, keeping its files) under its lock: accepted once
    * the record commits, its files removed now or by the sweep. `force` deletes a live key even
-   * with --protect (the index's own keys: multipart parts). With `background` (the API's DELETE)
-   * it answers once the record says `deleting` and removes the files after; without, once they
-   * are removed (S3, whose DeleteBucket must then find the bucket empty).
+   * with --protect (the index's own keys: multipart parts). With `background` (DELETE, S3's
+   * DeleteObject) it answers once the record says `deleting` and removes the files after;
+   * without, once they are removed (the parts of an aborted or completed multipart upload).
    */
   async remove(
     key: string,

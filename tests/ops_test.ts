@@ -491,6 +491,9 @@ Deno.test("rebuild online, through the server: found keys are served at once, un
   assert.equal(answer.status, 200);
   assert.equal(answer.body, "hand");
   assert.equal((await head(cluster.url, "/byhand")).headers.get("content-md5"), md5Hex("hand"));
+  // The rebuilt record keeps the value's size: the stored bytes count it (4 + 4).
+  const metrics = (await request(`${cluster.url}/-/metrics`)).body;
+  assert.match(metrics, /^mkv_bytes\{state="live"\} 8$/m);
   assert.equal((await head(cluster.url, "/hidden")).status, 404);
   assert.deepEqual(JSON.parse((await request(`${cluster.url}/?unlinked`)).body).keys, ["/hidden"]);
 });

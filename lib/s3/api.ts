@@ -464,8 +464,14 @@ export class S3Api {
   }
 
   /** Whether the bucket has any record (live or not) under `/BUCKET/`. */
+  /**
+   * Whether the bucket holds keys: live ones, or with "all" any but those being deleted (gone for
+   * readers already; their files go in the background).
+   */
   async #bucketHasKeys(bucket: string, state: "live" | "all"): Promise<boolean> {
-    for await (const _ of this.server.store.list({ prefix: `/${bucket}/`, state })) return true;
+    for await (const [, record] of this.server.store.list({ prefix: `/${bucket}/`, state })) {
+      if (record.state !== "deleting") return true;
+    }
     return false;
   }
 
@@ -828,7 +834,7 @@ export class S3Api {
   }
 
   async #deleteObject(object: { bucket: string; key: string }): Promise<Response> {
-    const result = await this.server.remove(object.key);
+    const result = await this.server.remove(object.key, { background: true });
     if (!result.ok) {
       if (result.status === 404) await this.#needBucket(object.bucket);
       else if (result.status === 409) {
@@ -883,7 +889,7 @@ export class S3Api {
       if (err instanceof S3Error) return err;
       throw err;
     }
-    const result = await this.server.remove(key);
+    const result = await this.server.remove(key, { background: true });
     if (result.ok || result.status === 404) return null;
     if (result.status === 409) return new S3Error(409, "OperationAborted", result.reason);
     return new S3Error(403, "AccessDenied", result.reason);
