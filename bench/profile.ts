@@ -1,6 +1,7 @@
 // Where the index spends its time under the bench's loads. Starts a cluster (3 volumes, 3 replicas,
 // temp dir) whose index runs with the V8 inspector on, then for each load — fetch of a missing key
-// and of a present key under wrk, and thrasher.ts cycles — records a CPU profile of the index over
+// and of a present key under wrk, thrasher.ts cycles, and 1 MiB PUTs from 16 clients (made in this
+// process, so their load generator shows no CPU) — records a CPU profile of the index over
 // the inspector and the CPU time every server process used. Prints per load: the CPU per request
 // of each process group, and the functions of the index with the most self and total time.
 // Writes the profiles (open them in Chrome DevTools, Performance tab) to --out.
@@ -10,6 +11,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClusterProcess, freePort, spawnVolume } from "../dev/cluster.ts";
+import { BlobLoad } from "./blobs.ts";
 import { childrenCpuSeconds, cpuSeconds, descendants } from "./proc.ts";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "../lib/flags.ts";
 
@@ -23,7 +25,12 @@ const PROFILE_FLAGS: FlagSpec = {
   out: { type: "string", default: "/tmp/mkv-profiles", help: "where the profiles go", arg: "DIR" },
   seconds: { type: "int", default: 5, help: "seconds of wrk per fetch load", arg: "S" },
   cycles: { type: "int", default: 3000, help: "thrasher cycles", arg: "N" },
-  loads: { type: "string", default: "missing,present,thrash", help: "which loads", arg: "LIST" },
+  loads: {
+    type: "string",
+    default: "missing,present,thrash,put1m",
+    help: "which loads (put1m: 256 PUTs of 1 MiB, 16 clients; CPU per PUT = per MiB)",
+    arg: "LIST",
+  },
   inspect: {
     type: "bool",
     default: true,
@@ -258,6 +265,21 @@ async function main(): Promise<void> {
           const result = JSON.parse(text);
           console.log(`  thrasher: ${Math.round(result.rate)} cycles/s`);
           return cycles;
+        },
+      },
+      {
+        name: "put1m",
+        run: async () => {
+          using blobs = new BlobLoad({
+            url,
+            prefix: "/profile-1m/",
+            count: 256,
+            sizeBytes: 1024 * 1024,
+            concurrency: 16,
+          });
+          const phase = await blobs.put();
+          console.log(`  1 MiB PUTs: ${(phase.bytes / 1e6 / phase.seconds).toFixed(0)} MB/s`);
+          return phase.requests;
         },
       },
     ] as Load[]).filter((load) => wanted.includes(load.name));

@@ -2,7 +2,8 @@
 // only writer: it holds `DB/lock` while it runs, takes an in-memory lock per key for every write,
 // and so needs no KV checks. Writes of many keys that arrive together share one atomic commit
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
-// answers hot keys and absent keys without touching SQLite. The number of keys and the bytes of
+// answers hot keys and absent keys without touching SQLite, and the reads that miss it go through
+// a second KV handle on the same file, so that they never wait behind a commit's fsync. The number of keys and the bytes of
 // their values are kept as figures in the KV, changed in the same commit as the records, so that
 // the metrics and the status page never scan.
 
@@ -148,13 +149,22 @@ async function loadStats(kv: Deno.Kv): Promise<StoreStats> {
 
 export class Store {
   readonly kv: Deno.Kv;
+  /**
+   * A second handle on the same file, for reads of records only. One handle runs its operations
+   * one after another, so a read on `kv` waits for the commits queued before it (0.7 ms at p50,
+   * 2.5 ms at p99 under a write load, against 0.04 ms / 0.3 ms here). SQLite's WAL lets a reader
+   * run beside the writer, and a read that starts after a commit returned sees it.
+   */
+  readonly reader: Deno.Kv;
   #lockFile: Deno.FsFile;
   #cache = new Lru<string, KeyRecord | null>(CACHE_ENTRIES);
   #locks = new Set<string>();
   #pending: Pending[] = [];
   #flushing = false;
-  /** Counts commits, so that a read racing a commit does not cache what it read. */
-  #commits = 0;
+  /** Reads of records in flight, per key: what they read is cached only if no commit changed it. */
+  #reading = new Map<string, number>();
+  /** Keys with reads in flight that a commit changed: those reads may hold the old record. */
+  #changedUnderRead = new Set<string>();
   /**
    * Told how long each commit took, in seconds, failed ones included, and how many records it
    * carried (the metrics, the write trace).
@@ -162,8 +172,9 @@ export class Store {
   onCommit: ((seconds: number, records: number) => void) | null = null;
   #stats: StoreStats;
 
-  private constructor(kv: Deno.Kv, lockFile: Deno.FsFile, stats: StoreStats) {
+  private constructor(kv: Deno.Kv, reader: Deno.Kv, lockFile: Deno.FsFile, stats: StoreStats) {
     this.kv = kv;
+    this.reader = reader;
     this.#lockFile = lockFile;
     this.#stats = stats;
   }
@@ -196,14 +207,17 @@ export class Store {
           if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
         });
       const kv = await Deno.openKv(kvPath(db));
+      let reader: Deno.Kv | null = null;
       try {
         for (const suffix of ["", "-wal", "-shm"]) {
           await Deno.chmod(kvPath(db) + suffix, KV_FILE_MODE).catch((err) => {
             if (!(err instanceof Deno.errors.NotFound)) throw err;
           });
         }
-        return new Store(kv, lockFile, await loadStats(kv));
+        reader = await Deno.openKv(kvPath(db));
+        return new Store(kv, reader, lockFile, await loadStats(kv));
       } catch (err) {
+        reader?.close();
         kv.close();
         throw err;
       }
@@ -214,6 +228,7 @@ export class Store {
   }
 
   close(): void {
+    this.reader.close();
     this.kv.close();
     this.#lockFile.close();
   }
@@ -232,11 +247,20 @@ export class Store {
   async get(key: string): Promise<KeyRecord | null> {
     const cached = this.#cache.get(key);
     if (cached !== undefined) return cached;
-    const commitsBefore = this.#commits;
-    const entry = await this.kv.get<string>([RECORDS, key]);
-    const record = entry.value === null ? null : decodeRecord(entry.value);
-    if (this.#commits === commitsBefore) this.#cache.set(key, record);
-    return record;
+    this.#reading.set(key, (this.#reading.get(key) ?? 0) + 1);
+    try {
+      const entry = await this.reader.get<string>([RECORDS, key]);
+      const record = entry.value === null ? null : decodeRecord(entry.value);
+      if (!this.#changedUnderRead.has(key)) this.#cache.set(key, record);
+      return record;
+    } finally {
+      const left = this.#reading.get(key)! - 1;
+      if (left > 0) this.#reading.set(key, left);
+      else {
+        this.#reading.delete(key);
+        this.#changedUnderRead.delete(key);
+      }
+    }
   }
 
   /** Forgets what the cache holds, e.g. after records changed behind the store's back. */
@@ -263,18 +287,23 @@ export class Store {
       try {
         await this.#commit(batch);
         this.onCommit?.((performance.now() - started) / 1000, batch.length);
-        this.#commits++;
+        this.#changed(batch);
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
         this.onCommit?.((performance.now() - started) / 1000, batch.length);
-        this.#commits++;
+        this.#changed(batch);
         for (const item of batch) this.#cache.delete(item.key);
         const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);
         for (const item of batch) item.reject(error);
       }
     }
     this.#flushing = false;
+  }
+
+  /** Keeps reads in flight of the batch's keys from caching what they read (it may be older). */
+  #changed(batch: Pending[]): void {
+    for (const { key } of batch) if (this.#reading.has(key)) this.#changedUnderRead.add(key);
   }
 
   /**
@@ -295,11 +324,13 @@ export class Store {
     for (let from = 0; from < unknown.length; from += GET_MANY) {
       const indexes = unknown.slice(from, from + GET_MANY);
       reads.push(
-        this.kv.getMany<string[]>(indexes.map((i) => [RECORDS, batch[i].key])).then((entries) => {
-          entries.forEach((entry, j) => {
-            olds[indexes[j]] = entry.value === null ? null : decodeRecord(entry.value);
-          });
-        }),
+        this.reader.getMany<string[]>(indexes.map((i) => [RECORDS, batch[i].key])).then(
+          (entries) => {
+            entries.forEach((entry, j) => {
+              olds[indexes[j]] = entry.value === null ? null : decodeRecord(entry.value);
+            });
+          },
+        ),
       );
     }
     await Promise.all(reads);
@@ -343,7 +374,7 @@ export class Store {
     const from = options.start !== undefined && options.start > options.prefix
       ? options.start
       : options.prefix;
-    const entries = this.kv.list<string>(
+    const entries = this.reader.list<string>(
       { prefix: [RECORDS], start: [RECORDS, from] },
       { batchSize: LIST_BATCH },
     );

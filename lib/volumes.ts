@@ -292,10 +292,7 @@ export class Volumes {
   async #probeOnce(host: string): Promise<void> {
     const started = performance.now();
     try {
-      const status = await this.#pool.request(host, "HEAD", this.signed("HEAD", "/"), {
-        timeoutMs: this.timeoutMs,
-        fresh: true,
-      });
+      const status = await this.#probeHead(host);
       if (status >= 500) throw new Error(`status ${status}`);
       const writeDue = !this.isAlive(host) ||
         Date.now() - (this.#writeProbedMs.get(host) ?? 0) >= WRITE_PROBE_INTERVAL_MS;
@@ -317,6 +314,28 @@ export class Volumes {
       this.#probeMs.set(host, performance.now() - started);
       this.#failed(host);
       this.markDead(host, `probe failed: ${reason(err)}`);
+    }
+  }
+
+  /**
+   * The status of `HEAD /` on a fresh connection. A volume that is up gets a second try after a
+   * timeout: on a machine short of CPU (the index's own event loop late, say) one probe can time
+   * out with nothing wrong, and calling the volume down would fail every write to it. A hung
+   * volume is so noticed after two timeouts instead of one.
+   */
+  async #probeHead(host: string): Promise<number> {
+    const head = () =>
+      this.#pool.request(host, "HEAD", this.signed("HEAD", "/"), {
+        timeoutMs: this.timeoutMs,
+        fresh: true,
+      });
+    try {
+      return await head();
+    } catch (err) {
+      if (!(err instanceof DOMException && err.name === "TimeoutError") || !this.isAlive(host)) {
+        throw err;
+      }
+      return await head();
     }
   }
 

@@ -379,6 +379,44 @@ Deno.test("a hung volume (SIGSTOP): every GET answers within the voltimeout and 
   }
 });
 
+Deno.test("a volume that stalls for less than two probe timeouts is never called down; a longer stall is", async () => {
+  const voltimeoutMs = 3000;
+  await using cluster = await testCluster({ indexArgs: ["--voltimeout", `${voltimeoutMs}ms`] });
+  const host = `localhost:${cluster.volumes[1].port}`;
+  const ready = async () => (await ask(`${cluster.url}/-/ready`)).body;
+  assert.match(await ready(), /^ready: 3 of 3/);
+  const hung = await nginxPids(cluster.volumes[1].port);
+  // The first probe of the stall starts within a second and times out once, a second or more
+  // before the stall ends; its second try outlasts the stall and is answered.
+  const shortStallMs = 1000 + voltimeoutMs + 1000;
+  for (const pid of hung) Deno.kill(pid, "SIGSTOP");
+  const seen: string[] = [];
+  try {
+    const until = performance.now() + shortStallMs;
+    while (performance.now() < until) {
+      seen.push(await ready());
+      await sleep(100);
+    }
+  } finally {
+    for (const pid of hung) Deno.kill(pid, "SIGCONT");
+  }
+  await sleep(voltimeoutMs);
+  seen.push(await ready());
+  const down = seen.filter((answer) => answer.includes(host));
+  assert.deepEqual(down, [], `a stall of ${shortStallMs}ms called ${host} down`);
+  // Stalled for good, it is down within a probe interval plus two timeouts.
+  for (const pid of hung) Deno.kill(pid, "SIGSTOP");
+  try {
+    const noticed = await eventually(
+      async () => (await ready()).includes(`down: ${host}`),
+      1000 + 2 * voltimeoutMs + GET_SLACK_MS,
+    );
+    assert.ok(noticed, `${host} hung but not called down: ${await ready()}`);
+  } finally {
+    for (const pid of hung) Deno.kill(pid, "SIGCONT");
+  }
+});
+
 Deno.test("a volume that hangs during a streamed PUT fails that PUT within seconds, not at the stall limit", async () => {
   await using cluster = await testCluster();
   const key = "/hung-mid-write";

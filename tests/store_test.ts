@@ -61,15 +61,37 @@ function countCommits(store: Store): { count: number } {
  */
 function watchReads(store: Store): { count: number; hold: Promise<void> | null; read: () => void } {
   const watch = { count: 0, hold: null as Promise<void> | null, read: () => {} };
-  const get = store.kv.get.bind(store.kv);
-  store.kv.get = (async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
-    watch.count++;
-    const entry = await get(key, options);
-    watch.read();
-    if (watch.hold !== null) await watch.hold;
-    return entry;
-  }) as Deno.Kv["get"];
+  const get = store.reader.get.bind(store.reader);
+  store.reader.get =
+    (async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      watch.count++;
+      const entry = await get(key, options);
+      watch.read();
+      if (watch.hold !== null) await watch.hold;
+      return entry;
+    }) as Deno.Kv["get"];
   return watch;
+}
+
+/**
+ * `store.get(key)` whose KV read is answered before `meanwhile` runs and returned to the store
+ * only after it has finished: a read overtaken by whatever `meanwhile` commits.
+ */
+async function readAround(
+  store: Store,
+  reads: ReturnType<typeof watchReads>,
+  key: string,
+  meanwhile: () => Promise<void>,
+): Promise<KeyRecord | null> {
+  let release = () => {};
+  reads.hold = new Promise((resolve) => release = resolve);
+  const read = new Promise<void>((resolve) => reads.read = resolve);
+  const racing = store.get(key);
+  await read;
+  await meanwhile();
+  reads.hold = null;
+  release();
+  return await racing;
 }
 
 /** What KV itself holds for `key`, read on a connection of its own (no cache in between). */
@@ -123,24 +145,36 @@ Deno.test("concurrent writes share few commits, and each is on disk when it reso
   assert.equal(await inKv(db.path, keys[n - 1]), "localhost:3005");
 });
 
-Deno.test("a read overtaken by a commit returns what it read, and does not cache it", async () => {
+Deno.test("a read overtaken by a commit is cached only if the commit left its key alone", async () => {
   await using db = await tempDb();
   using store = await openStore(db.path);
   const reads = watchReads(store);
-  let release = () => {};
-  reads.hold = new Promise((resolve) => release = resolve);
-  const read = new Promise<void>((resolve) => reads.read = resolve);
-  const racing = store.get("/race");
-  await read; // KV answered "absent", before the write below
-  await store.set("/race", live("localhost:3001"));
-  reads.hold = null;
-  release();
-  assert.equal(await racing, null);
-  const readsBefore = reads.count;
-  assert.deepEqual(await store.get("/race"), live("localhost:3001"));
-  assert.equal(reads.count, readsBefore, "answered from the cache the write filled");
-  store.forget();
-  assert.deepEqual(await store.get("/race"), live("localhost:3001"));
+  // KV answers "absent" before the write, and the answer is held until after its commit.
+  for (const written of ["/race", "/other"]) {
+    const record = live("localhost:3001");
+    assert.equal(await readAround(store, reads, "/race", () => store.set(written, record)), null);
+    const readsBefore = reads.count;
+    const expected = written === "/race" ? record : null;
+    assert.deepEqual(await store.get("/race"), expected, `after a write of ${written}`);
+    assert.equal(reads.count, readsBefore, `answered from the cache after a write of ${written}`);
+    store.forget();
+    assert.deepEqual(await store.get("/race"), expected);
+    await store.set("/race", null);
+    store.forget();
+  }
+});
+
+Deno.test("reads on the second handle see every commit that returned", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  for (let i = 0; i < 200; i++) {
+    await store.set(`/k${i}`, live("localhost:3001"));
+    store.forget();
+    assert.deepEqual(await store.get(`/k${i}`), live("localhost:3001"));
+    await store.set(`/k${i}`, null);
+    store.forget();
+    assert.equal(await store.get(`/k${i}`), null);
+  }
 });
 
 Deno.test("a failed commit rejects every write of its batch; the cache stays true", async () => {
