@@ -931,7 +931,7 @@ export class IndexServer {
   async #sweep(): Promise<number> {
     let settled = 0;
     let left = 0;
-    for await (const key of this.store.listPending()) {
+    for (const key of this.store.listPending()) {
       using lock = this.store.lock(key);
       if (lock === null) continue;
       const record = await this.store.get(key);

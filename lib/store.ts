@@ -13,10 +13,20 @@ import { decodeRecord, encodeRecord, isPending, type KeyRecord } from "./record.
 /** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
 const RECORDS = "k";
 /**
- * A key under this prefix marks a pending record (a write, or a delete whose files are being
- * removed), so that start-up and the cleanup in the background find them without a scan.
+ * Markers of pending records (a write, or a delete whose files are being removed), so that
+ * start-up and the cleanup in the background find them without a scan: `[MARKERS, n, part]` →
+ * the keys that became pending in the commit numbered n. One entry per commit, at the end of the
+ * key range, and not one per key: an entry per key cost a second B-tree page per record written,
+ * which made a commit of 5 records take 55% more time (1.40 ms against 0.90 ms here). A marker is
+ * removed once none of its keys is pending; a key's record, not its marker, says whether it is.
  */
-const PENDING = "w";
+const MARKERS = "p";
+/** The per-key markers of earlier versions, `[LEGACY_PENDING, key]`, turned into MARKERS on open. */
+const LEGACY_PENDING = "w";
+/** UTF-16 units of keys per marker entry: at 3 UTF-8 bytes each, within KV's 64 KiB per value. */
+const MARKER_PART_UNITS = 20_000;
+/** Marker entries removed per commit at most, so that a commit stays within KV's 1000 mutations. */
+const MARKER_DELETES = 128;
 /**
  * The key of the store's figures (StoreStats): one entry, rewritten by every commit that changes
  * records. A plain value and not KV `sum` counters: the store is the only writer and commits one
@@ -113,6 +123,123 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** What one commit does to the markers: made by `PendingMarkers.plan`, kept by `apply`. */
+export interface MarkerPlan {
+  /** The number of the new marker, whose parts hold the keys that became pending. */
+  marker: number;
+  parts: string[][];
+  /** Keys that are pending no more. */
+  settled: string[];
+  /** Marker entries to remove, `[n, part]`, of markers none of whose keys is pending. */
+  deletes: [number, number][];
+}
+
+/** `keys` in runs of at most MARKER_PART_UNITS UTF-16 units (a longer key has a run of its own). */
+export function splitMarker(keys: string[]): string[][] {
+  const parts: string[][] = [];
+  let units = Infinity;
+  for (const key of keys) {
+    if (units + key.length > MARKER_PART_UNITS) {
+      parts.push([]);
+      units = 0;
+    }
+    parts.at(-1)!.push(key);
+    units += key.length;
+  }
+  return parts;
+}
+
+/**
+ * Which keys are pending and in which marker, kept in memory beside the markers in KV. Pure: the
+ * store asks it what a commit must write (`plan`) and tells it once the commit is done (`apply`).
+ */
+export class PendingMarkers {
+  /** The marker of each pending key. */
+  #markerOf = new Map<string, number>();
+  /** Pending keys per marker. */
+  #keysIn = new Map<number, number>();
+  /** Entries (parts) per marker. */
+  #parts = new Map<number, number>();
+  /** Markers none of whose keys is pending, in the order they emptied, still to be removed. */
+  #empty: number[] = [];
+  #next = 0;
+
+  /** From the markers read on open and which of their keys are pending (their records say). */
+  constructor(markers: Map<number, { parts: number; keys: string[] }>, pendingKeys: Set<string>) {
+    for (const [marker, { parts, keys }] of markers) {
+      this.#next = Math.max(this.#next, marker + 1);
+      this.#parts.set(marker, parts);
+      this.#keysIn.set(marker, 0);
+      for (const key of keys) {
+        if (!pendingKeys.has(key)) continue;
+        const previous = this.#markerOf.get(key);
+        if (previous !== undefined) this.#keysIn.set(previous, this.#keysIn.get(previous)! - 1);
+        this.#markerOf.set(key, marker);
+        this.#keysIn.set(marker, this.#keysIn.get(marker)! + 1);
+      }
+    }
+    for (const [marker, count] of this.#keysIn) {
+      if (count > 0) continue;
+      this.#keysIn.delete(marker);
+      this.#empty.push(marker);
+    }
+  }
+
+  /** The pending keys, as of now. */
+  keys(): string[] {
+    return [...this.#markerOf.keys()];
+  }
+
+  /** What committing `batch` (in order; the last record of a key wins) does to the markers. */
+  plan(batch: readonly { key: string; record: KeyRecord | null }[]): MarkerPlan {
+    const last = new Map<string, boolean>();
+    for (const { key, record } of batch) last.set(key, record !== null && isPending(record));
+    const added: string[] = [];
+    const settled: string[] = [];
+    const left = new Map<number, number>();
+    for (const [key, pending] of last) {
+      const marker = this.#markerOf.get(key);
+      if (pending && marker === undefined) added.push(key);
+      if (pending || marker === undefined) continue;
+      settled.push(key);
+      left.set(marker, (left.get(marker) ?? this.#keysIn.get(marker)!) - 1);
+    }
+    const deletes: [number, number][] = [];
+    const emptied = [...left].filter(([, count]) => count === 0).map(([marker]) => marker);
+    for (const marker of [...this.#empty, ...emptied]) {
+      const parts = this.#parts.get(marker)!;
+      if (deletes.length + parts > MARKER_DELETES && deletes.length > 0) break;
+      for (let part = 0; part < parts; part++) deletes.push([marker, part]);
+    }
+    return { marker: this.#next, parts: splitMarker(added), settled, deletes };
+  }
+
+  /** Records that the commit of `plan` is done. */
+  apply(plan: MarkerPlan): void {
+    if (plan.parts.length > 0) {
+      this.#next = plan.marker + 1;
+      this.#parts.set(plan.marker, plan.parts.length);
+      this.#keysIn.set(plan.marker, 0);
+      for (const key of plan.parts.flat()) this.#markerOf.set(key, plan.marker);
+      this.#keysIn.set(plan.marker, plan.parts.flat().length);
+    }
+    for (const key of plan.settled) {
+      const marker = this.#markerOf.get(key)!;
+      this.#markerOf.delete(key);
+      const count = this.#keysIn.get(marker)! - 1;
+      if (count > 0) {
+        this.#keysIn.set(marker, count);
+        continue;
+      }
+      this.#keysIn.delete(marker);
+      this.#empty.push(marker);
+    }
+    const removed = new Set(plan.deletes.map(([marker]) => marker));
+    for (const marker of removed) this.#parts.delete(marker);
+    this.#empty = this.#empty.filter((marker) => !removed.has(marker));
+  }
+}
+
 function isTransient(err: unknown): boolean {
   return err instanceof Error && /database is locked|busy/i.test(err.message);
 }
@@ -147,6 +274,54 @@ async function loadStats(kv: Deno.Kv): Promise<StoreStats> {
   return stats;
 }
 
+/** The number of the last marker in `kv`, or -1 if it has none. */
+async function lastMarker(kv: Deno.Kv): Promise<number> {
+  for await (const entry of kv.list({ prefix: [MARKERS] }, { reverse: true, limit: 1 })) {
+    return entry.key[1] as number;
+  }
+  return -1;
+}
+
+/** Turns the per-key markers of an index written by an earlier version into MARKERS. */
+async function migrateLegacyMarkers(kv: Deno.Kv): Promise<void> {
+  const legacy: string[] = [];
+  for await (const entry of kv.list({ prefix: [LEGACY_PENDING] }, { batchSize: LIST_BATCH })) {
+    legacy.push(entry.key[1] as string);
+  }
+  let marker = await lastMarker(kv) + 1;
+  // 100 keys of at most 2 KiB, deleted and written again, stay within KV's bytes per commit.
+  for (let from = 0; from < legacy.length; from += 100, marker++) {
+    const keys = legacy.slice(from, from + 100);
+    const op = kv.atomic();
+    splitMarker(keys).forEach((part, i) => op.set([MARKERS, marker, i], part));
+    for (const key of keys) op.delete([LEGACY_PENDING, key]);
+    await op.commit();
+  }
+}
+
+/** The markers in `kv`, and which of their keys are pending, as their records say. */
+async function loadMarkers(kv: Deno.Kv): Promise<PendingMarkers> {
+  await migrateLegacyMarkers(kv);
+  const markers = new Map<number, { parts: number; keys: string[] }>();
+  for await (const entry of kv.list<string[]>({ prefix: [MARKERS] }, { batchSize: LIST_BATCH })) {
+    const marker = entry.key[1] as number;
+    const found = markers.get(marker) ?? { parts: 0, keys: [] };
+    found.parts = Math.max(found.parts, (entry.key[2] as number) + 1);
+    found.keys.push(...entry.value);
+    markers.set(marker, found);
+  }
+  const keys = [...new Set([...markers.values()].flatMap((found) => found.keys))];
+  const pending = new Set<string>();
+  for (let from = 0; from < keys.length; from += GET_MANY) {
+    const some = keys.slice(from, from + GET_MANY);
+    const entries = await kv.getMany<string[]>(some.map((key) => [RECORDS, key]));
+    entries.forEach((entry, i) => {
+      if (entry.value !== null && isPending(decodeRecord(entry.value))) pending.add(some[i]);
+    });
+  }
+  return new PendingMarkers(markers, pending);
+}
+
 export class Store {
   readonly kv: Deno.Kv;
   /**
@@ -171,12 +346,18 @@ export class Store {
    */
   onCommit: ((seconds: number, records: number) => void) | null = null;
   #stats: StoreStats;
+  #markers: PendingMarkers;
 
-  private constructor(kv: Deno.Kv, reader: Deno.Kv, lockFile: Deno.FsFile, stats: StoreStats) {
-    this.kv = kv;
-    this.reader = reader;
-    this.#lockFile = lockFile;
+  private constructor(
+    handles: { kv: Deno.Kv; reader: Deno.Kv; lockFile: Deno.FsFile },
+    stats: StoreStats,
+    markers: PendingMarkers,
+  ) {
+    this.kv = handles.kv;
+    this.reader = handles.reader;
+    this.#lockFile = handles.lockFile;
     this.#stats = stats;
+    this.#markers = markers;
   }
 
   /** The figures as of the last commit. */
@@ -215,7 +396,7 @@ export class Store {
           });
         }
         reader = await Deno.openKv(kvPath(db));
-        return new Store(kv, reader, lockFile, await loadStats(kv));
+        return new Store({ kv, reader, lockFile }, await loadStats(kv), await loadMarkers(kv));
       } catch (err) {
         reader?.close();
         kv.close();
@@ -341,19 +522,21 @@ export class Store {
     const olds = await this.#replaced(batch);
     let stats = this.#stats;
     for (const [i, { record }] of batch.entries()) stats = shiftStats(stats, olds[i], record);
+    const markers = this.#markers.plan(batch);
     for (let attempt = 1;; attempt++) {
       const op = this.kv.atomic();
       for (const { key, record } of batch) {
         if (record === null) op.delete([RECORDS, key]);
         else op.set([RECORDS, key], encodeRecord(record));
-        if (record !== null && isPending(record)) op.set([PENDING, key], true);
-        else op.delete([PENDING, key]);
       }
+      markers.parts.forEach((part, i) => op.set([MARKERS, markers.marker, i], part));
+      for (const [marker, part] of markers.deletes) op.delete([MARKERS, marker, part]);
       op.set(STATS, stats);
       try {
         const result = await op.commit();
         if (!result.ok) throw new Error("commit refused");
         this.#stats = stats;
+        this.#markers.apply(markers);
         return;
       } catch (err) {
         if (!isTransient(err) || attempt >= COMMIT_TRIES) throw err;
@@ -362,11 +545,12 @@ export class Store {
     }
   }
 
-  /** Keys whose records are pending: `writing` (in progress or interrupted) or `deleting`. */
-  async *listPending(): AsyncGenerator<string> {
-    for await (const entry of this.kv.list({ prefix: [PENDING] }, { batchSize: LIST_BATCH })) {
-      yield entry.key[1] as string;
-    }
+  /**
+   * Keys whose records are pending: `writing` (in progress or interrupted) or `deleting`, as of
+   * the last commit; a caller takes the key's lock and reads its record before acting on it.
+   */
+  listPending(): string[] {
+    return this.#markers.keys();
   }
 
   /** Records in key order (byte order of UTF-8), lazily, filtered by `state` and `prefix`. */

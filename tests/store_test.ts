@@ -1,7 +1,8 @@
 // Tests of lib/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
 // share commits; a failed commit fails its whole batch and leaves the cache true), the bounded
 // write-through cache (and lib/lru.ts under it), a read racing a commit, and what survives a
-// close or a kill -9, and the figures (keys and bytes by state) kept in the same commits. KV is
+// close or a kill -9, the figures (keys and bytes by state) and the markers of pending records
+// (one entry per commit, golden tests of their bookkeeping) kept in the same commits. KV is
 // never replaced: the tests only count or delay calls to the real one.
 
 import assert from "node:assert/strict";
@@ -12,7 +13,9 @@ import {
   kvPath,
   MAX_BATCH,
   NO_STATS,
+  PendingMarkers,
   shiftStats,
+  splitMarker,
   Store,
   StoreError,
 } from "../lib/store.ts";
@@ -268,11 +271,128 @@ Deno.test("records committed before a close are there after reopening", async ()
   }
   assert.deepEqual(listed, records);
   const pending = [];
-  for await (const key of store.listPending()) pending.push(key);
+  for (const key of store.listPending()) pending.push(key);
   assert.deepEqual(
     pending.sort(),
     [...records].filter(([, r]) => r.state === "writing").map(([key]) => key).sort(),
   );
+});
+
+function writing(volume: string): KeyRecord {
+  return { state: "writing", volumes: [volume], md5: "" };
+}
+
+/** The entries of a KV file under `prefix`, read on a handle of its own. */
+async function rawEntries(db: string, prefix: string): Promise<[Deno.KvKey, unknown][]> {
+  const kv = await Deno.openKv(kvPath(db));
+  try {
+    return (await Array.fromAsync(kv.list({ prefix: [prefix] }))).map((e) => [e.key, e.value]);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("splitMarker keeps each entry within KV's value size", () => {
+  assert.deepEqual(splitMarker([]), []);
+  assert.deepEqual(splitMarker(["/a", "/b"]), [["/a", "/b"]]);
+  const long = "/" + "x".repeat(1999);
+  const parts = splitMarker(Array.from({ length: 25 }, () => long));
+  assert.deepEqual(parts.map((part) => part.length), [10, 10, 5]);
+});
+
+Deno.test("PendingMarkers: a marker per commit, removed once none of its keys is pending", () => {
+  const markers = new PendingMarkers(new Map(), new Set());
+  const plan1 = markers.plan([
+    { key: "/a", record: writing("v1") },
+    { key: "/b", record: writing("v1") },
+    { key: "/c", record: live("v1") },
+  ]);
+  assert.deepEqual(plan1, { marker: 0, parts: [["/a", "/b"]], settled: [], deletes: [] });
+  markers.apply(plan1);
+  // A key already marked needs no new marker; the last record of a key in a batch wins.
+  const plan2 = markers.plan([
+    { key: "/a", record: { state: "deleting", volumes: ["v1"], md5: "" } },
+    { key: "/d", record: writing("v1") },
+    { key: "/d", record: live("v1") },
+    { key: "/b", record: live("v1") },
+  ]);
+  assert.deepEqual(plan2, { marker: 1, parts: [], settled: ["/b"], deletes: [] });
+  markers.apply(plan2);
+  assert.deepEqual(markers.keys(), ["/a"]);
+  const plan3 = markers.plan([{ key: "/e", record: writing("v1") }, { key: "/a", record: null }]);
+  assert.deepEqual(plan3, { marker: 1, parts: [["/e"]], settled: ["/a"], deletes: [[0, 0]] });
+  markers.apply(plan3);
+  assert.deepEqual(markers.keys(), ["/e"]);
+  assert.deepEqual(markers.plan([]).deletes, [], "marker 0 is gone");
+});
+
+Deno.test("PendingMarkers: loaded markers count only the keys still pending", () => {
+  const loaded = new Map([
+    [3, { parts: 1, keys: ["/gone", "/x"] }],
+    [4, { parts: 2, keys: ["/y", "/x"] }],
+    [7, { parts: 1, keys: ["/settled"] }],
+  ]);
+  const markers = new PendingMarkers(loaded, new Set(["/x", "/y"]));
+  assert.deepEqual(markers.keys().sort(), ["/x", "/y"]);
+  // Markers 3 and 7 hold no pending key: removed by the next commit, which numbers on from 8.
+  const plan = markers.plan([{ key: "/z", record: writing("v1") }]);
+  assert.deepEqual(plan, { marker: 8, parts: [["/z"]], settled: [], deletes: [[3, 0], [7, 0]] });
+  markers.apply(plan);
+  const settle = markers.plan([{ key: "/x", record: null }, { key: "/y", record: live("v1") }]);
+  assert.deepEqual(settle.deletes, [[4, 0], [4, 1]]);
+});
+
+Deno.test("PendingMarkers: a commit removes at most 128 marker entries; the rest follow", () => {
+  const loaded = new Map<number, { parts: number; keys: string[] }>();
+  for (let i = 0; i < 300; i++) loaded.set(i, { parts: 1, keys: [`/k${i}`] });
+  const markers = new PendingMarkers(loaded, new Set());
+  const removed: number[] = [];
+  for (let commit = 0; commit < 3; commit++) {
+    const plan = markers.plan([]);
+    assert.ok(plan.deletes.length <= 128);
+    removed.push(...plan.deletes.map(([marker]) => marker));
+    markers.apply(plan);
+  }
+  assert.deepEqual(removed, Array.from({ length: 300 }, (_, i) => i));
+});
+
+Deno.test("markers in KV: one entry per commit, none left once every record settled", async () => {
+  await using db = await tempDb();
+  {
+    using store = await openStore(db.path);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.set(`/m${i}`, writing("v1"))));
+    assert.ok((await rawEntries(db.path, "p")).length < 50, "not an entry per key");
+    await store.set("/m0", live("v1"));
+  }
+  // Reopened (as after a crash): the pending keys are found, the settled one is not.
+  {
+    using store = await openStore(db.path);
+    const pending = store.listPending().sort();
+    assert.deepEqual(pending, Array.from({ length: 49 }, (_, i) => `/m${i + 1}`).sort());
+    await Promise.all(pending.map((key) => store.set(key, null)));
+    assert.deepEqual(store.listPending(), []);
+    assert.deepEqual(await rawEntries(db.path, "p"), []);
+  }
+});
+
+Deno.test("the per-key markers of an earlier version become markers on open", async () => {
+  await using db = await tempDb();
+  {
+    using store = await openStore(db.path);
+    await store.set("/old-writing", writing("v1"));
+    await store.set("/old-live", live("v1"));
+  }
+  // As an earlier version left them: a marker per key, and no new ones.
+  const kv = await Deno.openKv(kvPath(db.path));
+  for (const [key] of await rawEntries(db.path, "p")) await kv.delete(key);
+  await kv.set(["w", "/old-writing"], true);
+  await kv.set(["w", "/old-live"], true);
+  kv.close();
+  using store = await openStore(db.path);
+  assert.deepEqual(store.listPending(), ["/old-writing"]);
+  assert.deepEqual(await rawEntries(db.path, "w"), []);
+  await store.set("/old-writing", null);
+  assert.deepEqual(await rawEntries(db.path, "p"), []);
 });
 
 Deno.test("every write acknowledged before a kill -9 is there after reopening", async () => {

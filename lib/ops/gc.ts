@@ -15,7 +15,7 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
   const { store, volumes } = ctx;
   // Pending records first (interrupted writes, deletes whose files remain): their records name
   // every place their files may be.
-  for await (const key of store.listPending()) {
+  for (const key of store.listPending()) {
     if (signal.aborted) return;
     using lock = store.lock(key);
     if (lock === null) {
