@@ -7,7 +7,7 @@
 //     --volumes localhost:3001,localhost:3002,localhost:3003
 //   deno run -A index.ts --help
 
-import { Auth } from "./lib/auth.ts";
+import type { Auth } from "./lib/auth.ts";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
 import { CredentialsError, loadCredentials } from "./lib/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
@@ -63,10 +63,12 @@ export async function startIndex(
   options: IndexOptions,
   onGiveUp: (reason: string) => void,
 ): Promise<RunningIndex> {
-  // A bad credentials file stops the start before anything is opened.
-  const auth = options.credentials === ""
-    ? null
-    : new Auth(await loadCredentials(options.credentials), { publicRead: options.publicRead });
+  // A bad credentials file stops the start before anything is opened. lib/auth.ts hashes with
+  // node:crypto, whose Node layer costs the index about 5 MiB: it is loaded only when needed.
+  const auth = options.credentials === "" ? null : new (await import("./lib/auth.ts")).Auth(
+    await loadCredentials(options.credentials),
+    { publicRead: options.publicRead },
+  );
   // With --volume-tls, a CA file that cannot be read stops the start too.
   const volumeTls = await volumeTlsFor(options);
   // So does a volume secret file that is not private; the secret never leaves this process

@@ -7,7 +7,7 @@
 // only (never the command line, where `ps` would show it). Pure but for readSecretFile;
 // golden-tested in tests/signing_test.ts against what nginx computes.
 
-import { createHash } from "node:crypto";
+import { md5 } from "./md5.ts";
 
 /** What a secret may hold: base64 (`openssl rand -base64 32`) and URL-safe characters. */
 const SECRET_PATTERN = /^[A-Za-z0-9+/=_.~-]{16,256}$/;
@@ -32,12 +32,18 @@ export function signedMethod(method: string): string {
   return method === "HEAD" ? "GET" : method;
 }
 
+/** Unpadded base64url, as nginx's secure_link compares it. */
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
 /** The signature alone: unpadded base64url of md5(`${expires}${method}${path} ${secret}`). */
 export function volumeSignature(options: SignOptions): string {
   const text = `${options.expiresAt}${
     signedMethod(options.method)
   }${options.path} ${options.secret}`;
-  return createHash("md5").update(text).digest("base64url");
+  return base64url(md5(text));
 }
 
 /** `path?md5=SIG&expires=UNIX`: the path and query of a signed request to a volume. */
