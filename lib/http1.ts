@@ -1,7 +1,8 @@
-// A small HTTP/1.1 client for the index's short requests to volumes (HEAD, DELETE, the PUT of a
-// small value): keep-alive sockets per host, one request at a time on each, only the status of
-// the answer kept. On the hot path it costs a quarter of what `fetch` does, which matters when
-// every PUT, GET and DELETE of the index makes one to three of these.
+// A small HTTP/1.1 client for the index's requests to volumes that need only the status of the
+// answer (HEAD, DELETE, the PUT of a value, whole or streamed): keep-alive sockets per host, one
+// request at a time on each. On the hot path it costs a quarter of what `fetch` does, which
+// matters when every PUT, GET and DELETE of the index makes one to three of these; a streamed
+// value reuses sockets too, instead of leaving three in TIME_WAIT per PUT.
 //
 // Kept-alive sockets go stale: the server closes them after its keep-alive timeout (nginx: 75 s),
 // or restarts. So an idle socket always has a read outstanding, which ends the moment the server
@@ -9,8 +10,9 @@
 // idle for longer than `idleTimeoutMs` (below the volumes' keep-alive timeout) are closed by us
 // first. What is left is the race of a server closing just as a request goes out: a request that
 // fails on a reused socket before any byte of an answer came is sent once more on a fresh
-// connection. That is safe because the pool only ever carries idempotent requests whose bodies
-// are held in memory (HEAD, DELETE, the PUT of a whole value).
+// connection. That is safe because such requests are idempotent and their bodies are held in
+// memory (HEAD, DELETE, the PUT of a whole value). A streamed request is sent again only if its
+// head could not be written; once body bytes have gone, a failure is the caller's to handle.
 
 /** The head of an answer is at most this long. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -257,6 +259,67 @@ export interface PoolRequestOptions {
   fresh?: boolean;
 }
 
+/**
+ * A request whose head is sent and whose body the caller writes piece by piece (`write`), then
+ * ends with `answer`. On a socket of the pool, which goes back to it after a keep-alive answer.
+ */
+export class StreamedRequest {
+  #pooled: PooledConn;
+  #release: () => void;
+  /** Closed, or handed back to the pool: no longer this request's. */
+  #done = false;
+
+  constructor(pooled: PooledConn, release: () => void) {
+    this.#pooled = pooled;
+    this.#release = release;
+  }
+
+  /** Writes every byte of `bytes` to the request's body. */
+  async write(bytes: Uint8Array): Promise<void> {
+    await writeAll(this.#pooled.conn, bytes);
+  }
+
+  /**
+   * The status of the answer, or null if no whole answer came within `timeoutMs` or the socket
+   * was closed (`close`, from a watchdog, say). With `reuse` (the caller sent the whole body) the
+   * socket goes back to the pool if the answer allows; otherwise it is closed.
+   */
+  async answer(
+    method: string,
+    timeoutMs: number,
+    options: { reuse: boolean },
+  ): Promise<number | null> {
+    const timer = setTimeout(() => this.close(), timeoutMs);
+    try {
+      const head = await readAnswer(this.#pooled, method);
+      if (!options.reuse || !head.keepAlive || this.#done) this.close();
+      else {
+        this.#done = true;
+        this.#release();
+      }
+      return head.status;
+    } catch (err) {
+      this.close();
+      if (
+        err instanceof AnswerError || err instanceof Deno.errors.BadResource ||
+        err instanceof Deno.errors.Interrupted
+      ) {
+        return null;
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the request, cutting it off if it is under way; safe at any time, more than once. */
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#pooled.close();
+  }
+}
+
 /** Keep-alive sockets per host, for requests whose answer's status is all that matters. */
 export class Http1Pool {
   #idle = new Map<string, PooledConn[]>();
@@ -292,6 +355,27 @@ export class Http1Pool {
       try {
         return await this.#exchange(host, conn, request, method, { ...options, deadline });
       } catch (err) {
+        if (!conn.reused || !unanswered(err)) throw err;
+        pooled = null;
+      }
+    }
+  }
+
+  /**
+   * Starts a request by sending its `head` (which frames a body: Content-Length or chunked) on an
+   * idle socket of `host`, or a new one; the caller writes the body. `timeoutMs` bounds the
+   * connect. A head that cannot be written on a reused socket is sent on a fresh one.
+   */
+  async open(host: string, head: Uint8Array, options: { timeoutMs: number }) {
+    const deadline = Date.now() + options.timeoutMs;
+    let pooled = this.#take(host);
+    while (true) {
+      const conn = pooled ?? new PooledConn(await this.#connect(host, deadline, {}));
+      try {
+        await writeAll(conn.conn, head);
+        return new StreamedRequest(conn, () => this.#release(host, conn));
+      } catch (err) {
+        conn.close();
         if (!conn.reused || !unanswered(err)) throw err;
         pooled = null;
       }

@@ -5,15 +5,7 @@
 
 import { firstLine } from "./errors.ts";
 import { type EventLog, logEvent } from "./events.ts";
-import {
-  AnswerError,
-  type ClientTls,
-  connectTo,
-  Http1Pool,
-  MAX_HEAD_BYTES,
-  readResponseHead,
-  writeAll,
-} from "./http1.ts";
+import { type ClientTls, Http1Pool, type StreamedRequest } from "./http1.ts";
 import { Md5 } from "./md5.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import {
@@ -128,7 +120,6 @@ export class Volumes {
   readonly timeoutMs: number;
   /** How the volumes are spoken to, and what the index's redirects name: `http` or `https`. */
   readonly scheme: "http" | "https";
-  #tls: ClientTls | undefined;
   #alive = new Map<string, boolean>();
   /** Aborted when its host is marked down: every request in flight to it ends at once. */
   #down = new Map<string, AbortController>();
@@ -170,7 +161,6 @@ export class Volumes {
     },
   ) {
     this.timeoutMs = options.timeoutMs;
-    this.#tls = options.tls;
     this.scheme = options.tls ? "https" : "http";
     this.#client = Deno.createHttpClient({
       poolMaxIdlePerHost: POOL_IDLE_PER_HOST,
@@ -693,7 +683,7 @@ export class Volumes {
         target: this.signed("PUT", location.slice(locationHost(location).length) + path),
         sizeBytes,
         timeoutMs: this.timeoutMs,
-        tls: this.#tls,
+        pool: this.#pool,
       })
     );
     let firstError: Error | null = null;
@@ -785,7 +775,7 @@ export class Volumes {
    */
   async #cause(err: Error, uploads: Upload[]): Promise<VolumeError> {
     const upload = uploads.find((u) => u.failed) ?? uploads[0];
-    const status = await upload.answer(this.timeoutMs).catch(() => null);
+    const status = await upload.answer(this.timeoutMs, { whole: false }).catch(() => null);
     if (status === null) this.probe(locationHost(upload.location));
     const why = status === null ? reason(err) : `status ${status}`;
     return new VolumeError(
@@ -841,9 +831,9 @@ class Upload {
   failed = false;
   #sizeBytes: number | undefined;
   #timeoutMs: number;
-  #tls: ClientTls | undefined;
+  #pool: Http1Pool;
   #target: string;
-  #conn: Deno.Conn | null = null;
+  #request: StreamedRequest | null = null;
   #closed = false;
 
   constructor(
@@ -854,7 +844,7 @@ class Upload {
       target: string;
       sizeBytes: number | undefined;
       timeoutMs: number;
-      tls?: ClientTls;
+      pool: Http1Pool;
     },
   ) {
     this.location = options.location;
@@ -862,27 +852,20 @@ class Upload {
     this.#target = options.target;
     this.#sizeBytes = options.sizeBytes;
     this.#timeoutMs = options.timeoutMs;
-    this.#tls = options.tls;
+    this.#pool = options.pool;
   }
 
   async open(): Promise<void> {
     const host = locationHost(this.location);
+    const framing = this.#sizeBytes === undefined
+      ? "Transfer-Encoding: chunked"
+      : `Content-Length: ${this.#sizeBytes}`;
+    const head = encoder.encode(
+      `PUT ${this.#target} HTTP/1.1\r\nHost: ${host}\r\n${framing}\r\n\r\n`,
+    );
     try {
-      this.#conn = await connectTo(host, {
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        tls: this.#tls,
-      });
-      if (this.#closed) this.#conn.close();
-      const framing = this.#sizeBytes === undefined
-        ? "Transfer-Encoding: chunked"
-        : `Content-Length: ${this.#sizeBytes}`;
-      await writeAll(
-        this.#conn,
-        encoder.encode(
-          `PUT ${this.#target} HTTP/1.1\r\nHost: ${host}\r\n${framing}\r\n` +
-            `Connection: close\r\n\r\n`,
-        ),
-      );
+      this.#request = await this.#pool.open(host, head, { timeoutMs: this.#timeoutMs });
+      if (this.#closed) this.#request.close();
     } catch (err) {
       this.failed = true;
       throw err;
@@ -892,11 +875,11 @@ class Upload {
   async write(chunk: Uint8Array): Promise<void> {
     try {
       if (this.#sizeBytes === undefined) {
-        await writeAll(this.#conn!, encoder.encode(`${chunk.length.toString(16)}\r\n`));
-        await writeAll(this.#conn!, chunk);
-        await writeAll(this.#conn!, encoder.encode("\r\n"));
+        await this.#request!.write(encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        await this.#request!.write(chunk);
+        await this.#request!.write(encoder.encode("\r\n"));
       } else {
-        await writeAll(this.#conn!, chunk);
+        await this.#request!.write(chunk);
       }
     } catch (err) {
       this.failed = true;
@@ -908,13 +891,12 @@ class Upload {
   async finish(): Promise<void> {
     let status: number | null;
     try {
-      if (this.#sizeBytes === undefined) await writeAll(this.#conn!, encoder.encode("0\r\n\r\n"));
-      status = await this.answer(Math.max(this.#timeoutMs, WRITE_STALL_MS));
+      if (this.#sizeBytes === undefined) await this.#request!.write(encoder.encode("0\r\n\r\n"));
+      status = await this.answer(Math.max(this.#timeoutMs, WRITE_STALL_MS), { whole: true });
     } catch (err) {
       this.failed = true;
-      throw err;
-    } finally {
       this.abort();
+      throw err;
     }
     if (status === 201 || status === 204) return;
     throw new VolumeError(
@@ -926,36 +908,19 @@ class Upload {
 
   /**
    * The status of the volume's answer, or null if none comes within `timeoutMs`. A volume that
-   * refuses a value (a full disk, say) answers before it has read it all, then closes.
+   * refuses a value (a full disk, say) answers before it has read it all. The socket goes back to
+   * the pool only after a keep-alive answer to a `whole` request (every byte of its body sent):
+   * after a partial body the server may still be waiting for the rest.
    */
-  async answer(timeoutMs: number): Promise<number | null> {
-    const conn = this.#conn;
-    if (conn === null) return null;
-    const buffer = new Uint8Array(MAX_HEAD_BYTES);
-    const timer = setTimeout(() => this.abort(), timeoutMs);
-    try {
-      return (await readResponseHead((into) => conn.read(into), buffer)).head.status;
-    } catch (err) {
-      if (
-        err instanceof AnswerError || err instanceof Deno.errors.BadResource ||
-        err instanceof Deno.errors.Interrupted
-      ) {
-        return null;
-      }
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+  async answer(timeoutMs: number, options: { whole: boolean }): Promise<number | null> {
+    if (this.#request === null) return null;
+    return await this.#request.answer("PUT", timeoutMs, { reuse: options.whole });
   }
 
-  /** Closes the socket; safe to call at any time, and more than once. */
+  /** Closes the socket unless it went back to the pool; safe at any time, more than once. */
   abort(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn?.close();
-    } catch (err) {
-      if (!(err instanceof Deno.errors.BadResource)) throw err;
-    }
+    this.#request?.close();
   }
 }

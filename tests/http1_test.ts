@@ -1,5 +1,6 @@
 // Tests of lib/http1.ts: the parsing of answer heads (golden), and the keep-alive pool against a
-// real nginx volume: sockets are reused, a socket the server closed is replaced, a timeout holds.
+// real nginx volume: sockets are reused (by streamed PUTs too, only after a whole body), a socket
+// the server closed is replaced, a timeout holds.
 
 import assert from "node:assert/strict";
 import { Http1Pool, parseResponseHead, splitHost } from "../lib/http1.ts";
@@ -176,6 +177,35 @@ Deno.test("Http1Pool: sockets the server closed while idle are dropped, never re
   } finally {
     pool.close();
     await server.close();
+  }
+});
+
+Deno.test("Http1Pool.open: a streamed PUT goes back to the pool only after its whole body", async () => {
+  await using dir = await tempDir();
+  const port = freePort();
+  await using _volume = await spawnVolume({ port, dir: `${dir.path}/v` });
+  const host = `localhost:${port}`;
+  const encoder = new TextEncoder();
+  const path = "/5d/41/aGVsbG8=";
+  const head = (length: number) =>
+    encoder.encode(`PUT ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${length}\r\n\r\n`);
+  const pool = new Http1Pool();
+  try {
+    const whole = await pool.open(host, head(10), { timeoutMs: 2000 });
+    await whole.write(encoder.encode("hello"));
+    await whole.write(encoder.encode("world"));
+    assert.equal(await whole.answer("PUT", 2000, { reuse: true }), 201);
+    assert.equal(pool.idleCount(host), 1, "the socket went back to the pool");
+    const cut = await pool.open(host, head(5), { timeoutMs: 2000 });
+    assert.equal(pool.idleCount(host), 0, "the next stream took the idle socket");
+    await cut.write(encoder.encode("hel"));
+    // The volume waits for two more bytes: no answer comes, and the socket never serves again.
+    assert.equal(await cut.answer("PUT", 300, { reuse: false }), null);
+    assert.equal(pool.idleCount(host), 0);
+    assert.equal(await Deno.readTextFile(`${dir.path}/v${path}`), "helloworld");
+    assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 200);
+  } finally {
+    pool.close();
   }
 });
 
