@@ -3,7 +3,8 @@
 // and so needs no KV checks. Writes of many keys that arrive together share one atomic commit
 // (one fsync); a write is acknowledged only after its commit. A bounded write-through cache
 // answers hot keys and absent keys without touching SQLite, and the reads that miss it go through
-// a second KV handle on the same file, so that they never wait behind a commit's fsync. The number of keys and the bytes of
+// a second KV handle on the same file, so that they never wait behind a commit's fsync. Pending
+// records are found through one marker entry per commit. The number of keys and the bytes of
 // their values are kept as figures in the KV, changed in the same commit as the records, so that
 // the metrics and the status page never scan.
 
