@@ -39,26 +39,37 @@ Deno.test("splitHost splits host:port, IPv6 literals too", () => {
   assert.deepEqual(splitHost("[::1]:3001"), { hostname: "::1", port: 3001 });
 });
 
-Deno.test("Http1Pool: PUT, HEAD, DELETE on a real volume, on reused sockets", async () => {
-  await using dir = await tempDir();
+/** A real volume in a temp dir, and a pool to it; stopped, closed and removed on dispose. */
+async function volumeAndPool() {
+  const dir = await tempDir();
   const port = freePort();
-  await using _volume = await spawnVolume({ port, dir: `${dir.path}/v` });
-  const host = `localhost:${port}`;
+  const volume = await spawnVolume({ port, dir: `${dir.path}/v` });
   const pool = new Http1Pool();
-  try {
-    const body = new TextEncoder().encode("hello");
-    // A path of the key layout: volumes take PUT and DELETE nowhere else.
-    const path = "/5d/41/aGVsbG8=";
-    assert.equal(await pool.request(host, "PUT", path, { body, timeoutMs: 2000 }), 201);
-    assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 200);
-    // A 404 carries an HTML body, which must be read off for the socket to serve again.
-    assert.equal(await pool.request(host, "GET", "/nothing", { timeoutMs: 2000 }), 404);
-    assert.equal(await pool.request(host, "DELETE", path, { timeoutMs: 2000 }), 204);
-    assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 404);
-    assert.equal(await Deno.readTextFile(`${dir.path}/v${path}`).catch(() => "gone"), "gone");
-  } finally {
-    pool.close();
-  }
+  return {
+    host: `localhost:${port}`,
+    files: `${dir.path}/v`,
+    pool,
+    async [Symbol.asyncDispose]() {
+      pool.close();
+      await volume[Symbol.asyncDispose]();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("Http1Pool: PUT, HEAD, DELETE on a real volume, on reused sockets", async () => {
+  await using volume = await volumeAndPool();
+  const { host, pool } = volume;
+  const body = new TextEncoder().encode("hello");
+  // A path of the key layout: volumes take PUT and DELETE nowhere else.
+  const path = "/5d/41/aGVsbG8=";
+  assert.equal(await pool.request(host, "PUT", path, { body, timeoutMs: 2000 }), 201);
+  assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 200);
+  // A 404 carries an HTML body, which must be read off for the socket to serve again.
+  assert.equal(await pool.request(host, "GET", "/nothing", { timeoutMs: 2000 }), 404);
+  assert.equal(await pool.request(host, "DELETE", path, { timeoutMs: 2000 }), 204);
+  assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 404);
+  assert.equal(await Deno.readTextFile(`${volume.files}${path}`).catch(() => "gone"), "gone");
 });
 
 Deno.test("Http1Pool: a pooled socket the server closed is replaced; a silent server times out", async () => {
@@ -181,32 +192,25 @@ Deno.test("Http1Pool: sockets the server closed while idle are dropped, never re
 });
 
 Deno.test("Http1Pool.open: a streamed PUT goes back to the pool only after its whole body", async () => {
-  await using dir = await tempDir();
-  const port = freePort();
-  await using _volume = await spawnVolume({ port, dir: `${dir.path}/v` });
-  const host = `localhost:${port}`;
+  await using volume = await volumeAndPool();
+  const { host, pool } = volume;
   const encoder = new TextEncoder();
   const path = "/5d/41/aGVsbG8=";
   const head = (length: number) =>
     encoder.encode(`PUT ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${length}\r\n\r\n`);
-  const pool = new Http1Pool();
-  try {
-    const whole = await pool.open(host, head(10), { timeoutMs: 2000 });
-    await whole.write(encoder.encode("hello"));
-    await whole.write(encoder.encode("world"));
-    assert.equal(await whole.answer("PUT", 2000, { reuse: true }), 201);
-    assert.equal(pool.idleCount(host), 1, "the socket went back to the pool");
-    const cut = await pool.open(host, head(5), { timeoutMs: 2000 });
-    assert.equal(pool.idleCount(host), 0, "the next stream took the idle socket");
-    await cut.write(encoder.encode("hel"));
-    // The volume waits for two more bytes: no answer comes, and the socket never serves again.
-    assert.equal(await cut.answer("PUT", 300, { reuse: false }), null);
-    assert.equal(pool.idleCount(host), 0);
-    assert.equal(await Deno.readTextFile(`${dir.path}/v${path}`), "helloworld");
-    assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 200);
-  } finally {
-    pool.close();
-  }
+  const whole = await pool.open(host, head(10), { timeoutMs: 2000 });
+  await whole.write(encoder.encode("hello"));
+  await whole.write(encoder.encode("world"));
+  assert.equal(await whole.answer("PUT", 2000, { reuse: true }), 201);
+  assert.equal(pool.idleCount(host), 1, "the socket went back to the pool");
+  const cut = await pool.open(host, head(5), { timeoutMs: 2000 });
+  assert.equal(pool.idleCount(host), 0, "the next stream took the idle socket");
+  await cut.write(encoder.encode("hel"));
+  // The volume waits for two more bytes: no answer comes, and the socket never serves again.
+  assert.equal(await cut.answer("PUT", 300, { reuse: false }), null);
+  assert.equal(pool.idleCount(host), 0);
+  assert.equal(await Deno.readTextFile(`${volume.files}${path}`), "helloworld");
+  assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 200);
 });
 
 Deno.test("Http1Pool: a reused socket closed without an answer is retried once, fresh", async () => {
