@@ -11,7 +11,7 @@ import type { Auth } from "./lib/auth.ts";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
 import { CredentialsError, loadCredentials } from "./lib/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
-import { FlagError } from "./lib/flags.ts";
+import { commandLine } from "./lib/flags.ts";
 import { IndexServer } from "./lib/server.ts";
 import { adminSocketPath, Store, StoreError } from "./lib/store.ts";
 import { volumeTlsFor } from "./lib/tls.ts";
@@ -188,19 +188,8 @@ async function reloadCredentials(path: string, auth: Auth): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  let options: IndexOptions;
-  try {
-    const parsed = parseIndexArgs(Deno.args);
-    if (parsed === "help") {
-      console.log(INDEX_USAGE);
-      return;
-    }
-    options = parsed;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`index: ${err.message}`);
-    Deno.exit(2);
-  }
+  const options = commandLine("index", parseIndexArgs, INDEX_USAGE);
+  if (options === null) return;
   if (options.command !== "server") {
     const { runOperation } = await import("./lib/ops/cli.ts");
     Deno.exit(await runOperation(options));

@@ -8,7 +8,7 @@
 //   deno run -A thrasher.ts --url http://localhost:3000 --count 10000 --concurrency 16
 //   deno run -A thrasher.ts --help
 
-import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
+import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 
 export const MODES = ["thrash", "get", "missing"] as const;
 export type Mode = typeof MODES[number];
@@ -359,19 +359,8 @@ export async function thrash(
 }
 
 async function main(): Promise<number> {
-  let options: ThrasherOptions;
-  try {
-    const parsed = parseThrasherArgs(Deno.args);
-    if (parsed === "help") {
-      console.log(THRASHER_USAGE);
-      return 0;
-    }
-    options = parsed;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`thrasher: ${err.message}`);
-    return 2;
-  }
+  const options = commandLine("thrasher", parseThrasherArgs, THRASHER_USAGE);
+  if (options === null) return 0;
   const live = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
   const progress = live

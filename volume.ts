@@ -9,7 +9,7 @@
 // With --volume-secret-file, nginx takes PUT/DELETE only with the index's signature (and, with
 // --private-reads, GET/HEAD too): see lib/signing.ts.
 
-import { FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
+import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 import { parseTlsFlags, TLS_FLAGS } from "./lib/tls.ts";
 import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
@@ -162,19 +162,8 @@ function startNginx(
 }
 
 async function main(): Promise<void> {
-  let options: VolumeOptions;
-  try {
-    const parsed = parseVolumeArgs(Deno.args);
-    if (parsed === "help") {
-      console.log(USAGE);
-      return;
-    }
-    options = parsed;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`volume: ${err.message}`);
-    Deno.exit(2);
-  }
+  const options = commandLine("volume", parseVolumeArgs, USAGE);
+  if (options === null) return;
   let volume: RunningVolume;
   try {
     volume = await startVolume({

@@ -20,7 +20,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, spawnCluster } from "../dev/cluster.ts";
-import { FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
+import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
 import { type LatencySummary, type Operation, OPERATIONS, type ThrashResult } from "../thrasher.ts";
 import { BlobLoad, type BlobPhase, megabytesPerSecond } from "./blobs.ts";
 import { benchIndexArgs, parseIndexFlags, type PeerKind, startPeer } from "./peer.ts";
@@ -1264,18 +1264,8 @@ async function indexServer(url: string, pid: number, runId: string): Promise<Ser
 }
 
 async function main(): Promise<number> {
-  let options: BenchOptions | "help";
-  try {
-    options = parseBenchArgs(Deno.args);
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`bench: ${err.message}`);
-    return 2;
-  }
-  if (options === "help") {
-    console.log(BENCH_USAGE);
-    return 0;
-  }
+  const options = commandLine("bench", parseBenchArgs, BENCH_USAGE);
+  if (options === null) return 0;
   const { smoke, url, vsUrl, peer: peerKind } = options;
   const load = smoke ? SMOKE_LOAD : FULL_LOAD;
   const date = new Date().toISOString();

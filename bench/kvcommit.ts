@@ -6,7 +6,7 @@
 //
 //   deno run -A --unstable-kv bench/kvcommit.ts [--commits 2000] [--records 1,5,20]
 
-import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "../lib/flags.ts";
+import { commandLine, flagsOf, type FlagSpec, splitList, usageFlags } from "../lib/flags.ts";
 
 /** Ticks of /proc/PID/task/TID/stat, 10 ms each on Linux. */
 const TICK_US = 10_000;
@@ -66,20 +66,12 @@ async function measure(options: { records: number; commits: number; marking: Mar
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseFlags(Deno.args, FLAGS);
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`kvcommit.ts: ${err.message}\n\n${usageFlags(FLAGS)}`);
-    Deno.exit(2);
-  }
-  if (parsed.help) {
-    console.log(
-      `kvcommit.ts: what a KV commit costs, by records and marking\n\n${usageFlags(FLAGS)}`,
-    );
-    return;
-  }
+  const parsed = commandLine(
+    "kvcommit.ts",
+    flagsOf(FLAGS),
+    `kvcommit.ts: what a KV commit costs, by records and marking\n\n${usageFlags(FLAGS)}`,
+  );
+  if (parsed === null) return;
   const commits = parsed.values.commits as number;
   const cases = splitList(String(parsed.values.records)).map(Number);
   console.log("records | marking    | wall per commit (µs) | SQLite thread CPU per commit (µs)");

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { ClusterProcess, freePort, spawnVolume } from "../dev/cluster.ts";
 import { BlobLoad } from "./blobs.ts";
 import { childrenCpuSeconds, cpuSeconds, descendants } from "./proc.ts";
-import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "../lib/flags.ts";
+import { commandLine, flagsOf, type FlagSpec, splitList, usageFlags } from "../lib/flags.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** The profiler's sampling interval; V8's default is 1000 µs, too coarse for µs-long requests. */
@@ -188,15 +188,12 @@ function pct(share: number): string {
 }
 
 async function main(): Promise<void> {
-  const parsed = parseFlags(Deno.args, PROFILE_FLAGS);
-  if (parsed.help) {
-    console.log(
-      `profile.ts: CPU profiles of the index under the bench's loads\n\n${
-        usageFlags(PROFILE_FLAGS)
-      }`,
-    );
-    return;
-  }
+  const parsed = commandLine(
+    "profile",
+    flagsOf(PROFILE_FLAGS),
+    `profile.ts: CPU profiles of the index under the bench's loads\n\n${usageFlags(PROFILE_FLAGS)}`,
+  );
+  if (parsed === null) return;
   const outDir = String(parsed.values.out);
   await Deno.mkdir(outDir, { recursive: true });
   const dir = await Deno.makeTempDir({ prefix: "mkv-profile-" });
@@ -355,12 +352,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`profile: ${err.message}`);
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await main();

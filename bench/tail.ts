@@ -17,7 +17,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
+import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
 import { keyToPath } from "../lib/placement.ts";
 import { TRACE_ENV, type TraceLine } from "../lib/writetrace.ts";
 import { Nginx, prepareWritableDir, renderVolumeLocations, stopChild } from "../nginx.ts";
@@ -502,19 +502,8 @@ async function thrash(url: string, options: TailOptions, watched: Watched[]): Pr
 }
 
 async function main(): Promise<void> {
-  let options: TailOptions;
-  try {
-    const parsed = parseTailArgs(Deno.args);
-    if (parsed === "help") {
-      console.log(USAGE);
-      return;
-    }
-    options = parsed;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`tail: ${err.message}`);
-    Deno.exit(2);
-  }
+  const options = commandLine("tail", parseTailArgs, USAGE);
+  if (options === null) return;
   const dir = await Deno.makeTempDir({ prefix: "mkv-tail-" });
   await Deno.chmod(dir, 0o755);
   const ports = Array.from({ length: VOLUMES }, () => freePort());

@@ -133,6 +133,36 @@ export function formatDurationMs(ms: number): string {
   return `${ms}ms`;
 }
 
+/** A `parse` for `commandLine` that gives the flags of `spec` as parsed, or "help". */
+export function flagsOf(spec: FlagSpec): (args: string[]) => ParsedFlags | "help" {
+  return (args) => {
+    const parsed = parseFlags(args, spec);
+    return parsed.help ? "help" : parsed;
+  };
+}
+
+/**
+ * The options of the command line, as `parse` reads them; null once `usage` is printed for
+ * --help. A bad command line is printed as `program: reason` and the process exits 2. The one
+ * place each program's `main()` meets its flags.
+ */
+export function commandLine<T>(
+  program: string,
+  parse: (args: string[]) => T | "help",
+  usage: string,
+): T | null {
+  try {
+    const parsed = parse(Deno.args);
+    if (parsed !== "help") return parsed;
+    console.log(usage);
+    return null;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    console.error(`${program}: ${err.message}`);
+    Deno.exit(2);
+  }
+}
+
 /** Splits a comma-separated list, dropping empty items and surrounding spaces. */
 export function splitList(text: string): string[] {
   return text.split(",").map((item) => item.trim()).filter((item) => item !== "");

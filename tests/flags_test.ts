@@ -4,8 +4,10 @@
 import assert from "node:assert/strict";
 import {
   FlagError,
+  flagsOf,
   type FlagSpec,
   formatDurationMs,
+  type ParsedFlags,
   parseDurationMs,
   parseFlags,
   splitList,
@@ -160,4 +162,13 @@ Deno.test("splitList splits on commas and drops empty items and spaces", () => {
   ]);
   assert.deepEqual(splitList(" a , b,,c, "), ["a", "b", "c"]);
   assert.deepEqual(splitList(""), []);
+});
+
+Deno.test("flagsOf: the parsed flags, or help", () => {
+  const parse = flagsOf({ n: { type: "int", default: 3, help: "a number", arg: "N" } });
+  assert.equal(parse(["--help"]), "help");
+  const parsed = parse(["--n", "5"]);
+  assert.notEqual(parsed, "help");
+  assert.equal((parsed as ParsedFlags).values.n, 5);
+  assert.throws(() => parse(["--m", "1"]), FlagError);
 });
