@@ -358,6 +358,40 @@ export async function thrash(
   };
 }
 
+/**
+ * Runs thrasher.ts with `--json` as a process of its own, as a user would (its start included),
+ * and returns its report: what the bench and its tools measure with. With `nice`, at that nice
+ * value. Throws with thrasher.ts's stderr if it fails.
+ */
+export async function runThrasher(
+  options: { url: string; count: number; concurrency: number; nice?: number },
+): Promise<ThrashResult> {
+  const args = [
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--url",
+    options.url,
+    "--count",
+    String(options.count),
+    "--concurrency",
+    String(options.concurrency),
+    "--json",
+  ];
+  const [command, commandArgs] = options.nice === undefined
+    ? [Deno.execPath(), args]
+    : ["nice", ["-n", String(options.nice), Deno.execPath(), ...args]];
+  const output = await new Deno.Command(command, { args: commandArgs, stdin: "null" }).output();
+  const decoder = new TextDecoder();
+  if (!output.success) {
+    throw new Error(
+      `thrasher.ts against ${options.url} failed (status ${output.code}): ` +
+        decoder.decode(output.stderr).trim(),
+    );
+  }
+  return JSON.parse(decoder.decode(output.stdout)) as ThrashResult;
+}
+
 async function main(): Promise<number> {
   const options = commandLine("thrasher", parseThrasherArgs, THRASHER_USAGE);
   if (options === null) return 0;

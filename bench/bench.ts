@@ -21,7 +21,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, spawnCluster } from "../dev/cluster.ts";
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
-import { type LatencySummary, type Operation, OPERATIONS, type ThrashResult } from "../thrasher.ts";
+import {
+  type LatencySummary,
+  type Operation,
+  OPERATIONS,
+  runThrasher,
+  type ThrashResult,
+} from "../thrasher.ts";
 import { BlobLoad, type BlobPhase, megabytesPerSecond } from "./blobs.ts";
 import { benchIndexArgs, parseIndexFlags, type PeerKind, startPeer } from "./peer.ts";
 import {
@@ -35,7 +41,6 @@ import {
 } from "./proc.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const THRASHER = join(ROOT, "thrasher.ts");
 const RESULTS_DIR = join(ROOT, "bench", "results");
 const MIB = 1024 * 1024;
 /** The chunk the big value is made of; each copy is stamped with its index so none repeat. */
@@ -877,31 +882,16 @@ async function thrashOnce(
   load: Load,
 ): Promise<{ seconds: number; result: ThrashResult; cost: Cost }> {
   // thrasher.ts draws a fresh key prefix per run, so no server sees another's keys.
-  const args = [
-    "run",
-    "-A",
-    THRASHER,
-    "--url",
-    server.url,
-    "--count",
-    String(load.thrashCount),
-    "--concurrency",
-    String(load.thrashConcurrency),
-    "--json",
-  ];
   const stop = await meter(server);
   const started = performance.now();
-  const output = await new Deno.Command(Deno.execPath(), { args, stdin: "null" }).output();
+  const result = await runThrasher({
+    url: server.url,
+    count: load.thrashCount,
+    concurrency: load.thrashConcurrency,
+  });
   const seconds = (performance.now() - started) / 1000;
   const cost = await stop(3 * load.thrashCount, 0);
-  const decoder = new TextDecoder();
-  if (!output.success) {
-    throw new Error(
-      `thrasher.ts against ${server.url} failed (status ${output.code}): ` +
-        decoder.decode(output.stderr).trim(),
-    );
-  }
-  return { seconds, result: JSON.parse(decoder.decode(output.stdout)) as ThrashResult, cost };
+  return { seconds, result, cost };
 }
 
 /** The chunks of the big value; the same bytes every time it is generated. */

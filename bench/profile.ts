@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClusterProcess, freePort, spawnVolume } from "../dev/cluster.ts";
 import { BlobLoad } from "./blobs.ts";
+import { runThrasher } from "../thrasher.ts";
 import { childrenCpuSeconds, cpuSeconds, descendants } from "./proc.ts";
 import { commandLine, flagsOf, type FlagSpec, splitList, usageFlags } from "../lib/flags.ts";
 
@@ -249,17 +250,7 @@ async function main(): Promise<void> {
       {
         name: "thrash",
         run: async () => {
-          const text = await output(Deno.execPath(), [
-            "run",
-            "-A",
-            join(ROOT, "thrasher.ts"),
-            "--url",
-            url,
-            "--count",
-            String(cycles),
-            "--json",
-          ]);
-          const result = JSON.parse(text);
+          const result = await runThrasher({ url, count: cycles, concurrency: 16 });
           console.log(`  thrasher: ${Math.round(result.rate)} cycles/s`);
           return cycles;
         },

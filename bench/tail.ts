@@ -23,7 +23,7 @@ import { TRACE_ENV, type TraceLine } from "../lib/writetrace.ts";
 import { Nginx, prepareWritableDir, renderVolumeLocations, stopChild } from "../nginx.ts";
 import { startDiskReport } from "../lib/statusvolume.ts";
 import { freePort } from "../dev/cluster.ts";
-import { type LatencySummary, summarize } from "../thrasher.ts";
+import { type LatencySummary, runThrasher, summarize } from "../thrasher.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const REPLICAS = 3;
@@ -470,29 +470,14 @@ async function renice(watched: Watched[], nice: number): Promise<void> {
 async function thrash(url: string, options: TailOptions, watched: Watched[]): Promise<Round> {
   const before = await schedAll(watched);
   const startAt = Date.now();
-  const out = await new Deno.Command("nice", {
-    args: [
-      "-n",
-      String(options.nice),
-      Deno.execPath(),
-      "run",
-      "-A",
-      join(ROOT, "thrasher.ts"),
-      "--url",
-      url,
-      "--count",
-      String(options.count),
-      "--concurrency",
-      String(options.concurrency),
-      "--json",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`thrasher.ts failed (exit ${out.code})`);
+  const result = await runThrasher({
+    url,
+    count: options.count,
+    concurrency: options.concurrency,
+    nice: options.nice,
+  });
   const endAt = Date.now();
   const after = await schedAll(watched);
-  const result = JSON.parse(new TextDecoder().decode(out.stdout));
   const sched = after.map((a, i) => ({
     name: a.name,
     runMs: a.runMs - before[i].runMs,

@@ -22,7 +22,13 @@ import { OperationBoard } from "./ops/runner.ts";
 import { renderStatusPage, type StatusData, StatusHistory } from "./status.ts";
 import { isPending, type KeyRecord, type ObjectInfo } from "./record.ts";
 import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
-import { UploadError, VolumeError, type Volumes, type WriteOutcome } from "./volumes.ts";
+import {
+  type PutResult,
+  UploadError,
+  VolumeError,
+  type Volumes,
+  type WriteOutcome,
+} from "./volumes.ts";
 import { moveReplicas, planRebalance } from "./ops/rebalance.ts";
 import type { S3Api } from "./s3/api.ts";
 import { isS3Request } from "./s3/detect.ts";
@@ -635,13 +641,9 @@ export class IndexServer {
           : `key ${key} exists; DELETE it first`,
       };
     }
-    const placement = this.options.placement;
-    const targets = keyToVolumes(key, placement);
-    const down = targets.find((location) => !this.volumes.isAlive(location));
-    if (down !== undefined) {
-      await body.cancel();
-      return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
-    }
+    const where = await this.#targetsUp(key, body);
+    if ("status" in where) return where;
+    const { placement, targets } = where;
     // The record names every place a file of this key may be, old ones included, so that the
     // cleanup of an interrupted write (here, at start-up, or by gc) finds them all. An unlinked
     // value being replaced is kept in the record until the new one is committed, so that a write
@@ -652,25 +654,68 @@ export class IndexServer {
     await this.store.set(key, writing);
     this.#trace?.mark(key, "commit writing");
     this.#verified.delete(key);
+    const put = await this.#putReplicas(targets, path, body, {
+      sizeBytes: options.sizeBytes,
+      undo: async (written, err) => {
+        if (err instanceof VolumeError) logWriteFailure(key, err);
+        await this.#settle(key, path, writing, written);
+      },
+    });
+    if (!put.ok) return put;
+    this.#trace?.mark(key, "volumes");
+    if (put.result.sizeBytes === 0 && !options.allowEmpty) {
+      await this.#settle(key, path, writing, put.written);
+      return { ok: false, status: 411, reason: "a value needs a body" };
+    }
+    return await this.#commitWrite(
+      key,
+      path,
+      { placement, targets, everywhere },
+      put.result,
+      options,
+    );
+  }
+
+  /** The key's targets under the placement, or the 503 (the body cancelled) if one is down. */
+  async #targetsUp(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<{ placement: Placement; targets: string[] } | WriteResult & { ok: false }> {
+    const placement = this.options.placement;
+    const targets = keyToVolumes(key, placement);
+    const down = targets.find((location) => !this.volumes.isAlive(location));
+    if (down === undefined) return { placement, targets };
+    await body.cancel();
+    return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
+  }
+
+  /**
+   * Streams `body` to the key's file on every target. On a failure of a volume or of the client's
+   * upload, `undo` gets what was written and the error, and the failure is the answer.
+   */
+  async #putReplicas(
+    targets: string[],
+    path: KeyPath,
+    body: ReadableStream<Uint8Array>,
+    options: {
+      sizeBytes?: number;
+      undo: (written: WriteOutcome, err: VolumeError | UploadError) => Promise<void>;
+    },
+  ): Promise<
+    { ok: true; result: PutResult; written: WriteOutcome } | WriteResult & { ok: false }
+  > {
     const written: WriteOutcome = { stored: [], uncertain: [] };
-    let result;
     try {
-      result = await this.volumes.putAll(targets, path, body, {
+      const result = await this.volumes.putAll(targets, path, body, {
         sizeBytes: options.sizeBytes,
         outcome: written,
       });
+      return { ok: true, result, written };
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
-      if (err instanceof VolumeError) logWriteFailure(key, err);
-      await this.#settle(key, path, writing, written);
+      await options.undo(written, err);
       return { ok: false, ...failureStatus(err) };
     }
-    this.#trace?.mark(key, "volumes");
-    if (result.sizeBytes === 0 && !options.allowEmpty) {
-      await this.#settle(key, path, writing, written);
-      return { ok: false, status: 411, reason: "a value needs a body" };
-    }
-    return await this.#commitWrite(key, path, { placement, targets, everywhere }, result, options);
   }
 
   /** Commits the live record of a value written whole to the key's targets; removes stale files. */
@@ -716,28 +761,23 @@ export class IndexServer {
     body: ReadableStream<Uint8Array>,
     options: WriteOptions,
   ): Promise<WriteResult> {
-    const placement = this.options.placement;
-    const targets = keyToVolumes(key, placement);
-    const down = targets.find((location) => !this.volumes.isAlive(location));
-    if (down !== undefined) {
-      await body.cancel();
-      return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
-    }
+    const where = await this.#targetsUp(key, body);
+    if ("status" in where) return where;
+    const { placement, targets } = where;
     const everywhere = [...new Set([...targets, ...old.volumes])];
-    const written: WriteOutcome = { stored: [], uncertain: [] };
-    let result;
-    try {
-      result = await this.volumes.putAll(targets, path, body, {
-        sizeBytes: options.sizeBytes,
-        outcome: written,
-      });
-    } catch (err) {
-      if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
-      await this.#undoOverwrite(key, path, old, everywhere, written);
-      return { ok: false, ...failureStatus(err) };
-    }
+    const put = await this.#putReplicas(targets, path, body, {
+      sizeBytes: options.sizeBytes,
+      undo: (written) => this.#undoOverwrite(key, path, old, everywhere, written),
+    });
+    if (!put.ok) return put;
     this.#verified.delete(key);
-    return await this.#commitWrite(key, path, { placement, targets, everywhere }, result, options);
+    return await this.#commitWrite(
+      key,
+      path,
+      { placement, targets, everywhere },
+      put.result,
+      options,
+    );
   }
 
   /** After a failed overwrite: the old value back where it was replaced, or the new one kept. */

@@ -402,17 +402,23 @@ function parseHeaderAuth(input: SigV4Input, authorization: string): ParsedSigV4 
         "or a valid sha256 value.",
     );
   }
-  return {
+  return withScope(scope, {
     kind: "header",
-    accessKey: scope.accessKey,
     amzDate,
     dateMs,
-    region: scope.region,
-    scope: `${scope.date}/${scope.region}/${SERVICE}/${TERMINATOR}`,
     signedHeaders,
     signature,
     payloadHash,
-  };
+  });
+}
+
+/** A parsed signature: `fields` with the access key, region and scope of its credential. */
+function withScope(
+  credential: { accessKey: string; date: string; region: string },
+  fields: Omit<ParsedSigV4, "accessKey" | "region" | "scope">,
+): ParsedSigV4 {
+  const { accessKey, date, region } = credential;
+  return { ...fields, accessKey, region, scope: `${date}/${region}/${SERVICE}/${TERMINATOR}` };
 }
 
 function parseQueryAuth(params: Map<string, string>): ParsedSigV4 | SigV4Failure {
@@ -474,18 +480,15 @@ function parseQueryAuth(params: Map<string, string>): ParsedSigV4 | SigV4Failure
   if (payloadHash !== UNSIGNED_PAYLOAD && !SHA256_HEX_PATTERN.test(payloadHash)) {
     return queryError("X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a valid sha256 value");
   }
-  return {
+  return withScope(scope, {
     kind: "query",
-    accessKey: scope.accessKey,
     amzDate,
     dateMs,
-    region: scope.region,
-    scope: `${scope.date}/${scope.region}/${SERVICE}/${TERMINATOR}`,
     signedHeaders,
     signature,
     payloadHash,
     expiresSeconds,
-  };
+  });
 }
 
 /**
