@@ -16,8 +16,10 @@ import {
   locationHost,
   pathToKey,
   type Placement,
+  STUB_STATUS_PATH,
 } from "../lib/placement.ts";
 import { VERIFIED_TTL_MS } from "../lib/server.ts";
+import { parseStubStatus } from "../lib/statusvolume.ts";
 import { pidFileFor } from "../lib/runtime.ts";
 import {
   eventually,
@@ -958,6 +960,31 @@ Deno.test("busy, quiet past the volumes' keep-alive timeout, busy: every answer 
   assert.doesNotMatch(cluster.index.log, /marked down/, "an idle socket made a volume down");
   const ports = cluster.volumes.map((volume) => volume.port);
   assert.equal(await closeWaitSockets(ports), 0, "sockets the volumes closed were kept");
+});
+
+Deno.test("streamed PUTs reuse the index's kept-alive connections to the volumes", async () => {
+  await using cluster = await testCluster();
+  const accepted = async () => {
+    let total = 0;
+    for (const volume of cluster.volumes) {
+      const answer = await ask(`http://localhost:${volume.port}${STUB_STATUS_PATH}`);
+      total += parseStubStatus(answer.body)!.accepts;
+    }
+    return total;
+  };
+  const puts = 20;
+  const before = await accepted();
+  for (let i = 0; i < puts; i++) {
+    const key = `/streamed/${i}`;
+    const answer = await ask(`${cluster.url}${key}`, {
+      method: "PUT",
+      body: valueOf(key, 300 * 1024),
+    });
+    assert.equal(answer.status, 201, answer.body);
+  }
+  // A connection per replica per PUT would be 60; the probes open one per volume each second.
+  const opened = await accepted() - before;
+  assert.ok(opened < puts, `${opened} connections accepted by the volumes for ${puts} PUTs`);
 });
 
 Deno.test("busy, quiet for 80 s (real default timing: volumes' keep-alive 75 s), busy", async () => {
