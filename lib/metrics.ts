@@ -284,7 +284,13 @@ export class IndexMetrics {
   });
   readonly volumeUp = new Gauge({
     name: "mkv_volume_up",
-    help: "Whether the volume answered its last probe (1) or not (0).",
+    help: "Whether the volume answered its last probe (1: up or full) or not (0: down).",
+    labelNames: ["volume"],
+  });
+  readonly volumeFull = new Gauge({
+    name: "mkv_volume_full",
+    help: "Whether the volume answers but cannot store a file (1: full or read-only; writes " +
+      "placed on it answer 507) or not (0).",
     labelNames: ["volume"],
   });
   readonly volumeProbeSeconds = new Gauge({
@@ -354,6 +360,7 @@ export class IndexMetrics {
     this.bytes,
     this.pendingRecords,
     this.volumeUp,
+    this.volumeFull,
     this.volumeProbeSeconds,
     this.volumeErrors,
     this.volumeFreeBytes,
@@ -443,6 +450,7 @@ export class IndexMetrics {
     for (
       const metric of [
         this.volumeUp,
+        this.volumeFull,
         this.volumeProbeSeconds,
         this.volumeErrors,
         this.volumeFreeBytes,
@@ -454,7 +462,8 @@ export class IndexMetrics {
       metric.reset();
     }
     for (const volume of volumes) {
-      this.volumeUp.labels(volume.host).set(volume.up ? 1 : 0);
+      this.volumeUp.labels(volume.host).set(volume.health === "down" ? 0 : 1);
+      this.volumeFull.labels(volume.host).set(volume.health === "full" ? 1 : 0);
       this.volumeProbeSeconds.labels(volume.host).set(volume.probeSeconds);
       this.volumeErrors.labels(volume.host).set(volume.errors);
       if (volume.disk !== undefined) {

@@ -7,6 +7,7 @@ import {
   type KeyPath,
   keyToPath,
   keyToVolumes,
+  locationHost,
   MAX_KEY_BYTES,
   PARTS_PREFIX,
   type Placement,
@@ -429,14 +430,21 @@ export class IndexServer {
     }
   }
 
-  /** 200 if enough volumes are up to place every replica of a value; else 503 naming the down. */
+  /**
+   * 200 if enough volumes answer (up or full) to hold every replica of a value; else 503. Full
+   * volumes count: they serve reads and DELETEs, and a DELETE through this index is how their
+   * space is freed, so a load balancer must not take the index out for them; writes placed on
+   * them answer 507 meanwhile. The answer names the full and the down volumes.
+   */
   #ready(): Response {
     const { volumes, replicas } = this.options.placement;
-    const down = volumes.filter((volume) => !this.volumes.isAlive(volume));
-    const up = volumes.length - down.length;
+    const down = volumes.filter((volume) => this.volumes.health(volume) === "down");
+    const full = volumes.filter((volume) => this.volumes.health(volume) === "full");
+    const up = volumes.length - down.length - full.length;
     const summary = `${up} of ${volumes.length} volumes up, ${replicas} replicas needed` +
+      (full.length === 0 ? "" : `; full (reads and deletes only): ${full.join(", ")}`) +
       (down.length === 0 ? "" : `; down: ${down.join(", ")}`);
-    if (up >= replicas) return textResponse(200, `ready: ${summary}`);
+    if (up + full.length >= replicas) return textResponse(200, `ready: ${summary}`);
     return textResponse(503, `not ready: ${summary}`);
   }
 
@@ -676,17 +684,25 @@ export class IndexServer {
     );
   }
 
-  /** The key's targets under the placement, or the 503 (the body cancelled) if one is down. */
+  /**
+   * The key's targets under the placement, or (the body cancelled) 503 if one is down, 507 if one
+   * is full.
+   */
   async #targetsUp(
     key: string,
     body: ReadableStream<Uint8Array>,
   ): Promise<{ placement: Placement; targets: string[] } | WriteResult & { ok: false }> {
     const placement = this.options.placement;
     const targets = keyToVolumes(key, placement);
-    const down = targets.find((location) => !this.volumes.isAlive(location));
-    if (down === undefined) return { placement, targets };
+    const refused = this.volumes.unwritable(targets);
+    if (refused === undefined) return { placement, targets };
     await body.cancel();
-    return { ok: false, status: 503, reason: `volume ${down}: down; cannot write ${key}` };
+    const { location, health } = refused;
+    return {
+      ok: false,
+      status: health === "full" ? 507 : 503,
+      reason: `volume ${locationHost(location)}: ${health}; cannot write ${key}`,
+    };
   }
 
   /**

@@ -1,5 +1,5 @@
-// The index's status page (`GET /-/status`) and its data (`GET /-/status.json`): volumes up or
-// down with their fill level and errors, keys and bytes, request rate and latency over the last
+// The index's status page (`GET /-/status`) and its data (`GET /-/status.json`): volumes up, full
+// or down with their fill level and errors, keys and bytes, request rate and latency over the last
 // minutes, and the running operation. One HTML page with inline CSS and JS, no build step and no
 // external assets. The current state is rendered into the HTML on the server, so that the page
 // means something without JS (a terminal browser, `curl`); the page's JS polls the JSON and
@@ -137,17 +137,28 @@ export function renderState(data: StatusData): string {
       esc(value)
     }</div>${detail === "" ? "" : `<div class="detail">${esc(detail)}</div>`}</div>`;
 
-  const up = data.volumes.filter((v) => v.up).length;
+  const up = data.volumes.filter((v) => v.health === "up").length;
+  const full = data.volumes.filter((v) => v.health === "full").length;
   const last = data.samples[data.samples.length - 1];
   const parts: string[] = [];
-  const health = up === data.volumes.length ? "ok" : up >= data.replicas ? "degraded" : "down";
+  // A full volume answers reads and deletes: it counts towards readiness (see Server's /-/ready).
+  const health = up === data.volumes.length
+    ? "ok"
+    : up + full >= data.replicas
+    ? "degraded"
+    : "down";
+  const refused = full === 0
+    ? "some writes get 503"
+    : full + up === data.volumes.length
+    ? "writes placed on a full volume get 507; delete to free space"
+    : "some writes get 503 or 507";
   parts.push(
     `<p class="summary ${health}" id="summary">${up} of ${data.volumes.length} volumes up, ` +
-      `${data.replicas} replicas needed: ${
+      `${full > 0 ? `${full} full, ` : ""}${data.replicas} replicas needed: ${
         health === "ok"
           ? "all good"
           : health === "degraded"
-          ? "degraded (reads work; some writes get 503)"
+          ? `degraded (reads work; ${refused})`
           : "NOT READY (writes fail)"
       }</p>`,
   );
@@ -191,11 +202,13 @@ export function renderState(data: StatusData): string {
       : `${bar(used, used > 0.9)} ${Math.round(used * 100)}% · ${
         esc(bytes(disk!.freeBytes))
       } free of ${esc(bytes(disk!.totalBytes))}`;
-    return `<tr data-volume="${esc(v.host)}" data-state="${v.up ? "up" : "down"}">` +
+    return `<tr data-volume="${esc(v.host)}" data-state="${v.health}">` +
       `<td class="host">${esc(v.host)}</td>` +
-      `<td><span class="badge ${v.up ? "up" : "down"}">${v.up ? "up" : "down"}</span></td>` +
+      `<td><span class="badge ${v.health}">${v.health}</span></td>` +
       `<td class="fill">${fill}</td>` +
-      `<td class="num">${v.up ? `${(v.probeSeconds * 1000).toFixed(1)} ms` : "–"}</td>` +
+      `<td class="num">${
+        v.health !== "down" ? `${(v.probeSeconds * 1000).toFixed(1)} ms` : "–"
+      }</td>` +
       `<td class="num${v.errors > 0 ? " bad" : ""}">${count(v.errors)}</td>` +
       `<td class="num">${v.nginx ? count(v.nginx.requests) : "–"}</td></tr>`;
   });
@@ -269,6 +282,7 @@ td.fill { min-width: 220px; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 0.85em; font-weight: 600;
   color: #fff; }
 .badge.up { background: var(--ok); } .badge.down { background: var(--bad); }
+.badge.full { background: var(--warn); }
 .bar { display: inline-block; vertical-align: middle; width: 110px; height: 10px; border-radius: 5px;
   background: var(--line); overflow: hidden; }
 .bar > span { display: block; height: 100%; background: var(--bar); }

@@ -90,10 +90,18 @@ export interface PutResult {
   sizeBytes: number;
 }
 
+/**
+ * A volume's health, as its probe last found it. `up`: it answers and stores. `full`: it answers
+ * reads and DELETEs but cannot store a file (its disk full or read-only): reads, deletes and the
+ * operations' removals go on, so that space can be freed; writes placed on it are refused with
+ * 507. `down`: it does not answer; nothing is sent to it until its probe succeeds again.
+ */
+export type VolumeHealth = "up" | "full" | "down";
+
 /** A volume's state for the metrics and the status page. */
 export interface VolumeStats {
   host: string;
-  up: boolean;
+  health: VolumeHealth;
   probeSeconds: number;
   /** Failed requests to it (probes included) since the index started. */
   errors: number;
@@ -120,7 +128,7 @@ export class Volumes {
   readonly timeoutMs: number;
   /** How the volumes are spoken to, and what the index's redirects name: `http` or `https`. */
   readonly scheme: "http" | "https";
-  #alive = new Map<string, boolean>();
+  #health = new Map<string, VolumeHealth>();
   /** Aborted when its host is marked down: every request in flight to it ends at once. */
   #down = new Map<string, AbortController>();
   /** When each host's write probe last ran. */
@@ -150,9 +158,11 @@ export class Volumes {
     options: {
       hosts: string[];
       timeoutMs: number;
-      /** Where volume down and up events go (lib/events.ts); stderr as JSON lines if absent. */
+      /**
+       * Where volume down, full and up events go (lib/events.ts); stderr as JSON lines if absent.
+       */
       log?: EventLog;
-      /** Called when a volume that was down answers its probe again. */
+      /** Called when a volume that was down answers its probe again (up or full). */
       onUp?: (host: string) => void;
       /** The volume secret: every request is signed (`?md5=&expires=`); absent or "": none. */
       secret?: string;
@@ -170,7 +180,7 @@ export class Volumes {
     this.#log = options.log ?? logEvent;
     this.#onUp = options.onUp ?? (() => {});
     this.#secret = options.secret ?? "";
-    for (const host of options.hosts) this.#alive.set(host, true);
+    for (const host of options.hosts) this.#health.set(host, "up");
   }
 
   /**
@@ -195,16 +205,33 @@ export class Volumes {
 
   /** Adds hosts to the set that is probed (new volumes of a rebalance, say). */
   track(hosts: string[]): void {
-    for (const host of hosts) if (!this.#alive.has(host)) this.#alive.set(host, true);
+    for (const host of hosts) if (!this.#health.has(host)) this.#health.set(host, "up");
   }
 
-  /** Whether the host of a location (`host:port` or `host:port/svXX`) answered its last probe. */
+  /** The health of the host of a location (`host:port` or `host:port/svXX`); `down` if unknown. */
+  health(location: string): VolumeHealth {
+    return this.#health.get(locationHost(location)) ?? "down";
+  }
+
+  /**
+   * Whether the host of a location answered its last probe, so that reads and DELETEs go to it:
+   * a full volume does.
+   */
   isAlive(location: string): boolean {
-    return this.#alive.get(locationHost(location)) ?? false;
+    return this.health(location) !== "down";
+  }
+
+  /**
+   * The first of `locations` whose volume cannot take a write now (down or full) and its health,
+   * or undefined if all can.
+   */
+  unwritable(locations: string[]): { location: string; health: VolumeHealth } | undefined {
+    const location = locations.find((l) => this.health(l) !== "up");
+    return location === undefined ? undefined : { location, health: this.health(location) };
   }
 
   hosts(): string[] {
-    return [...this.#alive.keys()];
+    return [...this.#health.keys()];
   }
 
   /**
@@ -214,7 +241,7 @@ export class Volumes {
   stats(): VolumeStats[] {
     return this.hosts().map((host) => ({
       host,
-      up: this.#alive.get(host) === true,
+      health: this.health(host),
       probeSeconds: (this.#probeMs.get(host) ?? 0) / 1000,
       errors: this.#errors.get(host) ?? 0,
       disk: this.#disk.get(host),
@@ -230,8 +257,8 @@ export class Volumes {
   /** Marks a volume down and ends every request in flight to it (the probe's verdict). */
   markDead(location: string, why: string): void {
     const host = locationHost(location);
-    if (this.#alive.get(host) === false) return;
-    this.#alive.set(host, false);
+    if (this.health(host) === "down") return;
+    this.#health.set(host, "down");
     this.#log("volume_down", {
       msg: `volume ${host}: marked down: ${why}`,
       volume: host,
@@ -242,11 +269,33 @@ export class Volumes {
     this.#down.delete(host);
   }
 
-  #markAlive(host: string): void {
-    if (this.#alive.get(host) === true) return;
-    this.#alive.set(host, true);
-    this.#log("volume_up", { msg: `volume ${host}: up again`, volume: host });
-    this.#onUp(host);
+  #markUp(host: string): void {
+    const was = this.health(host);
+    if (was === "up") return;
+    this.#health.set(host, "up");
+    const msg = was === "full" ? `volume ${host}: takes writes again` : `volume ${host}: up again`;
+    this.#log("volume_up", { msg, volume: host });
+    if (was === "down") this.#onUp(host);
+  }
+
+  /**
+   * Marks a volume full: it answers, but its write probe failed. Requests in flight go on (reads
+   * and deletes work; a write fails by itself). A volume that was down answers reads again.
+   */
+  #markFull(host: string, why: string): void {
+    const was = this.health(host);
+    if (was === "full") return;
+    this.#health.set(host, "full");
+    const disk = this.#disk.get(host);
+    const used = disk === undefined || disk.totalBytes === 0
+      ? ""
+      : ` (disk ${Math.round(100 * (1 - disk.freeBytes / disk.totalBytes))}% used)`;
+    this.#log("volume_full", {
+      msg: `volume ${host}: full: serves reads and deletes, refuses writes: ${why}${used}`,
+      volume: host,
+      reason: why,
+    });
+    if (was === "down") this.#onUp(host);
   }
 
   /** The signal that ends requests to `host` when it is marked down. */
@@ -266,9 +315,10 @@ export class Volumes {
 
   /**
    * Probes one host, on a fresh connection so that a stale pooled socket never judges it: a
-   * `HEAD /`, and every WRITE_PROBE_INTERVAL_MS a small PUT, so that a volume that answers but
-   * cannot store (its temp directory gone, its disk read-only) is down too. Concurrent calls for
-   * one host share one probe.
+   * `HEAD /`, and every WRITE_PROBE_INTERVAL_MS (every time while it is not up) a small PUT. A
+   * volume that answers the HEAD but refuses the PUT with an error status cannot store (its disk
+   * full or read-only): it is full, not down, and takes writes again once the PUT succeeds. No
+   * answer to either is down. Concurrent calls for one host share one probe.
    */
   probe(host: string): Promise<void> {
     let running = this.#probing.get(host);
@@ -284,7 +334,7 @@ export class Volumes {
     try {
       const status = await this.#probeHead(host);
       if (status >= 500) throw new Error(`status ${status}`);
-      const writeDue = !this.isAlive(host) ||
+      const writeDue = this.health(host) !== "up" ||
         Date.now() - (this.#writeProbedMs.get(host) ?? 0) >= WRITE_PROBE_INTERVAL_MS;
       if (writeDue) {
         const status = await this.#pool.request(host, "PUT", this.signed("PUT", WRITE_PROBE_PATH), {
@@ -292,14 +342,17 @@ export class Volumes {
           timeoutMs: this.timeoutMs,
           fresh: true,
         });
+        this.#probeMs.set(host, performance.now() - started);
         // A volume that refuses the probe's path (4xx) is not one of ours: only 5xx counts.
         if (status >= 500) {
-          throw new Error(`cannot write: PUT ${WRITE_PROBE_PATH}: status ${status}`);
+          this.#failed(host);
+          this.#markFull(host, `cannot write: PUT ${WRITE_PROBE_PATH}: status ${status}`);
+          return;
         }
         this.#writeProbedMs.set(host, Date.now());
       }
       this.#probeMs.set(host, performance.now() - started);
-      this.#markAlive(host);
+      this.#markUp(host);
     } catch (err) {
       this.#probeMs.set(host, performance.now() - started);
       this.#failed(host);
@@ -415,6 +468,7 @@ export class Volumes {
     method: string,
     options: { accept: number[]; timeoutMs?: number; headers?: Record<string, string> },
   ): Promise<Response> {
+    this.#refuseDown(location, method, path);
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new DOMException("timed out", "TimeoutError")),
@@ -465,6 +519,7 @@ export class Volumes {
     options: { accept: number[]; body?: Uint8Array; timeoutMs?: number },
   ): Promise<number> {
     const host = locationHost(location);
+    this.#refuseDown(location, method, path);
     let status: number;
     try {
       const target = this.signed(method, location.slice(host.length) + path);
@@ -487,21 +542,31 @@ export class Volumes {
     throw new VolumeError(host, status, describe(location, method, path, `status ${status}`));
   }
 
+  /**
+   * Throws at once for a volume marked down: a request to it would wait out its timeout, and an
+   * operation working through many keys would wait once per key. The probe brings it back.
+   */
+  #refuseDown(location: string, method: string, path: string): void {
+    if (this.health(location) !== "down") return;
+    throw new VolumeError(
+      locationHost(location),
+      null,
+      describe(location, method, path, "volume down"),
+    );
+  }
+
   /** Whether the key's file is at `location`: true, false, or a VolumeError if it cannot tell. */
   async has(location: string, path: KeyPath): Promise<boolean> {
     return await this.#ask(location, "HEAD", path, { accept: [200, 404] }) === 200;
   }
 
-  /** Removes the key's file at `location`; a file already gone counts as removed. */
+  /**
+   * Removes the key's file at `location`; a file already gone counts as removed. A full volume
+   * is probed again after it: the space freed may let it take writes.
+   */
   async delete(location: string, path: KeyPath): Promise<void> {
-    if (!this.isAlive(location)) {
-      throw new VolumeError(
-        locationHost(location),
-        null,
-        describe(location, "DELETE", path, "down"),
-      );
-    }
     await this.#ask(location, "DELETE", path, { accept: [200, 204, 404] });
+    if (this.health(location) === "full") this.probe(locationHost(location));
   }
 
   /** Removes the key's file at every location at once; returns the failures (empty if none). */
@@ -627,10 +692,33 @@ export class Volumes {
   ): Promise<PutResult> {
     const size = options.sizeBytes;
     const outcome = options.outcome ?? { stored: [], uncertain: [] };
-    if (size !== undefined && size <= SMALL_VALUE_BYTES) {
-      return await this.#putSmall(locations, path, body, { sizeBytes: size, outcome });
+    try {
+      if (size !== undefined && size <= SMALL_VALUE_BYTES) {
+        return await this.#putSmall(locations, path, body, { sizeBytes: size, outcome });
+      }
+      return await this.#putStream(locations, path, body, { sizeBytes: size, outcome });
+    } catch (err) {
+      throw await this.#fullOr(err, path);
     }
-    return await this.#putStream(locations, path, body, { sizeBytes: size, outcome });
+  }
+
+  /**
+   * `err`, or for a volume that refused a PUT with an error status and is found full when probed
+   * at once (its write probe), a VolumeError with status 507 that says so: the answer a client
+   * gets for a write to a full volume, rather than a 503 that suggests trying again soon.
+   */
+  async #fullOr(err: unknown, path: KeyPath): Promise<unknown> {
+    if (!(err instanceof VolumeError) || err.status === null || err.status < 500) return err;
+    if (this.health(err.volume) === "up") {
+      this.#writeProbedMs.delete(err.volume);
+      await this.probe(err.volume);
+    }
+    if (this.health(err.volume) !== "full") return err;
+    return new VolumeError(
+      err.volume,
+      507,
+      describe(err.volume, "PUT", path, `volume full (status ${err.status})`),
+    );
   }
 
   async #putSmall(
@@ -694,12 +782,20 @@ export class Volumes {
     const hash = new Md5();
     let total = 0;
     let lastProgressMs = Date.now();
-    // A replica that stops taking bytes is given up when its volume fails its health probe, or
-    // at the latest after WRITE_STALL_MS without progress.
+    // A replica that stops taking bytes is given up when its volume fails its health probe (down,
+    // or full), or at the latest after WRITE_STALL_MS without progress.
     const watchdog = setInterval(() => {
-      const down = locations.find((location) => !this.isAlive(location));
-      if (down !== undefined) {
-        fail(new VolumeError(locationHost(down), null, describe(down, "PUT", path, "volume down")));
+      const refused = this.unwritable(locations);
+      if (refused !== undefined) {
+        const { location, health } = refused;
+        const full = health === "full";
+        fail(
+          new VolumeError(
+            locationHost(location),
+            full ? 507 : null,
+            describe(location, "PUT", path, `volume ${health}`),
+          ),
+        );
       } else if (Date.now() - lastProgressMs > WRITE_STALL_MS) {
         const why = `no progress for ${WRITE_STALL_MS / 1000}s`;
         fail(

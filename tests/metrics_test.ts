@@ -122,8 +122,8 @@ Deno.test("IndexMetrics: requests by method and status, unknown methods as other
   metrics.bodyReceived(5);
   metrics.commit(0.003);
   metrics.setVolumes([
-    { host: "a:1", up: true, probeSeconds: 0.002, errors: 0 },
-    { host: "b:2", up: false, probeSeconds: 1, errors: 7 },
+    { host: "a:1", health: "up", probeSeconds: 0.002, errors: 0 },
+    { host: "b:2", health: "down", probeSeconds: 1, errors: 7 },
   ]);
   const text = metrics.render();
   assert.match(text, /^mkv_requests_total\{method="GET",status="302"\} 2$/m);
@@ -138,7 +138,7 @@ Deno.test("IndexMetrics: requests by method and status, unknown methods as other
   assert.match(text, /^mkv_volume_up\{volume="b:2"\} 0$/m);
   assert.match(text, /^mkv_volume_errors_total\{volume="b:2"\} 7$/m);
   assert.match(text, /^mkv_volume_probe_seconds\{volume="b:2"\} 1$/m);
-  metrics.setVolumes([{ host: "a:1", up: true, probeSeconds: 0.002, errors: 0 }]);
+  metrics.setVolumes([{ host: "a:1", health: "up", probeSeconds: 0.002, errors: 0 }]);
   assert.doesNotMatch(metrics.render(), /b:2/, "a volume no longer known is dropped");
   assert.ok(parseExposition(text).families.length > 0);
   assert.deepEqual(metrics.totals(), { requests: 5, seconds: 0.006, serverErrors: 0 });
@@ -149,12 +149,12 @@ Deno.test("IndexMetrics: the store's figures, volumes' own figures, the running 
   metrics.setStore({ ...NO_STATS, liveKeys: 3, liveBytes: 300, unlinkedKeys: 1, pending: 2 });
   metrics.setVolumes([{
     host: "a:1",
-    up: true,
+    health: "up",
     probeSeconds: 0.001,
     errors: 0,
     disk: { freeBytes: 250, totalBytes: 1000, timeMs: 1 },
     nginx: { active: 2, accepts: 9, handled: 9, requests: 40, reading: 0, writing: 1, waiting: 1 },
-  }, { host: "b:2", up: false, probeSeconds: 1, errors: 1 }]);
+  }, { host: "b:2", health: "down", probeSeconds: 1, errors: 1 }]);
   metrics.setOperation({
     command: "verify",
     startedMs: 1_700_000_000_000,

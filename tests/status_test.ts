@@ -120,7 +120,7 @@ function sampleData(): StatusData {
     volumes: [
       {
         host: "a:1",
-        up: true,
+        health: "up",
         probeSeconds: 0.0012,
         errors: 0,
         disk: { freeBytes: 250e9, totalBytes: 1000e9, timeMs: 1 },
@@ -134,7 +134,7 @@ function sampleData(): StatusData {
           waiting: 0,
         },
       },
-      { host: '<b onmouseover="x">:2', up: false, probeSeconds: 1, errors: 3 },
+      { host: '<b onmouseover="x">:2', health: "down", probeSeconds: 1, errors: 3 },
     ],
     store: { ...NO_STATS, liveKeys: 12345, liveBytes: 5_600_000, unlinkedKeys: 2, pending: 1 },
     writesInProgress: 0,
