@@ -692,6 +692,7 @@ export class Volumes {
   ): Promise<PutResult> {
     const size = options.sizeBytes;
     const outcome = options.outcome ?? { stored: [], uncertain: [] };
+    for (const location of locations) this.#refuseDown(location, "PUT", path);
     try {
       if (size !== undefined && size <= SMALL_VALUE_BYTES) {
         return await this.#putSmall(locations, path, body, { sizeBytes: size, outcome });

@@ -31,6 +31,7 @@ import {
   portAnswers,
   put,
   request,
+  runScript,
   sleep,
   tempDir,
   testCluster,
@@ -414,6 +415,60 @@ Deno.test("a volume that stalls for less than two probe timeouts is never called
       1000 + 2 * voltimeoutMs + GET_SLACK_MS,
     );
     assert.ok(noticed, `${host} hung but not called down: ${await ready()}`);
+  } finally {
+    for (const pid of hung) Deno.kill(pid, "SIGCONT");
+  }
+});
+
+Deno.test("verify --md5 and gc skip a hung volume already marked down: no timeout per key, its replicas reported unreachable", async () => {
+  await using cluster = await testCluster();
+  const keys = Array.from({ length: 100 }, (_, i) => `/verified/${i}`);
+  for (const key of keys) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+  const host = `localhost:${cluster.volumes[1].port}`;
+  const common = [
+    "--db",
+    join(cluster.dir, "index"),
+    "--volumes",
+    placementOf(cluster, 3).volumes.join(","),
+    "--json",
+  ];
+  const hung = await nginxPids(cluster.volumes[1].port);
+  for (const pid of hung) Deno.kill(pid, "SIGSTOP");
+  try {
+    const noticed = await eventually(
+      async () => (await ask(`${cluster.url}/-/ready`)).body.includes(`down: ${host}`),
+      PROBE_NOTICE_MS,
+    );
+    assert.ok(noticed, `${host} hung but not called down`);
+    // Through the running server, which knows the volume is down. Waiting a voltimeout for each
+    // key's replica there would take keys / concurrency (8) seconds at least, twice over.
+    const started = performance.now();
+    const verify = await runScript(["index.ts", "verify", "--md5", ...common]);
+    const elapsedMs = performance.now() - started;
+    assert.equal(verify.code, 1, `${verify.stdout}\n${verify.stderr}`);
+    const events = verify.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const items = events.filter((e) => e.type === "item");
+    assert.equal(items.length, keys.length, verify.stdout);
+    for (const item of items) {
+      assert.equal(item.outcome, "unreachable");
+      assert.equal(locationHost(item.location), host);
+      assert.match(item.detail, /volume down/);
+    }
+    const summary = events[events.length - 1];
+    assert.deepEqual(summary.counts, { unreachable: keys.length });
+    assert.equal(summary.undone, keys.length);
+    assert.ok(
+      elapsedMs < (keys.length / 8) * VOLTIMEOUT_MS,
+      `verify --md5 took ${elapsedMs.toFixed(0)}ms with a volume marked down`,
+    );
+
+    // gc does not walk it: the volume is reported once, and the run says work was left undone.
+    const gc = await runScript(["index.ts", "gc", "--dry-run", ...common]);
+    assert.equal(gc.code, 1, `${gc.stdout}\n${gc.stderr}`);
+    const gcEvents = gc.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const gcItems = gcEvents.filter((e) => e.type === "item");
+    assert.deepEqual(gcItems.map((e) => [e.outcome, e.location]), [["unreachable", host]]);
+    assert.equal(gcEvents[gcEvents.length - 1].counts.kept, 2 * keys.length);
   } finally {
     for (const pid of hung) Deno.kill(pid, "SIGCONT");
   }

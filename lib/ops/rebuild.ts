@@ -4,7 +4,13 @@
 // merged. It only adds and updates records.
 
 import { firstLine } from "../errors.ts";
-import { type KeyPath, keyToPath, keyToVolumes, type Placement } from "../placement.ts";
+import {
+  type KeyPath,
+  keyToPath,
+  keyToVolumes,
+  locationHost,
+  type Placement,
+} from "../placement.ts";
 import { isPending, type KeyRecord } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
 import type { OperationFn } from "./runner.ts";
@@ -109,6 +115,19 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       return;
     }
     const old = await store.get(key);
+    // Its replicas on a volume that is down were not walked: the record is left as it is rather
+    // than shortened to the replicas seen.
+    const unwalked = old?.volumes.find((location) =>
+      request.placement.volumes.includes(locationHost(location)) && !volumes.isAlive(location)
+    );
+    if (unwalked !== undefined) {
+      await run.outcome("unreachable", {
+        key,
+        location: unwalked,
+        detail: "its record names a volume that is down; left as it is",
+      });
+      return;
+    }
     if (old !== null && isPending(old)) {
       await run.outcome("interrupted", {
         key,

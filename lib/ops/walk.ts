@@ -122,8 +122,9 @@ async function* walkVolumes(
 }
 
 /**
- * Runs `fn` on each key's files and each stray file on the volumes of `request.placement`, with at
- * most `request.concurrency` at once; the run's progress counts the `HH/hh` directories done.
+ * Runs `fn` on each key's files and each stray file on the volumes of `request.placement` that
+ * are not down, with at most `request.concurrency` at once; the run's progress counts the `HH/hh`
+ * directories done. Each volume that is down is reported `unreachable`.
  */
 export async function forEachOnVolumes(
   run: OperationRun,
@@ -134,8 +135,17 @@ export async function forEachOnVolumes(
 ): Promise<void> {
   const position = { done: 0 };
   run.total = PREFIX_PAIRS;
+  // A volume already marked down is not walked (every listing would wait out a timeout): its
+  // files are unknown, which the run reports as work left undone.
+  const hosts = request.placement.volumes.filter((host) => volumes.isAlive(host));
+  for (const host of request.placement.volumes.filter((host) => !hosts.includes(host))) {
+    await run.outcome("unreachable", {
+      location: host,
+      detail: "volume down: its files were not walked; run it again once the volume is up",
+    });
+  }
   const items = (async function* () {
-    for await (const item of walkVolumes(volumes, request.placement.volumes, position)) {
+    for await (const item of walkVolumes(volumes, hosts, position)) {
       run.done = position.done;
       yield item;
     }
