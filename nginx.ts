@@ -19,6 +19,7 @@ import { DISK_STATUS_PATH, STUB_STATUS_PATH, WRITE_PROBE_PATH } from "./lib/plac
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
+import { renderReplicaErrorLocations, renderReplicaErrorPages } from "./lib/s3/replicaerrors.ts";
 
 export { NginxError };
 export type { TlsFiles };
@@ -404,7 +405,9 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      proxy_buffering off;`,
     `      proxy_connect_timeout 10s;`,
     `      proxy_read_timeout 60s;`,
+    ...renderReplicaErrorPages(),
     `    }`,
+    ...renderReplicaErrorLocations(),
   ];
 }
 

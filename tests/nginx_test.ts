@@ -100,6 +100,22 @@ http {
       proxy_buffering off;
       proxy_connect_timeout 10s;
       proxy_read_timeout 60s;
+      proxy_intercept_errors on;
+      error_page 404 = @mkv_replica_missing;
+      error_page 502 503 504 = @mkv_replica_unavailable;
+      error_page 400 403 405 416 500 = @mkv_replica_failed;
+    }
+    location @mkv_replica_missing {
+      default_type application/xml;
+      return 404 "<?xml version=\\"1.0\\" encoding=\\"UTF-8\\"?>\\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><RequestId>$request_id</RequestId></Error>\\n";
+    }
+    location @mkv_replica_unavailable {
+      default_type application/xml;
+      return 503 "<?xml version=\\"1.0\\" encoding=\\"UTF-8\\"?>\\n<Error><Code>ServiceUnavailable</Code><Message>The volume holding the object did not answer; try again.</Message><RequestId>$request_id</RequestId></Error>\\n";
+    }
+    location @mkv_replica_failed {
+      default_type application/xml;
+      return 500 "<?xml version=\\"1.0\\" encoding=\\"UTF-8\\"?>\\n<Error><Code>InternalError</Code><Message>The volume holding the object refused to serve it.</Message><RequestId>$request_id</RequestId></Error>\\n";
     }
     location / {
       proxy_pass http://mkv_index;

@@ -710,7 +710,14 @@ export class S3Api {
     options: { range: { start: number; end: number } | null; sizeBytes: number },
   ): Promise<Response> {
     const { range, sizeBytes } = options;
-    const replica = await this.server.volumes.get(location, path, { range: range ?? undefined });
+    let replica: Response;
+    try {
+      replica = await this.server.volumes.get(location, path, { range: range ?? undefined });
+    } catch (err) {
+      // The file went after the index found it: a DELETE that raced this GET.
+      if (!(err instanceof VolumeError && err.status === 404)) throw err;
+      throw new S3Error(404, "NoSuchKey", "The specified key does not exist.");
+    }
     const lengthBytes = range === null ? sizeBytes : range.end - range.start + 1;
     headers["content-length"] = String(lengthBytes);
     if (range !== null) headers["content-range"] = `bytes ${range.start}-${range.end}/${sizeBytes}`;
