@@ -24,6 +24,7 @@ import {
 } from "./nginx.ts";
 import { resolve } from "node:path";
 import { startDiskReport } from "./lib/statusvolume.ts";
+import { startPruner } from "./lib/prune.ts";
 
 const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
@@ -113,8 +114,9 @@ export interface RunningVolume {
 }
 
 /**
- * Starts a volume: nginx serving `dir` on `port`, and its disk figures (free and total bytes,
- * lib/statusvolume.ts) rewritten every few seconds for the index to read, until `stop()`.
+ * Starts a volume: nginx serving `dir` on `port`, its disk figures (free and total bytes,
+ * lib/statusvolume.ts) rewritten every few seconds for the index to read, and the removal of
+ * empty directories (lib/prune.ts) in the background, until `stop()`.
  */
 export async function startVolume(
   options: VolumeOptions & { onGiveUp?: (reason: string) => void },
@@ -132,9 +134,13 @@ export async function startVolume(
     await report.stop();
     throw err;
   }
+  const pruner = startPruner(options.dir, {
+    report: (message) => console.error(`volume :${options.port}: ${message}`),
+  });
   return {
     nginx,
     async stop() {
+      await pruner.stop();
       await report.stop();
       await nginx.stop();
     },
