@@ -156,6 +156,21 @@ function sampleData(): StatusData {
   };
 }
 
+Deno.test("renderState: a full volume counts towards ready and is shown full, not down", () => {
+  const data = sampleData();
+  const fullOne = { ...data.volumes[1], host: "b:2", health: "full" as const, probeSeconds: 0.002 };
+  const html = renderState({ ...data, volumes: [data.volumes[0], fullOne] });
+  assert.match(
+    html,
+    /class="summary degraded" id="summary">1 of 2 volumes up, 1 full, 2 replicas needed: degraded \(reads work; writes placed on a full volume get 507; delete to free space\)/,
+  );
+  assert.match(
+    html,
+    /<tr data-volume="b:2" data-state="full"><td class="host">b:2<\/td><td><span class="badge full">full<\/span>/,
+  );
+  assert.match(html, /2\.0 ms/);
+});
+
 Deno.test("renderState: volumes, fill, keys, the operation's progress; every text escaped", () => {
   const html = renderState(sampleData());
   assert.match(html, /1 of 2 volumes up, 2 replicas needed: NOT READY/);
