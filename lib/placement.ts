@@ -16,6 +16,11 @@ export const STUB_STATUS_PATH = "/.mkv-status";
 /** Where a volume serves its filesystem's free and total bytes (lib/statusvolume.ts), as JSON. */
 export const DISK_STATUS_PATH = "/.mkv-disk";
 
+/** A directory of the layout named by a byte of md5(key): `HH` or `hh`, lower-case hex. */
+export const HEX_DIR = /^[0-9a-f]{2}$/;
+/** A subvolume's directory on a volume: `svXX`, upper-case hex. */
+export const SUBVOLUME_DIR = /^sv[0-9A-F]{2}$/;
+
 /** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
 export const MAX_KEY_BYTES = 189;
 

@@ -14,6 +14,8 @@
 // (nginx answers 500 and drops its temp file; the index answers an error and keeps nothing), and
 // no stored value is ever touched.
 
+import { HEX_DIR, SUBVOLUME_DIR } from "./placement.ts";
+
 /** How often a pass starts. */
 export const PRUNE_INTERVAL_MS = 10 * 60_000;
 /** A directory is removed only once it has been empty and unchanged for this long. */
@@ -22,9 +24,6 @@ export const PRUNE_AGE_MS = 10 * 60_000;
 const BATCH_DIRS = 1000;
 /** The pause between two batches. */
 const BATCH_PAUSE_MS = 5;
-
-const HEX_DIR = /^[0-9a-f]{2}$/;
-const SUBVOLUME_DIR = /^sv[0-9A-F]{2}$/;
 
 export interface PruneResult {
   /** Directories removed. */

@@ -3,16 +3,13 @@
 // time, and the files that are not a key's. forEachOnVolumes runs a function on each, counting the
 // directories done as the run's progress.
 
-import { pathToKey } from "../placement.ts";
+import { HEX_DIR, pathToKey, SUBVOLUME_DIR } from "../placement.ts";
 import type { Volumes } from "../volumes.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";
 
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
-
-const HEX_DIR = /^[0-9a-f]{2}$/;
-const SUBVOLUME_DIR = /^sv[0-9A-F]{2}$/;
 
 /** A replica of a key as found on the volumes: where, its size, and its md5 if rebuild read it. */
 export interface FoundReplica {
