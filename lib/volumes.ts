@@ -699,26 +699,33 @@ export class Volumes {
       }
       return await this.#putStream(locations, path, body, { sizeBytes: size, outcome });
     } catch (err) {
-      throw await this.#fullOr(err, path);
+      throw await this.#fullOr(err, path, size);
     }
   }
 
   /**
-   * `err`, or for a volume that refused a PUT with an error status and is found full when probed
-   * at once (its write probe), a VolumeError with status 507 that says so: the answer a client
-   * gets for a write to a full volume, rather than a 503 that suggests trying again soon.
+   * `err`, or for a volume that refused a PUT with an error status and either is found full when
+   * probed at once (its write probe) or, by its last disk figures, has less free space than the
+   * value, a VolumeError with status 507 that says so: the answer a client gets for a write a
+   * volume has no room for, rather than a 503 that suggests trying again soon.
    */
-  async #fullOr(err: unknown, path: KeyPath): Promise<unknown> {
+  async #fullOr(err: unknown, path: KeyPath, sizeBytes: number | undefined): Promise<unknown> {
     if (!(err instanceof VolumeError) || err.status === null || err.status < 500) return err;
     if (this.health(err.volume) === "up") {
       this.#writeProbedMs.delete(err.volume);
       await this.probe(err.volume);
     }
-    if (this.health(err.volume) !== "full") return err;
+    const disk = this.#disk.get(err.volume);
+    const why = this.health(err.volume) === "full"
+      ? "volume full"
+      : sizeBytes !== undefined && disk !== undefined && disk.freeBytes < sizeBytes
+      ? `not enough space: ${sizeBytes} bytes, ${disk.freeBytes} free`
+      : null;
+    if (why === null) return err;
     return new VolumeError(
       err.volume,
       507,
-      describe(err.volume, "PUT", path, `volume full (status ${err.status})`),
+      describe(err.volume, "PUT", path, `${why} (status ${err.status})`),
     );
   }
 

@@ -752,6 +752,23 @@ Deno.test("a full volume: PUTs answer 507 naming it, it is reported full and ser
     await using started = await spawnCluster({ dir: dir.path, port, volumePorts });
     const cluster = Object.assign(started, { dir: dir.path });
     const fullHost = `localhost:${volumePorts[0]}`;
+    // A value larger than the volume's free space: 507 by its disk figures (once the index has
+    // read them), and the volume, which can still store smaller values, stays up.
+    const figured = await eventually(async () => {
+      const status = JSON.parse((await ask(`${cluster.url}/-/status.json`)).body) as {
+        volumes: { host: string; disk?: unknown }[];
+      };
+      return status.volumes.find((v) => v.host === fullHost)?.disk !== undefined;
+    }, PROBE_NOTICE_MS);
+    assert.ok(figured, `the index never read the disk figures of ${fullHost}`);
+    const tooBig = await ask(`${cluster.url}/too-big`, {
+      method: "PUT",
+      body: valueOf("/too-big", 5 * MIB),
+    });
+    assert.equal(tooBig.status, 507, tooBig.body);
+    assert.match(tooBig.body, new RegExp(`volume ${fullHost}: .*not enough space`));
+    await assertAbsent(cluster, "/too-big", "a value larger than the free space");
+    assert.match((await ask(`${cluster.url}/-/ready`)).body, /^ready: 3 of 3 volumes up/);
     // Filled to the last block through the index: values of shrinking sizes, each size until
     // the volume refuses one. A refusal before the volume is found full may be a 503.
     const stored: string[] = [];
