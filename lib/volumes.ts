@@ -345,7 +345,8 @@ export class Volumes {
         this.#probeMs.set(host, performance.now() - started);
         // A volume that refuses the probe's path (4xx) is not one of ours: only 5xx counts.
         if (status >= 500) {
-          this.#failed(host);
+          // Counted once, when it turns full, not at each probe (every second) while full.
+          if (this.health(host) !== "full") this.#failed(host);
           this.#markFull(host, `cannot write: PUT ${WRITE_PROBE_PATH}: status ${status}`);
           return;
         }
