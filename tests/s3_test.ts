@@ -527,6 +527,41 @@ Deno.test("S3 without credentials: unsigned clients, failed overwrites keep the 
       assert.equal(got.ETag, `"${md5Hex("old value")}"`);
     });
 
+    await t.step(
+      "DeleteObjects: keys as Go's encoding/xml escapes them, answered in order",
+      async () => {
+        const names = ["z", "it's", "a", 'say "hi"', "b&c"];
+        for (const Key of names) {
+          await anonymous.send(new PutObjectCommand({ Bucket: "open", Key, Body: Key }));
+        }
+        // As rclone and restic send it: quotes and apostrophes as numeric references.
+        const escaped = (name: string) =>
+          name.replaceAll("&", "&amp;").replaceAll("'", "&#39;").replaceAll('"', "&#34;");
+        const asked = [...names, "never-there"];
+        const body = `<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+          asked.map((name) => `<Object><Key>${escaped(name)}</Key></Object>`).join("") +
+          `</Delete>`;
+        const answer = await request(`${cluster.url}/open?delete`, {
+          method: "POST",
+          headers: unsigned,
+          body,
+        });
+        assert.equal(answer.status, 200, answer.body);
+        const keys = [...answer.body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((match) =>
+          match[1].replaceAll("&quot;", '"').replaceAll("&apos;", "'").replaceAll("&amp;", "&")
+        );
+        assert.deepEqual(keys, asked);
+        for (const Key of names) {
+          assert.equal(
+            (await s3Failure(anonymous.send(new HeadObjectCommand({ Bucket: "open", Key }))))
+              .status,
+            404,
+            Key,
+          );
+        }
+      },
+    );
+
     await t.step("signed aws-chunked bodies are taken without a secret to check them", async () => {
       const signature = `;chunk-signature=${"a".repeat(64)}\r\n`;
       const body = `5${signature}hello\r\n0${signature}\r\n`;

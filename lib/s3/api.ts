@@ -859,21 +859,26 @@ export class S3Api {
       );
     }
     const quiet = text(del.Quiet) === "true";
-    const deleted: Record<string, unknown>[] = [];
-    const errors: Record<string, unknown>[] = [];
     const names = objects.map((entry) => text(entry?.Key) ?? "");
+    // Answered in the order asked, as S3 does, whatever order the deletes finish in.
+    const failures: (S3Error | null)[] = new Array(names.length).fill(null);
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
-        const name = names[next++];
-        const failure = await this.#deleteOne(bucket, name);
-        if (failure === null) {
-          if (!quiet) deleted.push({ Key: name });
-        } else errors.push({ Key: name, Code: failure.code, Message: failure.message });
+        const at = next++;
+        failures[at] = await this.#deleteOne(bucket, names[at]);
       }
     };
     await Promise.all(Array.from({ length: DELETE_CONCURRENCY }, worker));
-    return xmlResponse("DeleteResult", { Deleted: deleted, Error: errors });
+    const deleted = quiet ? [] : names.filter((_, at) => failures[at] === null);
+    const errors = names.flatMap((name, at) => {
+      const failure = failures[at];
+      return failure === null ? [] : [{ Key: name, Code: failure.code, Message: failure.message }];
+    });
+    return xmlResponse("DeleteResult", {
+      Deleted: deleted.map((name) => ({ Key: name })),
+      Error: errors,
+    });
   }
 
   /** One key of a DeleteObjects: null when deleted (or absent, as S3 counts it). */

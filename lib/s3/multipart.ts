@@ -35,7 +35,7 @@ import {
   writeFailure,
 } from "./objects.ts";
 import { S3Error } from "./error.ts";
-import { MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
+import { malformedXml, MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
 
 /** S3's smallest part but the last; a constructor option lowers it for tests. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -183,21 +183,15 @@ function unquote(etag: string): string {
 
 /** The parts CompleteMultipartUpload names, in the order given; throws S3Error (MalformedXML). */
 export function parseCompleteBody(xml: string): RequestedPart[] {
-  const malformed = () =>
-    new S3Error(
-      400,
-      "MalformedXML",
-      "The XML you provided was not well-formed or did not validate against our published schema",
-    );
   const root = parseXml(xml).CompleteMultipartUpload;
-  if (typeof root !== "object" || root === null) throw malformed();
+  if (typeof root !== "object" || root === null) throw malformedXml();
   const parts = (root as Record<string, unknown>).Part;
-  if (!Array.isArray(parts) || parts.length === 0) throw malformed();
-  if (parts.length > MAX_PART_NUMBER) throw malformed();
+  if (!Array.isArray(parts) || parts.length === 0) throw malformedXml();
+  if (parts.length > MAX_PART_NUMBER) throw malformedXml();
   return parts.map((part) => {
-    if (typeof part !== "object" || part === null) throw malformed();
+    if (typeof part !== "object" || part === null) throw malformedXml();
     const { PartNumber, ETag } = part as Record<string, unknown>;
-    if (typeof PartNumber !== "string" || typeof ETag !== "string") throw malformed();
+    if (typeof PartNumber !== "string" || typeof ETag !== "string") throw malformedXml();
     const number = parsePartNumber(PartNumber);
     if (number instanceof S3Error) throw number;
     return { partNumber: number, etag: unquote(ETag) };
