@@ -34,6 +34,7 @@ Deno.test("isS3Request: signatures, S3 queries, SDK headers and the --s3-port ma
     ["", { authorization: "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/s3/aws4_request" }],
     ["", { authorization: "AWS key:sig" }],
     ["X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a&X-Amz-Signature=b", {}],
+    ["AWSAccessKeyId=a&Expires=1175139620&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D", {}],
     ["list-type=2&prefix=a", {}],
     ["uploads", {}],
     ["uploadId=1&partNumber=2", {}],

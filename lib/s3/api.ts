@@ -9,6 +9,7 @@
 
 import { lookup } from "node:dns/promises";
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
+import type { Auth } from "../auth.ts";
 import type { Right } from "../credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
@@ -50,6 +51,7 @@ import {
   STREAMING_UNSIGNED_PAYLOAD_TRAILER,
   verifySigV4,
 } from "./sigv4.ts";
+import { parseSigV2, verifySigV2 } from "./sigv2.ts";
 import { MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
 
 /** How far a signed request's date may be from the index's clock (S3's 15 minutes). */
@@ -242,6 +244,19 @@ function md5Verifier(contentMd5: string): TransformStream<Uint8Array, Uint8Array
   });
 }
 
+/** Throws AccessDenied unless the access key has every right in `rights`. */
+function needRights(auth: Auth, accessKey: string, rights: Right[]): void {
+  for (const right of rights) {
+    if (!auth.allows(accessKey, right)) {
+      throw new S3Error(
+        403,
+        "AccessDenied",
+        `Access Denied: access key ${accessKey} may not ${right}.`,
+      );
+    }
+  }
+}
+
 /** An element's text content from parsed XML (a string, or absent). */
 function text(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
@@ -332,22 +347,24 @@ export class S3Api {
   #authorize(request: Request, rawPath: string, rawQuery: string, rights: Right[]): Caller {
     const headers = request.headers;
     const auth = this.server.options.auth ?? null;
-    const authorization = headers.get("authorization");
-    if (authorization !== null && /^\s*AWS /.test(authorization)) {
-      if (auth === null) return { accessKey: null, payloadHash: null };
-      throw new S3Error(
-        400,
-        "InvalidRequest",
-        "The authorization mechanism you have provided is not supported. Please use " +
-          "AWS4-HMAC-SHA256.",
-      );
-    }
     const input = { method: request.method, rawPath, rawQuery, headers };
+    const unsignedHash = headers.get("x-amz-content-sha256");
+    const v2 = parseSigV2(input);
+    if (v2 !== null) {
+      if (auth === null) return { accessKey: null, payloadHash: unsignedHash };
+      const verdict = verifySigV2(input, {
+        secretFor: (accessKey) => auth.secretFor(accessKey),
+        nowMs: Date.now(),
+        maxSkewMs: MAX_CLOCK_SKEW_MS,
+      });
+      if (!verdict.ok) throw new S3Error(verdict.status, verdict.code, verdict.message);
+      needRights(auth, verdict.accessKey, rights);
+      return { accessKey: verdict.accessKey, payloadHash: verdict.payloadHash };
+    }
     const parsed = parseSigV4(input);
     if (parsed !== null && "ok" in parsed) {
       throw new S3Error(parsed.status, parsed.code, parsed.message);
     }
-    const unsignedHash = headers.get("x-amz-content-sha256");
     if (auth === null) {
       return {
         accessKey: parsed?.accessKey ?? null,
@@ -358,7 +375,7 @@ export class S3Api {
       if (auth.publicRead && rights.every((right) => right === "read")) {
         return { accessKey: null, payloadHash: unsignedHash };
       }
-      throw new S3Error(403, "AccessDenied", "Access Denied: requests must be signed (SigV4).");
+      throw new S3Error(403, "AccessDenied", "Access Denied: requests must be signed.");
     }
     const verdict = verifySigV4(input, {
       secretFor: (accessKey) => auth.secretFor(accessKey),
@@ -366,15 +383,7 @@ export class S3Api {
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
     if (!verdict.ok) throw new S3Error(verdict.status, verdict.code, verdict.message);
-    for (const right of rights) {
-      if (!auth.allows(verdict.accessKey, right)) {
-        throw new S3Error(
-          403,
-          "AccessDenied",
-          `Access Denied: access key ${verdict.accessKey} may not ${right}.`,
-        );
-      }
-    }
+    needRights(auth, verdict.accessKey, rights);
     return {
       accessKey: verdict.accessKey,
       payloadHash: verdict.payloadHash,
