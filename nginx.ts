@@ -437,6 +437,8 @@ export function renderProxyLocations(
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
     `      proxy_set_header Host $http_host;`,
+    // The scheme the client used, for the absolute URLs S3 answers with; a client's own is replaced.
+    `      proxy_set_header X-Forwarded-Proto $scheme;`,
     `      proxy_set_header ${S3_PORT_HEADER} "${options.s3Port ? "1" : ""}";`,
     `      proxy_request_buffering off;`,
     // Bodies pass through in pieces of this size: larger pieces, fewer writes per byte.

@@ -106,6 +106,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header x-mkv-s3 "";
       proxy_request_buffering off;
       client_body_buffer_size 256k;

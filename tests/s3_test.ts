@@ -173,6 +173,13 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
           await s3Failure(admin.send(new GetObjectCommand({ Bucket: "nobucket", Key: "x" }))),
           { name: "NoSuchBucket", status: 404 },
         );
+        // With credentials a write needs its bucket, as on S3.
+        assert.deepEqual(
+          await s3Failure(
+            admin.send(new PutObjectCommand({ Bucket: "nobucket", Key: "x", Body: "x" })),
+          ),
+          { name: "NoSuchBucket", status: 404 },
+        );
       },
     );
 
@@ -503,6 +510,38 @@ Deno.test("S3 without credentials: unsigned clients, failed overwrites keep the 
       // The same request on the main port is minikeyvalue's: a redirect.
       assert.equal((await request(`${cluster.url}/open/k`)).status, 302);
     });
+
+    await t.step(
+      "open cluster: a write makes its bucket; plain keys' buckets are listed",
+      async () => {
+        // As minikeyvalue's own S3 test does: a bucket never created.
+        await anonymous.send(
+          new PutObjectCommand({ Bucket: "boto", Key: "swag-1", Body: "hello1" }),
+        );
+        const listed = await anonymous.send(new ListObjectsV2Command({ Bucket: "boto" }));
+        assert.deepEqual(listed.Contents?.map((c) => c.Key), ["swag-1"]);
+        for (
+          const key of ["/plainbucket/a/b", "/plainbucket/c", "/wehave", "/zz-top/x", "/Bad_Name/x"]
+        ) {
+          assert.equal(
+            (await request(`${cluster.url}${key}`, { method: "PUT", body: "v" })).status,
+            201,
+          );
+        }
+        const buckets = await anonymous.send(new ListBucketsCommand({}));
+        assert.deepEqual(buckets.Buckets?.map((b) => b.Name), [
+          "boto",
+          "open",
+          "plainbucket",
+          "zz-top",
+        ]);
+        // A made bucket stays once emptied, as S3's do; one that only held plain keys goes with them.
+        await anonymous.send(new DeleteObjectCommand({ Bucket: "boto", Key: "swag-1" }));
+        assert.equal((await request(`${cluster.url}/zz-top/x`, { method: "DELETE" })).status, 204);
+        const after = await anonymous.send(new ListBucketsCommand({}));
+        assert.deepEqual(after.Buckets?.map((b) => b.Name), ["boto", "open", "plainbucket"]);
+      },
+    );
 
     await t.step("a failed overwrite keeps the old value", async () => {
       const mismatch = await request(`${cluster.url}/open/k`, {

@@ -22,6 +22,7 @@ import { checksumVerifier, expectedChecksums } from "./checksum.ts";
 import { REPLICA_LOCATION } from "./detect.ts";
 import { Multipart, type MultipartRequest } from "./multipart.ts";
 import {
+  bucketNameProblem,
   checkConditions,
   contentTypeOf,
   encodeToken,
@@ -59,6 +60,8 @@ export const MAX_CLOCK_SKEW_MS = 15 * 60_000;
 /** Buckets are markers under this KV prefix, beside the records. */
 /** The most buckets ListBuckets shows. */
 const MAX_BUCKETS = 10_000;
+/** Store reads one ListBuckets may spend finding the buckets that hold keys. */
+const MAX_BUCKET_SCAN_READS = 20_000;
 /** Keys one DeleteObjects may name (S3's bound). */
 const MAX_DELETE_KEYS = 1000;
 /** Deletes of one DeleteObjects done at once. */
@@ -472,7 +475,6 @@ export class S3Api {
     return (await this.server.store.kv.get([BUCKETS, bucket])).value !== null;
   }
 
-  /** Whether the bucket has any record (live or not) under `/BUCKET/`. */
   /**
    * Whether the bucket holds keys: live ones, or with "all" any but those being deleted (gone for
    * readers already; their files go in the background).
@@ -495,12 +497,36 @@ export class S3Api {
     }
   }
 
-  async #listBuckets(): Promise<Response> {
-    const buckets: { Name: string; CreationDate: string }[] = [];
-    for await (const entry of this.server.store.kv.list<number>({ prefix: [BUCKETS] })) {
-      if (buckets.length === MAX_BUCKETS) break;
-      buckets.push({ Name: entry.key[1] as string, CreationDate: isoDate(entry.value) });
+  /**
+   * The bucket rule for writes (README, "S3": buckets). With --credentials a write needs a bucket
+   * that exists, as S3's do. Without, as minikeyvalue's S3 users expect, writing into a bucket
+   * creates it: it is then listed and kept until DeleteBucket, as if CreateBucket had been called.
+   */
+  async #bucketForWrite(bucket: string): Promise<void> {
+    if (await this.#bucketExists(bucket)) return;
+    if (this.server.options.auth) {
+      throw new S3Error(404, "NoSuchBucket", "The specified bucket does not exist", bucket);
     }
+    await this.server.store.kv.set([BUCKETS, bucket], Date.now());
+  }
+
+  /**
+   * ListBuckets: those made by CreateBucket (or by a write on an open cluster), and those that
+   * hold keys written by the plain API, in name order. The second are found by skipping from one
+   * first path segment to the next, one read each, never by reading every key.
+   */
+  async #listBuckets(): Promise<Response> {
+    const created = new Map<string, number>();
+    for await (const entry of this.server.store.kv.list<number>({ prefix: [BUCKETS] })) {
+      if (created.size === MAX_BUCKETS) break;
+      created.set(entry.key[1] as string, entry.value);
+    }
+    const holding = await this.#bucketsHoldingKeys();
+    const names = new Set([...created.keys(), ...holding.keys()]);
+    const buckets = [...names].sort().slice(0, MAX_BUCKETS).map((name) => ({
+      Name: name,
+      CreationDate: isoDate(created.get(name) ?? holding.get(name) ?? 0),
+    }));
     return xmlResponse("ListAllMyBucketsResult", {
       Owner: OWNER,
       Buckets: { Bucket: buckets },
@@ -520,6 +546,36 @@ export class S3Api {
     }
     await this.server.store.kv.set([BUCKETS, bucket], Date.now());
     return new Response(null, { headers: { location: `/${bucket}` } });
+  }
+
+  /**
+   * The first path segments of live keys that are bucket names: one store read per segment
+   * (and per key outside any bucket, such as `/wehave`), at most MAX_BUCKET_SCAN_READS in all.
+   */
+  async #bucketsHoldingKeys(): Promise<Map<string, number>> {
+    const names = new Map<string, number>();
+    let start = "/";
+    for (let reads = 0; reads < MAX_BUCKET_SCAN_READS && names.size < MAX_BUCKETS; reads++) {
+      let first: [string, KeyRecord] | undefined;
+      for await (const found of this.server.store.list({ prefix: "/", start, state: "live" })) {
+        first = found;
+        break;
+      }
+      if (first === undefined) break;
+      const [key, record] = first;
+      const slash = key.indexOf("/", 1);
+      if (slash === -1) {
+        // A key outside any bucket: the next key after it.
+        start = `${key}\0`;
+        continue;
+      }
+      const name = key.slice(1, slash);
+      // Its creation date is unknown: the time of its first key stands for it.
+      if (bucketNameProblem(name) === null) names.set(name, record.info?.mtime ?? 0);
+      // "0" is the character after "/": the first key past every key of this segment.
+      start = `/${name}0`;
+    }
+    return names;
   }
 
   async #deleteBucket(bucket: string): Promise<Response> {
@@ -766,7 +822,7 @@ export class S3Api {
       type: contentTypeOf(request.headers),
       meta: userMetadata(request.headers),
     };
-    await this.#needBucket(object.bucket);
+    await this.#bucketForWrite(object.bucket);
     const { body, sizeBytes, failure } = this.#decodeBody(request, caller);
     const result = await this.server.write(object.key, body, {
       sizeBytes,
@@ -798,7 +854,7 @@ export class S3Api {
           "encryption attributes.",
       );
     }
-    await this.#needBucket(object.bucket);
+    await this.#bucketForWrite(object.bucket);
     const found = await this.server.locate(source.key);
     if (!found.ok) {
       if (found.status === 410) throw new S3Error(503, "ServiceUnavailable", found.reason);
@@ -920,7 +976,8 @@ export class S3Api {
     query: URLSearchParams,
   ): Promise<Response> {
     const multipart = this.multipart;
-    await this.#needBucket(bucket);
+    if (operation === "CreateMultipartUpload") await this.#bucketForWrite(bucket);
+    else await this.#needBucket(bucket);
     const partNumber = query.get("partNumber");
     const base: MultipartRequest = {
       bucket,

@@ -181,6 +181,17 @@ function unquote(etag: string): string {
   return etag.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
 }
 
+/**
+ * The object's URL, as S3 gives it in CompleteMultipartUpload's result: absolute, with the scheme
+ * and host the client used (the index's nginx passes its Host header and sets X-Forwarded-Proto).
+ */
+export function objectUrl(request: MultipartRequest): string {
+  const path = `/${request.bucket}/${urlEncodeKey(request.key)}`;
+  const host = request.headers.get("host");
+  const scheme = request.headers.get("x-forwarded-proto") === "https" ? "https" : "http";
+  return host === null ? path : `${scheme}://${host}${path}`;
+}
+
 /** The parts CompleteMultipartUpload names, in the order given; throws S3Error (MalformedXML). */
 export function parseCompleteBody(xml: string): RequestedPart[] {
   const root = parseXml(xml).CompleteMultipartUpload;
@@ -532,7 +543,7 @@ export class Multipart {
       await this.#forget(uploadId, state);
       await this.#removeParts(uploadId);
       return xmlResponse("CompleteMultipartUploadResult", {
-        Location: `/${request.bucket}/${urlEncodeKey(request.key)}`,
+        Location: objectUrl(request),
         Bucket: request.bucket,
         Key: request.key,
         ETag: `"${etag}"`,
