@@ -122,6 +122,7 @@ Deno.test("s3Operation: method, target and query make the operation; unknown one
   assert.equal(op("DELETE", "/b1b"), "DeleteBucket");
   assert.equal(op("GET", "/b1b", "list-type=2"), "ListObjects");
   assert.equal(op("GET", "/b1b", "location"), "GetBucketLocation");
+  assert.equal(op("GET", "/b1b", "versions&key-marker=a"), "ListObjectVersions");
   assert.equal(op("GET", "/b1b", "uploads"), "ListMultipartUploads");
   assert.equal(op("POST", "/b1b", "delete"), "DeleteObjects");
   assert.equal(op("GET", "/b1b/k"), "GetObject");

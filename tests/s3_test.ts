@@ -21,6 +21,7 @@ import {
   ListBucketsCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
@@ -330,6 +331,31 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
       );
       assert.deepEqual(v1.Contents?.map((c) => c.Key), ["b/2"]);
       assert.equal(v1.IsTruncated, true);
+      // max-keys=0: an empty page, not truncated, as S3 answers.
+      const none = await admin.send(new ListObjectsV2Command({ Bucket: "photos", MaxKeys: 0 }));
+      assert.deepEqual([none.KeyCount, none.IsTruncated, none.Contents], [0, false, undefined]);
+      // ListObjectVersions: each object is its one version, "null", paged by key-marker.
+      const versions: string[] = [];
+      let keyMarker: string | undefined;
+      do {
+        const page = await admin.send(
+          new ListObjectVersionsCommand({
+            Bucket: "photos",
+            Prefix: "b/",
+            MaxKeys: 1,
+            KeyMarker: keyMarker,
+          }),
+        );
+        for (const version of page.Versions ?? []) {
+          assert.deepEqual([version.VersionId, version.IsLatest], ["null", true]);
+          assert.ok(version.ETag !== undefined && version.Size !== undefined);
+          versions.push(version.Key!);
+        }
+        keyMarker = page.NextKeyMarker;
+        assert.equal(page.IsTruncated, keyMarker !== undefined);
+      } while (keyMarker !== undefined);
+      const bKeys = await admin.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "b/" }));
+      assert.deepEqual(versions, bKeys.Contents?.map((c) => c.Key));
       // A common prefix of many keys is skipped by a new read past it.
       await Promise.all(
         Array.from(

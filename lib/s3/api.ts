@@ -84,6 +84,7 @@ export type Operation =
   | "GetBucketLocation"
   | "GetBucketVersioning"
   | "ListObjects"
+  | "ListObjectVersions"
   | "DeleteObjects"
   | "GetObject"
   | "HeadObject"
@@ -106,6 +107,7 @@ export const OPERATION_RIGHTS: Record<Operation, Right[]> = {
   GetBucketLocation: ["list"],
   GetBucketVersioning: ["list"],
   ListObjects: ["list"],
+  ListObjectVersions: ["list"],
   DeleteObjects: ["delete"],
   GetObject: ["read"],
   HeadObject: ["read"],
@@ -136,7 +138,6 @@ export const UNSUPPORTED = [
   "policy",
   "replication",
   "tagging",
-  "versions",
   "website",
   "restore",
   "select",
@@ -175,6 +176,7 @@ export function s3Operation(
         if (query.has("uploads")) return "ListMultipartUploads";
         if (query.has("location")) return "GetBucketLocation";
         if (query.has("versioning")) return "GetBucketVersioning";
+        if (query.has("versions")) return "ListObjectVersions";
         return "ListObjects";
       case "HEAD":
         return "HeadBucket";
@@ -323,6 +325,7 @@ export class S3Api {
         await this.#needBucket(bucket);
         return xmlResponse("VersioningConfiguration", {});
       case "ListObjects":
+      case "ListObjectVersions":
         await this.#needBucket(bucket);
         return await this.#listObjects(bucket, parseListParams(query));
       case "DeleteObjects":
@@ -613,7 +616,8 @@ export class S3Api {
     let lastPrefix = params.delimiter !== "" ? params.after : "";
     let start = params.after === "" ? undefined : base + params.after;
     const encode = (value: string) => params.encodingType === "url" ? urlEncodeKey(value) : value;
-    scan: while (true) {
+    // max-keys=0 asks for no key: an empty page that is not truncated, as S3 answers it.
+    scan: while (params.maxKeys > 0) {
       const records = this.server.store.list({
         prefix: base + params.prefix,
         start,
@@ -659,6 +663,27 @@ export class S3Api {
       EncodingType: params.encodingType,
       IsTruncated: truncated,
     };
+    if (params.version === "versions") {
+      // An unversioned store: every object is its one version, "null", the latest.
+      return xmlResponse("ListVersionsResult", {
+        ...shared,
+        KeyMarker: encode(params.marker ?? ""),
+        VersionIdMarker: params.marker === undefined ? undefined : "null",
+        NextKeyMarker: truncated ? encode(last) : undefined,
+        NextVersionIdMarker: truncated ? "null" : undefined,
+        Version: contents.map((entry) => ({
+          Key: entry.Key,
+          VersionId: "null",
+          IsLatest: true,
+          LastModified: entry.LastModified,
+          ETag: entry.ETag,
+          Size: entry.Size,
+          StorageClass: entry.StorageClass,
+          Owner: OWNER,
+        })),
+        CommonPrefixes: common,
+      });
+    }
     if (params.version === 2) {
       return xmlResponse("ListBucketResult", {
         ...shared,

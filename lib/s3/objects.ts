@@ -262,7 +262,8 @@ export function parseCopySource(
 
 /** The parameters of ListObjects (v1) and ListObjectsV2, checked. */
 export interface ListParams {
-  version: 1 | 2;
+  /** ListObjects (1), ListObjectsV2 (2) or ListObjectVersions ("versions"). */
+  version: 1 | 2 | "versions";
   prefix: string;
   delimiter: string;
   maxKeys: number;
@@ -293,8 +294,8 @@ export function decodeToken(token: string): string {
 
 /** The listing parameters of a query; throws InvalidArgument for bad ones. */
 export function parseListParams(query: URLSearchParams): ListParams {
-  const version = query.get("list-type") === "2" ? 2 : 1;
-  if (query.has("list-type") && version !== 2) {
+  const version = query.has("versions") ? "versions" : query.get("list-type") === "2" ? 2 : 1;
+  if (query.has("list-type") && version === 1) {
     throw new S3Error(400, "InvalidArgument", "Invalid List Type specified: list-type must be 2");
   }
   let maxKeys = MAX_LIST_KEYS;
@@ -327,7 +328,8 @@ export function parseListParams(query: URLSearchParams): ListParams {
       params.after = decodeToken(token);
     } else if (startAfter !== null) params.after = startAfter;
   } else {
-    const marker = query.get("marker");
+    // ListObjectVersions' key-marker is v1's marker; its version-id-marker can only be "null".
+    const marker = query.get(version === "versions" ? "key-marker" : "marker");
     if (marker !== null) {
       params.marker = marker;
       params.after = marker;
