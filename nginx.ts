@@ -387,6 +387,8 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      set $mkv_etag $upstream_http_x_mkv_etag;`,
     `      set $mkv_modified $upstream_http_x_mkv_modified;`,
     `      set $mkv_type $upstream_http_x_mkv_type;`,
+    `      set $mkv_encoding $upstream_http_x_mkv_encoding;`,
+    `      set $mkv_language $upstream_http_x_mkv_language;`,
     `      proxy_pass ${scheme}://$mkv_volume$mkv_target;`,
     ...tls,
     `      proxy_http_version 1.1;`,
@@ -401,6 +403,9 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      add_header ETag $mkv_etag;`,
     `      add_header Last-Modified $mkv_modified;`,
     `      add_header Content-Type $mkv_type;`,
+    // Empty for most values: nginx adds no header whose value is empty.
+    `      add_header Content-Encoding $mkv_encoding;`,
+    `      add_header Content-Language $mkv_language;`,
     `      proxy_buffering off;`,
     `      proxy_connect_timeout 10s;`,
     `      proxy_read_timeout 60s;`,

@@ -18,6 +18,8 @@ import {
   parseRange,
   parseS3Path,
   rangeApplies,
+  responseOverrides,
+  storedHeaders,
   userMetadata,
 } from "../lib/s3/objects.ts";
 import { S3Error } from "../lib/s3/error.ts";
@@ -201,6 +203,33 @@ Deno.test("checkConditions and objectHeaders: ETag and dates of a record", () =>
   assert.equal(
     objectHeaders({ ...RECORD, info: { ...RECORD.info!, etag: "abc-2" } }).etag,
     '"abc-2"',
+  );
+});
+
+Deno.test("storedHeaders: the five standard headers, aws-chunked left out, bounded", () => {
+  assert.equal(storedHeaders(new Headers({ "content-type": "x", "x-amz-meta-a": "b" })), undefined);
+  assert.deepEqual(
+    storedHeaders(
+      new Headers({
+        "content-encoding": "gzip, aws-chunked",
+        "cache-control": "no-cache",
+        expires: "Thu, 01 Jan 2030 00:00:00 GMT",
+      }),
+    ),
+    {
+      "cache-control": "no-cache",
+      "content-encoding": "gzip",
+      expires: "Thu, 01 Jan 2030 00:00:00 GMT",
+    },
+  );
+  assert.equal(storedHeaders(new Headers({ "content-encoding": "aws-chunked" })), undefined);
+  assert.throws(
+    () => storedHeaders(new Headers({ "content-disposition": "x".repeat(2100) })),
+    (err) => err instanceof S3Error && err.code === "InvalidArgument",
+  );
+  assert.deepEqual(
+    responseOverrides(new URLSearchParams("response-expires=x&response-content-language=fr&a=b")),
+    { expires: "x", "content-language": "fr" },
   );
 });
 

@@ -234,6 +234,89 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
       },
     );
 
+    await t.step("standard headers kept from the PUT; every response-* override", async () => {
+      const stored = {
+        CacheControl: "max-age=3600",
+        ContentDisposition: 'attachment; filename="app.js"',
+        ContentEncoding: "gzip",
+        ContentLanguage: "en-GB",
+        Expires: new Date("2030-01-01T00:00:00Z"),
+      };
+      // Without metadata the body comes through nginx; with it, the index streams it.
+      for (
+        const [Key, Metadata] of [["web/app.js", undefined], ["web/meta.js", { m: "1" }]] as const
+      ) {
+        await admin.send(
+          new PutObjectCommand({ Bucket: "photos", Key, Body: "gzipped", ...stored, Metadata }),
+        );
+        const head = await admin.send(new HeadObjectCommand({ Bucket: "photos", Key }));
+        const got = await admin.send(new GetObjectCommand({ Bucket: "photos", Key }));
+        for (const answer of [head, got]) {
+          assert.deepEqual(
+            [answer.CacheControl, answer.ContentDisposition, answer.ContentEncoding],
+            [stored.CacheControl, stored.ContentDisposition, stored.ContentEncoding],
+            Key,
+          );
+          assert.equal(answer.ContentLanguage, stored.ContentLanguage, Key);
+          assert.equal(answer.Expires?.getTime(), stored.Expires.getTime(), Key);
+        }
+        assert.equal(await bodyText(got), "gzipped");
+        const overridden = await admin.send(
+          new GetObjectCommand({
+            Bucket: "photos",
+            Key,
+            ResponseCacheControl: "no-store",
+            ResponseContentDisposition: "inline",
+            ResponseContentEncoding: "identity",
+            ResponseContentLanguage: "fr",
+            ResponseContentType: "text/javascript",
+            ResponseExpires: new Date("2031-01-01T00:00:00Z"),
+          }),
+        );
+        assert.deepEqual(
+          [
+            overridden.CacheControl,
+            overridden.ContentDisposition,
+            overridden.ContentEncoding,
+            overridden.ContentLanguage,
+            overridden.ContentType,
+            overridden.Expires?.toISOString(),
+          ],
+          ["no-store", "inline", "identity", "fr", "text/javascript", "2031-01-01T00:00:00.000Z"],
+          Key,
+        );
+        await overridden.Body?.transformToByteArray();
+      }
+      // A copy keeps them; a copy that replaces the metadata takes the new ones.
+      await admin.send(
+        new CopyObjectCommand({
+          Bucket: "photos",
+          Key: "web/copy.js",
+          CopySource: "photos/web/app.js",
+        }),
+      );
+      const copied = await admin.send(
+        new HeadObjectCommand({ Bucket: "photos", Key: "web/copy.js" }),
+      );
+      assert.equal(copied.ContentEncoding, "gzip");
+      await admin.send(
+        new CopyObjectCommand({
+          Bucket: "photos",
+          Key: "web/copy.js",
+          CopySource: "photos/web/app.js",
+          MetadataDirective: "REPLACE",
+          CacheControl: "no-cache",
+        }),
+      );
+      const replaced = await admin.send(
+        new HeadObjectCommand({ Bucket: "photos", Key: "web/copy.js" }),
+      );
+      assert.deepEqual([replaced.CacheControl, replaced.ContentEncoding], ["no-cache", undefined]);
+      for (const Key of ["web/app.js", "web/meta.js", "web/copy.js"]) {
+        await admin.send(new DeleteObjectCommand({ Bucket: "photos", Key }));
+      }
+    });
+
     await t.step("the SDK's defaults: aws-chunked with a checksum trailer", async () => {
       const defaults = client(cluster.url, ADMIN, { checksums: "default" });
       try {

@@ -36,7 +36,9 @@ import {
   parseRange,
   parseS3Path,
   rangeApplies,
+  responseOverrides,
   type S3Target,
+  storedHeaders,
   urlEncodeKey,
   userMetadata,
   writeFailure,
@@ -247,6 +249,11 @@ function md5Verifier(contentMd5: string): TransformStream<Uint8Array, Uint8Array
       }
     },
   });
+}
+
+/** The entries of `headers` named in `names` that it has. */
+function pick(headers: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.filter((name) => name in headers).map((n) => [n, headers[n]]));
 }
 
 /** Throws AccessDenied unless the access key has every right in `rights`. */
@@ -732,11 +739,7 @@ export class S3Api {
       throw new S3Error(404, "NoSuchKey", "The specified key does not exist.", object.key);
     }
     const { record, location, path } = found;
-    const headers = objectHeaders(record);
-    const overrideType = query.get("response-content-type");
-    if (overrideType !== null) headers["content-type"] = overrideType;
-    const disposition = query.get("response-content-disposition");
-    if (disposition !== null) headers["content-disposition"] = disposition;
+    const headers = { ...objectHeaders(record), ...responseOverrides(query) };
     const condition = checkConditions(request.headers, record);
     if (condition === 304) {
       return new Response(null, {
@@ -767,7 +770,8 @@ export class S3Api {
       return await this.#streamObject(location, path, headers, { range, sizeBytes });
     }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
-    // which copies these headers into its answer.
+    // which answers with the x-mkv-* headers it reads here, and passes on Cache-Control,
+    // Content-Disposition and Expires as they are.
     this.server.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
     const host = locationHost(location);
     const target = this.server.volumes.signed("GET", location.slice(host.length) + path);
@@ -782,7 +786,9 @@ export class S3Api {
         "x-mkv-modified": headers["last-modified"],
         "x-mkv-type": headers["content-type"],
         "x-mkv-range": range === null ? "" : `bytes=${range.start}-${range.end}`,
-        ...(disposition !== null && { "content-disposition": disposition }),
+        "x-mkv-encoding": headers["content-encoding"] ?? "",
+        "x-mkv-language": headers["content-language"] ?? "",
+        ...pick(headers, ["cache-control", "content-disposition", "expires"]),
       },
     });
   }
@@ -846,6 +852,7 @@ export class S3Api {
     const attributes = {
       type: contentTypeOf(request.headers),
       meta: userMetadata(request.headers),
+      headers: storedHeaders(request.headers),
     };
     await this.#bucketForWrite(object.bucket);
     const { body, sizeBytes, failure } = this.#decodeBody(request, caller);
@@ -896,8 +903,12 @@ export class S3Api {
     }
     const info = found.record.info;
     const attributes = directive === "COPY"
-      ? { type: info?.type, meta: info?.meta }
-      : { type: contentTypeOf(headers), meta: userMetadata(headers) };
+      ? { type: info?.type, meta: info?.meta, headers: info?.headers }
+      : {
+        type: contentTypeOf(headers),
+        meta: userMetadata(headers),
+        headers: storedHeaders(headers),
+      };
     const response = await this.server.volumes.get(found.location, found.path);
     const length = response.headers.get("content-length");
     const result = await this.server.write(object.key, response.body, {

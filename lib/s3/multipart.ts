@@ -30,6 +30,7 @@ import {
   keepFailure,
   MAX_LIST_KEYS,
   parseCopySource,
+  storedHeaders,
   urlEncodeKey,
   userMetadata,
   writeFailure,
@@ -91,6 +92,8 @@ export interface UploadState {
   type?: string;
   /** `x-amz-meta-*` given at Create (names lower-case, without the prefix). */
   meta?: Record<string, string>;
+  /** The standard headers given at Create (lib/s3/objects.ts, STORED_HEADERS). */
+  headers?: Record<string, string>;
 }
 
 /** A part as its record tells it. */
@@ -407,6 +410,7 @@ export class Multipart {
       await request.body?.cancel();
       const meta = userMetadata(request.headers);
       const type = contentTypeOf(request.headers);
+      const headers = storedHeaders(request.headers);
       const initiated = Date.now();
       // Ids of one key's uploads list in the order they were made, also within a millisecond.
       this.#lastIdMs = Math.max(initiated, this.#lastIdMs + 1);
@@ -417,6 +421,7 @@ export class Multipart {
         initiated,
         type,
         meta,
+        headers,
       };
       const committed = await this.server.store.kv.atomic()
         .set([UPLOADS, "id", uploadId], JSON.stringify(state))
@@ -535,7 +540,7 @@ export class Multipart {
       const joined = this.#joined(uploadId, parts);
       const result = await this.server.write(finalKey, joined.stream, {
         sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
-        attributes: { type: state.type, meta: state.meta, etag },
+        attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
         overwrite: true,
         allowEmpty: true,
       });
