@@ -388,6 +388,8 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      set $mkv_etag $upstream_http_x_mkv_etag;`,
     `      set $mkv_modified $upstream_http_x_mkv_modified;`,
     `      set $mkv_type $upstream_http_x_mkv_type;`,
+    `      set $mkv_encoding $upstream_http_x_mkv_encoding;`,
+    `      set $mkv_language $upstream_http_x_mkv_language;`,
     `      proxy_pass ${scheme}://$mkv_volume$mkv_target;`,
     ...tls,
     `      proxy_http_version 1.1;`,
@@ -402,6 +404,9 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      add_header ETag $mkv_etag;`,
     `      add_header Last-Modified $mkv_modified;`,
     `      add_header Content-Type $mkv_type;`,
+    // Empty for most values: nginx adds no header whose value is empty.
+    `      add_header Content-Encoding $mkv_encoding;`,
+    `      add_header Content-Language $mkv_language;`,
     `      proxy_buffering off;`,
     `      proxy_connect_timeout 10s;`,
     `      proxy_read_timeout 60s;`,
@@ -440,6 +445,8 @@ export function renderProxyLocations(
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
     `      proxy_set_header Host $http_host;`,
+    // The scheme the client used, for the absolute URLs S3 answers with; a client's own is replaced.
+    `      proxy_set_header X-Forwarded-Proto $scheme;`,
     `      proxy_set_header ${S3_PORT_HEADER} "${options.s3Port ? "1" : ""}";`,
     `      proxy_request_buffering off;`,
     // Bodies pass through in pieces of this size: larger pieces, fewer writes per byte.

@@ -10,10 +10,11 @@
 // Prints a Markdown table and, unless --smoke, writes it and a JSON copy under bench/results/.
 //
 //   deno task bench                     # full run, about 3 minutes
-//   deno task bench --peer /work/shared/peers/minikeyvalue/mkv   # side by side, 5 to 7 minutes
+//   deno task bench --peer PATH/TO/mkv   # side by side with minikeyvalue, 5 to 7 minutes
 //   deno task bench --vs-flags "--metrics=false"   # what the metrics cost, 5 to 7 minutes
 //   deno task bench --smoke [--peer PATH]   # a tiny run that checks the bench works (CI)
 //   deno task bench --vs http://localhost:3010   # also against another running server
+//   deno task bench --keys 1000000 [--peer PATH]   # a store of many keys: bench/keys.ts
 
 import { createHash } from "node:crypto";
 import http from "node:http";
@@ -29,6 +30,8 @@ import {
   type ThrashResult,
 } from "../thrasher.ts";
 import { BlobLoad, type BlobPhase, megabytesPerSecond } from "./blobs.ts";
+import { keysMain } from "./keys.ts";
+import { parseWrkRate, parseWrkRequests, wrkTrouble } from "./wrk.ts";
 import { benchIndexArgs, parseIndexFlags, type PeerKind, startPeer } from "./peer.ts";
 import {
   descendants,
@@ -149,6 +152,18 @@ export const BENCH_FLAGS: FlagSpec = {
     arg: "FLAGS",
   },
   smoke: { type: "bool", default: false, help: "a tiny quick run that writes no results" },
+  keys: {
+    type: "int",
+    default: 0,
+    help: "measure a store of N keys instead (bench/keys.ts): rebuild, listing, random GETs",
+    arg: "N",
+  },
+  "value-bytes": {
+    type: "int",
+    default: 256,
+    help: "with --keys: the size of each value written onto the volumes",
+    arg: "BYTES",
+  },
   "index-pid": {
     type: "int",
     default: 0,
@@ -243,6 +258,9 @@ export interface BenchOptions {
   vsUrl: string;
   /** A second server the bench starts on its own volumes (--peer, --vs-flags), or null. */
   peer: PeerKind | null;
+  /** With --keys: the bench at many keys instead (bench/keys.ts); 0 otherwise. */
+  keys: number;
+  valueBytes: number;
 }
 
 /** Which way a figure is better; the ratio is turned so that above 1× mkv.ts is better. */
@@ -262,27 +280,6 @@ interface Row {
 }
 
 // ---- pure: parsing tool output, combining rounds, rendering the table ----
-
-/** The `Requests/sec:` of wrk's report. Throws if it has none. */
-export function parseWrkRate(output: string): number {
-  const match = output.match(/^Requests\/sec:\s+([\d.]+)/m);
-  if (!match) throw new Error(`wrk printed no Requests/sec:\n${output}`);
-  return Number(match[1]);
-}
-
-/** How many requests wrk's run made (`N requests in 5.00s`). Throws if it does not say. */
-export function parseWrkRequests(output: string): number {
-  const match = output.match(/^\s*(\d+) requests in /m);
-  if (!match) throw new Error(`wrk printed no request count:\n${output}`);
-  return Number(match[1]);
-}
-
-/** The lines of wrk's report that tell of trouble (socket errors, statuses other than 2xx/3xx). */
-export function wrkTrouble(output: string): string[] {
-  return output.split("\n").map((line) => line.trim()).filter((line) =>
-    /^(Socket errors|Non-2xx or 3xx responses)/.test(line)
-  );
-}
 
 /** A cost with nothing in it yet; CPU times stay null for what the bench cannot read. */
 export function emptyCost(known: { cpu: boolean; mainThread: boolean }): Cost {
@@ -765,6 +762,13 @@ export function parseBenchArgs(args: string[]): BenchOptions | "help" {
       throw new FlagError(`--${name} runs on the bench's own volumes: it cannot go with --url`);
     }
   }
+  const keys = values.keys as number;
+  if (keys < 0) throw new FlagError(`--keys ${keys}: a number of keys, 1 or more`);
+  if (keys > 0 && (values.url !== "" || values.vs !== "" || values["vs-flags"] !== "")) {
+    throw new FlagError("--keys starts its own volumes and compares with --peer only");
+  }
+  const valueBytes = values["value-bytes"] as number;
+  if (valueBytes < 1) throw new FlagError(`--value-bytes ${valueBytes}: 1 or more`);
   const peer: PeerKind | null = values.peer !== ""
     ? { kind: "minikeyvalue", binary: String(values.peer) }
     : values["vs-flags"] !== ""
@@ -776,6 +780,8 @@ export function parseBenchArgs(args: string[]): BenchOptions | "help" {
     indexPid: values["index-pid"] as number,
     vsUrl: String(values.vs).replace(/\/+$/, ""),
     peer,
+    keys,
+    valueBytes,
   };
 }
 
@@ -1256,6 +1262,14 @@ async function indexServer(url: string, pid: number, runId: string): Promise<Ser
 async function main(): Promise<number> {
   const options = commandLine("bench", parseBenchArgs, BENCH_USAGE);
   if (options === null) return 0;
+  if (options.keys > 0) {
+    return await keysMain({
+      keys: options.keys,
+      valueBytes: options.valueBytes,
+      peer: options.peer?.kind === "minikeyvalue" ? options.peer.binary : null,
+      smoke: options.smoke,
+    });
+  }
   const { smoke, url, vsUrl, peer: peerKind } = options;
   const load = smoke ? SMOKE_LOAD : FULL_LOAD;
   const date = new Date().toISOString();

@@ -26,6 +26,12 @@ export interface ObjectInfo {
   meta?: Record<string, string>;
   /** S3's ETag where it is not the md5 of the value: a multipart upload's `md5-of-md5s-N`. */
   etag?: string;
+  /**
+   * The standard headers given when it was written over S3 and answered on every GET and HEAD
+   * (`cache-control`, `content-disposition`, `content-encoding`, `content-language`, `expires`),
+   * names lower-case.
+   */
+  headers?: Record<string, string>;
 }
 
 export interface KeyRecord {

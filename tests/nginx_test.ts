@@ -84,6 +84,8 @@ http {
       set $mkv_etag $upstream_http_x_mkv_etag;
       set $mkv_modified $upstream_http_x_mkv_modified;
       set $mkv_type $upstream_http_x_mkv_type;
+      set $mkv_encoding $upstream_http_x_mkv_encoding;
+      set $mkv_language $upstream_http_x_mkv_language;
       proxy_pass http://$mkv_volume$mkv_target;
       proxy_http_version 1.1;
       proxy_pass_request_headers off;
@@ -97,6 +99,8 @@ http {
       add_header ETag $mkv_etag;
       add_header Last-Modified $mkv_modified;
       add_header Content-Type $mkv_type;
+      add_header Content-Encoding $mkv_encoding;
+      add_header Content-Language $mkv_language;
       proxy_buffering off;
       proxy_connect_timeout 10s;
       proxy_read_timeout 60s;
@@ -122,6 +126,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header x-mkv-s3 "";
       proxy_request_buffering off;
       client_body_buffer_size 256k;

@@ -933,6 +933,8 @@ Deno.test("an upload survives a restart of the index between its parts", async (
       }),
     );
     assert.equal(done.ETag, `"${multipartEtag([md5Hex(first), md5Hex(second)])}"`);
+    // S3's Location is absolute: the scheme and host the client used.
+    assert.equal(done.Location, `${cluster.url}/${BUCKET}/${key}`);
     const back = await readBack(client, key);
     const whole = new Uint8Array(first.byteLength + second.byteLength);
     whole.set(first);

@@ -18,6 +18,8 @@ import {
   parseRange,
   parseS3Path,
   rangeApplies,
+  responseOverrides,
+  storedHeaders,
   userMetadata,
 } from "../lib/s3/objects.ts";
 import { S3Error } from "../lib/s3/error.ts";
@@ -34,6 +36,7 @@ Deno.test("isS3Request: signatures, S3 queries, SDK headers and the --s3-port ma
     ["", { authorization: "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/s3/aws4_request" }],
     ["", { authorization: "AWS key:sig" }],
     ["X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a&X-Amz-Signature=b", {}],
+    ["AWSAccessKeyId=a&Expires=1175139620&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D", {}],
     ["list-type=2&prefix=a", {}],
     ["uploads", {}],
     ["uploadId=1&partNumber=2", {}],
@@ -121,6 +124,7 @@ Deno.test("s3Operation: method, target and query make the operation; unknown one
   assert.equal(op("DELETE", "/b1b"), "DeleteBucket");
   assert.equal(op("GET", "/b1b", "list-type=2"), "ListObjects");
   assert.equal(op("GET", "/b1b", "location"), "GetBucketLocation");
+  assert.equal(op("GET", "/b1b", "versions&key-marker=a"), "ListObjectVersions");
   assert.equal(op("GET", "/b1b", "uploads"), "ListMultipartUploads");
   assert.equal(op("POST", "/b1b", "delete"), "DeleteObjects");
   assert.equal(op("GET", "/b1b/k"), "GetObject");
@@ -199,6 +203,33 @@ Deno.test("checkConditions and objectHeaders: ETag and dates of a record", () =>
   assert.equal(
     objectHeaders({ ...RECORD, info: { ...RECORD.info!, etag: "abc-2" } }).etag,
     '"abc-2"',
+  );
+});
+
+Deno.test("storedHeaders: the five standard headers, aws-chunked left out, bounded", () => {
+  assert.equal(storedHeaders(new Headers({ "content-type": "x", "x-amz-meta-a": "b" })), undefined);
+  assert.deepEqual(
+    storedHeaders(
+      new Headers({
+        "content-encoding": "gzip, aws-chunked",
+        "cache-control": "no-cache",
+        expires: "Thu, 01 Jan 2030 00:00:00 GMT",
+      }),
+    ),
+    {
+      "cache-control": "no-cache",
+      "content-encoding": "gzip",
+      expires: "Thu, 01 Jan 2030 00:00:00 GMT",
+    },
+  );
+  assert.equal(storedHeaders(new Headers({ "content-encoding": "aws-chunked" })), undefined);
+  assert.throws(
+    () => storedHeaders(new Headers({ "content-disposition": "x".repeat(2100) })),
+    (err) => err instanceof S3Error && err.code === "InvalidArgument",
+  );
+  assert.deepEqual(
+    responseOverrides(new URLSearchParams("response-expires=x&response-content-language=fr&a=b")),
+    { expires: "x", "content-language": "fr" },
   );
 });
 

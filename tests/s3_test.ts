@@ -21,6 +21,7 @@ import {
   ListBucketsCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
@@ -174,6 +175,13 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
           await s3Failure(admin.send(new GetObjectCommand({ Bucket: "nobucket", Key: "x" }))),
           { name: "NoSuchBucket", status: 404 },
         );
+        // With credentials a write needs its bucket, as on S3.
+        assert.deepEqual(
+          await s3Failure(
+            admin.send(new PutObjectCommand({ Bucket: "nobucket", Key: "x", Body: "x" })),
+          ),
+          { name: "NoSuchBucket", status: 404 },
+        );
       },
     );
 
@@ -226,6 +234,89 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
         assert.equal(await bodyText(after), "second");
       },
     );
+
+    await t.step("standard headers kept from the PUT; every response-* override", async () => {
+      const stored = {
+        CacheControl: "max-age=3600",
+        ContentDisposition: 'attachment; filename="app.js"',
+        ContentEncoding: "gzip",
+        ContentLanguage: "en-GB",
+        Expires: new Date("2030-01-01T00:00:00Z"),
+      };
+      // Without metadata the body comes through nginx; with it, the index streams it.
+      for (
+        const [Key, Metadata] of [["web/app.js", undefined], ["web/meta.js", { m: "1" }]] as const
+      ) {
+        await admin.send(
+          new PutObjectCommand({ Bucket: "photos", Key, Body: "gzipped", ...stored, Metadata }),
+        );
+        const head = await admin.send(new HeadObjectCommand({ Bucket: "photos", Key }));
+        const got = await admin.send(new GetObjectCommand({ Bucket: "photos", Key }));
+        for (const answer of [head, got]) {
+          assert.deepEqual(
+            [answer.CacheControl, answer.ContentDisposition, answer.ContentEncoding],
+            [stored.CacheControl, stored.ContentDisposition, stored.ContentEncoding],
+            Key,
+          );
+          assert.equal(answer.ContentLanguage, stored.ContentLanguage, Key);
+          assert.equal(answer.Expires?.getTime(), stored.Expires.getTime(), Key);
+        }
+        assert.equal(await bodyText(got), "gzipped");
+        const overridden = await admin.send(
+          new GetObjectCommand({
+            Bucket: "photos",
+            Key,
+            ResponseCacheControl: "no-store",
+            ResponseContentDisposition: "inline",
+            ResponseContentEncoding: "identity",
+            ResponseContentLanguage: "fr",
+            ResponseContentType: "text/javascript",
+            ResponseExpires: new Date("2031-01-01T00:00:00Z"),
+          }),
+        );
+        assert.deepEqual(
+          [
+            overridden.CacheControl,
+            overridden.ContentDisposition,
+            overridden.ContentEncoding,
+            overridden.ContentLanguage,
+            overridden.ContentType,
+            overridden.Expires?.toISOString(),
+          ],
+          ["no-store", "inline", "identity", "fr", "text/javascript", "2031-01-01T00:00:00.000Z"],
+          Key,
+        );
+        await overridden.Body?.transformToByteArray();
+      }
+      // A copy keeps them; a copy that replaces the metadata takes the new ones.
+      await admin.send(
+        new CopyObjectCommand({
+          Bucket: "photos",
+          Key: "web/copy.js",
+          CopySource: "photos/web/app.js",
+        }),
+      );
+      const copied = await admin.send(
+        new HeadObjectCommand({ Bucket: "photos", Key: "web/copy.js" }),
+      );
+      assert.equal(copied.ContentEncoding, "gzip");
+      await admin.send(
+        new CopyObjectCommand({
+          Bucket: "photos",
+          Key: "web/copy.js",
+          CopySource: "photos/web/app.js",
+          MetadataDirective: "REPLACE",
+          CacheControl: "no-cache",
+        }),
+      );
+      const replaced = await admin.send(
+        new HeadObjectCommand({ Bucket: "photos", Key: "web/copy.js" }),
+      );
+      assert.deepEqual([replaced.CacheControl, replaced.ContentEncoding], ["no-cache", undefined]);
+      for (const Key of ["web/app.js", "web/meta.js", "web/copy.js"]) {
+        await admin.send(new DeleteObjectCommand({ Bucket: "photos", Key }));
+      }
+    });
 
     await t.step("the SDK's defaults: aws-chunked with a checksum trailer", async () => {
       const defaults = client(cluster.url, ADMIN, { checksums: "default" });
@@ -324,6 +415,31 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
       );
       assert.deepEqual(v1.Contents?.map((c) => c.Key), ["b/2"]);
       assert.equal(v1.IsTruncated, true);
+      // max-keys=0: an empty page, not truncated, as S3 answers.
+      const none = await admin.send(new ListObjectsV2Command({ Bucket: "photos", MaxKeys: 0 }));
+      assert.deepEqual([none.KeyCount, none.IsTruncated, none.Contents], [0, false, undefined]);
+      // ListObjectVersions: each object is its one version, "null", paged by key-marker.
+      const versions: string[] = [];
+      let keyMarker: string | undefined;
+      do {
+        const page = await admin.send(
+          new ListObjectVersionsCommand({
+            Bucket: "photos",
+            Prefix: "b/",
+            MaxKeys: 1,
+            KeyMarker: keyMarker,
+          }),
+        );
+        for (const version of page.Versions ?? []) {
+          assert.deepEqual([version.VersionId, version.IsLatest], ["null", true]);
+          assert.ok(version.ETag !== undefined && version.Size !== undefined);
+          versions.push(version.Key!);
+        }
+        keyMarker = page.NextKeyMarker;
+        assert.equal(page.IsTruncated, keyMarker !== undefined);
+      } while (keyMarker !== undefined);
+      const bKeys = await admin.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "b/" }));
+      assert.deepEqual(versions, bKeys.Contents?.map((c) => c.Key));
       // A common prefix of many keys is skipped by a new read past it.
       await Promise.all(
         Array.from(
@@ -505,6 +621,38 @@ Deno.test("S3 without credentials: unsigned clients, failed overwrites keep the 
       assert.equal((await request(`${cluster.url}/open/k`)).status, 302);
     });
 
+    await t.step(
+      "open cluster: a write makes its bucket; plain keys' buckets are listed",
+      async () => {
+        // As minikeyvalue's own S3 test does: a bucket never created.
+        await anonymous.send(
+          new PutObjectCommand({ Bucket: "boto", Key: "swag-1", Body: "hello1" }),
+        );
+        const listed = await anonymous.send(new ListObjectsV2Command({ Bucket: "boto" }));
+        assert.deepEqual(listed.Contents?.map((c) => c.Key), ["swag-1"]);
+        for (
+          const key of ["/plainbucket/a/b", "/plainbucket/c", "/wehave", "/zz-top/x", "/Bad_Name/x"]
+        ) {
+          assert.equal(
+            (await request(`${cluster.url}${key}`, { method: "PUT", body: "v" })).status,
+            201,
+          );
+        }
+        const buckets = await anonymous.send(new ListBucketsCommand({}));
+        assert.deepEqual(buckets.Buckets?.map((b) => b.Name), [
+          "boto",
+          "open",
+          "plainbucket",
+          "zz-top",
+        ]);
+        // A made bucket stays once emptied, as S3's do; one that only held plain keys goes with them.
+        await anonymous.send(new DeleteObjectCommand({ Bucket: "boto", Key: "swag-1" }));
+        assert.equal((await request(`${cluster.url}/zz-top/x`, { method: "DELETE" })).status, 204);
+        const after = await anonymous.send(new ListBucketsCommand({}));
+        assert.deepEqual(after.Buckets?.map((b) => b.Name), ["boto", "open", "plainbucket"]);
+      },
+    );
+
     await t.step("a failed overwrite keeps the old value", async () => {
       const mismatch = await request(`${cluster.url}/open/k`, {
         method: "PUT",
@@ -527,6 +675,41 @@ Deno.test("S3 without credentials: unsigned clients, failed overwrites keep the 
       assert.equal(await bodyText(got), "old value");
       assert.equal(got.ETag, `"${md5Hex("old value")}"`);
     });
+
+    await t.step(
+      "DeleteObjects: keys as Go's encoding/xml escapes them, answered in order",
+      async () => {
+        const names = ["z", "it's", "a", 'say "hi"', "b&c"];
+        for (const Key of names) {
+          await anonymous.send(new PutObjectCommand({ Bucket: "open", Key, Body: Key }));
+        }
+        // As rclone and restic send it: quotes and apostrophes as numeric references.
+        const escaped = (name: string) =>
+          name.replaceAll("&", "&amp;").replaceAll("'", "&#39;").replaceAll('"', "&#34;");
+        const asked = [...names, "never-there"];
+        const body = `<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+          asked.map((name) => `<Object><Key>${escaped(name)}</Key></Object>`).join("") +
+          `</Delete>`;
+        const answer = await request(`${cluster.url}/open?delete`, {
+          method: "POST",
+          headers: unsigned,
+          body,
+        });
+        assert.equal(answer.status, 200, answer.body);
+        const keys = [...answer.body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((match) =>
+          match[1].replaceAll("&quot;", '"').replaceAll("&apos;", "'").replaceAll("&amp;", "&")
+        );
+        assert.deepEqual(keys, asked);
+        for (const Key of names) {
+          assert.equal(
+            (await s3Failure(anonymous.send(new HeadObjectCommand({ Bucket: "open", Key }))))
+              .status,
+            404,
+            Key,
+          );
+        }
+      },
+    );
 
     await t.step("signed aws-chunked bodies are taken without a secret to check them", async () => {
       const signature = `;chunk-signature=${"a".repeat(64)}\r\n`;

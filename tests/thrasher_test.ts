@@ -13,13 +13,11 @@ import {
   type Cost,
   FULL_LOAD,
   parseBenchArgs,
-  parseWrkRate,
-  parseWrkRequests,
   renderMarkdown,
   type ServerFigures,
   tailMet,
-  wrkTrouble,
 } from "../bench/bench.ts";
+import { parseWrkLatencyMs, parseWrkRate, parseWrkRequests, wrkTrouble } from "../bench/wrk.ts";
 import { blobValue, isBlobValue } from "../bench/blobs.ts";
 import { benchIndexArgs, parseIndexFlags, peerArgs } from "../bench/peer.ts";
 import { summarizeProfile } from "../bench/profile.ts";
@@ -282,6 +280,17 @@ Deno.test("the bench reads wrk's and /proc's figures", async () => {
     "Non-2xx or 3xx responses: 181512",
   ]);
   assert.throws(() => parseWrkRate("unable to connect to 127.0.0.1:1"), /no Requests\/sec/);
+  const latency = [
+    "  Latency Distribution",
+    "     50%  812.00us",
+    "     75%    1.21ms",
+    "     90%    2.50ms",
+    "     99%    1.03s ",
+  ].join("\n");
+  assert.equal(parseWrkLatencyMs(latency, 50), 0.812);
+  assert.equal(parseWrkLatencyMs(latency, 90), 2.5);
+  assert.equal(parseWrkLatencyMs(latency, 99), 1030);
+  assert.throws(() => parseWrkLatencyMs(wrkOutput, 99), /no 99% latency/);
   assert.equal(parsePeakRssMib("Name:\tdeno\nVmHWM:\t   65536 kB\nVmRSS:\t 1024 kB\n"), 64);
   assert.throws(() => parsePeakRssMib("Name:\tdeno\n"), /no VmHWM/);
   // The main thread of this test process has run some JavaScript; a pid that is not there has none.
@@ -398,6 +407,8 @@ Deno.test("the bench's command line: one second server, started on its own volum
     indexPid: 0,
     vsUrl: "",
     peer: { kind: "mkv", flags: ["--metrics=false"] },
+    keys: 0,
+    valueBytes: 256,
   });
   assert.deepEqual(parseBenchArgs(["--smoke", "--vs-flags=--metrics=false -md5sum=false"]), {
     smoke: true,
@@ -405,6 +416,8 @@ Deno.test("the bench's command line: one second server, started on its own volum
     indexPid: 0,
     vsUrl: "",
     peer: { kind: "mkv", flags: ["--metrics=false", "-md5sum=false"] },
+    keys: 0,
+    valueBytes: 256,
   });
   assert.deepEqual(parseBenchArgs(["--peer", "/opt/mkv"]), {
     smoke: false,
@@ -412,6 +425,17 @@ Deno.test("the bench's command line: one second server, started on its own volum
     indexPid: 0,
     vsUrl: "",
     peer: { kind: "minikeyvalue", binary: "/opt/mkv" },
+    keys: 0,
+    valueBytes: 256,
+  });
+  assert.deepEqual(parseBenchArgs(["--keys", "1000000", "--peer", "/opt/mkv", "--value-bytes=1"]), {
+    smoke: false,
+    url: "",
+    indexPid: 0,
+    vsUrl: "",
+    peer: { kind: "minikeyvalue", binary: "/opt/mkv" },
+    keys: 1_000_000,
+    valueBytes: 1,
   });
   assert.deepEqual(parseBenchArgs(["--url", "http://localhost:3000/", "--vs", "http://h:1/"]), {
     smoke: false,
@@ -419,6 +443,8 @@ Deno.test("the bench's command line: one second server, started on its own volum
     indexPid: 0,
     vsUrl: "http://h:1",
     peer: null,
+    keys: 0,
+    valueBytes: 256,
   });
   assert.equal(parseBenchArgs(["--help"]), "help");
   for (
@@ -428,6 +454,8 @@ Deno.test("the bench's command line: one second server, started on its own volum
       [["--peer", "/opt/mkv", "--vs-flags", "-md5sum=false"], /--peer and --vs-flags each add/],
       [["--vs", "http://x:1", "--vs-flags", "-md5sum=false"], /--vs and --vs-flags each add/],
       [["--vs-flags", "--port=1"], /the bench sets -port itself/],
+      [["--keys", "10", "--url", "http://x:1"], /--keys starts its own volumes/],
+      [["--keys", "10", "--value-bytes", "0"], /--value-bytes 0/],
       [["extra"], /unexpected argument "extra"/],
     ] as const
   ) {

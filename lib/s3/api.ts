@@ -9,6 +9,7 @@
 
 import { lookup } from "node:dns/promises";
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
+import type { Auth } from "../auth.ts";
 import type { Right } from "../credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
@@ -21,6 +22,7 @@ import { checksumVerifier, expectedChecksums } from "./checksum.ts";
 import { REPLICA_LOCATION } from "./detect.ts";
 import { Multipart, type MultipartRequest } from "./multipart.ts";
 import {
+  bucketNameProblem,
   checkConditions,
   contentTypeOf,
   encodeToken,
@@ -34,7 +36,9 @@ import {
   parseRange,
   parseS3Path,
   rangeApplies,
+  responseOverrides,
   type S3Target,
+  storedHeaders,
   urlEncodeKey,
   userMetadata,
   writeFailure,
@@ -50,6 +54,7 @@ import {
   STREAMING_UNSIGNED_PAYLOAD_TRAILER,
   verifySigV4,
 } from "./sigv4.ts";
+import { parseSigV2, verifySigV2 } from "./sigv2.ts";
 import { MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
 
 /** How far a signed request's date may be from the index's clock (S3's 15 minutes). */
@@ -57,6 +62,8 @@ export const MAX_CLOCK_SKEW_MS = 15 * 60_000;
 /** Buckets are markers under this KV prefix, beside the records. */
 /** The most buckets ListBuckets shows. */
 const MAX_BUCKETS = 10_000;
+/** Store reads one ListBuckets may spend finding the buckets that hold keys. */
+const MAX_BUCKET_SCAN_READS = 20_000;
 /** Keys one DeleteObjects may name (S3's bound). */
 const MAX_DELETE_KEYS = 1000;
 /** Deletes of one DeleteObjects done at once. */
@@ -79,6 +86,7 @@ export type Operation =
   | "GetBucketLocation"
   | "GetBucketVersioning"
   | "ListObjects"
+  | "ListObjectVersions"
   | "DeleteObjects"
   | "GetObject"
   | "HeadObject"
@@ -101,6 +109,7 @@ export const OPERATION_RIGHTS: Record<Operation, Right[]> = {
   GetBucketLocation: ["list"],
   GetBucketVersioning: ["list"],
   ListObjects: ["list"],
+  ListObjectVersions: ["list"],
   DeleteObjects: ["delete"],
   GetObject: ["read"],
   HeadObject: ["read"],
@@ -131,7 +140,6 @@ export const UNSUPPORTED = [
   "policy",
   "replication",
   "tagging",
-  "versions",
   "website",
   "restore",
   "select",
@@ -170,6 +178,7 @@ export function s3Operation(
         if (query.has("uploads")) return "ListMultipartUploads";
         if (query.has("location")) return "GetBucketLocation";
         if (query.has("versioning")) return "GetBucketVersioning";
+        if (query.has("versions")) return "ListObjectVersions";
         return "ListObjects";
       case "HEAD":
         return "HeadBucket";
@@ -242,6 +251,24 @@ function md5Verifier(contentMd5: string): TransformStream<Uint8Array, Uint8Array
   });
 }
 
+/** The entries of `headers` named in `names` that it has. */
+function pick(headers: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.filter((name) => name in headers).map((n) => [n, headers[n]]));
+}
+
+/** Throws AccessDenied unless the access key has every right in `rights`. */
+function needRights(auth: Auth, accessKey: string, rights: Right[]): void {
+  for (const right of rights) {
+    if (!auth.allows(accessKey, right)) {
+      throw new S3Error(
+        403,
+        "AccessDenied",
+        `Access Denied: access key ${accessKey} may not ${right}.`,
+      );
+    }
+  }
+}
+
 /** An element's text content from parsed XML (a string, or absent). */
 function text(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
@@ -305,6 +332,7 @@ export class S3Api {
         await this.#needBucket(bucket);
         return xmlResponse("VersioningConfiguration", {});
       case "ListObjects":
+      case "ListObjectVersions":
         await this.#needBucket(bucket);
         return await this.#listObjects(bucket, parseListParams(query));
       case "DeleteObjects":
@@ -332,22 +360,24 @@ export class S3Api {
   #authorize(request: Request, rawPath: string, rawQuery: string, rights: Right[]): Caller {
     const headers = request.headers;
     const auth = this.server.options.auth ?? null;
-    const authorization = headers.get("authorization");
-    if (authorization !== null && /^\s*AWS /.test(authorization)) {
-      if (auth === null) return { accessKey: null, payloadHash: null };
-      throw new S3Error(
-        400,
-        "InvalidRequest",
-        "The authorization mechanism you have provided is not supported. Please use " +
-          "AWS4-HMAC-SHA256.",
-      );
-    }
     const input = { method: request.method, rawPath, rawQuery, headers };
+    const unsignedHash = headers.get("x-amz-content-sha256");
+    const v2 = parseSigV2(input);
+    if (v2 !== null) {
+      if (auth === null) return { accessKey: null, payloadHash: unsignedHash };
+      const verdict = verifySigV2(input, {
+        secretFor: (accessKey) => auth.secretFor(accessKey),
+        nowMs: Date.now(),
+        maxSkewMs: MAX_CLOCK_SKEW_MS,
+      });
+      if (!verdict.ok) throw new S3Error(verdict.status, verdict.code, verdict.message);
+      needRights(auth, verdict.accessKey, rights);
+      return { accessKey: verdict.accessKey, payloadHash: verdict.payloadHash };
+    }
     const parsed = parseSigV4(input);
     if (parsed !== null && "ok" in parsed) {
       throw new S3Error(parsed.status, parsed.code, parsed.message);
     }
-    const unsignedHash = headers.get("x-amz-content-sha256");
     if (auth === null) {
       return {
         accessKey: parsed?.accessKey ?? null,
@@ -358,7 +388,7 @@ export class S3Api {
       if (auth.publicRead && rights.every((right) => right === "read")) {
         return { accessKey: null, payloadHash: unsignedHash };
       }
-      throw new S3Error(403, "AccessDenied", "Access Denied: requests must be signed (SigV4).");
+      throw new S3Error(403, "AccessDenied", "Access Denied: requests must be signed.");
     }
     const verdict = verifySigV4(input, {
       secretFor: (accessKey) => auth.secretFor(accessKey),
@@ -366,15 +396,7 @@ export class S3Api {
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
     if (!verdict.ok) throw new S3Error(verdict.status, verdict.code, verdict.message);
-    for (const right of rights) {
-      if (!auth.allows(verdict.accessKey, right)) {
-        throw new S3Error(
-          403,
-          "AccessDenied",
-          `Access Denied: access key ${verdict.accessKey} may not ${right}.`,
-        );
-      }
-    }
+    needRights(auth, verdict.accessKey, rights);
     return {
       accessKey: verdict.accessKey,
       payloadHash: verdict.payloadHash,
@@ -463,7 +485,6 @@ export class S3Api {
     return (await this.server.store.kv.get([BUCKETS, bucket])).value !== null;
   }
 
-  /** Whether the bucket has any record (live or not) under `/BUCKET/`. */
   /**
    * Whether the bucket holds keys: live ones, or with "all" any but those being deleted (gone for
    * readers already; their files go in the background).
@@ -486,12 +507,36 @@ export class S3Api {
     }
   }
 
-  async #listBuckets(): Promise<Response> {
-    const buckets: { Name: string; CreationDate: string }[] = [];
-    for await (const entry of this.server.store.kv.list<number>({ prefix: [BUCKETS] })) {
-      if (buckets.length === MAX_BUCKETS) break;
-      buckets.push({ Name: entry.key[1] as string, CreationDate: isoDate(entry.value) });
+  /**
+   * The bucket rule for writes (README, "S3": buckets). With --credentials a write needs a bucket
+   * that exists, as S3's do. Without, as minikeyvalue's S3 users expect, writing into a bucket
+   * creates it: it is then listed and kept until DeleteBucket, as if CreateBucket had been called.
+   */
+  async #bucketForWrite(bucket: string): Promise<void> {
+    if (await this.#bucketExists(bucket)) return;
+    if (this.server.options.auth) {
+      throw new S3Error(404, "NoSuchBucket", "The specified bucket does not exist", bucket);
     }
+    await this.server.store.kv.set([BUCKETS, bucket], Date.now());
+  }
+
+  /**
+   * ListBuckets: those made by CreateBucket (or by a write on an open cluster), and those that
+   * hold keys written by the plain API, in name order. The second are found by skipping from one
+   * first path segment to the next, one read each, never by reading every key.
+   */
+  async #listBuckets(): Promise<Response> {
+    const created = new Map<string, number>();
+    for await (const entry of this.server.store.kv.list<number>({ prefix: [BUCKETS] })) {
+      if (created.size === MAX_BUCKETS) break;
+      created.set(entry.key[1] as string, entry.value);
+    }
+    const holding = await this.#bucketsHoldingKeys();
+    const names = new Set([...created.keys(), ...holding.keys()]);
+    const buckets = [...names].sort().slice(0, MAX_BUCKETS).map((name) => ({
+      Name: name,
+      CreationDate: isoDate(created.get(name) ?? holding.get(name) ?? 0),
+    }));
     return xmlResponse("ListAllMyBucketsResult", {
       Owner: OWNER,
       Buckets: { Bucket: buckets },
@@ -511,6 +556,36 @@ export class S3Api {
     }
     await this.server.store.kv.set([BUCKETS, bucket], Date.now());
     return new Response(null, { headers: { location: `/${bucket}` } });
+  }
+
+  /**
+   * The first path segments of live keys that are bucket names: one store read per segment
+   * (and per key outside any bucket, such as `/wehave`), at most MAX_BUCKET_SCAN_READS in all.
+   */
+  async #bucketsHoldingKeys(): Promise<Map<string, number>> {
+    const names = new Map<string, number>();
+    let start = "/";
+    for (let reads = 0; reads < MAX_BUCKET_SCAN_READS && names.size < MAX_BUCKETS; reads++) {
+      let first: [string, KeyRecord] | undefined;
+      for await (const found of this.server.store.list({ prefix: "/", start, state: "live" })) {
+        first = found;
+        break;
+      }
+      if (first === undefined) break;
+      const [key, record] = first;
+      const slash = key.indexOf("/", 1);
+      if (slash === -1) {
+        // A key outside any bucket: the next key after it.
+        start = `${key}\0`;
+        continue;
+      }
+      const name = key.slice(1, slash);
+      // Its creation date is unknown: the time of its first key stands for it.
+      if (bucketNameProblem(name) === null) names.set(name, record.info?.mtime ?? 0);
+      // "0" is the character after "/": the first key past every key of this segment.
+      start = `/${name}0`;
+    }
+    return names;
   }
 
   async #deleteBucket(bucket: string): Promise<Response> {
@@ -548,7 +623,8 @@ export class S3Api {
     let lastPrefix = params.delimiter !== "" ? params.after : "";
     let start = params.after === "" ? undefined : base + params.after;
     const encode = (value: string) => params.encodingType === "url" ? urlEncodeKey(value) : value;
-    scan: while (true) {
+    // max-keys=0 asks for no key: an empty page that is not truncated, as S3 answers it.
+    scan: while (params.maxKeys > 0) {
       const records = this.server.store.list({
         prefix: base + params.prefix,
         start,
@@ -594,6 +670,27 @@ export class S3Api {
       EncodingType: params.encodingType,
       IsTruncated: truncated,
     };
+    if (params.version === "versions") {
+      // An unversioned store: every object is its one version, "null", the latest.
+      return xmlResponse("ListVersionsResult", {
+        ...shared,
+        KeyMarker: encode(params.marker ?? ""),
+        VersionIdMarker: params.marker === undefined ? undefined : "null",
+        NextKeyMarker: truncated ? encode(last) : undefined,
+        NextVersionIdMarker: truncated ? "null" : undefined,
+        Version: contents.map((entry) => ({
+          Key: entry.Key,
+          VersionId: "null",
+          IsLatest: true,
+          LastModified: entry.LastModified,
+          ETag: entry.ETag,
+          Size: entry.Size,
+          StorageClass: entry.StorageClass,
+          Owner: OWNER,
+        })),
+        CommonPrefixes: common,
+      });
+    }
     if (params.version === 2) {
       return xmlResponse("ListBucketResult", {
         ...shared,
@@ -642,11 +739,7 @@ export class S3Api {
       throw new S3Error(404, "NoSuchKey", "The specified key does not exist.", object.key);
     }
     const { record, location, path } = found;
-    const headers = objectHeaders(record);
-    const overrideType = query.get("response-content-type");
-    if (overrideType !== null) headers["content-type"] = overrideType;
-    const disposition = query.get("response-content-disposition");
-    if (disposition !== null) headers["content-disposition"] = disposition;
+    const headers = { ...objectHeaders(record), ...responseOverrides(query) };
     const condition = checkConditions(request.headers, record);
     if (condition === 304) {
       return new Response(null, {
@@ -677,7 +770,8 @@ export class S3Api {
       return await this.#streamObject(location, path, headers, { range, sizeBytes });
     }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
-    // which copies these headers into its answer.
+    // which answers with the x-mkv-* headers it reads here, and passes on Cache-Control,
+    // Content-Disposition and Expires as they are.
     this.server.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
     const host = locationHost(location);
     const target = this.server.volumes.signed("GET", location.slice(host.length) + path);
@@ -692,7 +786,9 @@ export class S3Api {
         "x-mkv-modified": headers["last-modified"],
         "x-mkv-type": headers["content-type"],
         "x-mkv-range": range === null ? "" : `bytes=${range.start}-${range.end}`,
-        ...(disposition !== null && { "content-disposition": disposition }),
+        "x-mkv-encoding": headers["content-encoding"] ?? "",
+        "x-mkv-language": headers["content-language"] ?? "",
+        ...pick(headers, ["cache-control", "content-disposition", "expires"]),
       },
     });
   }
@@ -763,8 +859,9 @@ export class S3Api {
     const attributes = {
       type: contentTypeOf(request.headers),
       meta: userMetadata(request.headers),
+      headers: storedHeaders(request.headers),
     };
-    await this.#needBucket(object.bucket);
+    await this.#bucketForWrite(object.bucket);
     const { body, sizeBytes, failure } = this.#decodeBody(request, caller);
     const result = await this.server.write(object.key, body, {
       sizeBytes,
@@ -796,7 +893,7 @@ export class S3Api {
           "encryption attributes.",
       );
     }
-    await this.#needBucket(object.bucket);
+    await this.#bucketForWrite(object.bucket);
     const found = await this.server.locate(source.key);
     if (!found.ok) {
       if (found.status === 410) throw new S3Error(503, "ServiceUnavailable", found.reason);
@@ -813,8 +910,12 @@ export class S3Api {
     }
     const info = found.record.info;
     const attributes = directive === "COPY"
-      ? { type: info?.type, meta: info?.meta }
-      : { type: contentTypeOf(headers), meta: userMetadata(headers) };
+      ? { type: info?.type, meta: info?.meta, headers: info?.headers }
+      : {
+        type: contentTypeOf(headers),
+        meta: userMetadata(headers),
+        headers: storedHeaders(headers),
+      };
     const response = await this.server.volumes.get(found.location, found.path);
     const length = response.headers.get("content-length");
     const result = await this.server.write(object.key, response.body, {
@@ -866,21 +967,26 @@ export class S3Api {
       );
     }
     const quiet = text(del.Quiet) === "true";
-    const deleted: Record<string, unknown>[] = [];
-    const errors: Record<string, unknown>[] = [];
     const names = objects.map((entry) => text(entry?.Key) ?? "");
+    // Answered in the order asked, as S3 does, whatever order the deletes finish in.
+    const failures: (S3Error | null)[] = new Array(names.length).fill(null);
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
-        const name = names[next++];
-        const failure = await this.#deleteOne(bucket, name);
-        if (failure === null) {
-          if (!quiet) deleted.push({ Key: name });
-        } else errors.push({ Key: name, Code: failure.code, Message: failure.message });
+        const at = next++;
+        failures[at] = await this.#deleteOne(bucket, names[at]);
       }
     };
     await Promise.all(Array.from({ length: DELETE_CONCURRENCY }, worker));
-    return xmlResponse("DeleteResult", { Deleted: deleted, Error: errors });
+    const deleted = quiet ? [] : names.filter((_, at) => failures[at] === null);
+    const errors = names.flatMap((name, at) => {
+      const failure = failures[at];
+      return failure === null ? [] : [{ Key: name, Code: failure.code, Message: failure.message }];
+    });
+    return xmlResponse("DeleteResult", {
+      Deleted: deleted.map((name) => ({ Key: name })),
+      Error: errors,
+    });
   }
 
   /** One key of a DeleteObjects: null when deleted (or absent, as S3 counts it). */
@@ -913,7 +1019,8 @@ export class S3Api {
     query: URLSearchParams,
   ): Promise<Response> {
     const multipart = this.multipart;
-    await this.#needBucket(bucket);
+    if (operation === "CreateMultipartUpload") await this.#bucketForWrite(bucket);
+    else await this.#needBucket(bucket);
     const partNumber = query.get("partNumber");
     const base: MultipartRequest = {
       bucket,

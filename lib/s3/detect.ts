@@ -1,8 +1,9 @@
 // Which requests are S3's. The index serves minikeyvalue's API and S3's on the same port and the
 // same keys (README, "S3"), so each request is told apart by what S3 clients always send and
-// plain clients never do: a SigV4 signature (header or presigned query), an S3 sub-resource or
-// listing query, an `x-amz-*` or `amz-sdk-*` header; or it came in on `--s3-port`, where the
-// index's nginx marks every request with S3_PORT_HEADER (and strips that header on the main port).
+// plain clients never do: a SigV4 or SigV2 signature (header or presigned query), an S3
+// sub-resource or listing query, an `x-amz-*` or `amz-sdk-*` header; or it came in on
+// `--s3-port`, where the index's nginx marks every request with S3_PORT_HEADER (and strips that
+// header on the main port).
 // Pure; golden-tested in tests/s3_route_test.ts.
 
 /** Set by the index's nginx to "1" on every request of --s3-port; removed on the main port. */
@@ -12,12 +13,13 @@ export const REPLICA_LOCATION = "@mkv_replica";
 
 /**
  * Query parameters that only S3 requests carry: sub-resources, listing parameters, presigned
- * URLs' X-Amz-*, and response overrides. The plain API's own (`list`, `unlinked`, `start`,
+ * URLs' X-Amz-* (SigV4) or AWSAccessKeyId (SigV2), and response overrides. The plain API's own (`list`, `unlinked`, `start`,
  * `limit`) are not among them.
  */
 const S3_QUERY_NAMES = new Set([
   "acl",
   "accelerate",
+  "awsaccesskeyid",
   "analytics",
   "attributes",
   "continuation-token",
@@ -85,7 +87,7 @@ export interface DetectInput {
 
 /**
  * Whether a request is an S3 request. In order: the mark of --s3-port; an Authorization header in
- * SigV4 (`AWS4-HMAC-SHA256 ...`) or SigV2 (`AWS KEY:SIG`, refused later with a clear error); any
+ * SigV4 (`AWS4-HMAC-SHA256 ...`) or SigV2 (`AWS KEY:SIG`); any
  * `x-amz-*` header or the `amz-sdk-invocation-id`/`amz-sdk-request` that every AWS SDK sends, even
  * unsigned; a query parameter from S3_QUERY_NAMES (case-insensitive). Everything else is plain.
  */

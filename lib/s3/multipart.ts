@@ -30,12 +30,13 @@ import {
   keepFailure,
   MAX_LIST_KEYS,
   parseCopySource,
+  storedHeaders,
   urlEncodeKey,
   userMetadata,
   writeFailure,
 } from "./objects.ts";
 import { S3Error } from "./error.ts";
-import { MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
+import { malformedXml, MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
 
 /** S3's smallest part but the last; a constructor option lowers it for tests. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -91,6 +92,8 @@ export interface UploadState {
   type?: string;
   /** `x-amz-meta-*` given at Create (names lower-case, without the prefix). */
   meta?: Record<string, string>;
+  /** The standard headers given at Create (lib/s3/objects.ts, STORED_HEADERS). */
+  headers?: Record<string, string>;
 }
 
 /** A part as its record tells it. */
@@ -181,23 +184,28 @@ function unquote(etag: string): string {
   return etag.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
 }
 
+/**
+ * The object's URL, as S3 gives it in CompleteMultipartUpload's result: absolute, with the scheme
+ * and host the client used (the index's nginx passes its Host header and sets X-Forwarded-Proto).
+ */
+export function objectUrl(request: MultipartRequest): string {
+  const path = `/${request.bucket}/${urlEncodeKey(request.key)}`;
+  const host = request.headers.get("host");
+  const scheme = request.headers.get("x-forwarded-proto") === "https" ? "https" : "http";
+  return host === null ? path : `${scheme}://${host}${path}`;
+}
+
 /** The parts CompleteMultipartUpload names, in the order given; throws S3Error (MalformedXML). */
 export function parseCompleteBody(xml: string): RequestedPart[] {
-  const malformed = () =>
-    new S3Error(
-      400,
-      "MalformedXML",
-      "The XML you provided was not well-formed or did not validate against our published schema",
-    );
   const root = parseXml(xml).CompleteMultipartUpload;
-  if (typeof root !== "object" || root === null) throw malformed();
+  if (typeof root !== "object" || root === null) throw malformedXml();
   const parts = (root as Record<string, unknown>).Part;
-  if (!Array.isArray(parts) || parts.length === 0) throw malformed();
-  if (parts.length > MAX_PART_NUMBER) throw malformed();
+  if (!Array.isArray(parts) || parts.length === 0) throw malformedXml();
+  if (parts.length > MAX_PART_NUMBER) throw malformedXml();
   return parts.map((part) => {
-    if (typeof part !== "object" || part === null) throw malformed();
+    if (typeof part !== "object" || part === null) throw malformedXml();
     const { PartNumber, ETag } = part as Record<string, unknown>;
-    if (typeof PartNumber !== "string" || typeof ETag !== "string") throw malformed();
+    if (typeof PartNumber !== "string" || typeof ETag !== "string") throw malformedXml();
     const number = parsePartNumber(PartNumber);
     if (number instanceof S3Error) throw number;
     return { partNumber: number, etag: unquote(ETag) };
@@ -402,6 +410,7 @@ export class Multipart {
       await request.body?.cancel();
       const meta = userMetadata(request.headers);
       const type = contentTypeOf(request.headers);
+      const headers = storedHeaders(request.headers);
       const initiated = Date.now();
       // Ids of one key's uploads list in the order they were made, also within a millisecond.
       this.#lastIdMs = Math.max(initiated, this.#lastIdMs + 1);
@@ -412,6 +421,7 @@ export class Multipart {
         initiated,
         type,
         meta,
+        headers,
       };
       const committed = await this.server.store.kv.atomic()
         .set([UPLOADS, "id", uploadId], JSON.stringify(state))
@@ -530,7 +540,7 @@ export class Multipart {
       const joined = this.#joined(uploadId, parts);
       const result = await this.server.write(finalKey, joined.stream, {
         sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
-        attributes: { type: state.type, meta: state.meta, etag },
+        attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
         overwrite: true,
         allowEmpty: true,
       });
@@ -538,7 +548,7 @@ export class Multipart {
       await this.#forget(uploadId, state);
       await this.#removeParts(uploadId);
       return xmlResponse("CompleteMultipartUploadResult", {
-        Location: `/${request.bucket}/${urlEncodeKey(request.key)}`,
+        Location: objectUrl(request),
         Bucket: request.bucket,
         Key: request.key,
         ETag: `"${etag}"`,

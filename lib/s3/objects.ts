@@ -28,6 +28,25 @@ export const MAX_CONTENT_TYPE_BYTES = 1024;
 export const DEFAULT_CONTENT_TYPE = "binary/octet-stream";
 
 const META_PREFIX = "x-amz-meta-";
+/** The standard headers an object keeps from its PUT and answers with, as S3's do. */
+export const STORED_HEADERS = [
+  "cache-control",
+  "content-disposition",
+  "content-encoding",
+  "content-language",
+  "expires",
+];
+/** The most the stored standard headers of one object may hold, names and values. */
+export const MAX_STORED_HEADER_BYTES = 2048;
+/** The query parameters that override a GET's answer headers, and the header each replaces. */
+const RESPONSE_OVERRIDES: Record<string, string> = {
+  "response-cache-control": "cache-control",
+  "response-content-disposition": "content-disposition",
+  "response-content-encoding": "content-encoding",
+  "response-content-language": "content-language",
+  "response-content-type": "content-type",
+  "response-expires": "expires",
+};
 
 /** What a path-style request names: the service (`/`), a bucket, or an object. */
 export type S3Target =
@@ -110,6 +129,45 @@ export function userMetadata(headers: Headers): Record<string, string> | undefin
   return meta;
 }
 
+/**
+ * The standard headers to keep for a PUT (STORED_HEADERS), or undefined for none; throws
+ * InvalidArgument beyond MAX_STORED_HEADER_BYTES. `aws-chunked`, the framing of the upload, is
+ * not the value's encoding: S3 keeps what Content-Encoding says besides it.
+ */
+export function storedHeaders(headers: Headers): Record<string, string> | undefined {
+  let kept: Record<string, string> | undefined;
+  let bytes = 0;
+  for (const name of STORED_HEADERS) {
+    let value = headers.get(name);
+    if (name === "content-encoding" && value !== null) {
+      value = value.split(",").map((part) => part.trim())
+        .filter((part) => part !== "" && part.toLowerCase() !== "aws-chunked").join(",");
+    }
+    if (value === null || value === "") continue;
+    bytes += name.length + utf8Length(value);
+    (kept ??= {})[name] = value;
+  }
+  if (bytes > MAX_STORED_HEADER_BYTES) {
+    throw new S3Error(
+      400,
+      "InvalidArgument",
+      `Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires ` +
+        `together exceed ${MAX_STORED_HEADER_BYTES} bytes.`,
+    );
+  }
+  return kept;
+}
+
+/** The answer headers a GET's `response-*` query parameters replace, by header name. */
+export function responseOverrides(query: URLSearchParams): Record<string, string> {
+  const overrides: Record<string, string> = {};
+  for (const [parameter, header] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = query.get(parameter);
+    if (value !== null) overrides[header] = value;
+  }
+  return overrides;
+}
+
 /** The Content-Type to keep for a PUT, or undefined for none; throws for one too long. */
 export function contentTypeOf(headers: Headers): string | undefined {
   const type = headers.get("content-type");
@@ -146,6 +204,7 @@ export function objectHeaders(record: KeyRecord): Record<string, string> {
   };
   const etag = etagOf(record);
   if (etag !== "") headers.etag = etag;
+  Object.assign(headers, info?.headers);
   for (const [name, value] of Object.entries(info?.meta ?? {})) headers[META_PREFIX + name] = value;
   return headers;
 }
@@ -262,7 +321,8 @@ export function parseCopySource(
 
 /** The parameters of ListObjects (v1) and ListObjectsV2, checked. */
 export interface ListParams {
-  version: 1 | 2;
+  /** ListObjects (1), ListObjectsV2 (2) or ListObjectVersions ("versions"). */
+  version: 1 | 2 | "versions";
   prefix: string;
   delimiter: string;
   maxKeys: number;
@@ -293,8 +353,8 @@ export function decodeToken(token: string): string {
 
 /** The listing parameters of a query; throws InvalidArgument for bad ones. */
 export function parseListParams(query: URLSearchParams): ListParams {
-  const version = query.get("list-type") === "2" ? 2 : 1;
-  if (query.has("list-type") && version !== 2) {
+  const version = query.has("versions") ? "versions" : query.get("list-type") === "2" ? 2 : 1;
+  if (query.has("list-type") && version === 1) {
     throw new S3Error(400, "InvalidArgument", "Invalid List Type specified: list-type must be 2");
   }
   let maxKeys = MAX_LIST_KEYS;
@@ -327,7 +387,8 @@ export function parseListParams(query: URLSearchParams): ListParams {
       params.after = decodeToken(token);
     } else if (startAfter !== null) params.after = startAfter;
   } else {
-    const marker = query.get("marker");
+    // ListObjectVersions' key-marker is v1's marker; its version-id-marker can only be "null".
+    const marker = query.get(version === "versions" ? "key-marker" : "marker");
     if (marker !== null) {
       params.marker = marker;
       params.after = marker;

@@ -1,6 +1,9 @@
 // S3's XML, built and parsed with fast-xml-parser: the bodies of answers (listings, multipart,
 // errors) and of the requests that carry one (CompleteMultipartUpload, DeleteObjects). Text is
-// escaped by the library, never by hand. Pure, but for `xmlResponse`/`s3Error`, which wrap it.
+// escaped by the library, never by hand. A request body's character references are decoded here,
+// in one pass: the five named entities and numeric references, as Go's encoding/xml (`&#34;`),
+// botocore and the JavaScript SDK (`&#x0D;`) write them; a DTD or any other entity is refused, so
+// no request can define or expand entities. Pure, but for `xmlResponse`/`s3Error`, which wrap it.
 
 import { XMLBuilder, XMLParser } from "npm:fast-xml-parser@5.12.1";
 import { S3Error } from "./error.ts";
@@ -24,8 +27,21 @@ const PARSER = new XMLParser({
   trimValues: false,
   // Keys and part numbers stay text; lists of one element stay lists where S3 allows many.
   isArray: (name) => name === "Part" || name === "Object",
-  processEntities: true,
+  // References are decoded by `decodeReferences`, which knows numeric ones and refuses the rest.
+  processEntities: false,
 });
+
+/** What the five entities of XML stand for. */
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+};
+
+/** An ampersand and what may follow it up to its semicolon (or the ampersand alone). */
+const REFERENCE = /&(#x[0-9a-fA-F]{1,6};|#[0-9]{1,7};|[A-Za-z][A-Za-z0-9]{0,7};)?/g;
 
 /**
  * An XML document with `root` as its element in S3's namespace. Values may be strings, numbers,
@@ -65,19 +81,74 @@ export function renderError(failure: S3Error, requestId: string): string {
     BUILDER.build({ Error: withoutUndefined(error) });
 }
 
-/** Parses an XML request body; throws an S3Error (MalformedXML) on text that is not XML. */
-export function parseXml(text: string): Record<string, unknown> {
-  try {
-    const parsed = PARSER.parse(text, true);
-    if (typeof parsed !== "object" || parsed === null) throw new Error("not an element");
-    return parsed as Record<string, unknown>;
-  } catch {
-    throw new S3Error(
-      400,
-      "MalformedXML",
-      "The XML you provided was not well-formed or did not validate against our published schema",
-    );
+/** S3's answer to a request body that is not the XML it expects. */
+export function malformedXml(): S3Error {
+  return new S3Error(
+    400,
+    "MalformedXML",
+    "The XML you provided was not well-formed or did not validate against our published schema",
+  );
+}
+
+/**
+ * The text with its character references replaced by what they stand for, in one pass (so
+ * `&amp;#39;` is `&#39;`); null if it holds a bare `&`, an unknown entity, or a reference to a
+ * character XML does not allow.
+ */
+export function decodeReferences(text: string): string | null {
+  if (!text.includes("&")) return text;
+  let bad = false;
+  const decoded = text.replace(REFERENCE, (_, body: string | undefined) => {
+    const name = body?.slice(0, -1);
+    const char = name === undefined ? undefined : name.startsWith("#")
+      ? characterOf(
+        name[1] === "x" ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10),
+      )
+      : NAMED_ENTITIES[name];
+    if (char === undefined) bad = true;
+    return char ?? "";
+  });
+  return bad ? null : decoded;
+}
+
+/** The character of a code point that XML 1.0 allows in a document; undefined otherwise. */
+function characterOf(code: number): string | undefined {
+  const allowed = code === 0x9 || code === 0xa || code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff);
+  return allowed ? String.fromCodePoint(code) : undefined;
+}
+
+/** Every string of a parsed document decoded; throws MalformedXML where one cannot be. */
+function decodeTree(value: unknown): unknown {
+  if (typeof value === "string") {
+    const decoded = decodeReferences(value);
+    if (decoded === null) throw malformedXml();
+    return decoded;
   }
+  if (Array.isArray(value)) return value.map(decodeTree);
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [name, field] of Object.entries(value)) out[name] = decodeTree(field);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Parses an XML request body; throws an S3Error (MalformedXML) on text that is not XML, and on a
+ * document type declaration (S3's bodies have none; it could define entities).
+ */
+export function parseXml(text: string): Record<string, unknown> {
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw malformedXml();
+  let parsed: unknown;
+  try {
+    parsed = PARSER.parse(text, true);
+  } catch {
+    throw malformedXml();
+  }
+  if (typeof parsed !== "object" || parsed === null) throw malformedXml();
+  return decodeTree(parsed) as Record<string, unknown>;
 }
 
 /** An XML answer. */
