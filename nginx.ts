@@ -7,6 +7,7 @@
 // Not an entry point: volume.ts and index.ts import it.
 
 import {
+  DEFAULT_WORKER_USER,
   ensureRuntimeDir,
   lockFileFor,
   NginxError,
@@ -15,12 +16,18 @@ import {
   stopLeftover,
   tempListFor,
 } from "./lib/runtime.ts";
-import { DISK_STATUS_PATH, STUB_STATUS_PATH, WRITE_PROBE_PATH } from "./lib/placement.ts";
+import {
+  DISK_STATUS_PATH,
+  STUB_STATUS_PATH,
+  VOLUME_OWN_DIR,
+  WRITE_PROBE_PATH,
+} from "./lib/placement.ts";
+import { ensureDirNoFollow } from "./lib/nofollow.ts";
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
 
-export { NginxError };
+export { DEFAULT_WORKER_USER, NginxError };
 export type { TlsFiles };
 
 /** How long nginx may take to answer on its port after starting. */
@@ -30,11 +37,6 @@ const STOP_TIMEOUT_MS = 5_000;
 /** A child that dies this many times within RESTART_WINDOW_MS is given up. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
-/** The user nginx's workers run as when root starts nginx; directories it writes must allow it. */
-const WORKER_USER = "nobody";
-const WORKER_UID = 65534;
-/** The gid of nginx's workers when root starts nginx (group nogroup). */
-const WORKER_GID = 65534;
 /** Our config files and nginx's prefix directories start with this. */
 const CONF_PREFIX = "mkv-nginx-";
 /**
@@ -49,12 +51,33 @@ export const DEFAULT_KEEPALIVE_MS = 75_000;
  */
 const KEY_PATH_REGEX =
   "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$";
+/** nginx's upload spool inside a volume's directory, in the volume's own directory. */
+const VOLUME_SPOOL = `${VOLUME_OWN_DIR}/tmp`;
+/** The disk figures (lib/statusvolume.ts) inside a volume's directory. */
+const VOLUME_DISK_FILE = `${VOLUME_OWN_DIR}/disk.json`;
+/** A volume's directory when root runs it: root's, writable by the workers' group, sticky. */
+const VOLUME_DIR_MODE = 0o1770;
+/** The volume's own directory: root's (or ours), readable by the workers' group. */
+const VOLUME_OWN_DIR_MODE = 0o750;
+/** The command that makes the workers' account, in a refusal's message. */
+const CREATE_ACCOUNT = "useradd --system --no-create-home --shell /usr/sbin/nologin";
 /** Lines of nginx's stderr kept to explain a failed start. */
 const STDERR_LINES_KEPT = 20;
+
+/** The account of nginx's workers, as the system knows it (see workerAccount). */
+export interface WorkerAccount {
+  name: string;
+  uid: number;
+  gid: number;
+  /** The name of its primary group, for nginx's `user` directive. */
+  group: string;
+}
 
 export interface ConfigOptions {
   /** nginx's prefix directory: pid file and temp paths go here. */
   prefixDir: string;
+  /** The workers' account when nginx's master runs as root; absent: they run as the master. */
+  user?: WorkerAccount;
   /** The pid file; derived from the port so that a leftover of a crashed run can be found. */
   pidFile: string;
   port: number;
@@ -158,6 +181,7 @@ export function renderConfig(options: ConfigOptions): string {
     `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.`,
     `daemon off;`,
     `master_process on;`,
+    ...(options.user ? [`user ${options.user.name} ${options.user.group};`] : []),
     `worker_processes ${options.workerProcesses};`,
     `pid ${quote(options.pidFile)};`,
     `error_log stderr warn;`,
@@ -204,13 +228,14 @@ function nginxDuration(ms: number): string {
  * A WebDAV volume serving `dir`: GET/HEAD of everything (files, byte ranges, directories as JSON
  * listings), but PUT and DELETE only on a key's file, so that no request can remove a directory
  * (`DELETE /` would remove every value) or write outside the layout. Parent directories are made
- * on PUT; no body limit. Uploads are spooled in `dir/.tmp` so that the final rename stays on one
- * filesystem and a partial upload never appears under its name. With a secret, writes (and with
+ * on PUT; no body limit. Uploads are spooled in the volume's own `dir/.mkv/tmp` so that the final
+ * rename stays on one filesystem and a partial upload never appears under its name. Files are
+ * made 0600 and directories 0700: values are the workers' alone. With a secret, writes (and with
  * private reads, reads) need a signed URL (renderSignatureCheck).
  */
 export function renderVolumeLocations(options: VolumeLocationOptions): string {
   const root = quote(options.dir);
-  const spool = `      client_body_temp_path ${quote(`${options.dir}/.tmp`)};`;
+  const spool = `      client_body_temp_path ${quote(`${options.dir}${VOLUME_SPOOL}`)};`;
   const signed = renderSignatureCheck(options);
   return [
     `    root ${root};`,
@@ -231,7 +256,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     spool,
     `      client_max_body_size 0;`,
     `      dav_methods PUT DELETE;`,
-    `      dav_access user:rw group:r all:r;`,
+    `      dav_access user:rw;`,
     `      create_full_put_path on;`,
     `    }`,
     `    location ^~ /. {`,
@@ -244,7 +269,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      }`,
     spool,
     `      dav_methods PUT;`,
-    `      dav_access user:rw group:r all:r;`,
+    `      dav_access user:rw;`,
     `    }`,
     // The volume's own figures for the index (lib/statusvolume.ts): nginx's counters, and the
     // disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
@@ -261,6 +286,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `        deny all;`,
     `      }`,
     `      default_type application/json;`,
+    `      alias ${quote(`${options.dir}${VOLUME_DISK_FILE}`)};`,
     `    }`,
   ].join("\n");
 }
@@ -486,51 +512,125 @@ async function lockPort(port: number): Promise<Deno.FsFile> {
   return file;
 }
 
-/** Whether nginx's workers would be able to create files in a directory with this stat. */
-export function writableByWorkers(info: { uid: number | null; mode: number | null }): boolean {
-  const mode = info.mode ?? 0;
-  return (info.uid === WORKER_UID && (mode & 0o300) === 0o300) || (mode & 0o003) === 0o003;
-}
-
 function isRoot(): boolean {
   return Deno.uid() === 0;
 }
 
+/** The refusal when the workers' account is missing, with the command that makes it. Pure. */
+export function missingAccountMessage(name: string): string {
+  return `user ${name} (for nginx's workers) does not exist; run: ${CREATE_ACCOUNT} ${name}`;
+}
+
+/** Parses a line of `getent passwd` and the group name of `getent group`. Pure. */
+export function parseAccount(passwd: string, groupLine: string): WorkerAccount | null {
+  const [name, , uid, gid] = passwd.trim().split(":");
+  const group = groupLine.trim().split(":")[0];
+  if (!name || !/^\d+$/.test(uid ?? "") || !/^\d+$/.test(gid ?? "") || !group) return null;
+  return { name, uid: Number(uid), gid: Number(gid), group };
+}
+
+async function getent(database: string, key: string): Promise<string> {
+  const { code, stdout } = await new Deno.Command("getent", {
+    args: [database, key],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return code === 0 ? new TextDecoder().decode(stdout) : "";
+}
+
 /**
- * Fails with a one-line reason unless nginx's workers can write `dir` (and reach it). As root, a
- * directory that does not exist yet is created for them; an existing one is never changed.
+ * The account nginx's workers run as: `name`'s when we are root (fails with the command that
+ * makes it if it does not exist; root itself is refused), null otherwise, when the workers run
+ * as we do and `name` does not matter.
  */
-export async function prepareWritableDir(dir: string): Promise<void> {
-  let created = false;
-  try {
-    const info = await Deno.stat(dir);
-    if (!info.isDirectory) throw new NginxError(`${dir} is not a directory`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    await Deno.mkdir(dir, { recursive: true });
-    created = true;
+export async function workerAccount(name: string): Promise<WorkerAccount | null> {
+  if (!isRoot()) return null;
+  if (!/^[a-z_][a-z0-9_-]*\$?$/i.test(name)) throw new NginxError(`bad user name ${name}`);
+  const passwd = await getent("passwd", name);
+  const gid = passwd.split(":")[3] ?? "";
+  const account = passwd === "" ? null : parseAccount(passwd, await getent("group", gid));
+  if (account === null) throw new NginxError(missingAccountMessage(name));
+  if (account.uid === 0 || account.gid === 0) {
+    throw new NginxError(`user ${name} is root's uid or gid: nginx's workers must not be root`);
   }
-  if (!isRoot()) {
+  return account;
+}
+
+/**
+ * What is wrong with an existing volume directory for root to run it with `account`'s workers:
+ * it must be root's, of the workers' group, mode 1770 (the workers make and remove what is
+ * theirs; the sticky bit keeps the volume's own root directory from being renamed away and
+ * replaced by a link). null if it is right. Pure.
+ */
+export function volumeDirProblem(
+  dir: string,
+  info: { uid: number | null; gid: number | null; mode: number | null },
+  account: WorkerAccount,
+): string | null {
+  const mode = (info.mode ?? 0) & 0o7777;
+  if (info.uid === 0 && info.gid === account.gid && mode === VOLUME_DIR_MODE) return null;
+  const { name } = account;
+  return `volume directory ${dir} is not root's with group ${name} and mode 1770, so ` +
+    `${name}'s nginx workers could not store there or could plant links for root to follow; ` +
+    `run: chown -R ${name}:${name} ${dir} && chmod -R go= ${dir} && ` +
+    `chown root:${name} ${dir} && chmod 1770 ${dir}`;
+}
+
+/**
+ * Readies a volume's directory for nginx's workers, failing with a one-line reason: `dir`
+ * (made if missing), the volume's own directory in it and nginx's upload spool. As root, with
+ * the workers' `account`: `dir` is root's, group the account's, mode 1770 (see volumeDirProblem;
+ * an existing one is checked, never changed), the own directory root's and the spool the
+ * workers', each made and changed without following a link. Otherwise all of it is ours.
+ */
+export async function prepareVolumeDir(dir: string, account: WorkerAccount | null): Promise<void> {
+  let info = await Deno.stat(dir).catch((err) => {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  });
+  if (info === null) {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    if (account) await ensureDirNoFollow(dir, { mode: VOLUME_DIR_MODE, uid: 0, gid: account.gid });
+    info = await Deno.stat(dir);
+  }
+  if (!info.isDirectory) throw new NginxError(`${dir} is not a directory`);
+  if (account) {
+    const problem = volumeDirProblem(dir, info, account);
+    if (problem !== null) throw new NginxError(problem);
+    await checkReachable(dir, account);
+  } else {
     await Deno.makeTempFile({ dir, prefix: ".mkv-write-check-" }).then(Deno.remove).catch(() => {
       throw new NginxError(`directory ${dir} is not writable`);
     });
-    return;
   }
-  if (created) await Deno.chown(dir, WORKER_UID, WORKER_UID);
-  const info = await Deno.stat(dir);
-  if (!writableByWorkers(info)) {
+  const own = `${dir}${VOLUME_OWN_DIR}`;
+  const before = await ensureDirNoFollow(own, {
+    mode: VOLUME_OWN_DIR_MODE,
+    ...(account && { uid: 0, gid: account.gid }),
+  });
+  if (before !== null && before.uid !== Deno.uid()) {
     throw new NginxError(
-      `directory ${dir} is not writable by nginx's workers (user ${WORKER_USER}); ` +
-        `run: chown -R ${WORKER_USER}: ${dir}`,
+      `${own} was made by uid ${before.uid}, not by this program; run: rm -r ${own}`,
     );
   }
+  // The own directory is root's and cannot be renamed (sticky): nothing below it can be planted.
+  await ensureDirNoFollow(`${dir}${VOLUME_SPOOL}`, {
+    mode: 0o700,
+    ...(account && { uid: account.uid, gid: account.gid }),
+  });
+}
+
+/** Fails with a one-line reason unless the workers can reach `dir` through its parents. */
+async function checkReachable(dir: string, account: WorkerAccount): Promise<void> {
   let parent = await Deno.realPath(dir);
   while (parent !== "/") {
     parent = parent.slice(0, parent.lastIndexOf("/")) || "/";
-    const mode = (await Deno.stat(parent)).mode ?? 0;
-    if ((mode & 0o001) === 0) {
+    const info = await Deno.stat(parent);
+    const mode = info.mode ?? 0;
+    const searchable = (mode & 0o001) !== 0 || (info.gid === account.gid && (mode & 0o010) !== 0);
+    if (!searchable) {
       throw new NginxError(
-        `directory ${dir} cannot be reached by nginx's workers (user ${WORKER_USER}): ` +
+        `directory ${dir} cannot be reached by nginx's workers (user ${account.name}): ` +
           `${parent} is not searchable by others; run: chmod o+x ${parent}`,
       );
     }
@@ -540,15 +640,19 @@ export async function prepareWritableDir(dir: string): Promise<void> {
 /**
  * Lets nginx's workers, and no one else but root, connect to the unix socket `socketPath` in the
  * directory `dir` (ours, mode 0700, as Deno.makeTempDir makes it, while the socket is made).
- * Connecting takes write permission on the socket. As root, the workers run as nobody: the socket
- * becomes nobody's, mode 0600, and the directory 0711, which lets others pass through but not
- * list or change it, so that nobody cannot replace the socket either. Otherwise the workers run
- * as we do, and the socket stays ours, 0600 in a 0700 directory.
+ * Connecting takes write permission on the socket. As root, the socket becomes the workers'
+ * `account`'s, mode 0600, and the directory 0711, which lets others pass through but not list or
+ * change it, so that the workers cannot replace the socket either. Otherwise the workers run as
+ * we do, and the socket stays ours, 0600 in a 0700 directory.
  */
-export async function shareSocketWithWorkers(dir: string, socketPath: string): Promise<void> {
+export async function shareSocketWithWorkers(
+  dir: string,
+  socketPath: string,
+  account: WorkerAccount | null,
+): Promise<void> {
   await Deno.chmod(socketPath, 0o600);
-  if (!isRoot()) return;
-  await Deno.chown(socketPath, WORKER_UID, WORKER_GID);
+  if (account === null) return;
+  await Deno.chown(socketPath, account.uid, account.gid);
   await Deno.chmod(dir, 0o711);
 }
 
@@ -617,6 +721,11 @@ export interface NginxOptions {
   /** Names the program in log lines, e.g. `volume :3001`. */
   name: string;
   port: number;
+  /**
+   * The account of nginx's workers (workerAccount): required when we are root, so that they never
+   * run as nginx's default, the shared `nobody`; null otherwise.
+   */
+  user: WorkerAccount | null;
   /** Serve HTTPS; the files are checked (the key must be private) before nginx starts. */
   tls?: TlsFiles;
   workerProcesses?: number;
@@ -654,6 +763,9 @@ export class Nginx {
   /** Starts nginx and resolves once its port answers; rejects with a one-line NginxError. */
   static async start(options: NginxOptions): Promise<Nginx> {
     await nginxAvailable();
+    if (isRoot() && options.user === null) {
+      throw new NginxError(`${options.name}: root runs nginx only with an account for its workers`);
+    }
     if (options.tls) await checkTlsFiles(options.tls);
     await ensureRuntimeDir();
     if (options.accessLog !== undefined && options.accessLog !== "stderr") {
@@ -679,6 +791,7 @@ export class Nginx {
     );
     const config = renderConfig({
       prefixDir: nginx.#prefixDir,
+      ...(options.user && { user: options.user }),
       pidFile: pidFileFor(options.port),
       port: options.port,
       ipv6: hasIpv6(),

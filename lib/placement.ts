@@ -15,6 +15,12 @@ export const PARTS_PREFIX = "/-/mpu/";
 export const STUB_STATUS_PATH = "/.mkv-status";
 /** Where a volume serves its filesystem's free and total bytes (lib/statusvolume.ts), as JSON. */
 export const DISK_STATUS_PATH = "/.mkv-disk";
+/**
+ * The volume's own directory inside its --dir, made by volume.ts (root's when root runs it, so
+ * that nginx's workers, who own the rest, cannot plant a link there): nginx's upload spool
+ * (`tmp/`) and the disk figures (`disk.json`), served at DISK_STATUS_PATH.
+ */
+export const VOLUME_OWN_DIR = "/.mkv";
 
 /** The longest key in bytes: its base64 must fit one file name of 255 bytes on the volume. */
 export const MAX_KEY_BYTES = 189;

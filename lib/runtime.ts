@@ -9,6 +9,13 @@
 const STOP_TIMEOUT_MS = 5_000;
 
 /**
+ * The account nginx's workers run as when root starts a program (`--user`): a system account of
+ * their own, never a shared one such as `nobody`, whose other processes could then change every
+ * value, read the workers' memory (the volume secret, TLS keys) and talk to the index's socket.
+ */
+export const DEFAULT_WORKER_USER = "mkv";
+
+/**
  * A failure to run nginx; the message is one line, fit to print before exiting. Defined here, where
  * the first such failures arise, and exported by nginx.ts, where the programs take it from.
  */
