@@ -18,12 +18,12 @@ import { volumeTlsFor } from "./lib/tls.ts";
 import { Volumes } from "./lib/volumes.ts";
 import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
+  DEFAULT_WORKER_USER,
   Nginx,
   NginxError,
   renderLimitZones,
   renderProxyLocations,
   renderProxyUpstream,
-  DEFAULT_WORKER_USER,
   shareSocketWithWorkers,
   stopOnSignals,
   workerAccount,

@@ -99,14 +99,58 @@ export interface ConfigOptions {
 }
 
 /**
- * The access log's line: one JSON object per request. The query string is in `uri` as sent; the
- * Authorization header and any other header but the User-Agent are never logged.
+ * The query parameters whose values are secrets or credentials, never logged: SigV4's and SigV2's
+ * signatures, access keys and session tokens (presigned URLs), and a volume's signature (`md5`).
+ * A log that leaks them lets its reader replay the request until it expires.
+ */
+const SECRET_PARAMS = [
+  "X-Amz-Signature",
+  "X-Amz-Credential",
+  "X-Amz-Security-Token",
+  "Signature",
+  "AWSAccessKeyId",
+  "md5",
+];
+/** What a secret parameter's value is logged as. */
+export const REDACTED = "REDACTED";
+const SECRET_PARAM_VALUE = new RegExp(`([?&](?:${SECRET_PARAMS.join("|")})=)[^&\\s"]*`, "gi");
+
+/** `text` (a URL, or a log line holding one) with each secret parameter's value redacted. Pure. */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_PARAM_VALUE, `$1${REDACTED}`);
+}
+
+/**
+ * The access log's line: one JSON object per request. The query string is in `uri` as sent but
+ * for the values of SECRET_PARAMS (renderRedactedUri); the Authorization header and any other
+ * header but the User-Agent are never logged.
  */
 export const ACCESS_LOG_FORMAT = `{"time":"$time_iso8601","remote_addr":"$remote_addr",` +
-  `"method":"$request_method","uri":"$request_uri","status":$status,` +
+  `"method":"$request_method","uri":"$mkv_logged_uri","status":$status,` +
   `"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
   `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
   `"user_agent":"$http_user_agent"}`;
+
+/**
+ * `$mkv_logged_uri`: `$request_uri` with the value of each of SECRET_PARAMS replaced, one map
+ * per parameter (nginx has no replace-all), evaluated only when a line is logged.
+ */
+function renderRedactedUri(): string[] {
+  const lines: string[] = [];
+  let from = "$request_uri";
+  SECRET_PARAMS.forEach((param, i) => {
+    const to = i === SECRET_PARAMS.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
+    lines.push(
+      `  map ${from} ${to} {`,
+      `    "~*^(?<mkv_before_${i}>.*[?&]${param}=)[^&]*(?<mkv_after_${i}>.*)$" ` +
+        `"\${mkv_before_${i}}${REDACTED}\${mkv_after_${i}}";`,
+      `    default ${from};`,
+      `  }`,
+    );
+    from = to;
+  });
+  return lines;
+}
 
 /** The http-level lines of the access log: `access_log off` unless `accessLog` is set. */
 function renderAccessLog(accessLog: string | undefined): string[] {
@@ -120,6 +164,7 @@ function renderAccessLog(accessLog: string | undefined): string[] {
   }
   const target = accessLog === "stderr" ? "/dev/stderr" : accessLog;
   return [
+    ...renderRedactedUri(),
     `  log_format mkv_json escape=json '${ACCESS_LOG_FORMAT}';`,
     `  access_log ${quote(target)} mkv_json;`,
   ];
@@ -427,6 +472,7 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      add_header ETag $mkv_etag;`,
     `      add_header Last-Modified $mkv_modified;`,
     `      add_header Content-Type $mkv_type;`,
+    ...CONTENT_HEADERS.map((line) => `      ${line}`),
     `      proxy_buffering off;`,
     `      proxy_connect_timeout 10s;`,
     `      proxy_read_timeout 60s;`,
@@ -435,30 +481,32 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
 }
 
 /**
+ * What keeps a stored value from acting on the index's origin, where the status page's
+ * credentials are: browsers take each answer for what its Content-Type says (no sniffing a text
+ * value into a page), and run any page in a sandbox, an origin of its own without scripts, so
+ * that a value stored as `text/html` (or asked for with `?response-content-type=`) can neither
+ * read `/-/status.json` nor write with an admin's cached Basic credentials. Every answer of the
+ * index's port carries them but the status page's, which must run its own script.
+ */
+const CONTENT_HEADERS = [
+  `add_header X-Content-Type-Options nosniff always;`,
+  `add_header Content-Security-Policy sandbox always;`,
+];
+/** The index's status page: the one answer that is our own page, with a script. */
+const STATUS_PAGE_PATH = "/-/status";
+
+/**
  * Passes every request unchanged to the index's Deno server, with the Host header as the client
  * sent it (S3's signatures cover it); request bodies stream through. With `limits`, each client
  * address is held to them (see renderLimitZones). The mark of --s3-port's requests is set there
- * and removed from the main port's, so that no client can set it.
+ * and removed from the main port's, so that no client can set it. Every answer carries
+ * CONTENT_HEADERS (the status page only the first).
  */
 export function renderProxyLocations(
   limits: ProxyLimits = {},
   options: ProxyLocationOptions = {},
 ): string {
-  return [
-    `    client_max_body_size 0;`,
-    ...renderLimits(limits),
-    // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
-    // for the start of a fragment: refused, so that no key means two things.
-    `    if ($request_uri ~ "#") {`,
-    `      return 400 "percent-encode # as %23\\n";`,
-    `    }`,
-    // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
-    `    error_page 501 = @unsupported;`,
-    `    location @unsupported {`,
-    `      return 400 "unsupported Transfer-Encoding\\n";`,
-    `    }`,
-    ...renderReplicaLocation(options),
-    `    location / {`,
+  const proxy = [
     `      proxy_pass http://mkv_index;`,
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
@@ -474,6 +522,28 @@ export function renderProxyLocations(
     `      proxy_redirect off;`,
     `      proxy_read_timeout 1h;`,
     `      proxy_send_timeout 1h;`,
+  ];
+  return [
+    `    client_max_body_size 0;`,
+    ...CONTENT_HEADERS.map((line) => `    ${line}`),
+    ...renderLimits(limits),
+    // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
+    // for the start of a fragment: refused, so that no key means two things.
+    `    if ($request_uri ~ "#") {`,
+    `      return 400 "percent-encode # as %23\\n";`,
+    `    }`,
+    // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
+    `    error_page 501 = @unsupported;`,
+    `    location @unsupported {`,
+    `      return 400 "unsupported Transfer-Encoding\\n";`,
+    `    }`,
+    ...renderReplicaLocation(options),
+    `    location = ${STATUS_PAGE_PATH} {`,
+    ...proxy,
+    `      ${CONTENT_HEADERS[0]}`,
+    `    }`,
+    `    location / {`,
+    ...proxy,
     `    }`,
   ].join("\n");
 }
@@ -529,13 +599,24 @@ export function parseAccount(passwd: string, groupLine: string): WorkerAccount |
   return { name, uid: Number(uid), gid: Number(gid), group };
 }
 
-async function getent(database: string, key: string): Promise<string> {
-  const { code, stdout } = await new Deno.Command("getent", {
-    args: [database, key],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return code === 0 ? new TextDecoder().decode(stdout) : "";
+/**
+ * The line of `key` (a name, or for groups a gid) in the system's `database` (passwd, group) as
+ * getent finds it (NSS too), or in /etc's file where getent is missing; "" if there is none.
+ */
+async function getent(database: "passwd" | "group", key: string): Promise<string> {
+  try {
+    const { code, stdout } = await new Deno.Command("getent", {
+      args: [database, key],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return code === 0 ? new TextDecoder().decode(stdout) : "";
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const field = database === "group" && /^\d+$/.test(key) ? 2 : 0;
+  const lines = (await Deno.readTextFile(`/etc/${database}`)).split("\n");
+  return lines.find((line) => line.split(":")[field] === key) ?? "";
 }
 
 /**
@@ -589,8 +670,12 @@ export async function prepareVolumeDir(dir: string, account: WorkerAccount | nul
     throw err;
   });
   if (info === null) {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    if (account) await ensureDirNoFollow(dir, { mode: VOLUME_DIR_MODE, uid: 0, gid: account.gid });
+    // Parents as mkdir -p makes them; the directory itself without following a link.
+    await Deno.mkdir(dir.slice(0, dir.lastIndexOf("/")) || "/", { recursive: true });
+    await ensureDirNoFollow(
+      dir,
+      account ? { mode: VOLUME_DIR_MODE, uid: 0, gid: account.gid } : { mode: 0o700 },
+    );
     info = await Deno.stat(dir);
   }
   if (!info.isDirectory) throw new NginxError(`${dir} is not a directory`);
@@ -859,7 +944,10 @@ export class Nginx {
       pending += decoder.decode(chunk, { stream: true });
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
-      for (const line of lines) {
+      for (const raw of lines) {
+        // nginx's error lines name the request (`request: "PUT /x?md5=..."`): a volume's
+        // signature or a presigned URL's must not reach the log.
+        const line = redactSecrets(raw);
         console.error(`${this.#options.name}: ${line}`);
         // An access log line (to stderr) is no reason for a failure.
         if (line.startsWith("{")) continue;

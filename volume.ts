@@ -22,8 +22,8 @@ import {
   renderVolumeLocations,
   stopOnSignals,
   type TlsFiles,
-  workerAccount,
   type WorkerAccount,
+  workerAccount,
 } from "./nginx.ts";
 import { resolve } from "node:path";
 import { startDiskReport } from "./lib/statusvolume.ts";

@@ -112,7 +112,7 @@ async function listKeys(base: string, query = "list"): Promise<string[]> {
   return (JSON.parse(answer.body) as { keys: string[] }).keys;
 }
 
-/** Files under a volume's directory as `[subvolume, path]`, nginx's `.tmp` and dot files aside. */
+/** Files under a volume's directory as `[subvolume, path]`, the volume's own `.mkv` and dot files aside. */
 async function volumeFiles(dir: string): Promise<{ sub: string; path: string }[]> {
   const out: { sub: string; path: string }[] = [];
   const walk = async (relative: string) => {
@@ -1168,7 +1168,7 @@ Deno.test("a volume that answers but cannot store is marked down by its write pr
   const victim = cluster.volumes[1];
   const victimHost = `localhost:${victim.port}`;
   // Without its spool directory nginx still answers GET and HEAD, but every PUT fails with 500.
-  await Deno.remove(join(volumeDir(cluster, victim), ".tmp"), { recursive: true });
+  await Deno.remove(join(volumeDir(cluster, victim), ".mkv/tmp"), { recursive: true });
   const noticed = await eventually(
     () =>
       Promise.resolve(

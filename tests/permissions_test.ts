@@ -6,10 +6,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pidFileFor, runtimeDir } from "../lib/runtime.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import { getFollow, put, testCluster } from "./helpers.ts";
 
-/** The uid of `nobody`, as which nginx's workers run when root starts nginx. */
+/** The uid of `nobody`: another daemon's account, no longer nginx's workers'. */
 const NOBODY_UID = 65534;
+/** The account of nginx's workers when root starts the programs; null otherwise. */
+const WORKERS = await workerAccount(DEFAULT_WORKER_USER);
 /** A uid no one on the machine has: a stranger. */
 const STRANGER_UID = 43210;
 
@@ -53,11 +56,12 @@ Deno.test("a running cluster's local files and sockets are reachable only as the
   const socket = await Deno.stat(join(runDir, "index.sock"));
   const dir = await Deno.stat(runDir);
   assert.equal(modeOf(socket), 0o600);
-  assert.equal(socket.uid, root ? NOBODY_UID : uid);
+  assert.equal(socket.uid, WORKERS?.uid ?? uid);
   assert.equal(dir.uid, uid);
   assert.equal(modeOf(dir), root ? 0o711 : 0o700);
   if (root) {
-    assert.ok(await canConnect(NOBODY_UID, join(runDir, "index.sock")), "nobody cannot connect");
+    assert.ok(await canConnect(WORKERS!.uid, join(runDir, "index.sock")), "workers cannot connect");
+    assert.ok(!await canConnect(NOBODY_UID, join(runDir, "index.sock")), "nobody can connect");
     assert.ok(!await canConnect(STRANGER_UID, join(runDir, "index.sock")), "a stranger can");
   }
 
