@@ -287,3 +287,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "index.ts verify by a user who cannot open the index says so in one line",
+  ...ROOT_ONLY,
+  async fn() {
+    await using cluster = await testCluster({ volumes: 1, indexArgs: ["--replicas", "1"] });
+    const db = join(cluster.dir, "index");
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "index.ts",
+        "verify",
+        "--db",
+        db,
+        "--volumes",
+        `localhost:${cluster.volumes[0].port}`,
+        "--replicas",
+        "1",
+      ],
+      cwd: ROOT,
+      uid: NOBODY_UID,
+      gid: NOBODY_UID,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assert.equal(code, 1, output);
+    assert.equal(output.trim().split("\n").length, 1, output);
+    assert.match(output, new RegExp(`^index: cannot open index ${db}: permission denied`));
+  },
+});
