@@ -83,6 +83,8 @@ http {
     listen 3000;
     listen [::]:3000;
     client_max_body_size 0;
+    add_header X-Content-Type-Options nosniff always;
+    add_header Content-Security-Policy sandbox always;
     if ($request_uri ~ "#") {
       return 400 "percent-encode # as %23\\n";
     }
@@ -112,9 +114,26 @@ http {
       add_header ETag $mkv_etag;
       add_header Last-Modified $mkv_modified;
       add_header Content-Type $mkv_type;
+      add_header X-Content-Type-Options nosniff always;
+      add_header Content-Security-Policy sandbox always;
       proxy_buffering off;
       proxy_connect_timeout 10s;
       proxy_read_timeout 60s;
+    }
+    location = /-/status {
+      proxy_pass http://mkv_index;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header x-mkv-s3 "";
+      proxy_request_buffering off;
+      client_body_buffer_size 256k;
+      proxy_buffering on;
+      proxy_max_temp_file_size 0;
+      proxy_redirect off;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+      add_header X-Content-Type-Options nosniff always;
     }
     location / {
       proxy_pass http://mkv_index;
@@ -705,6 +724,8 @@ Deno.test("renderLimitZones and renderProxyLocations with limits (golden)", () =
   assert.equal(
     both.slice(0, both.indexOf("    if ($request_uri")),
     `    client_max_body_size 0;
+    add_header X-Content-Type-Options nosniff always;
+    add_header Content-Security-Policy sandbox always;
     limit_conn mkv_conn 16;
     limit_conn_status 429;
     limit_conn_log_level info;
@@ -744,8 +765,25 @@ Deno.test("renderConfig: the access log, a JSON line per request (golden)", () =
     httpBlocks: renderProxyUpstream({ socketPath: "/tmp/mkv-index-x/index.sock", keepalive: 256 }),
     locations: renderProxyLocations(),
   };
-  const format = `  log_format mkv_json escape=json '{"time":"$time_iso8601",` +
-    `"remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri",` +
+  // The uri is logged with each secret parameter's value redacted, one map per parameter.
+  const params = [
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "Signature",
+    "AWSAccessKeyId",
+    "md5",
+  ];
+  const maps = params.map((param, i) => {
+    const from = i === 0 ? "$request_uri" : `$mkv_logged_uri_${i - 1}`;
+    const to = i === params.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
+    return `  map ${from} ${to} {\n` +
+      `    "~*^(?<mkv_before_${i}>.*[?&]${param}=)[^&]*(?<mkv_after_${i}>.*)$" ` +
+      `"\${mkv_before_${i}}REDACTED\${mkv_after_${i}}";\n` +
+      `    default ${from};\n  }\n`;
+  }).join("");
+  const format = `${maps}  log_format mkv_json escape=json '{"time":"$time_iso8601",` +
+    `"remote_addr":"$remote_addr","method":"$request_method","uri":"$mkv_logged_uri",` +
     `"status":$status,"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
     `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
     `"user_agent":"$http_user_agent"}';`;
@@ -766,6 +804,7 @@ Deno.test("renderConfig: the access log, a JSON line per request (golden)", () =
   assert.equal(renderConfig({ ...options, accessLog: undefined }), PROXY_CONFIG);
   // No header but the User-Agent is logged: never the Authorization.
   assert.ok(!/http_(?!user_agent)/.test(format));
+  assert.ok(!format.includes(`"uri":"$request_uri"`));
   assert.throws(() => renderConfig({ ...options, accessLog: "a.log" }), /not an absolute path/);
   assert.throws(() => renderConfig({ ...options, accessLog: "/x/$host" }), /bad character/);
 });
