@@ -103,7 +103,7 @@ export interface ConfigOptions {
  * signatures, access keys and session tokens (presigned URLs), and a volume's signature (`md5`).
  * A log that leaks them lets its reader replay the request until it expires.
  */
-const SECRET_PARAMS = [
+export const SECRET_PARAMS = [
   "X-Amz-Signature",
   "X-Amz-Credential",
   "X-Amz-Security-Token",
@@ -486,11 +486,12 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
  * value into a page), and run any page in a sandbox, an origin of its own without scripts, so
  * that a value stored as `text/html` (or asked for with `?response-content-type=`) can neither
  * read `/-/status.json` nor write with an admin's cached Basic credentials. Every answer of the
- * index's port carries them but the status page's, which must run its own script.
+ * index's port carries them, but for the status page, our own, which must run its script: its
+ * `$mkv_csp` is empty, and nginx adds no header with an empty value.
  */
 const CONTENT_HEADERS = [
   `add_header X-Content-Type-Options nosniff always;`,
-  `add_header Content-Security-Policy sandbox always;`,
+  `add_header Content-Security-Policy $mkv_csp always;`,
 ];
 /** The index's status page: the one answer that is our own page, with a script. */
 const STATUS_PAGE_PATH = "/-/status";
@@ -500,13 +501,32 @@ const STATUS_PAGE_PATH = "/-/status";
  * sent it (S3's signatures cover it); request bodies stream through. With `limits`, each client
  * address is held to them (see renderLimitZones). The mark of --s3-port's requests is set there
  * and removed from the main port's, so that no client can set it. Every answer carries
- * CONTENT_HEADERS (the status page only the first).
+ * CONTENT_HEADERS.
  */
 export function renderProxyLocations(
   limits: ProxyLimits = {},
   options: ProxyLocationOptions = {},
 ): string {
-  const proxy = [
+  return [
+    `    client_max_body_size 0;`,
+    `    set $mkv_csp sandbox;`,
+    `    if ($uri = ${STATUS_PAGE_PATH}) {`,
+    `      set $mkv_csp "";`,
+    `    }`,
+    ...CONTENT_HEADERS.map((line) => `    ${line}`),
+    ...renderLimits(limits),
+    // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
+    // for the start of a fragment: refused, so that no key means two things.
+    `    if ($request_uri ~ "#") {`,
+    `      return 400 "percent-encode # as %23\\n";`,
+    `    }`,
+    // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
+    `    error_page 501 = @unsupported;`,
+    `    location @unsupported {`,
+    `      return 400 "unsupported Transfer-Encoding\\n";`,
+    `    }`,
+    ...renderReplicaLocation(options),
+    `    location / {`,
     `      proxy_pass http://mkv_index;`,
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
@@ -522,28 +542,6 @@ export function renderProxyLocations(
     `      proxy_redirect off;`,
     `      proxy_read_timeout 1h;`,
     `      proxy_send_timeout 1h;`,
-  ];
-  return [
-    `    client_max_body_size 0;`,
-    ...CONTENT_HEADERS.map((line) => `    ${line}`),
-    ...renderLimits(limits),
-    // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
-    // for the start of a fragment: refused, so that no key means two things.
-    `    if ($request_uri ~ "#") {`,
-    `      return 400 "percent-encode # as %23\\n";`,
-    `    }`,
-    // nginx answers a Transfer-Encoding it does not know with 501; it is the client's mistake.
-    `    error_page 501 = @unsupported;`,
-    `    location @unsupported {`,
-    `      return 400 "unsupported Transfer-Encoding\\n";`,
-    `    }`,
-    ...renderReplicaLocation(options),
-    `    location = ${STATUS_PAGE_PATH} {`,
-    ...proxy,
-    `      ${CONTENT_HEADERS[0]}`,
-    `    }`,
-    `    location / {`,
-    ...proxy,
     `    }`,
   ].join("\n");
 }

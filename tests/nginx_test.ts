@@ -18,6 +18,7 @@ import {
   renderProxyLocations,
   renderProxyUpstream,
   renderVolumeLocations,
+  SECRET_PARAMS,
   volumeDirProblem,
   type WorkerAccount,
   workerAccount,
@@ -83,8 +84,12 @@ http {
     listen 3000;
     listen [::]:3000;
     client_max_body_size 0;
+    set $mkv_csp sandbox;
+    if ($uri = /-/status) {
+      set $mkv_csp "";
+    }
     add_header X-Content-Type-Options nosniff always;
-    add_header Content-Security-Policy sandbox always;
+    add_header Content-Security-Policy $mkv_csp always;
     if ($request_uri ~ "#") {
       return 400 "percent-encode # as %23\\n";
     }
@@ -115,25 +120,10 @@ http {
       add_header Last-Modified $mkv_modified;
       add_header Content-Type $mkv_type;
       add_header X-Content-Type-Options nosniff always;
-      add_header Content-Security-Policy sandbox always;
+      add_header Content-Security-Policy $mkv_csp always;
       proxy_buffering off;
       proxy_connect_timeout 10s;
       proxy_read_timeout 60s;
-    }
-    location = /-/status {
-      proxy_pass http://mkv_index;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header x-mkv-s3 "";
-      proxy_request_buffering off;
-      client_body_buffer_size 256k;
-      proxy_buffering on;
-      proxy_max_temp_file_size 0;
-      proxy_redirect off;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
-      add_header X-Content-Type-Options nosniff always;
     }
     location / {
       proxy_pass http://mkv_index;
@@ -724,8 +714,12 @@ Deno.test("renderLimitZones and renderProxyLocations with limits (golden)", () =
   assert.equal(
     both.slice(0, both.indexOf("    if ($request_uri")),
     `    client_max_body_size 0;
+    set $mkv_csp sandbox;
+    if ($uri = /-/status) {
+      set $mkv_csp "";
+    }
     add_header X-Content-Type-Options nosniff always;
-    add_header Content-Security-Policy sandbox always;
+    add_header Content-Security-Policy $mkv_csp always;
     limit_conn mkv_conn 16;
     limit_conn_status 429;
     limit_conn_log_level info;
@@ -766,17 +760,11 @@ Deno.test("renderConfig: the access log, a JSON line per request (golden)", () =
     locations: renderProxyLocations(),
   };
   // The uri is logged with each secret parameter's value redacted, one map per parameter.
-  const params = [
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-    "Signature",
-    "AWSAccessKeyId",
-    "md5",
-  ];
-  const maps = params.map((param, i) => {
+  assert.deepEqual(SECRET_PARAMS.slice(0, 2), ["X-Amz-Signature", "X-Amz-Credential"]);
+  assert.ok(SECRET_PARAMS.includes("md5"));
+  const maps = SECRET_PARAMS.map((param, i) => {
     const from = i === 0 ? "$request_uri" : `$mkv_logged_uri_${i - 1}`;
-    const to = i === params.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
+    const to = i === SECRET_PARAMS.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
     return `  map ${from} ${to} {\n` +
       `    "~*^(?<mkv_before_${i}>.*[?&]${param}=)[^&]*(?<mkv_after_${i}>.*)$" ` +
       `"\${mkv_before_${i}}REDACTED\${mkv_after_${i}}";\n` +
