@@ -21,6 +21,7 @@ import {
 import { VERIFIED_TTL_MS } from "../lib/server.ts";
 import { parseStubStatus } from "../lib/statusvolume.ts";
 import { pidFileFor } from "../lib/runtime.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import {
   eventually,
   exists,
@@ -703,8 +704,11 @@ Deno.test("a full disk on a volume: PUT answers 507 or 503 naming it, leaves not
   const full = join(dir.path, "volume1");
   await Deno.mkdir(full, { mode: 0o777 });
   await Deno.chmod(full, 0o777);
-  // A 1 MiB filesystem of its own: writes beyond it fail with ENOSPC, as on a full disk.
-  const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", full]);
+  // A 1 MiB filesystem of its own: writes beyond it fail with ENOSPC, as on a full disk. Its root
+  // is a volume directory as root runs one: root's, the workers' group, mode 1770.
+  const gid = (await workerAccount(DEFAULT_WORKER_USER))?.gid ?? 0;
+  const options = `size=1m,mode=1770,uid=0,gid=${gid}`;
+  const mounted = await run("mount", ["-t", "tmpfs", "-o", options, "tmpfs", full]);
   assert.ok(mounted.ok, `cannot mount a tmpfs to fill up (run as root): ${mounted.stderr}`);
   try {
     const [port, ...volumePorts] = freePorts(4);
