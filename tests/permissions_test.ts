@@ -107,11 +107,11 @@ async function runAs(
   return { code, stderr: new TextDecoder().decode(stderr) };
 }
 
-/** Every regular file under `dir` but the volume's own `.mkv`. */
+/** Every regular file under `dir` but the volume's own (`.mkv/`, the write probe `.mkv-probe`). */
 async function valueFiles(dir: string): Promise<string[]> {
   const files: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.name === ".mkv") continue;
+    if (entry.name.startsWith(".")) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory) files.push(...await valueFiles(path));
     else if (entry.isFile) files.push(path);
