@@ -673,6 +673,7 @@ export async function prepareVolumeDir(dir: string, account: WorkerAccount | nul
     await ensureDirNoFollow(
       dir,
       account ? { mode: VOLUME_DIR_MODE, uid: 0, gid: account.gid } : { mode: 0o700 },
+      Deno.uid()!,
     );
     info = await Deno.stat(dir);
   }
@@ -687,20 +688,16 @@ export async function prepareVolumeDir(dir: string, account: WorkerAccount | nul
     });
   }
   const own = `${dir}${VOLUME_OWN_DIR}`;
-  const before = await ensureDirNoFollow(own, {
+  const uid = Deno.uid()!;
+  await ensureDirNoFollow(own, {
     mode: VOLUME_OWN_DIR_MODE,
     ...(account && { uid: 0, gid: account.gid }),
-  });
-  if (before !== null && before.uid !== Deno.uid()) {
-    throw new NginxError(
-      `${own} was made by uid ${before.uid}, not by this program; run: rm -r ${own}`,
-    );
-  }
+  }, uid);
   // The own directory is root's and cannot be renamed (sticky): nothing below it can be planted.
   await ensureDirNoFollow(`${dir}${VOLUME_SPOOL}`, {
     mode: 0o700,
     ...(account && { uid: account.uid, gid: account.gid }),
-  });
+  }, account?.uid ?? uid);
 }
 
 /** Fails with a one-line reason unless the workers can reach `dir` through its parents. */

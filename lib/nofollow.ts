@@ -54,13 +54,15 @@ export async function openDirNoFollow(path: string): Promise<FileHandle> {
 
 /**
  * Makes the directory `path` unless it exists, then gives it `ownership` through a handle of the
- * directory itself, never a link's target. Returns its owner as it was before (the caller may
- * refuse a directory someone else made first): null when it was made here.
+ * directory itself, never a link's target. One that existed already must belong to
+ * `existingOwner` (someone else may have made it first, with what they like inside): else it is
+ * left as it is and refused with a one-line NginxError.
  */
 export async function ensureDirNoFollow(
   path: string,
   ownership: DirOwnership,
-): Promise<{ uid: number } | null> {
+  existingOwner: number,
+): Promise<void> {
   let made = true;
   try {
     await Deno.mkdir(path, { mode: 0o700 });
@@ -71,11 +73,16 @@ export async function ensureDirNoFollow(
   const dir = await openDirNoFollow(path);
   try {
     const before = await dir.stat();
+    if (!made && before.uid !== existingOwner) {
+      throw new NginxError(
+        `${path} belongs to uid ${before.uid}, not to uid ${existingOwner} as it should; ` +
+          `run: rm -r ${path}`,
+      );
+    }
     if (ownership.uid !== undefined) {
       await dir.chown(ownership.uid, ownership.gid ?? before.gid);
     }
     await dir.chmod(ownership.mode);
-    return made ? null : { uid: before.uid };
   } finally {
     await dir.close();
   }

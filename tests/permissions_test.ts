@@ -236,6 +236,24 @@ Deno.test({
         `volume: ${fresh}/.mkv is a symbolic link, which is never followed here ` +
           `(it may have been planted); run: rm ${fresh}/.mkv\n`,
       );
+      // A real directory of theirs in its place, with a link inside: refused, left as it is.
+      await Deno.remove(join(fresh, ".mkv"));
+      assert.equal((await asWorkers(["mkdir", join(fresh, ".mkv")])).code, 0);
+      assert.equal((await asWorkers(["ln", "-s", targetDir, join(fresh, ".mkv", "tmp")])).code, 0);
+      const theirs = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "volume.ts", "--port", String(freePort()), "--dir", fresh],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(theirs.code, 1);
+      assert.equal(
+        new TextDecoder().decode(theirs.stderr),
+        `volume: ${fresh}/.mkv belongs to uid ${uid}, not to uid 0 as it should; ` +
+          `run: rm -r ${fresh}/.mkv\n`,
+      );
+      assert.equal((await Deno.lstat(join(fresh, ".mkv"))).uid, uid);
       assert.deepEqual([await snapshot(targetFile), await snapshot(targetDir)], before);
     } finally {
       await Deno.remove(safe, { recursive: true });
