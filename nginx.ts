@@ -22,7 +22,7 @@ import {
   VOLUME_OWN_DIR,
   WRITE_PROBE_PATH,
 } from "./lib/placement.ts";
-import { ensureDirNoFollow } from "./lib/nofollow.ts";
+import { createFileNoFollow, ensureDirNoFollow } from "./lib/nofollow.ts";
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
@@ -748,8 +748,8 @@ export async function prepareAccessLog(path: string): Promise<void> {
       throw err;
     });
     if (info !== null && !info.isFile) throw new Error("not a regular file");
-    const file = await Deno.open(path, { create: true, append: true, mode: 0o600 });
-    file.close();
+    // A link put in its place after that look is not followed either.
+    await createFileNoFollow(path, 0o600);
   } catch (err) {
     throw new NginxError(`cannot open access log ${path}: ${(err as Error).message}`);
   }

@@ -104,3 +104,26 @@ export async function writeNewFile(path: string, data: string, mode: number): Pr
     await file.close();
   }
 }
+
+/**
+ * Creates the regular file `path` with `mode` if it is missing, never through a link; an existing
+ * one is left as it is. Fails if a link, or anything but a regular file, is in its place.
+ */
+export async function createFileNoFollow(path: string, mode: number): Promise<void> {
+  const { constants, promises } = await fs();
+  // Non-blocking: a FIFO in its place must not hang the start.
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT |
+    constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  let file: FileHandle;
+  try {
+    file = await promises.open(path, flags, mode);
+  } catch (err) {
+    if (errorCode(err) === "ELOOP") throw new NginxError(plantedLinkMessage(path));
+    throw err;
+  }
+  try {
+    if (!(await file.stat()).isFile()) throw new Error("not a regular file");
+  } finally {
+    await file.close();
+  }
+}
