@@ -154,6 +154,20 @@ Deno.test({
   },
 });
 
+/** What volume.ts says when it refuses to serve `dir` (it must exit 1). */
+async function volumeRefusal(dir: string): Promise<string> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "volume.ts", "--port", String(freePort()), "--dir", dir],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 1, text);
+  return text;
+}
+
 /** A file's or directory's content (files), owner and mode: what a followed link would change. */
 async function snapshot(path: string): Promise<string> {
   const info = await Deno.lstat(path);
@@ -222,17 +236,9 @@ Deno.test({
       await Deno.chown(fresh, 0, gid);
       await Deno.chmod(fresh, 0o1770);
       assert.equal((await asWorkers(["ln", "-s", targetDir, join(fresh, ".mkv")])).code, 0);
-      const refused = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "volume.ts", "--port", String(freePort()), "--dir", fresh],
-        cwd: ROOT,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(refused.stderr);
-      assert.equal(refused.code, 1, stderr);
+      const refused = await volumeRefusal(fresh);
       assert.equal(
-        stderr,
+        refused,
         `volume: ${fresh}/.mkv is a symbolic link, which is never followed here ` +
           `(it may have been planted); run: rm ${fresh}/.mkv\n`,
       );
@@ -240,16 +246,8 @@ Deno.test({
       await Deno.remove(join(fresh, ".mkv"));
       assert.equal((await asWorkers(["mkdir", join(fresh, ".mkv")])).code, 0);
       assert.equal((await asWorkers(["ln", "-s", targetDir, join(fresh, ".mkv", "tmp")])).code, 0);
-      const theirs = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "volume.ts", "--port", String(freePort()), "--dir", fresh],
-        cwd: ROOT,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.equal(theirs.code, 1);
       assert.equal(
-        new TextDecoder().decode(theirs.stderr),
+        await volumeRefusal(fresh),
         `volume: ${fresh}/.mkv belongs to uid ${uid}, not to uid 0 as it should; ` +
           `run: rm -r ${fresh}/.mkv\n`,
       );
