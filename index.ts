@@ -18,6 +18,7 @@ import { volumeTlsFor } from "./lib/tls.ts";
 import { Volumes } from "./lib/volumes.ts";
 import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
+  DEFAULT_WORKER_USER,
   Nginx,
   NginxError,
   renderLimitZones,
@@ -25,6 +26,7 @@ import {
   renderProxyUpstream,
   shareSocketWithWorkers,
   stopOnSignals,
+  workerAccount,
 } from "./nginx.ts";
 
 /** nginx workers in front of the index; the machine has 2 cores. */
@@ -76,6 +78,8 @@ export async function startIndex(
   const volumeSecret = options.volumeSecretFile
     ? await readSecretFile(options.volumeSecretFile)
     : undefined;
+  // As root, nginx's workers need their own account: a missing one stops the start here.
+  const user = await workerAccount(options.user ?? DEFAULT_WORKER_USER);
   const store = await Store.open(options.db);
   // A volume that comes back gets the removals that waited for it (deletes, failed writes).
   const volumes = new Volumes({
@@ -112,7 +116,7 @@ export async function startIndex(
     const socketPath = `${runDir}/index.sock`;
     const api = Deno.serve({ path: socketPath, onListen() {}, onError }, server.handle);
     stops.push(() => api.shutdown());
-    await shareSocketWithWorkers(runDir, socketPath);
+    await shareSocketWithWorkers(runDir, socketPath, user);
     const adminPath = adminSocketPath(options.db);
     await removeIfPresent(adminPath);
     // The operations are loaded on first use: a server that never runs one stays smaller.
@@ -146,6 +150,7 @@ export async function startIndex(
     const nginx = await Nginx.start({
       name: `index :${options.port}`,
       port: options.port,
+      user,
       workerProcesses: NGINX_WORKERS,
       httpBlocks: [
         renderProxyUpstream({ socketPath, keepalive: UPSTREAM_KEEPALIVE }),

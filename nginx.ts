@@ -7,6 +7,7 @@
 // Not an entry point: volume.ts and index.ts import it.
 
 import {
+  DEFAULT_WORKER_USER,
   ensureRuntimeDir,
   lockFileFor,
   NginxError,
@@ -15,13 +16,19 @@ import {
   stopLeftover,
   tempListFor,
 } from "./lib/runtime.ts";
-import { DISK_STATUS_PATH, STUB_STATUS_PATH, WRITE_PROBE_PATH } from "./lib/placement.ts";
+import {
+  DISK_STATUS_PATH,
+  STUB_STATUS_PATH,
+  VOLUME_OWN_DIR,
+  WRITE_PROBE_PATH,
+} from "./lib/placement.ts";
+import { createFileNoFollow, ensureDirNoFollow } from "./lib/nofollow.ts";
 import { validSecret } from "./lib/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
 import { renderReplicaErrorLocations, renderReplicaErrorPages } from "./lib/s3/replicaerrors.ts";
 
-export { NginxError };
+export { DEFAULT_WORKER_USER, NginxError };
 export type { TlsFiles };
 
 /** How long nginx may take to answer on its port after starting. */
@@ -31,11 +38,6 @@ const STOP_TIMEOUT_MS = 5_000;
 /** A child that dies this many times within RESTART_WINDOW_MS is given up. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
-/** The user nginx's workers run as when root starts nginx; directories it writes must allow it. */
-const WORKER_USER = "nobody";
-const WORKER_UID = 65534;
-/** The gid of nginx's workers when root starts nginx (group nogroup). */
-const WORKER_GID = 65534;
 /** Our config files and nginx's prefix directories start with this. */
 const CONF_PREFIX = "mkv-nginx-";
 /**
@@ -50,12 +52,33 @@ export const DEFAULT_KEEPALIVE_MS = 75_000;
  */
 const KEY_PATH_REGEX =
   "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$";
+/** nginx's upload spool inside a volume's directory, in the volume's own directory. */
+const VOLUME_SPOOL = `${VOLUME_OWN_DIR}/tmp`;
+/** The disk figures (lib/statusvolume.ts) inside a volume's directory. */
+const VOLUME_DISK_FILE = `${VOLUME_OWN_DIR}/disk.json`;
+/** A volume's directory when root runs it: root's, writable by the workers' group, sticky. */
+const VOLUME_DIR_MODE = 0o1770;
+/** The volume's own directory: root's (or ours), readable by the workers' group. */
+const VOLUME_OWN_DIR_MODE = 0o750;
+/** The command that makes the workers' account, in a refusal's message. */
+const CREATE_ACCOUNT = "useradd --system --no-create-home --shell /usr/sbin/nologin";
 /** Lines of nginx's stderr kept to explain a failed start. */
 const STDERR_LINES_KEPT = 20;
+
+/** The account of nginx's workers, as the system knows it (see workerAccount). */
+export interface WorkerAccount {
+  name: string;
+  uid: number;
+  gid: number;
+  /** The name of its primary group, for nginx's `user` directive. */
+  group: string;
+}
 
 export interface ConfigOptions {
   /** nginx's prefix directory: pid file and temp paths go here. */
   prefixDir: string;
+  /** The workers' account when nginx's master runs as root; absent: they run as the master. */
+  user?: WorkerAccount;
   /** The pid file; derived from the port so that a leftover of a crashed run can be found. */
   pidFile: string;
   port: number;
@@ -77,14 +100,58 @@ export interface ConfigOptions {
 }
 
 /**
- * The access log's line: one JSON object per request. The query string is in `uri` as sent; the
- * Authorization header and any other header but the User-Agent are never logged.
+ * The query parameters whose values are secrets or credentials, never logged: SigV4's and SigV2's
+ * signatures, access keys and session tokens (presigned URLs), and a volume's signature (`md5`).
+ * A log that leaks them lets its reader replay the request until it expires.
+ */
+export const SECRET_PARAMS = [
+  "X-Amz-Signature",
+  "X-Amz-Credential",
+  "X-Amz-Security-Token",
+  "Signature",
+  "AWSAccessKeyId",
+  "md5",
+];
+/** What a secret parameter's value is logged as. */
+export const REDACTED = "REDACTED";
+const SECRET_PARAM_VALUE = new RegExp(`([?&](?:${SECRET_PARAMS.join("|")})=)[^&\\s"]*`, "gi");
+
+/** `text` (a URL, or a log line holding one) with each secret parameter's value redacted. Pure. */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_PARAM_VALUE, `$1${REDACTED}`);
+}
+
+/**
+ * The access log's line: one JSON object per request. The query string is in `uri` as sent but
+ * for the values of SECRET_PARAMS (renderRedactedUri); the Authorization header and any other
+ * header but the User-Agent are never logged.
  */
 export const ACCESS_LOG_FORMAT = `{"time":"$time_iso8601","remote_addr":"$remote_addr",` +
-  `"method":"$request_method","uri":"$request_uri","status":$status,` +
+  `"method":"$request_method","uri":"$mkv_logged_uri","status":$status,` +
   `"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
   `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
   `"user_agent":"$http_user_agent"}`;
+
+/**
+ * `$mkv_logged_uri`: `$request_uri` with the value of each of SECRET_PARAMS replaced, one map
+ * per parameter (nginx has no replace-all), evaluated only when a line is logged.
+ */
+function renderRedactedUri(): string[] {
+  const lines: string[] = [];
+  let from = "$request_uri";
+  SECRET_PARAMS.forEach((param, i) => {
+    const to = i === SECRET_PARAMS.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
+    lines.push(
+      `  map ${from} ${to} {`,
+      `    "~*^(?<mkv_before_${i}>.*[?&]${param}=)[^&]*(?<mkv_after_${i}>.*)$" ` +
+        `"\${mkv_before_${i}}${REDACTED}\${mkv_after_${i}}";`,
+      `    default ${from};`,
+      `  }`,
+    );
+    from = to;
+  });
+  return lines;
+}
 
 /** The http-level lines of the access log: `access_log off` unless `accessLog` is set. */
 function renderAccessLog(accessLog: string | undefined): string[] {
@@ -98,6 +165,7 @@ function renderAccessLog(accessLog: string | undefined): string[] {
   }
   const target = accessLog === "stderr" ? "/dev/stderr" : accessLog;
   return [
+    ...renderRedactedUri(),
     `  log_format mkv_json escape=json '${ACCESS_LOG_FORMAT}';`,
     `  access_log ${quote(target)} mkv_json;`,
   ];
@@ -159,6 +227,7 @@ export function renderConfig(options: ConfigOptions): string {
     `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.`,
     `daemon off;`,
     `master_process on;`,
+    ...(options.user ? [`user ${options.user.name} ${options.user.group};`] : []),
     `worker_processes ${options.workerProcesses};`,
     `pid ${quote(options.pidFile)};`,
     `error_log stderr warn;`,
@@ -205,13 +274,14 @@ function nginxDuration(ms: number): string {
  * A WebDAV volume serving `dir`: GET/HEAD of everything (files, byte ranges, directories as JSON
  * listings), but PUT and DELETE only on a key's file, so that no request can remove a directory
  * (`DELETE /` would remove every value) or write outside the layout. Parent directories are made
- * on PUT; no body limit. Uploads are spooled in `dir/.tmp` so that the final rename stays on one
- * filesystem and a partial upload never appears under its name. With a secret, writes (and with
+ * on PUT; no body limit. Uploads are spooled in the volume's own `dir/.mkv/tmp` so that the final
+ * rename stays on one filesystem and a partial upload never appears under its name. Files are
+ * made 0600 and directories 0700: values are the workers' alone. With a secret, writes (and with
  * private reads, reads) need a signed URL (renderSignatureCheck).
  */
 export function renderVolumeLocations(options: VolumeLocationOptions): string {
   const root = quote(options.dir);
-  const spool = `      client_body_temp_path ${quote(`${options.dir}/.tmp`)};`;
+  const spool = `      client_body_temp_path ${quote(`${options.dir}${VOLUME_SPOOL}`)};`;
   const signed = renderSignatureCheck(options);
   return [
     `    root ${root};`,
@@ -232,7 +302,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     spool,
     `      client_max_body_size 0;`,
     `      dav_methods PUT DELETE;`,
-    `      dav_access user:rw group:r all:r;`,
+    `      dav_access user:rw;`,
     `      create_full_put_path on;`,
     `    }`,
     `    location ^~ /. {`,
@@ -245,7 +315,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      }`,
     spool,
     `      dav_methods PUT;`,
-    `      dav_access user:rw group:r all:r;`,
+    `      dav_access user:rw;`,
     `    }`,
     // The volume's own figures for the index (lib/statusvolume.ts): nginx's counters, and the
     // disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
@@ -262,6 +332,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `        deny all;`,
     `      }`,
     `      default_type application/json;`,
+    `      alias ${quote(`${options.dir}${VOLUME_DISK_FILE}`)};`,
     `    }`,
   ].join("\n");
 }
@@ -407,6 +478,7 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     // Empty for most values: nginx adds no header whose value is empty.
     `      add_header Content-Encoding $mkv_encoding;`,
     `      add_header Content-Language $mkv_language;`,
+    ...CONTENT_HEADERS.map((line) => `      ${line}`),
     `      proxy_buffering off;`,
     `      proxy_connect_timeout 10s;`,
     `      proxy_read_timeout 60s;`,
@@ -417,10 +489,27 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
 }
 
 /**
+ * What keeps a stored value from acting on the index's origin, where the status page's
+ * credentials are: browsers take each answer for what its Content-Type says (no sniffing a text
+ * value into a page), and run any page in a sandbox, an origin of its own without scripts, so
+ * that a value stored as `text/html` (or asked for with `?response-content-type=`) can neither
+ * read `/-/status.json` nor write with an admin's cached Basic credentials. Every answer of the
+ * index's port carries them, but for the status page, our own, which must run its script: its
+ * `$mkv_csp` is empty, and nginx adds no header with an empty value.
+ */
+const CONTENT_HEADERS = [
+  `add_header X-Content-Type-Options nosniff always;`,
+  `add_header Content-Security-Policy $mkv_csp always;`,
+];
+/** The index's status page: the one answer that is our own page, with a script. */
+const STATUS_PAGE_PATH = "/-/status";
+
+/**
  * Passes every request unchanged to the index's Deno server, with the Host header as the client
  * sent it (S3's signatures cover it); request bodies stream through. With `limits`, each client
  * address is held to them (see renderLimitZones). The mark of --s3-port's requests is set there
- * and removed from the main port's, so that no client can set it.
+ * and removed from the main port's, so that no client can set it. Every answer carries
+ * CONTENT_HEADERS.
  */
 export function renderProxyLocations(
   limits: ProxyLimits = {},
@@ -428,6 +517,11 @@ export function renderProxyLocations(
 ): string {
   return [
     `    client_max_body_size 0;`,
+    `    set $mkv_csp sandbox;`,
+    `    if ($uri = ${STATUS_PAGE_PATH}) {`,
+    `      set $mkv_csp "";`,
+    `    }`,
+    ...CONTENT_HEADERS.map((line) => `    ${line}`),
     ...renderLimits(limits),
     // A raw `#` would reach the index as part of the key, while nginx, curl and browsers take it
     // for the start of a fragment: refused, so that no key means two things.
@@ -496,51 +590,137 @@ async function lockPort(port: number): Promise<Deno.FsFile> {
   return file;
 }
 
-/** Whether nginx's workers would be able to create files in a directory with this stat. */
-export function writableByWorkers(info: { uid: number | null; mode: number | null }): boolean {
-  const mode = info.mode ?? 0;
-  return (info.uid === WORKER_UID && (mode & 0o300) === 0o300) || (mode & 0o003) === 0o003;
-}
-
 function isRoot(): boolean {
   return Deno.uid() === 0;
 }
 
+/** The refusal when the workers' account is missing, with the command that makes it. Pure. */
+export function missingAccountMessage(name: string): string {
+  return `user ${name} (for nginx's workers) does not exist; run: ${CREATE_ACCOUNT} ${name}`;
+}
+
+/** Parses a line of `getent passwd` and the group name of `getent group`. Pure. */
+export function parseAccount(passwd: string, groupLine: string): WorkerAccount | null {
+  const [name, , uid, gid] = passwd.trim().split(":");
+  const group = groupLine.trim().split(":")[0];
+  if (!name || !/^\d+$/.test(uid ?? "") || !/^\d+$/.test(gid ?? "") || !group) return null;
+  return { name, uid: Number(uid), gid: Number(gid), group };
+}
+
 /**
- * Fails with a one-line reason unless nginx's workers can write `dir` (and reach it). As root, a
- * directory that does not exist yet is created for them; an existing one is never changed.
+ * The line of `key` (a name, or for groups a gid) in the system's `database` (passwd, group) as
+ * getent finds it (NSS too), or in /etc's file where getent is missing; "" if there is none.
  */
-export async function prepareWritableDir(dir: string): Promise<void> {
-  let created = false;
+async function getent(database: "passwd" | "group", key: string): Promise<string> {
   try {
-    const info = await Deno.stat(dir);
-    if (!info.isDirectory) throw new NginxError(`${dir} is not a directory`);
+    const { code, stdout } = await new Deno.Command("getent", {
+      args: [database, key],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return code === 0 ? new TextDecoder().decode(stdout) : "";
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
-    await Deno.mkdir(dir, { recursive: true });
-    created = true;
   }
-  if (!isRoot()) {
+  const field = database === "group" && /^\d+$/.test(key) ? 2 : 0;
+  const lines = (await Deno.readTextFile(`/etc/${database}`)).split("\n");
+  return lines.find((line) => line.split(":")[field] === key) ?? "";
+}
+
+/**
+ * The account nginx's workers run as: `name`'s when we are root (fails with the command that
+ * makes it if it does not exist; root itself is refused), null otherwise, when the workers run
+ * as we do and `name` does not matter.
+ */
+export async function workerAccount(name: string): Promise<WorkerAccount | null> {
+  if (!isRoot()) return null;
+  if (!/^[a-z_][a-z0-9_-]*\$?$/i.test(name)) throw new NginxError(`bad user name ${name}`);
+  const passwd = await getent("passwd", name);
+  const gid = passwd.split(":")[3] ?? "";
+  const account = passwd === "" ? null : parseAccount(passwd, await getent("group", gid));
+  if (account === null) throw new NginxError(missingAccountMessage(name));
+  if (account.uid === 0 || account.gid === 0) {
+    throw new NginxError(`user ${name} is root's uid or gid: nginx's workers must not be root`);
+  }
+  return account;
+}
+
+/**
+ * What is wrong with an existing volume directory for root to run it with `account`'s workers:
+ * it must be root's, of the workers' group, mode 1770 (the workers make and remove what is
+ * theirs; the sticky bit keeps the volume's own root directory from being renamed away and
+ * replaced by a link). null if it is right. Pure.
+ */
+export function volumeDirProblem(
+  dir: string,
+  info: { uid: number | null; gid: number | null; mode: number | null },
+  account: WorkerAccount,
+): string | null {
+  const mode = (info.mode ?? 0) & 0o7777;
+  if (info.uid === 0 && info.gid === account.gid && mode === VOLUME_DIR_MODE) return null;
+  const { name } = account;
+  return `volume directory ${dir} is not root's with group ${name} and mode 1770, so ` +
+    `${name}'s nginx workers could not store there or could plant links for root to follow; ` +
+    `run: chown -R ${name}:${name} ${dir} && chmod -R go= ${dir} && ` +
+    `chown root:${name} ${dir} && chmod 1770 ${dir}`;
+}
+
+/**
+ * Readies a volume's directory for nginx's workers, failing with a one-line reason: `dir`
+ * (made if missing), the volume's own directory in it and nginx's upload spool. As root, with
+ * the workers' `account`: `dir` is root's, group the account's, mode 1770 (see volumeDirProblem;
+ * an existing one is checked, never changed), the own directory root's and the spool the
+ * workers', each made and changed without following a link. Otherwise all of it is ours.
+ */
+export async function prepareVolumeDir(dir: string, account: WorkerAccount | null): Promise<void> {
+  let info = await Deno.stat(dir).catch((err) => {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  });
+  if (info === null) {
+    // Parents as mkdir -p makes them; the directory itself without following a link.
+    await Deno.mkdir(dir.slice(0, dir.lastIndexOf("/")) || "/", { recursive: true });
+    await ensureDirNoFollow(
+      dir,
+      account ? { mode: VOLUME_DIR_MODE, uid: 0, gid: account.gid } : { mode: 0o700 },
+      Deno.uid()!,
+    );
+    info = await Deno.stat(dir);
+  }
+  if (!info.isDirectory) throw new NginxError(`${dir} is not a directory`);
+  if (account) {
+    const problem = volumeDirProblem(dir, info, account);
+    if (problem !== null) throw new NginxError(problem);
+    await checkReachable(dir, account);
+  } else {
     await Deno.makeTempFile({ dir, prefix: ".mkv-write-check-" }).then(Deno.remove).catch(() => {
       throw new NginxError(`directory ${dir} is not writable`);
     });
-    return;
   }
-  if (created) await Deno.chown(dir, WORKER_UID, WORKER_UID);
-  const info = await Deno.stat(dir);
-  if (!writableByWorkers(info)) {
-    throw new NginxError(
-      `directory ${dir} is not writable by nginx's workers (user ${WORKER_USER}); ` +
-        `run: chown -R ${WORKER_USER}: ${dir}`,
-    );
-  }
+  const own = `${dir}${VOLUME_OWN_DIR}`;
+  const uid = Deno.uid()!;
+  await ensureDirNoFollow(own, {
+    mode: VOLUME_OWN_DIR_MODE,
+    ...(account && { uid: 0, gid: account.gid }),
+  }, uid);
+  // The own directory is root's and cannot be renamed (sticky): nothing below it can be planted.
+  await ensureDirNoFollow(`${dir}${VOLUME_SPOOL}`, {
+    mode: 0o700,
+    ...(account && { uid: account.uid, gid: account.gid }),
+  }, account?.uid ?? uid);
+}
+
+/** Fails with a one-line reason unless the workers can reach `dir` through its parents. */
+async function checkReachable(dir: string, account: WorkerAccount): Promise<void> {
   let parent = await Deno.realPath(dir);
   while (parent !== "/") {
     parent = parent.slice(0, parent.lastIndexOf("/")) || "/";
-    const mode = (await Deno.stat(parent)).mode ?? 0;
-    if ((mode & 0o001) === 0) {
+    const info = await Deno.stat(parent);
+    const mode = info.mode ?? 0;
+    const searchable = (mode & 0o001) !== 0 || (info.gid === account.gid && (mode & 0o010) !== 0);
+    if (!searchable) {
       throw new NginxError(
-        `directory ${dir} cannot be reached by nginx's workers (user ${WORKER_USER}): ` +
+        `directory ${dir} cannot be reached by nginx's workers (user ${account.name}): ` +
           `${parent} is not searchable by others; run: chmod o+x ${parent}`,
       );
     }
@@ -550,15 +730,19 @@ export async function prepareWritableDir(dir: string): Promise<void> {
 /**
  * Lets nginx's workers, and no one else but root, connect to the unix socket `socketPath` in the
  * directory `dir` (ours, mode 0700, as Deno.makeTempDir makes it, while the socket is made).
- * Connecting takes write permission on the socket. As root, the workers run as nobody: the socket
- * becomes nobody's, mode 0600, and the directory 0711, which lets others pass through but not
- * list or change it, so that nobody cannot replace the socket either. Otherwise the workers run
- * as we do, and the socket stays ours, 0600 in a 0700 directory.
+ * Connecting takes write permission on the socket. As root, the socket becomes the workers'
+ * `account`'s, mode 0600, and the directory 0711, which lets others pass through but not list or
+ * change it, so that the workers cannot replace the socket either. Otherwise the workers run as
+ * we do, and the socket stays ours, 0600 in a 0700 directory.
  */
-export async function shareSocketWithWorkers(dir: string, socketPath: string): Promise<void> {
+export async function shareSocketWithWorkers(
+  dir: string,
+  socketPath: string,
+  account: WorkerAccount | null,
+): Promise<void> {
   await Deno.chmod(socketPath, 0o600);
-  if (!isRoot()) return;
-  await Deno.chown(socketPath, WORKER_UID, WORKER_GID);
+  if (account === null) return;
+  await Deno.chown(socketPath, account.uid, account.gid);
   await Deno.chmod(dir, 0o711);
 }
 
@@ -574,8 +758,8 @@ export async function prepareAccessLog(path: string): Promise<void> {
       throw err;
     });
     if (info !== null && !info.isFile) throw new Error("not a regular file");
-    const file = await Deno.open(path, { create: true, append: true, mode: 0o600 });
-    file.close();
+    // A link put in its place after that look is not followed either.
+    await createFileNoFollow(path, 0o600);
   } catch (err) {
     throw new NginxError(`cannot open access log ${path}: ${(err as Error).message}`);
   }
@@ -627,6 +811,11 @@ export interface NginxOptions {
   /** Names the program in log lines, e.g. `volume :3001`. */
   name: string;
   port: number;
+  /**
+   * The account of nginx's workers (workerAccount): required when we are root, so that they never
+   * run as nginx's default, the shared `nobody`; null otherwise.
+   */
+  user: WorkerAccount | null;
   /** Serve HTTPS; the files are checked (the key must be private) before nginx starts. */
   tls?: TlsFiles;
   workerProcesses?: number;
@@ -664,6 +853,9 @@ export class Nginx {
   /** Starts nginx and resolves once its port answers; rejects with a one-line NginxError. */
   static async start(options: NginxOptions): Promise<Nginx> {
     await nginxAvailable();
+    if (isRoot() && options.user === null) {
+      throw new NginxError(`${options.name}: root runs nginx only with an account for its workers`);
+    }
     if (options.tls) await checkTlsFiles(options.tls);
     await ensureRuntimeDir();
     if (options.accessLog !== undefined && options.accessLog !== "stderr") {
@@ -689,6 +881,7 @@ export class Nginx {
     );
     const config = renderConfig({
       prefixDir: nginx.#prefixDir,
+      ...(options.user && { user: options.user }),
       pidFile: pidFileFor(options.port),
       port: options.port,
       ipv6: hasIpv6(),
@@ -756,7 +949,10 @@ export class Nginx {
       pending += decoder.decode(chunk, { stream: true });
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
-      for (const line of lines) {
+      for (const raw of lines) {
+        // nginx's error lines name the request (`request: "PUT /x?md5=..."`): a volume's
+        // signature or a presigned URL's must not reach the log.
+        const line = redactSecrets(raw);
         console.error(`${this.#options.name}: ${line}`);
         // An access log line (to stderr) is no reason for a failure.
         if (line.startsWith("{")) continue;

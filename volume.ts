@@ -14,13 +14,16 @@ import { parseTlsFlags, TLS_FLAGS } from "./lib/tls.ts";
 import { readSecretFile, SecretError } from "./lib/signing.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
+  DEFAULT_WORKER_USER,
   Nginx,
   NginxError,
-  prepareWritableDir,
+  prepareVolumeDir,
   renderVolumeHttpBlocks,
   renderVolumeLocations,
   stopOnSignals,
   type TlsFiles,
+  type WorkerAccount,
+  workerAccount,
 } from "./nginx.ts";
 import { resolve } from "node:path";
 import { startDiskReport } from "./lib/statusvolume.ts";
@@ -35,6 +38,12 @@ const FLAGS: FlagSpec = {
     default: DEFAULT_KEEPALIVE_MS,
     help: "idle client connections are closed after this (nginx's keepalive_timeout)",
     arg: "DURATION",
+  },
+  user: {
+    type: "string",
+    default: DEFAULT_WORKER_USER,
+    help: "the account nginx's workers run as when root starts the volume",
+    arg: "NAME",
   },
   ...TLS_FLAGS,
   "volume-secret-file": {
@@ -52,7 +61,7 @@ const FLAGS: FlagSpec = {
 
 const USAGE = `volume.ts: a mkv.ts volume (nginx WebDAV serving one directory)
 
-usage: deno run -A volume.ts --port PORT --dir DIR [--workers N] [--keepalive DURATION]
+usage: deno run -A volume.ts --port PORT --dir DIR [--workers N] [--keepalive DURATION] [--user NAME]
                              [--tls-cert FILE --tls-key FILE]
                              [--volume-secret-file FILE [--private-reads]]
 
@@ -64,6 +73,8 @@ export interface VolumeOptions {
   dir: string;
   workers: number;
   keepaliveMs: number;
+  /** The account of nginx's workers when root runs the volume; absent: DEFAULT_WORKER_USER. */
+  user?: string;
   /** HTTPS instead of plain HTTP; absent without --tls-cert. */
   tls?: TlsFiles;
   /** The file of the volume secret (lib/signing.ts); absent: writes are not signed. */
@@ -102,6 +113,7 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
     dir: resolve(values.dir as string),
     workers,
     keepaliveMs,
+    ...(values.user !== DEFAULT_WORKER_USER && { user: values.user as string }),
     ...(tls && { tls }),
     ...signing,
   };
@@ -123,19 +135,22 @@ export async function startVolume(
 ): Promise<RunningVolume> {
   // Read here, never passed on a command line; it ends up only in nginx's 0600 temp config.
   const secret = options.secretFile ? await readSecretFile(options.secretFile) : undefined;
-  await prepareWritableDir(options.dir);
+  const user = await workerAccount(options.user ?? DEFAULT_WORKER_USER);
+  await prepareVolumeDir(options.dir, user);
   const report = await startDiskReport(options.dir, (message) => {
     console.error(`volume :${options.port}: ${message}`);
   });
   let nginx: Nginx;
   try {
-    nginx = await startNginx(options, secret);
+    nginx = await startNginx(options, { secret, user });
   } catch (err) {
     await report.stop();
     throw err;
   }
   const pruner = startPruner(options.dir, {
     report: (message) => console.error(`volume :${options.port}: ${message}`),
+    // Root never walks the workers' directories itself: the pass runs as their account.
+    ...(user !== null && { account: user }),
   });
   return {
     nginx,
@@ -149,11 +164,12 @@ export async function startVolume(
 
 function startNginx(
   options: VolumeOptions & { onGiveUp?: (reason: string) => void },
-  secret: string | undefined,
+  { secret, user }: { secret: string | undefined; user: WorkerAccount | null },
 ): Promise<Nginx> {
   return Nginx.start({
     name: `volume :${options.port}`,
     port: options.port,
+    user,
     workerProcesses: options.workers,
     tls: options.tls,
     ...(secret && { httpBlocks: renderVolumeHttpBlocks() }),

@@ -20,7 +20,14 @@ import { fileURLToPath } from "node:url";
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
 import { keyToPath } from "../lib/placement.ts";
 import { TRACE_ENV, type TraceLine } from "../lib/writetrace.ts";
-import { Nginx, prepareWritableDir, renderVolumeLocations, stopChild } from "../nginx.ts";
+import {
+  DEFAULT_WORKER_USER,
+  Nginx,
+  prepareVolumeDir,
+  renderVolumeLocations,
+  stopChild,
+  workerAccount,
+} from "../nginx.ts";
 import { startDiskReport } from "../lib/statusvolume.ts";
 import { freePort } from "../dev/cluster.ts";
 import { type LatencySummary, runThrasher, summarize } from "../thrasher.ts";
@@ -405,12 +412,14 @@ async function startVolume(
   port: number,
 ): Promise<{ nginx: Nginx; stop: () => Promise<void> }> {
   const data = join(dir, `volume${i + 1}`);
-  await prepareWritableDir(data);
+  const user = await workerAccount(DEFAULT_WORKER_USER);
+  await prepareVolumeDir(data, user);
   const report = await startDiskReport(data, (message) => console.error(`tail: ${message}`));
   const log = join(dir, `volume${i + 1}.access.log`);
   const nginx = await Nginx.start({
     name: `volume :${port}`,
     port,
+    user,
     httpBlocks: `  log_format mkv_tail '${VOLUME_LOG_FORMAT}';`,
     locations: `    access_log ${log} mkv_tail;\n` + renderVolumeLocations({ dir: data }),
   }).catch(async (err) => {

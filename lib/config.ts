@@ -6,6 +6,7 @@ import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./f
 import { isHostPort, type Placement } from "./placement.ts";
 import type { ProxyLimits } from "../nginx.ts";
 import { parseTlsFlags, TLS_FLAGS, type TlsFiles } from "./tls.ts";
+import { DEFAULT_WORKER_USER } from "./runtime.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];
@@ -61,6 +62,12 @@ export const INDEX_FLAGS: FlagSpec = {
     default: true,
     help:
       "server: measure requests for /-/metrics and /-/status (=false: off, to measure the cost)",
+  },
+  user: {
+    type: "string",
+    default: DEFAULT_WORKER_USER,
+    help: "server: the account nginx's workers run as when root starts the index",
+    arg: "NAME",
   },
   credentials: {
     type: "string",
@@ -187,6 +194,8 @@ export interface IndexOptions extends Placement {
   s3Port?: number;
   /** `--metrics=false`: requests are not measured; absent: they are. */
   metrics?: false;
+  /** `--user`: nginx's workers' account when root runs the index; absent: DEFAULT_WORKER_USER. */
+  user?: string;
 }
 
 /** `--access-log` (made absolute), "stderr" with `-v` alone, or undefined: no access log. */
@@ -326,6 +335,7 @@ export function parseIndexArgs(args: string[]): IndexOptions | "help" {
     multipartMaxAgeMs: parseMultipartMaxAge(values["multipart-max-age"] as number),
     ...(s3Port > 0 && { s3Port }),
     ...(values.metrics === false && { metrics: false as const }),
+    ...(values.user !== DEFAULT_WORKER_USER && { user: values.user as string }),
     ...signing,
   };
 }

@@ -15,6 +15,12 @@ export const PARTS_PREFIX = "/-/mpu/";
 export const STUB_STATUS_PATH = "/.mkv-status";
 /** Where a volume serves its filesystem's free and total bytes (lib/statusvolume.ts), as JSON. */
 export const DISK_STATUS_PATH = "/.mkv-disk";
+/**
+ * The volume's own directory inside its --dir, made by volume.ts (root's when root runs it, so
+ * that nginx's workers, who own the rest, cannot plant a link there): nginx's upload spool
+ * (`tmp/`) and the disk figures (`disk.json`), served at DISK_STATUS_PATH.
+ */
+export const VOLUME_OWN_DIR = "/.mkv";
 
 /** A directory of the layout named by a byte of md5(key): `HH` or `hh`, lower-case hex. */
 export const HEX_DIR = /^[0-9a-f]{2}$/;

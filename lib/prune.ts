@@ -13,6 +13,11 @@
 // untouched for PRUNE_AGE_MS, is removed within those microseconds: that PUT then fails whole
 // (nginx answers 500 and drops its temp file; the index answers an error and keeps nothing), and
 // no stored value is ever touched.
+//
+// The directories pruned are the workers' own: they could swap one for a link between the walk's
+// look and its rmdir. Started by root, volume.ts therefore runs each pass as the workers' account
+// (lib/prunepass.ts under `setpriv`), which can remove nothing that account could not remove
+// itself; root never walks or removes through them.
 
 import { HEX_DIR, SUBVOLUME_DIR } from "./placement.ts";
 
@@ -110,9 +115,54 @@ export async function pruneEmptyDirs(dir: string, options: PruneOptions): Promis
   return { ...result, elapsedMs: performance.now() - started };
 }
 
+/** The command line of a pass run as `account` (lib/prunepass.ts under setpriv). */
+export function passCommand(
+  dir: string,
+  options: { account: { uid: number; gid: number }; ageMs: number; deno: string; script: string },
+): string[] {
+  return [
+    "setpriv",
+    `--reuid=${options.account.uid}`,
+    `--regid=${options.account.gid}`,
+    "--clear-groups",
+    "--",
+    options.deno,
+    "run",
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    options.script,
+    dir,
+    String(options.ageMs),
+  ];
+}
+
+/** One pass over `dir` run as `account` in a child process; its result as the child prints it. */
+async function passAs(
+  dir: string,
+  options: { account: { uid: number; gid: number }; ageMs: number; signal: AbortSignal },
+): Promise<PruneResult> {
+  const [command, ...args] = passCommand(dir, {
+    ...options,
+    deno: Deno.execPath(),
+    script: new URL("./prunepass.ts", import.meta.url).pathname,
+  });
+  const output = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    signal: options.signal,
+  }).output();
+  const text = new TextDecoder();
+  if (!output.success) {
+    const why = text.decode(output.stderr).trim().split("\n").at(-1) ?? "";
+    throw new Error(`the pass as uid ${options.account.uid} failed (${output.code}): ${why}`);
+  }
+  return JSON.parse(text.decode(output.stdout)) as PruneResult;
+}
+
 /**
- * Runs a pass over `dir` now and every `intervalMs`, one at a time, until `stop()`. Each pass
- * that removed something is reported; a pass that fails is reported and the next one tries again.
+ * Runs a pass over `dir` now and every `intervalMs`, one at a time, until `stop()`; with
+ * `account` (the workers', when root runs the volume), each pass as that account. Each pass that
+ * removed something is reported; a pass that fails is reported and the next one tries again.
  */
 export function startPruner(
   dir: string,
@@ -120,15 +170,16 @@ export function startPruner(
     report: (message: string) => void;
     intervalMs?: number;
     ageMs?: number;
+    account?: { uid: number; gid: number };
   },
 ): { stop(): Promise<void> } {
   const abort = new AbortController();
+  const ageMs = options.ageMs ?? PRUNE_AGE_MS;
   const pass = async () => {
     try {
-      const result = await pruneEmptyDirs(dir, {
-        ageMs: options.ageMs ?? PRUNE_AGE_MS,
-        signal: abort.signal,
-      });
+      const result = options.account === undefined
+        ? await pruneEmptyDirs(dir, { ageMs, signal: abort.signal })
+        : await passAs(dir, { account: options.account, ageMs, signal: abort.signal });
       if (result.removed > 0 || result.refused > 0) {
         options.report(
           `removed ${result.removed} empty directories of ${result.scanned} in ` +
@@ -137,6 +188,7 @@ export function startPruner(
         );
       }
     } catch (err) {
+      if (abort.signal.aborted) return;
       options.report(`cannot remove empty directories: ${(err as Error).message}`);
     }
   };

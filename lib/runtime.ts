@@ -9,6 +9,13 @@
 const STOP_TIMEOUT_MS = 5_000;
 
 /**
+ * The account nginx's workers run as when root starts a program (`--user`): a system account of
+ * their own, never a shared one such as `nobody`, whose other processes could then change every
+ * value, read the workers' memory (the volume secret, TLS keys) and talk to the index's socket.
+ */
+export const DEFAULT_WORKER_USER = "mkv";
+
+/**
  * A failure to run nginx; the message is one line, fit to print before exiting. Defined here, where
  * the first such failures arise, and exported by nginx.ts, where the programs take it from.
  */
@@ -16,17 +23,34 @@ export class NginxError extends Error {
   override name = "NginxError";
 }
 
+/** Root's runtime directory: /run is root's alone, so no one else can make it before us. */
+const ROOT_RUNTIME_DIR = "/run/mkv.ts";
+
 /**
- * The directory of our runtime files (pid, lock and temp-list files per port):
- * `$XDG_RUNTIME_DIR/mkv.ts` if that is set, else `$TMPDIR/mkv.ts-UID`. Only we may write it,
- * since a file planted there would make us signal the process it names or remove what it lists;
- * `ensureRuntimeDir` makes it and checks that.
+ * The directory of our runtime files (pid, lock and temp-list files per port): systemd's
+ * `$RUNTIME_DIRECTORY` (RuntimeDirectory=) if set, else `$XDG_RUNTIME_DIR/mkv.ts`, else for root
+ * `/run/mkv.ts`, else `$TMPDIR/mkv.ts-UID`. Only we may write it, since a file planted there would
+ * make us signal the process it names or remove what it lists; `ensureRuntimeDir` makes it and
+ * checks that. In a shared /tmp another user can make `mkv.ts-UID` first, which stops the start
+ * with the command that fixes it; root's never depends on /tmp.
  */
 export function runtimeDir(): string {
+  // systemd lists several directories separated by colons when the unit names several.
+  const systemd = Deno.env.get("RUNTIME_DIRECTORY")?.split(":")[0].replace(/\/+$/, "");
+  if (systemd?.startsWith("/")) return systemd;
   const xdg = Deno.env.get("XDG_RUNTIME_DIR")?.replace(/\/+$/, "");
   // The XDG spec says to ignore a relative path.
   if (xdg?.startsWith("/")) return `${xdg}/mkv.ts`;
+  if (Deno.uid() === 0 && isDirectory("/run")) return ROOT_RUNTIME_DIR;
   return `${tempDir()}/mkv.ts-${Deno.uid()}`;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /**

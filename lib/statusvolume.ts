@@ -4,7 +4,8 @@
 // of nginx, so reading them costs the volume nothing; the index reads them every few seconds,
 // never on a request's path. Parsing and encoding are pure; golden-tested in tests/status_test.ts.
 
-import { DISK_STATUS_PATH } from "./placement.ts";
+import { VOLUME_OWN_DIR } from "./placement.ts";
+import { writeNewFile } from "./nofollow.ts";
 
 /** How often volume.ts rewrites its disk figures. */
 export const DISK_REPORT_INTERVAL_MS = 5_000;
@@ -76,20 +77,25 @@ export async function readDiskFigures(dir: string): Promise<DiskFigures> {
 }
 
 /**
- * Keeps `dir/.mkv-disk` (served as DISK_STATUS_PATH) current: written now and every
+ * Keeps `dir/.mkv/disk.json` (served as DISK_STATUS_PATH) current: written now and every
  * DISK_REPORT_INTERVAL_MS, through a temp file and a rename so that nginx never serves half of
- * it. `stop()` ends it; a failed write is reported once per failure, and tried again.
+ * it. Both are in the volume's own directory, which only we can write (nginx.ts's
+ * prepareVolumeDir); the temp file is still made new, never written through a link, should
+ * anything be in its place. `stop()` ends it; a failed write is reported once per failure, and
+ * tried again.
  */
 export async function startDiskReport(
   dir: string,
   onError: (message: string) => void,
 ): Promise<{ stop(): Promise<void> }> {
-  const file = `${dir}${DISK_STATUS_PATH}`;
+  const file = `${dir}${VOLUME_OWN_DIR}/disk.json`;
   const write = async () => {
     try {
-      await Deno.writeTextFile(`${file}.tmp`, encodeDiskFigures(await readDiskFigures(dir)), {
-        mode: 0o644,
+      // A temp file left by a crash: removed, never opened (a link goes, its target stays).
+      await Deno.remove(`${file}.tmp`).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
       });
+      await writeNewFile(`${file}.tmp`, encodeDiskFigures(await readDiskFigures(dir)), 0o644);
       await Deno.rename(`${file}.tmp`, file);
     } catch (err) {
       onError(`cannot write ${file}: ${(err as Error).message}`);

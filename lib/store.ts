@@ -374,10 +374,19 @@ export class Store {
   static async open(db: string): Promise<Store> {
     // The index's directory is its owner's alone: it holds the records and the admin socket,
     // through which the operations run. A new one is made 0700; an existing one is set so.
-    await Deno.mkdir(db, { recursive: true, mode: DB_DIR_MODE });
-    await Deno.chmod(db, DB_DIR_MODE);
-    const lockFile = await Deno.open(`${db}/lock`, { create: true, write: true, mode: 0o600 });
-    await Deno.chmod(`${db}/lock`, 0o600);
+    let lockFile: Deno.FsFile;
+    try {
+      await Deno.mkdir(db, { recursive: true, mode: DB_DIR_MODE });
+      await Deno.chmod(db, DB_DIR_MODE);
+      lockFile = await Deno.open(`${db}/lock`, { create: true, write: true, mode: 0o600 });
+      await Deno.chmod(`${db}/lock`, 0o600);
+    } catch (err) {
+      // Another user (an operator without sudo) gets one line, not a stack trace.
+      if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
+      throw new StoreError(
+        `cannot open index ${db}: permission denied; run as the user the index runs as (or root)`,
+      );
+    }
     if (!await lockFile.tryLock(true)) {
       lockFile.close();
       throw new StoreError(`index ${db} is in use by another mkv.ts process (${db}/lock)`);

@@ -3,6 +3,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { redactSecrets } from "../nginx.ts";
+import { expiresIn, signVolumeUrl } from "../lib/signing.ts";
 import { put, request, testCluster } from "./helpers.ts";
 
 /** The file's lines, once it has at least `count` (nginx writes each line as the request ends). */
@@ -67,4 +69,81 @@ Deno.test("-v without --access-log: the access log goes to stderr", async () => 
   // Prefixed like the rest of nginx's stderr: `index :PORT: {...}`.
   const entry = JSON.parse(line.slice(line.indexOf("{")));
   assert.deepEqual([entry.method, entry.status], ["GET", 404]);
+});
+
+/** A volume secret, as `openssl rand -base64 24` makes one. */
+const VOLUME_SECRET = "c2VjcmV0LWZvci1sb2dzLXRlc3Qx";
+
+Deno.test("no log holds a signature or a credential: access log, index and volumes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mkv-test-log-" });
+  const log = join(dir, "access.log");
+  const secretFile = join(dir, "volume.secret");
+  await Deno.writeTextFile(secretFile, `${VOLUME_SECRET}\n`, { mode: 0o600 });
+  await Deno.chmod(secretFile, 0o600);
+  try {
+    await using cluster = await testCluster({
+      volumes: 1,
+      indexArgs: [
+        "--replicas",
+        "1",
+        "--access-log",
+        log,
+        "--volume-secret-file",
+        secretFile,
+        "--private-reads",
+      ],
+      volumeArgs: ["--volume-secret-file", secretFile, "--private-reads"],
+    });
+    assert.equal(await put(cluster.url, "/logged", "value"), 201);
+    // A signed Location, as a client is redirected to.
+    const redirect = await request(`${cluster.url}/logged`);
+    assert.equal(redirect.status, 302);
+    const location = new URL(redirect.headers.get("location")!);
+    const signature = location.searchParams.get("md5")!;
+    assert.ok(signature, location.href);
+    assert.equal((await request(location.href)).status, 200);
+    // A signed read of a missing file: the volume's nginx logs the request line with its error.
+    const signedMissing = signVolumeUrl({
+      method: "GET",
+      path: "/00/00/bWlzc2luZw==",
+      expiresAt: expiresIn(60_000),
+      secret: VOLUME_SECRET,
+    });
+    const missingSignature = new URL(signedMissing, location).searchParams.get("md5")!;
+    assert.equal((await request(`${location.origin}${signedMissing}`)).status, 404);
+    // A presigned-looking S3 query on the index: its signature and credential are never logged.
+    const amzSignature = "f".repeat(64);
+    const presigned = `${cluster.url}/logged?X-Amz-Algorithm=AWS4-HMAC-SHA256` +
+      `&X-Amz-Credential=AKIDLOGTEST%2F20250101%2Fus-east-1%2Fs3%2Faws4_request` +
+      `&X-Amz-Date=20250101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host` +
+      `&X-Amz-Signature=${amzSignature}`;
+    await request(presigned);
+    const lines = await readLines(log, 3);
+    const text = lines.join("\n");
+    assert.ok(text.includes("X-Amz-Signature=REDACTED"), text);
+    assert.ok(text.includes("X-Amz-Credential=REDACTED"), text);
+    const logs = [text, cluster.index.log, ...cluster.volumes.map((volume) => volume.log)];
+    assert.ok(cluster.volumes[0].log.includes("md5=REDACTED"), cluster.volumes[0].log);
+    const secrets = [amzSignature, "AKIDLOGTEST", signature, missingSignature, VOLUME_SECRET];
+    for (const secret of secrets) {
+      for (const [i, body] of logs.entries()) {
+        assert.ok(!body.includes(secret), `log ${i}: ${body}`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("redactSecrets: signatures and credentials of a URL or log line (golden)", () => {
+  assert.equal(
+    redactSecrets(
+      `"GET /b/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=abc&x=1 HTTP/1.1", ` +
+        `request: "PUT /5d/41/aGVsbG8=?md5=SIG_-x&expires=17 HTTP/1.1" ?Signature=s&AWSAccessKeyId=a`,
+    ),
+    `"GET /b/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&x=1 HTTP/1.1", ` +
+      `request: "PUT /5d/41/aGVsbG8=?md5=REDACTED&expires=17 HTTP/1.1" ` +
+      `?Signature=REDACTED&AWSAccessKeyId=REDACTED`,
+  );
+  assert.equal(redactSecrets("/k?list&limit=10"), "/k?list&limit=10");
 });

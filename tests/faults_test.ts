@@ -21,6 +21,7 @@ import {
 import { VERIFIED_TTL_MS } from "../lib/server.ts";
 import { parseStubStatus } from "../lib/statusvolume.ts";
 import { pidFileFor } from "../lib/runtime.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import {
   eventually,
   exists,
@@ -113,7 +114,7 @@ async function listKeys(base: string, query = "list"): Promise<string[]> {
   return (JSON.parse(answer.body) as { keys: string[] }).keys;
 }
 
-/** Files under a volume's directory as `[subvolume, path]`, nginx's `.tmp` and dot files aside. */
+/** Files under a volume's directory as `[subvolume, path]`, the volume's own `.mkv` and dot files aside. */
 async function volumeFiles(dir: string): Promise<{ sub: string; path: string }[]> {
   const out: { sub: string; path: string }[] = [];
   const walk = async (relative: string) => {
@@ -744,8 +745,11 @@ Deno.test("a full volume: PUTs answer 507 naming it, it is reported full and ser
   const full = join(dir.path, "volume1");
   await Deno.mkdir(full, { mode: 0o777 });
   await Deno.chmod(full, 0o777);
-  // A 4 MiB filesystem of its own: writes beyond it fail with ENOSPC, as on a full disk.
-  const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", full]);
+  // A 4 MiB filesystem of its own: writes beyond it fail with ENOSPC, as on a full disk. Its root
+  // is a volume directory as root runs one: root's, the workers' group, mode 1770.
+  const gid = (await workerAccount(DEFAULT_WORKER_USER))?.gid ?? 0;
+  const options = `size=4m,mode=1770,uid=0,gid=${gid}`;
+  const mounted = await run("mount", ["-t", "tmpfs", "-o", options, "tmpfs", full]);
   assert.ok(mounted.ok, `cannot mount a tmpfs to fill up (run as root): ${mounted.stderr}`);
   try {
     const [port, ...volumePorts] = freePorts(4);
@@ -1266,7 +1270,7 @@ Deno.test("a volume that answers but cannot store is marked full by its write pr
   const victim = cluster.volumes[1];
   const victimHost = `localhost:${victim.port}`;
   // Without its spool directory nginx still answers GET and HEAD, but every PUT fails with 500.
-  await Deno.remove(join(volumeDir(cluster, victim), ".tmp"), { recursive: true });
+  await Deno.remove(join(volumeDir(cluster, victim), ".mkv/tmp"), { recursive: true });
   const noticed = await eventually(
     () =>
       Promise.resolve(

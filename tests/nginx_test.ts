@@ -6,16 +6,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   checkPortFree,
+  DEFAULT_WORKER_USER,
+  missingAccountMessage,
   Nginx,
   NginxError,
+  parseAccount,
   prepareAccessLog,
-  prepareWritableDir,
+  prepareVolumeDir,
   renderConfig,
   renderLimitZones,
   renderProxyLocations,
   renderProxyUpstream,
   renderVolumeLocations,
-  writableByWorkers,
+  SECRET_PARAMS,
+  volumeDirProblem,
+  type WorkerAccount,
+  workerAccount,
 } from "../nginx.ts";
 import {
   alive,
@@ -25,12 +31,22 @@ import {
   runtimeDir,
   stopLeftover,
 } from "../lib/runtime.ts";
-import { freePort, ROOT, tempDir } from "./helpers.ts";
+import { exists, freePort, ROOT, tempDir } from "./helpers.ts";
 
-/** The uid of `nobody`, as which nginx's workers run when root starts nginx. */
+/** The account of nginx's workers here: null unless the tests run as root. */
+const USER = await workerAccount(DEFAULT_WORKER_USER);
+/** The uid of `nobody`: another user (of other daemons). */
 const NOBODY_UID = 65534;
 /** The type bits of a directory in `stat`'s mode. */
 const DIRECTORY_BITS = 0o40000;
+const ACCOUNT: WorkerAccount = { name: "mkv", uid: 999, gid: 995, group: "mkv" };
+
+/** A volume directory under `parent`, readied as volume.ts readies it. */
+async function volumeDir(parent: string): Promise<string> {
+  const dir = join(parent, "volume");
+  await prepareVolumeDir(dir, USER);
+  return dir;
+}
 
 const PROXY_CONFIG =
   `# mkv.ts: rendered by nginx.ts; lives only as long as the program that wrote it.
@@ -68,6 +84,12 @@ http {
     listen 3000;
     listen [::]:3000;
     client_max_body_size 0;
+    set $mkv_csp sandbox;
+    if ($uri = /-/status) {
+      set $mkv_csp "";
+    }
+    add_header X-Content-Type-Options nosniff always;
+    add_header Content-Security-Policy $mkv_csp always;
     if ($request_uri ~ "#") {
       return 400 "percent-encode # as %23\\n";
     }
@@ -101,6 +123,8 @@ http {
       add_header Content-Type $mkv_type;
       add_header Content-Encoding $mkv_encoding;
       add_header Content-Language $mkv_language;
+      add_header X-Content-Type-Options nosniff always;
+      add_header Content-Security-Policy $mkv_csp always;
       proxy_buffering off;
       proxy_connect_timeout 10s;
       proxy_read_timeout 60s;
@@ -182,10 +206,10 @@ http {
       limit_except GET PUT DELETE {
         deny all;
       }
-      client_body_temp_path "/data/volume1/.tmp";
+      client_body_temp_path "/data/volume1/.mkv/tmp";
       client_max_body_size 0;
       dav_methods PUT DELETE;
-      dav_access user:rw group:r all:r;
+      dav_access user:rw;
       create_full_put_path on;
     }
     location ^~ /. {
@@ -195,9 +219,9 @@ http {
       limit_except GET PUT {
         deny all;
       }
-      client_body_temp_path "/data/volume1/.tmp";
+      client_body_temp_path "/data/volume1/.mkv/tmp";
       dav_methods PUT;
-      dav_access user:rw group:r all:r;
+      dav_access user:rw;
     }
     location = /.mkv-status {
       limit_except GET {
@@ -210,6 +234,7 @@ http {
         deny all;
       }
       default_type application/json;
+      alias "/data/volume1/.mkv/disk.json";
     }
   }
 }
@@ -238,6 +263,20 @@ Deno.test("renderConfig: a volume's nginx, without IPv6 (golden)", () => {
     locations: renderVolumeLocations({ dir: "/data/volume1" }),
   });
   assert.equal(config, VOLUME_CONFIG);
+  // Run by root, the workers get the account they are given.
+  const asRoot = renderConfig({
+    prefixDir: "/tmp/mkv-nginx-def",
+    pidFile: "/tmp/mkv.ts-0/nginx-3001.pid",
+    port: 3001,
+    ipv6: false,
+    workerProcesses: 1,
+    user: ACCOUNT,
+    locations: renderVolumeLocations({ dir: "/data/volume1" }),
+  });
+  assert.equal(
+    asRoot,
+    VOLUME_CONFIG.replace("worker_processes", "user mkv mkv;\nworker_processes"),
+  );
 });
 
 Deno.test("renderVolumeLocations quotes a directory with quotes and backslashes", () => {
@@ -247,8 +286,9 @@ Deno.test("renderVolumeLocations quotes a directory with quotes and backslashes"
     ),
     [
       `    root "/data/a \\"b\\"\\\\c";`,
-      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.tmp";`,
-      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.tmp";`,
+      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.mkv/tmp";`,
+      `      client_body_temp_path "/data/a \\"b\\"\\\\c/.mkv/tmp";`,
+      `      alias "/data/a \\"b\\"\\\\c/.mkv/disk.json";`,
     ],
   );
 });
@@ -267,25 +307,45 @@ Deno.test("renderProxyUpstream and renderProxyLocations (golden)", () => {
   );
 });
 
-Deno.test("writableByWorkers: owned by nobody with wx, or wx for others", () => {
-  const cases: [number | null, number | null, boolean][] = [
-    [NOBODY_UID, DIRECTORY_BITS | 0o700, true],
-    [NOBODY_UID, 0o755, true],
-    [NOBODY_UID, 0o500, false],
-    [NOBODY_UID, 0o600, false],
-    [0, DIRECTORY_BITS | 0o777, true],
-    [0, 0o1777, true],
-    [0, 0o773, true],
-    [0, DIRECTORY_BITS | 0o755, false],
-    [0, 0o775, false],
-    [0, 0o776, false],
-    [1000, 0o700, false],
-    [null, 0o755, false],
-    [0, null, false],
+Deno.test("volumeDirProblem: root's, the workers' group, 1770; else the commands that fix it", () => {
+  const dir = "/data/volume1";
+  const cases: [number | null, number | null, number | null, boolean][] = [
+    [0, 995, DIRECTORY_BITS | 0o1770, true],
+    [0, 995, 0o1770, true],
+    [0, 995, 0o770, false],
+    [0, 995, 0o1775, false],
+    [0, 995, 0o1777, false],
+    [0, 0, 0o1770, false],
+    [999, 995, 0o1770, false],
+    [65534, 65534, 0o755, false],
+    [null, 995, 0o1770, false],
   ];
-  for (const [uid, mode, want] of cases) {
-    assert.equal(writableByWorkers({ uid, mode }), want, `uid ${uid} mode ${mode?.toString(8)}`);
+  for (const [uid, gid, mode, ok] of cases) {
+    const problem = volumeDirProblem(dir, { uid, gid, mode }, ACCOUNT);
+    assert.equal(problem === null, ok, `uid ${uid} gid ${gid} mode ${mode?.toString(8)}`);
   }
+  assert.equal(
+    volumeDirProblem(dir, { uid: 65534, gid: 65534, mode: 0o755 }, ACCOUNT),
+    "volume directory /data/volume1 is not root's with group mkv and mode 1770, so mkv's nginx " +
+      "workers could not store there or could plant links for root to follow; run: " +
+      "chown -R mkv:mkv /data/volume1 && chmod -R go= /data/volume1 && " +
+      "chown root:mkv /data/volume1 && chmod 1770 /data/volume1",
+  );
+});
+
+Deno.test("parseAccount and missingAccountMessage (golden)", () => {
+  assert.deepEqual(
+    parseAccount("mkv:x:999:995::/nonexistent:/usr/sbin/nologin\n", "mkv:x:995:\n"),
+    ACCOUNT,
+  );
+  assert.equal(parseAccount("", ""), null);
+  assert.equal(parseAccount("mkv:x:abc:995::/:/bin/sh", "mkv:x:995:"), null);
+  assert.equal(parseAccount("mkv:x:999:995::/:/bin/sh", ""), null);
+  assert.equal(
+    missingAccountMessage("mkv"),
+    "user mkv (for nginx's workers) does not exist; " +
+      "run: useradd --system --no-create-home --shell /usr/sbin/nologin mkv",
+  );
 });
 
 Deno.test("renderVolumeLocations: keepalive_timeout from keepaliveMs, 75s by default", () => {
@@ -304,46 +364,64 @@ Deno.test("pidFileFor is fixed per port, in the runtime directory", () => {
   assert.equal(pidFileFor(3001), pidFileFor(3001));
 });
 
-Deno.test("prepareWritableDir: creates a missing directory for the workers", async () => {
+Deno.test("prepareVolumeDir: makes a missing directory, its own directory and the spool", async () => {
   await using dir = await tempDir();
   const volume = join(dir.path, "a", "volume");
-  await prepareWritableDir(volume);
-  const info = await Deno.stat(volume);
-  assert.ok(info.isDirectory);
-  assert.ok(writableByWorkers(info));
+  await prepareVolumeDir(volume, USER);
+  const modes = async (path: string) => {
+    const info = await Deno.lstat(path);
+    assert.ok(info.isDirectory, path);
+    return [info.uid, info.gid, info.mode! & 0o7777];
+  };
+  const uid = Deno.uid()!;
+  if (USER) {
+    assert.deepEqual(await modes(volume), [0, USER.gid, 0o1770]);
+    assert.deepEqual(await modes(join(volume, ".mkv")), [0, USER.gid, 0o750]);
+    assert.deepEqual(await modes(join(volume, ".mkv/tmp")), [USER.uid, USER.gid, 0o700]);
+  } else {
+    assert.equal((await modes(volume))[0], uid);
+    assert.equal((await modes(join(volume, ".mkv/tmp")))[2], 0o700);
+  }
+  // Again, as at every start: nothing changes.
+  await prepareVolumeDir(volume, USER);
+  if (USER) assert.deepEqual(await modes(join(volume, ".mkv/tmp")), [USER.uid, USER.gid, 0o700]);
 });
 
-Deno.test("prepareWritableDir: refuses a directory nginx's workers cannot write", async () => {
-  await using dir = await tempDir();
-  const rootOnly = join(dir.path, "root-only");
-  await Deno.mkdir(rootOnly, { mode: 0o755 });
-  await Deno.chmod(rootOnly, 0o755);
-  await assert.rejects(
-    () => prepareWritableDir(rootOnly),
-    (err: Error) => {
-      assert.ok(err instanceof NginxError);
-      assert.match(err.message, /is not writable by nginx's workers/);
-      assert.ok(!err.message.includes("\n"));
-      return true;
-    },
-  );
-  // The directory is left as it was: refusing never changes an existing directory.
-  assert.equal((await Deno.stat(rootOnly)).mode! & 0o777, 0o755);
+Deno.test({
+  name: "prepareVolumeDir: refuses a directory that is not set up for the workers, unchanged",
+  ignore: USER === null && Deno.env.get("CI") !== "true",
+  async fn() {
+    assert.ok(USER, "needs root (the workers' account is used only when root runs nginx)");
+    await using dir = await tempDir();
+    const rootOnly = join(dir.path, "root-only");
+    await Deno.mkdir(rootOnly, { mode: 0o755 });
+    await Deno.chmod(rootOnly, 0o755);
+    await assert.rejects(
+      () => prepareVolumeDir(rootOnly, USER),
+      (err: Error) => {
+        assert.ok(err instanceof NginxError);
+        assert.match(err.message, /is not root's with group mkv and mode 1770.*run: chown -R/);
+        assert.ok(!err.message.includes("\n"));
+        return true;
+      },
+    );
+    // The directory is left as it was: refusing never changes an existing directory.
+    assert.equal((await Deno.stat(rootOnly)).mode! & 0o7777, 0o755);
+    assert.ok(!await exists(join(rootOnly, ".mkv")));
 
-  const file = join(dir.path, "file");
-  await Deno.writeTextFile(file, "x");
-  await assert.rejects(() => prepareWritableDir(file), NginxError);
-});
+    const file = join(dir.path, "file");
+    await Deno.writeTextFile(file, "x");
+    await assert.rejects(() => prepareVolumeDir(file, USER), NginxError);
 
-Deno.test("prepareWritableDir: refuses a directory under one the workers cannot enter", async () => {
-  await using dir = await tempDir();
-  const closed = join(dir.path, "closed");
-  await Deno.mkdir(closed);
-  await Deno.chmod(closed, 0o700);
-  const volume = join(closed, "volume");
-  await Deno.mkdir(volume);
-  await Deno.chmod(volume, 0o777);
-  await assert.rejects(() => prepareWritableDir(volume), /cannot be reached by nginx's workers/);
+    // A directory under one the workers cannot enter.
+    const closed = join(dir.path, "closed");
+    await Deno.mkdir(closed);
+    await Deno.chmod(closed, 0o700);
+    await assert.rejects(
+      () => prepareVolumeDir(join(closed, "volume"), USER),
+      /cannot be reached by nginx's workers/,
+    );
+  },
 });
 
 Deno.test("checkPortFree and freePort", () => {
@@ -369,10 +447,12 @@ Deno.test("stopLeftover leaves alone what is not a leftover nginx of ours", asyn
 Deno.test("Nginx runs a volume: serves WebDAV and byte ranges, hides .tmp, stops clean", async () => {
   await using dir = await tempDir();
   const port = freePort();
+  const volume = await volumeDir(dir.path);
   const nginx = await Nginx.start({
     name: `test :${port}`,
     port,
-    locations: renderVolumeLocations({ dir: dir.path }),
+    user: USER,
+    locations: renderVolumeLocations({ dir: volume }),
   });
   try {
     assert.ok(nginx.pid > 0);
@@ -380,7 +460,7 @@ Deno.test("Nginx runs a volume: serves WebDAV and byte ranges, hides .tmp, stops
     const put = await fetch(url, { method: "PUT", body: "hello" });
     await put.body?.cancel();
     assert.equal(put.status, 201);
-    assert.equal(await Deno.readTextFile(join(dir.path, "sv01/5d/41/aGVsbG8=")), "hello");
+    assert.equal(await Deno.readTextFile(join(volume, "sv01/5d/41/aGVsbG8=")), "hello");
     const range = await fetch(url, { headers: { range: "bytes=1-3" } });
     assert.equal(range.status, 206);
     assert.equal(await range.text(), "ell");
@@ -419,20 +499,21 @@ Deno.test("stopLeftover removes the temp files a crashed run listed, and only ou
 Deno.test("Nginx.start refuses the port of a running nginx of ours and leaves it alone", async () => {
   await using dir = await tempDir();
   const port = freePort();
-  const locations = renderVolumeLocations({ dir: dir.path });
-  const first = await Nginx.start({ name: `first :${port}`, port, locations });
+  const locations = renderVolumeLocations({ dir: await volumeDir(dir.path) });
+  const first = await Nginx.start({ name: `first :${port}`, port, user: USER, locations });
   let second: Nginx | null = null;
   try {
     const pid = first.pid;
     // A second program on the same port (an operator starting a volume twice) must not take the
     // running one for the leftover of a crash.
-    const refusal = await Nginx.start({ name: `second :${port}`, port, locations }).then(
-      (started) => {
-        second = started;
-        return null;
-      },
-      (err: Error) => err,
-    );
+    const refusal = await Nginx.start({ name: `second :${port}`, port, user: USER, locations })
+      .then(
+        (started) => {
+          second = started;
+          return null;
+        },
+        (err: Error) => err,
+      );
     assert.ok(refusal !== null, "a second nginx started on the port of a running one");
     assert.deepEqual(
       refusal,
@@ -464,7 +545,8 @@ Deno.test("stopLeftover signals no process that is not a listed nginx of ours", 
   const running = await Nginx.start({
     name: `running :${nginxPort}`,
     port: nginxPort,
-    locations: renderVolumeLocations({ dir: dir.path }),
+    user: USER,
+    locations: renderVolumeLocations({ dir: await volumeDir(dir.path) }),
   });
   try {
     // Not nginx at all: a pid file naming any process of ours must not make us kill it.
@@ -653,6 +735,12 @@ Deno.test("renderLimitZones and renderProxyLocations with limits (golden)", () =
   assert.equal(
     both.slice(0, both.indexOf("    if ($request_uri")),
     `    client_max_body_size 0;
+    set $mkv_csp sandbox;
+    if ($uri = /-/status) {
+      set $mkv_csp "";
+    }
+    add_header X-Content-Type-Options nosniff always;
+    add_header Content-Security-Policy $mkv_csp always;
     limit_conn mkv_conn 16;
     limit_conn_status 429;
     limit_conn_log_level info;
@@ -692,8 +780,19 @@ Deno.test("renderConfig: the access log, a JSON line per request (golden)", () =
     httpBlocks: renderProxyUpstream({ socketPath: "/tmp/mkv-index-x/index.sock", keepalive: 256 }),
     locations: renderProxyLocations(),
   };
-  const format = `  log_format mkv_json escape=json '{"time":"$time_iso8601",` +
-    `"remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri",` +
+  // The uri is logged with each secret parameter's value redacted, one map per parameter.
+  assert.deepEqual(SECRET_PARAMS.slice(0, 2), ["X-Amz-Signature", "X-Amz-Credential"]);
+  assert.ok(SECRET_PARAMS.includes("md5"));
+  const maps = SECRET_PARAMS.map((param, i) => {
+    const from = i === 0 ? "$request_uri" : `$mkv_logged_uri_${i - 1}`;
+    const to = i === SECRET_PARAMS.length - 1 ? "$mkv_logged_uri" : `$mkv_logged_uri_${i}`;
+    return `  map ${from} ${to} {\n` +
+      `    "~*^(?<mkv_before_${i}>.*[?&]${param}=)[^&]*(?<mkv_after_${i}>.*)$" ` +
+      `"\${mkv_before_${i}}REDACTED\${mkv_after_${i}}";\n` +
+      `    default ${from};\n  }\n`;
+  }).join("");
+  const format = `${maps}  log_format mkv_json escape=json '{"time":"$time_iso8601",` +
+    `"remote_addr":"$remote_addr","method":"$request_method","uri":"$mkv_logged_uri",` +
     `"status":$status,"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
     `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
     `"user_agent":"$http_user_agent"}';`;
@@ -714,6 +813,7 @@ Deno.test("renderConfig: the access log, a JSON line per request (golden)", () =
   assert.equal(renderConfig({ ...options, accessLog: undefined }), PROXY_CONFIG);
   // No header but the User-Agent is logged: never the Authorization.
   assert.ok(!/http_(?!user_agent)/.test(format));
+  assert.ok(!format.includes(`"uri":"$request_uri"`));
   assert.throws(() => renderConfig({ ...options, accessLog: "a.log" }), /not an absolute path/);
   assert.throws(() => renderConfig({ ...options, accessLog: "/x/$host" }), /bad character/);
 });

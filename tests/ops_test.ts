@@ -4,6 +4,7 @@
 // corrupt replica found and repaired, orphans and interrupted writes collected, and a cluster laid
 // out by hand in minikeyvalue's layout rebuilt and served.
 
+import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
@@ -39,8 +40,10 @@ import {
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Bound on the reading client of the rebalance test. */
 const READ_LOOP_MS = 90_000;
-/** nginx's workers run as nobody; files placed by hand must be theirs to read and delete. */
-const NOBODY_UID = 65534;
+/** nginx's workers' account (ours unless root): files placed by hand must be theirs. */
+const WORKERS = await workerAccount(DEFAULT_WORKER_USER);
+const WORKERS_UID = WORKERS?.uid ?? Deno.uid()!;
+const WORKERS_GID = WORKERS?.gid ?? Deno.gid()!;
 const SUBVOLUMES = 10;
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
@@ -77,21 +80,21 @@ function explain(result: ScriptResult): string {
   return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 }
 
-/** Writes a file the way a volume's nginx would own it: directories 0755, file 0644, nobody's. */
+/** Writes a file the way a volume's nginx would own it: directories 0700, file 0600, its workers'. */
 async function placeFile(root: string, relPath: string, content: string): Promise<void> {
   const parts = relPath.split("/").filter((part) => part !== "");
   let dir = root;
   for (const part of parts.slice(0, -1)) {
     dir = join(dir, part);
-    await Deno.mkdir(dir, { mode: 0o755 }).catch((err) => {
+    await Deno.mkdir(dir, { mode: 0o700 }).catch((err) => {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     });
-    await Deno.chown(dir, NOBODY_UID, NOBODY_UID);
+    await Deno.chown(dir, WORKERS_UID, WORKERS_GID);
   }
   const file = join(dir, parts[parts.length - 1]);
-  await Deno.writeTextFile(file, content, { mode: 0o644 });
-  await Deno.chmod(file, 0o644);
-  await Deno.chown(file, NOBODY_UID, NOBODY_UID);
+  await Deno.writeTextFile(file, content, { mode: 0o600 });
+  await Deno.chmod(file, 0o600);
+  await Deno.chown(file, WORKERS_UID, WORKERS_GID);
 }
 
 /** The relative path of a key's file under a volume's directory, for `host:port/svXX`. */

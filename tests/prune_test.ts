@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { pruneEmptyDirs } from "../lib/prune.ts";
+import { passCommand, pruneEmptyDirs } from "../lib/prune.ts";
 import { eventually, exists, freePorts, request, tempDir } from "./helpers.ts";
 
 /** An mtime well past the pruner's age threshold. */
@@ -43,6 +44,22 @@ async function layout(dir: string, paths: string[], old: string[]): Promise<void
   for (const path of [...old].sort((a, b) => b.split("/").length - a.split("/").length)) {
     await Deno.utime(join(dir, path), LONG_AGO, LONG_AGO);
   }
+}
+
+/**
+ * Makes a directory laid out by hand a volume's as volume.ts set it up, so that a volume started
+ * by root takes it: its contents the workers' (mode 0700), itself root's, the workers' group, mode
+ * 1770. Not root: the invoking user's, as it is. Dates are kept.
+ */
+async function asVolumeMade(root: string): Promise<void> {
+  const workers = await workerAccount(DEFAULT_WORKER_USER);
+  if (workers === null || Deno.uid() !== 0) return;
+  for (const path of await tree(root)) {
+    await Deno.chown(join(root, path), workers.uid, workers.gid);
+    await Deno.chmod(join(root, path), path.endsWith("/") ? 0o700 : 0o600);
+  }
+  await Deno.chown(root, 0, workers.gid);
+  await Deno.chmod(root, 0o1770);
 }
 
 Deno.test("pruneEmptyDirs removes the layout's empty directories left alone for the age, deepest first, and nothing else", async () => {
@@ -97,8 +114,18 @@ Deno.test("a volume removes old empty directories at start, and keeps serving wh
   await using dir = await tempDir();
   const root = join(dir.path, "volume");
   const empty = ["0a/0b/", "sv03/ff/00/"];
-  await layout(root, [...empty, "0a/"], [...empty, "0a/", "sv03/ff/"]);
-  await Deno.chmod(root, 0o777);
+  await layout(root, [...empty, "0a/", "0c/0d/"], [...empty, "0a/", "sv03/ff/", "0c/0d/", "0c/"]);
+  await asVolumeMade(root);
+  // As root, a pass runs as the workers' account: an empty directory that account may not
+  // remove (root's, here) stays, where root itself would have removed it.
+  const asRoot = Deno.uid() === 0;
+  if (asRoot) {
+    for (const path of ["0c", "0c/0d"]) {
+      await Deno.chown(join(root, path), 0, 0);
+      await Deno.chmod(join(root, path), 0o755);
+    }
+    await Deno.utime(join(root, "0c"), LONG_AGO, LONG_AGO);
+  }
   const [port] = freePorts(1);
   await using volume = await spawnVolume({ port, dir: root });
   const key = "/kept";
@@ -113,6 +140,35 @@ Deno.test("a volume removes old empty directories at start, and keeps serving wh
   assert.ok(pruned, `empty directories left: ${(await tree(root)).join(" ")}\n${volume.log}`);
   assert.match(volume.log, /removed \d+ empty directories/);
   assert.equal((await request(`${volume.url}${keyToPath(key)}`)).body, "v");
+  if (asRoot) {
+    assert.ok(await exists(join(root, "0c/0d")), "a pass removed what its account could not");
+    assert.match(volume.log, /refused: permission denied/);
+  }
+});
+
+Deno.test("passCommand: a pass as the workers' account, its rights bounded to the directory", () => {
+  assert.deepEqual(
+    passCommand("/srv/v1", {
+      account: { uid: 999, gid: 995 },
+      ageMs: 600_000,
+      deno: "/usr/bin/deno",
+      script: "/opt/mkv/lib/prunepass.ts",
+    }),
+    [
+      "setpriv",
+      "--reuid=999",
+      "--regid=995",
+      "--clear-groups",
+      "--",
+      "/usr/bin/deno",
+      "run",
+      "--allow-read=/srv/v1",
+      "--allow-write=/srv/v1",
+      "/opt/mkv/lib/prunepass.ts",
+      "/srv/v1",
+      "600000",
+    ],
+  );
 });
 
 Deno.test("passes with no age limit racing PUTs to a real volume: every stored value stays, whole", async () => {

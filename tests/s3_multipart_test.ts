@@ -352,8 +352,10 @@ async function filesOnDisk(local: LocalIndex): Promise<number> {
   let count = 0;
   const walk = async (dir: string) => {
     for await (const entry of Deno.readDir(dir)) {
+      // The volume's own `.mkv` (spool, disk figures) and the write probe hold no values.
+      if (entry.name.startsWith(".")) continue;
       if (entry.isDirectory) await walk(join(dir, entry.name));
-      else if (entry.isFile && !entry.name.startsWith(".")) count++;
+      else if (entry.isFile) count++;
     }
   };
   for (let i = 1; i <= local.volumes.length; i++) {

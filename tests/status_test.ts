@@ -8,6 +8,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from "npm:@aws-sdk/client-s3@3.1178.0";
+import { getSignedUrl } from "npm:@aws-sdk/s3-request-presigner@3.1178.0";
 import { eventRecord } from "../lib/events.ts";
 import { NO_STATS } from "../lib/store.ts";
 import {
@@ -357,4 +365,103 @@ Deno.test("the status page in headless Chromium: volumes, one going down, a runn
   const overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth");
   assert.ok(Number(overflow) <= 0, `the page is ${overflow}px wider than a phone`);
   assert.deepEqual(problems, []);
+});
+
+/**
+ * A stored page that tries what a script on the index's origin could do with an admin's Basic
+ * credentials: read the status, store what it read, delete a key. `document.title` says it ran.
+ */
+const HOSTILE_PAGE = `<!doctype html><title>stored</title><script>
+document.title = "ran";
+fetch("/-/status.json").then((r) => r.text()).then((t) => fetch("/stolen", { method: "PUT", body: t }));
+fetch("/victim", { method: "DELETE" });
+</script>`;
+/** How long the stored page is given to do harm. */
+const HOSTILE_PAGE_MS = 2_000;
+
+Deno.test("a stored text/html page served by the index cannot use an admin's credentials", async () => {
+  const admin = { accessKeyId: "admin", secretAccessKey: "admin-secret-0123" };
+  const writer = { accessKeyId: "writer", secretAccessKey: "writer-secret-0123" };
+  const reader = { accessKeyId: "reader", secretAccessKey: "reader-secret-0123" };
+  await using dir = await tempDir();
+  const credentials = join(dir.path, "credentials");
+  await Deno.writeTextFile(
+    credentials,
+    [
+      `${admin.accessKeyId} ${admin.secretAccessKey} all`,
+      `${writer.accessKeyId} ${writer.secretAccessKey} write`,
+      `${reader.accessKeyId} ${reader.secretAccessKey} read`,
+    ].join("\n") + "\n",
+    { mode: 0o600 },
+  );
+  await Deno.chmod(credentials, 0o600);
+  await using cluster = await testCluster({
+    volumes: 1,
+    indexArgs: ["--replicas", "1", "--credentials", credentials],
+  });
+  const base = `http://localhost:${cluster.index.port}`;
+  const asAdmin = {
+    authorization: `Basic ${btoa(`${admin.accessKeyId}:${admin.secretAccessKey}`)}`,
+  };
+  const stored = await request(`${base}/victim`, {
+    method: "PUT",
+    body: "keep me",
+    headers: asAdmin,
+  });
+  assert.equal(stored.status, 201);
+  const s3 = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
+    new S3Client({
+      endpoint: base,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials,
+      maxAttempts: 1,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    });
+  await s3(admin).send(new CreateBucketCommand({ Bucket: "site" }));
+  // A key with only the write right stores a page...
+  await s3(writer).send(
+    new PutObjectCommand({
+      Bucket: "site",
+      Key: "page.html",
+      Body: HOSTILE_PAGE,
+      ContentType: "text/html",
+    }),
+  );
+  // ...served from the index's own origin by an S3 GET (and HEAD).
+  const presign = (command: GetObjectCommand | HeadObjectCommand) =>
+    getSignedUrl(s3(reader), command, { expiresIn: 300 });
+  const url = await presign(new GetObjectCommand({ Bucket: "site", Key: "page.html" }));
+  const headUrl = await presign(new HeadObjectCommand({ Bucket: "site", Key: "page.html" }));
+  for (const [method, signed] of [["GET", url], ["HEAD", headUrl]]) {
+    const answer = await request(signed, { method });
+    assert.equal(answer.status, 200, `${method}: ${answer.body}`);
+    assert.equal(answer.headers.get("content-type"), "text/html");
+    assert.equal(answer.headers.get("x-content-type-options"), "nosniff", method);
+    assert.equal(answer.headers.get("content-security-policy"), "sandbox", method);
+  }
+  const redirect = await request(`${base}/victim`, { headers: asAdmin });
+  assert.equal(redirect.headers.get("content-security-policy"), "sandbox");
+
+  await using browser = await launchChromium();
+  const page = await browser.newPage();
+  await page.authenticate({ username: admin.accessKeyId, password: admin.secretAccessKey });
+  // The admin logs in to the status page; the page itself still runs its script.
+  const status = await page.goto(`${base}/-/status`, { waitUntil: "load" });
+  assert.equal(status?.status(), 200);
+  assert.equal(status?.headers()["content-security-policy"], undefined);
+  await waitInPage(
+    page,
+    "that it is live",
+    `document.getElementById("live").textContent === "live"`,
+  );
+  // Then opens the stored page's link.
+  const opened = await page.goto(url, { waitUntil: "load" });
+  assert.equal(opened?.status(), 200);
+  await new Promise((resolve) => setTimeout(resolve, HOSTILE_PAGE_MS));
+  assert.notEqual(await page.title(), "ran", "the stored page's script ran on the index's origin");
+  assert.equal((await request(`${base}/stolen`, { headers: asAdmin })).status, 404);
+  const victim = await request(`${base}/victim`, { headers: asAdmin, redirect: "follow" });
+  assert.equal(victim.body, "keep me");
 });

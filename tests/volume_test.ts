@@ -50,7 +50,8 @@ async function raw(
 /** Every file and directory under `dir` with its size (directories -1), sorted: a snapshot. */
 /** A volume on a free port in a temp directory, with a short keep-alive; all gone on dispose. */
 async function testVolume() {
-  const dir = await tempDir();
+  const parent = await tempDir();
+  const dir = { path: join(parent.path, "volume") };
   const port = freePort();
   try {
     const volume = await spawnVolume({
@@ -63,11 +64,11 @@ async function testVolume() {
       dir,
       async [Symbol.asyncDispose]() {
         await volume.stop();
-        await dir[Symbol.asyncDispose]();
+        await parent[Symbol.asyncDispose]();
       },
     };
   } catch (err) {
-    await dir[Symbol.asyncDispose]();
+    await parent[Symbol.asyncDispose]();
     throw err;
   }
 }
@@ -96,7 +97,7 @@ Deno.test("a volume refuses writes outside the key layout and never removes a di
     assert.equal((await raw(port, "PUT", path, { body: "hello" })).status, 201, `PUT ${path}`);
   }
   const before = await tree(dir.path);
-  assert.ok(before.includes("/.tmp/"), JSON.stringify(before));
+  assert.ok(before.includes("/.mkv/tmp/"), JSON.stringify(before));
 
   const refused: [string, string, string[]?][] = [
     ["DELETE", "/"],
@@ -162,12 +163,12 @@ Deno.test("a volume refuses writes outside the key layout and never removes a di
   assert.equal((await raw(port, "PUT", "/5d/%34%31/ZW5j%3D", { body: "enc" })).status, 201);
   assert.equal(await Deno.readTextFile(join(dir.path, "5d/41/ZW5j=")), "enc");
 
-  // The index's write probe: PUT and read back, spooled through .tmp like any upload.
+  // The index's write probe: PUT and read back, spooled through .mkv/tmp like any upload.
   assert.ok([201, 204].includes((await raw(port, "PUT", "/.mkv-probe", { body: "probe" })).status));
   assert.deepEqual(await raw(port, "GET", "/.mkv-probe"), { status: 200, body: "probe" });
   assert.equal((await raw(port, "HEAD", "/.mkv-probe")).status, 200);
   assert.equal(await Deno.readTextFile(join(dir.path, ".mkv-probe")), "probe");
-  assert.deepEqual(await Array.fromAsync(Deno.readDir(join(dir.path, ".tmp"))), []);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(join(dir.path, ".mkv/tmp"))), []);
 });
 
 Deno.test("a volume closes an idle connection after --keepalive", async () => {
