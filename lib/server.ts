@@ -54,9 +54,6 @@ const SWEEP_INTERVAL_MS = 30_000;
  * committed, so that a client following a redirect issued just before still finds them.
  */
 export const RETIRE_GRACE_MS = 2_000;
-/** Tries, and the pause between them, to take a key's lock to remove a replaced value's files. */
-const RETIRE_LOCK_ROUNDS = 50;
-const RETIRE_LOCK_PAUSE_MS = 100;
 /** How often S3 multipart uploads past --multipart-max-age are looked for. */
 const REAP_INTERVAL_MS = 3_600_000;
 /** The methods of the API, for `Allow`. */
@@ -257,8 +254,8 @@ export class IndexServer {
   readonly #trace = openWriteTrace();
   /** The last version given to an overwrite's file (#newVersion). */
   #lastVersion: string | undefined;
-  /** Removals of replaced values waiting out RETIRE_GRACE_MS, each with what starts it at once. */
-  #retiring = new Map<Promise<void>, () => void>();
+  /** Per key, removals of replaced values waiting out RETIRE_GRACE_MS, and what starts each now. */
+  #retiring = new Map<string, { wake: () => void; done: Promise<void> }[]>();
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
@@ -869,31 +866,36 @@ export class IndexServer {
   /**
    * Removes the files of a live value that an overwrite replaced, after RETIRE_GRACE_MS: a client
    * sent there by a redirect just before the commit still finds them (once nginx opened a file, its
-   * read goes on after the file is removed). Under the key's lock, and only where the key's record
-   * does not name the same file again; a key kept locked that long is left to gc.
+   * read goes on after the file is removed). Only where the key's record does not name the same
+   * file again. It takes no lock, so that it never makes a write wait or fail: a version is never
+   * given to a key again (nextVersion), and the plain file only is again after a DELETE, which
+   * runs the key's removals first (#retireNow), under its lock. One lost to a crash is left to gc.
    */
   #retireLater(key: string, path: KeyPath, old: KeyRecord): void {
     let wake = () => {};
     const timer = setTimeout(() => wake(), RETIRE_GRACE_MS);
-    const retiring = new Promise<void>((resolve) => {
+    const done = new Promise<void>((resolve) => {
       wake = resolve;
     }).then(async () => {
       clearTimeout(timer);
-      for (let round = 0; round < RETIRE_LOCK_ROUNDS; round++) {
-        const lock = await this.#lockKey(key);
-        if (lock === null) {
-          await new Promise((resolve) => setTimeout(resolve, RETIRE_LOCK_PAUSE_MS));
-          continue;
-        }
-        using _held = lock;
-        await this.#removeReplaced(key, path, old, await this.store.get(key));
-        return;
-      }
-      console.error(`index: key ${JSON.stringify(key)}: old value left for gc: key kept locked`);
+      await this.#removeReplaced(key, path, old, await this.store.get(key));
     }).catch((err) => {
       console.error(`index: key ${JSON.stringify(key)}: old value left for gc: ${firstLine(err)}`);
-    }).finally(() => this.#retiring.delete(retiring));
-    this.#retiring.set(retiring, wake);
+    }).finally(() => {
+      const left = this.#retiring.get(key)?.filter((retiring) => retiring.done !== done) ?? [];
+      if (left.length > 0) this.#retiring.set(key, left);
+      else this.#retiring.delete(key);
+    });
+    this.#retiring.set(key, [...(this.#retiring.get(key) ?? []), { wake, done }]);
+  }
+
+  /** Runs the key's removals of replaced values now (all keys' if `key` is null); waits for them. */
+  async #retireNow(key: string | null): Promise<void> {
+    const retiring = key === null
+      ? [...this.#retiring.values()].flat()
+      : this.#retiring.get(key) ?? [];
+    for (const { wake } of retiring) wake();
+    await Promise.allSettled(retiring.map(({ done }) => done));
   }
 
   /**
@@ -977,6 +979,9 @@ export class IndexServer {
     if (this.options.protect && record.state === "live" && !options.force) {
       return { ok: false, status: 403, reason: `key ${key} is protected: UNLINK it before DELETE` };
     }
+    // A value this one replaced is removed first: then no removal of the key's plain file is
+    // left to run after a new value is written there.
+    await this.#retireNow(key);
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
     // background, the answer does not wait for them (bench/README.md, "Write tail latency").
@@ -1141,7 +1146,6 @@ export class IndexServer {
     await Promise.allSettled(this.#removals.values());
     // Replaced values are removed now rather than after their grace: no redirect is followed
     // once the index stops answering.
-    for (const wake of this.#retiring.values()) wake();
-    await Promise.allSettled(this.#retiring.keys());
+    await this.#retireNow(null);
   }
 }
