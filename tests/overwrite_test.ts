@@ -11,11 +11,19 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { spawnIndex } from "../dev/cluster.ts";
-import { keyToPath, keyToVolumes, type Placement, versionPath } from "../lib/placement.ts";
+import {
+  keyToPath,
+  keyToVolumes,
+  locationHost,
+  type Placement,
+  versionPath,
+} from "../lib/placement.ts";
 import {
   eventually,
   fileOnDisk,
   getFollow,
+  keysPlaced,
+  nginxPids,
   put,
   request,
   runScript,
@@ -106,9 +114,16 @@ async function newFileOf(
   throw new Error(`no new file of ${key} appeared within ${FILE_WAIT_MS / 1000}s`);
 }
 
+/** The volume whose nginx killAtNewFile stops: the host of the key's last replica. */
+function heldHost(cluster: TestCluster, key: string): string {
+  return locationHost(keyToVolumes(key, placementOf(cluster))[2]);
+}
+
 /**
- * Starts `write` (an overwrite of `key`), kills the index with SIGKILL as soon as a new file of
- * the key appears on a volume (the value's last byte is there), and starts the index again.
+ * Starts `write` (an overwrite of `key`) with the nginx of one of the key's volumes stopped
+ * (SIGSTOP), so that the index waits for it; kills the index with SIGKILL as soon as a new file of
+ * the key appears on another volume (the value's last byte is there, and the index has not
+ * committed); lets the stopped volume go on and starts the index again.
  */
 async function killAtNewFile(
   cluster: TestCluster,
@@ -116,11 +131,18 @@ async function killAtNewFile(
   write: () => Promise<unknown>,
 ): Promise<TestCluster> {
   const before = await filesOfKey(cluster, key);
-  const writing = write().catch(() => {});
-  await newFileOf(cluster, key, before);
-  cluster.index.kill("SIGKILL");
-  await cluster.index.status;
-  await writing;
+  const held = heldHost(cluster, key);
+  const pids = await nginxPids(Number(held.slice(held.lastIndexOf(":") + 1)));
+  for (const pid of pids) Deno.kill(pid, "SIGSTOP");
+  try {
+    const writing = write().catch(() => {});
+    await newFileOf(cluster, key, before);
+    cluster.index.kill("SIGKILL");
+    await cluster.index.status;
+    await writing;
+  } finally {
+    for (const pid of pids) Deno.kill(pid, "SIGCONT");
+  }
   const index = await spawnIndex({
     port: cluster.index.port,
     db: join(cluster.dir, "index"),
@@ -190,15 +212,23 @@ Deno.test("kill -9 of the index at the last byte of an S3 PutObject over a value
 });
 
 Deno.test("kill -9 of the index at the last byte of an S3 CopyObject over a value", async () => {
-  const cluster = await testCluster();
+  // Four volumes: the source is on three that leave out the one held back (killAtNewFile).
+  const cluster = await testCluster({ volumes: 4 });
   await using _ = cluster;
   await createBucket(cluster, "bkt");
-  await s3Put(cluster, "/bkt/source", NEW);
+  const [source] = keysPlaced({
+    prefix: "/bkt/source",
+    placement: placementOf(cluster),
+    host: heldHost(cluster, "/bkt/copy"),
+    onHost: false,
+    count: 1,
+  });
+  await s3Put(cluster, source, NEW);
   await s3Put(cluster, "/bkt/copy", OLD);
   await killAtNewFile(cluster, "/bkt/copy", () =>
     request(`${cluster.url}/bkt/copy`, {
       method: "PUT",
-      headers: { ...S3, "x-amz-copy-source": "/bkt/source" },
+      headers: { ...S3, "x-amz-copy-source": source },
     }));
   await assertWhole(cluster, "/bkt/copy", [OLD, NEW]);
   await assertClean(cluster, "/bkt/copy");
