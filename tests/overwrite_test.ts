@@ -439,3 +439,28 @@ Deno.test("versioned files: the record names the current one; verify, gc and reb
   assert.equal(gcAfter.code, 0, explain(gcAfter));
   assert.equal((await filesOfKey(cluster, key)).size, 3);
 });
+
+Deno.test("an S3 overwrite that one volume refuses leaves the old value untouched everywhere", async () => {
+  const cluster = await testCluster();
+  await using _ = cluster;
+  await createBucket(cluster, "bkt");
+  const key = "/bkt/refused";
+  await s3Put(cluster, key, OLD);
+  const before = await filesOfKey(cluster, key);
+  assert.equal(before.size, 3);
+  // The key's directory on one volume becomes read-only: nginx there cannot store the new value,
+  // while the two others store it whole.
+  const [refusing] = [...before.keys()];
+  const dir = refusing.slice(0, refusing.lastIndexOf("/"));
+  await Deno.chmod(dir, 0o555);
+  try {
+    const answer = await request(`${cluster.url}${key}`, { method: "PUT", headers: S3, body: NEW });
+    assert.equal(answer.status, 503, answer.body);
+  } finally {
+    await Deno.chmod(dir, 0o755);
+  }
+  // The same files, never written over, and none of the new value's left.
+  assert.deepEqual(await filesOfKey(cluster, key), before);
+  for (const file of before.keys()) assert.equal(md5Hex(await Deno.readFile(file)), md5Hex(OLD));
+  await assertWhole(cluster, key, [OLD]);
+});
