@@ -47,11 +47,12 @@ const CONF_PREFIX = "mkv-nginx-";
 export const DEFAULT_KEEPALIVE_MS = 75_000;
 /**
  * The paths a volume takes PUT and DELETE on: a key's file, `[/svXX]/HH/hh/BASE64` (base64 may
- * nest into directories, but never ends in `/`: that would be a directory). nginx matches it
+ * nest into directories, but never ends in `/`: that would be a directory), or one version of it,
+ * `BASE64~/VERSION` (lib/placement.ts, versionPath). nginx matches it
  * against the decoded, dot-resolved path, the very one it maps to a file.
  */
 const KEY_PATH_REGEX =
-  "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$";
+  "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}(~/[0-9a-f]{16})?$";
 /** nginx's upload spool inside a volume's directory, in the volume's own directory. */
 const VOLUME_SPOOL = `${VOLUME_OWN_DIR}/tmp`;
 /** The disk figures (lib/statusvolume.ts) inside a volume's directory. */

@@ -1,6 +1,8 @@
 // Where a key lives: the path of its file on a volume and the volumes that hold its replicas.
 // Both are minikeyvalue's, bit for bit, so that its volumes can be served and rebuilt by mkv.ts
-// and back. Pure; the golden tests in tests/placement_test.ts hold minikeyvalue's own vectors.
+// and back; a value written over another goes to a versioned file beside the key's (versionPath),
+// never over a file a record names. Pure; the golden tests in tests/placement_test.ts hold
+// minikeyvalue's own vectors.
 
 import { md5 } from "./md5.ts";
 
@@ -77,6 +79,36 @@ export function pathToKey(path: string): string | null {
   return keyToPath(key) === path ? key : null;
 }
 
+/**
+ * The file of one version of a key's value: the key's own file (`keyToPath`) for a value without
+ * a version, else `<that path>~/<version>`, e.g. `/5d/41/aGVsbG8=~/0193a5f2c4000001`. A `~` is
+ * outside base64, so no key's file is ever called so; and the version is a file in a directory
+ * beside the key's, not a longer name, since the longest key's name already fills the 255 bytes
+ * a file name may have. The one mapping from a record to its file (recordPath).
+ */
+export function versionPath(path: KeyPath, version: string | undefined): KeyPath {
+  return version === undefined ? path : `${path}~/${version}` as KeyPath;
+}
+
+/** The file of the value a record names: its version's (see versionPath). */
+export function recordPath(key: string, record: { version?: string }): KeyPath {
+  return versionPath(keyToPath(key), record.version);
+}
+
+/**
+ * The key and version of a file at `path` (the inverse of versionPath), or null if it is no
+ * key's: version undefined for the key's plain file.
+ */
+export function parseFilePath(path: string): { key: string; version?: string } | null {
+  const match = path.match(/^(.*)~\/([0-9a-f]{16})$/);
+  if (match === null) {
+    const key = pathToKey(path);
+    return key === null ? null : { key };
+  }
+  const key = pathToKey(match[1]);
+  return key === null ? null : { key, version: match[2] };
+}
+
 export interface Placement {
   /** Volumes as `host:port`, in the order given on the command line. */
   volumes: string[];
@@ -131,9 +163,9 @@ export function locationHost(location: string): string {
   return slash === -1 ? location : location.slice(0, slash);
 }
 
-/** The URL of a key's file at a replica location. */
-export function locationUrl(location: string, key: string): string {
-  return `http://${location}${keyToPath(key)}`;
+/** The URL of a key's file (its plain one, or `version`'s) at a replica location. */
+export function locationUrl(location: string, key: string, version?: string): string {
+  return `http://${location}${versionPath(keyToPath(key), version)}`;
 }
 
 /** Whether a record's volumes are exactly where the placement puts the key, in that order. */

@@ -11,25 +11,28 @@ import {
   MAX_KEY_BYTES,
   PARTS_PREFIX,
   type Placement,
+  recordPath,
   utf8Length,
+  versionPath,
 } from "./placement.ts";
 import type { Auth } from "./auth.ts";
-import { settlePending } from "./cleanup.ts";
+import { type Settled, settlePending } from "./cleanup.ts";
 import { firstLine, textResponse } from "./errors.ts";
 import { Lru } from "./lru.ts";
 import { logEvent } from "./events.ts";
 import { CONTENT_TYPE, IndexMetrics } from "./metrics.ts";
 import { OperationBoard } from "./ops/runner.ts";
 import { renderStatusPage, type StatusData, StatusHistory } from "./status.ts";
-import { isPending, type KeyRecord, type ObjectInfo } from "./record.ts";
-import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
 import {
-  type PutResult,
-  UploadError,
-  VolumeError,
-  type Volumes,
-  type WriteOutcome,
-} from "./volumes.ts";
+  isPending,
+  type KeyRecord,
+  namesFile,
+  needsSettling,
+  nextVersion,
+  type ObjectInfo,
+} from "./record.ts";
+import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
+import { type PutResult, UploadError, VolumeError, type Volumes } from "./volumes.ts";
 import { moveReplicas, planRebalance } from "./ops/rebalance.ts";
 import type { S3Api } from "./s3/api.ts";
 import { isS3Request } from "./s3/detect.ts";
@@ -47,6 +50,11 @@ export const VERIFIED_TTL_MS = 2_000;
 const VERIFIED_ENTRIES = 50_000;
 /** How often pending records (deletes and failed writes whose files remain) are swept. */
 const SWEEP_INTERVAL_MS = 30_000;
+/**
+ * How long the files of a value that an overwrite replaced stay after the new record is
+ * committed, so that a client following a redirect issued just before still finds them.
+ */
+export const RETIRE_GRACE_MS = 2_000;
 /** How often S3 multipart uploads past --multipart-max-age are looked for. */
 const REAP_INTERVAL_MS = 3_600_000;
 /** The methods of the API, for `Allow`. */
@@ -245,6 +253,10 @@ export class IndexServer {
   #reaping: Promise<unknown> | null = null;
   /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/writetrace.ts); else null. */
   readonly #trace = openWriteTrace();
+  /** The last version given to an overwrite's file (#newVersion). */
+  #lastVersion: string | undefined;
+  /** Per key, removals of replaced values waiting out RETIRE_GRACE_MS, and what starts each now. */
+  #retiring = new Map<string, { wake: () => void; done: Promise<void> }[]>();
 
   constructor(store: Store, volumes: Volumes, options: ServerOptions) {
     this.store = store;
@@ -529,7 +541,7 @@ export class IndexServer {
     if (parts === undefined || parts.placement !== this.options.placement) {
       parts = {
         placement: this.options.placement,
-        path: keyToPath(key),
+        path: recordPath(key, record),
         volumes: record.volumes.join(","),
         balance: isBalanced(key, record.volumes, this.options.placement)
           ? "balanced"
@@ -634,8 +646,13 @@ export class IndexServer {
     body: ReadableStream<Uint8Array>,
     options: WriteOptions,
   ): Promise<WriteResult> {
-    const old = await this.store.get(key);
+    const found = await this.#settleFirst(key, path, await this.store.get(key));
     this.#trace?.mark(key, "read");
+    if (!found.ok) {
+      await body.cancel();
+      return found;
+    }
+    const old = found.record;
     if (old !== null && old.state === "live") {
       if (options.overwrite && !this.options.protect) {
         return await this.#overwrite(key, path, old, body, options);
@@ -652,36 +669,70 @@ export class IndexServer {
     const where = await this.#targetsUp(key, body);
     if ("status" in where) return where;
     const { placement, targets } = where;
-    // The record names every place a file of this key may be, old ones included, so that the
-    // cleanup of an interrupted write (here, at start-up, or by gc) finds them all. An unlinked
-    // value being replaced is kept in the record until the new one is committed, so that a write
-    // that fails gives it back.
-    const everywhere = [...new Set([...targets, ...(old?.volumes ?? [])])];
-    const previous = old?.state === "unlinked" ? old : old?.previous;
-    const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous };
+    // A new key's value goes to its plain file, minikeyvalue's. One written over an unlinked
+    // value goes to a new version's file: the unlinked value is kept, whole, in the record and on
+    // its volumes until the new one is committed, so that a write that fails gives it back.
+    const writing: KeyRecord = old === null ? { state: "writing", volumes: targets, md5: "" } : {
+      state: "writing",
+      volumes: targets,
+      md5: "",
+      version: this.#newVersion(old.version),
+      previous: old,
+    };
     await this.store.set(key, writing);
     this.#trace?.mark(key, "commit writing");
     this.#verified.delete(key);
-    const put = await this.#putReplicas(targets, path, body, {
+    const put = await this.#putReplicas(targets, versionPath(path, writing.version), body, {
       sizeBytes: options.sizeBytes,
-      undo: async (written, err) => {
+      undo: async (err) => {
         if (err instanceof VolumeError) logWriteFailure(key, err);
-        await this.#settle(key, path, writing, written);
+        await this.#settle(key, path, writing);
       },
     });
     if (!put.ok) return put;
     this.#trace?.mark(key, "volumes");
     if (put.result.sizeBytes === 0 && !options.allowEmpty) {
-      await this.#settle(key, path, writing, put.written);
+      await this.#settle(key, path, writing);
       return { ok: false, status: 411, reason: "a value needs a body" };
     }
-    return await this.#commitWrite(
+    const committed = await this.#commitWrite(
       key,
       path,
-      { placement, targets, everywhere },
+      { placement, writing },
       put.result,
       options,
     );
+    // No reader sees an unlinked value: its files go at once.
+    if (old !== null) await this.#removeReplaced(key, path, old, committed.record);
+    return committed;
+  }
+
+  /**
+   * The key's record once what an earlier write or delete left behind (after a crash, or with a
+   * volume down) is settled, so that a new record never has to name those files too; or the 503
+   * if a volume cannot settle it now. The caller holds the key's lock.
+   */
+  async #settleFirst(
+    key: string,
+    path: KeyPath,
+    record: KeyRecord | null,
+  ): Promise<{ ok: true; record: KeyRecord | null } | WriteResult & { ok: false }> {
+    if (record === null || !needsSettling(record)) return { ok: true, record };
+    const settled = await this.#settle(key, path, record);
+    if (settled.outcome === "failed") {
+      return {
+        ok: false,
+        status: 503,
+        reason: `key ${key}: an earlier write or delete is not cleaned up: ${settled.detail}`,
+      };
+    }
+    return { ok: true, record: await this.store.get(key) };
+  }
+
+  /** A version for a value written over one of version `after`: newer than any this index made. */
+  #newVersion(after: string | undefined): string {
+    this.#lastVersion = nextVersion(Date.now(), [this.#lastVersion, after]);
+    return this.#lastVersion;
   }
 
   /**
@@ -706,69 +757,70 @@ export class IndexServer {
   }
 
   /**
-   * Streams `body` to the key's file on every target. On a failure of a volume or of the client's
-   * upload, `undo` gets what was written and the error, and the failure is the answer.
+   * Streams `body` to `file` (a version of the key's file) on every target. On a failure of a
+   * volume or of the client's upload, `undo` gets the error, and the failure is the answer.
    */
   async #putReplicas(
     targets: string[],
-    path: KeyPath,
+    file: KeyPath,
     body: ReadableStream<Uint8Array>,
     options: {
       sizeBytes?: number;
-      undo: (written: WriteOutcome, err: VolumeError | UploadError) => Promise<void>;
+      undo: (err: VolumeError | UploadError) => Promise<void>;
     },
-  ): Promise<
-    { ok: true; result: PutResult; written: WriteOutcome } | WriteResult & { ok: false }
-  > {
-    const written: WriteOutcome = { stored: [], uncertain: [] };
+  ): Promise<{ ok: true; result: PutResult } | WriteResult & { ok: false }> {
     try {
-      const result = await this.volumes.putAll(targets, path, body, {
+      const result = await this.volumes.putAll(targets, file, body, {
         sizeBytes: options.sizeBytes,
-        outcome: written,
       });
-      return { ok: true, result, written };
+      return { ok: true, result };
     } catch (err) {
       if (!(err instanceof VolumeError || err instanceof UploadError)) throw err;
-      await options.undo(written, err);
+      await options.undo(err);
       return { ok: false, ...failureStatus(err) };
     }
   }
 
-  /** Commits the live record of a value written whole to the key's targets; removes stale files. */
+  /** Commits the live record of a value that `writing` names, now written whole on its targets. */
   async #commitWrite(
     key: string,
     path: KeyPath,
-    where: { placement: Placement; targets: string[]; everywhere: string[] },
+    where: { placement: Placement; writing: KeyRecord },
     result: { md5: string; sizeBytes: number },
     options: WriteOptions,
-  ): Promise<WriteResult> {
-    const { placement, targets, everywhere } = where;
+  ): Promise<WriteResult & { ok: true }> {
+    const { placement, writing } = where;
+    const targets = writing.volumes;
     const live: KeyRecord = {
       state: "live",
       volumes: targets,
       // S3 answers with the md5 as ETag: kept for S3 writes even without --md5sum.
       md5: this.options.md5sum || options.attributes ? result.md5 : "",
+      ...(writing.version !== undefined && { version: writing.version }),
       info: { size: result.sizeBytes, mtime: Date.now(), ...options.attributes },
     };
     await this.store.set(key, live);
     this.#trace?.mark(key, "commit live");
     this.metrics.bodyReceived(result.sizeBytes);
     // The store hands this very record to the GETs that follow: they redirect without an md5.
-    this.#parts.set(live, { placement, path, volumes: targets.join(","), balance: "balanced" });
+    this.#parts.set(live, {
+      placement,
+      path: versionPath(path, live.version),
+      volumes: targets.join(","),
+      balance: "balanced",
+    });
     this.#setVerified(key, targets);
-    const stale = everywhere.filter((location) => !targets.includes(location));
-    if (stale.length > 0) await this.volumes.deleteAll(stale, path);
     return { ok: true, record: live, md5: result.md5, sizeBytes: result.sizeBytes };
   }
 
   /**
-   * Replaces a live value (README, "S3": overwrites). The old record stays live while the new
-   * value streams to the key's files on its targets; a volume swaps a file only once it has it
-   * whole (nginx writes a temp file and renames it), so an upload that fails or is cut off
-   * (a client gone, the index killed) leaves the old value everywhere. Only when some volumes
-   * swapped and others failed at the very end is there a mix: then the old value is copied back
-   * over the swapped replicas from one that kept it (settlePending, md5-checked), or, if none
-   * kept it, the write rolls forward onto the replicas that hold the new value.
+   * Replaces a live value (README, "Overwrites"). The new value goes to a new version's file, which
+   * no reader and no committed value points at: first the record names it as the live value's
+   * overwrite in progress (the old value stays live for readers), then the value streams to it on
+   * every target, then the live record names it, and only then, once a read already sent to the
+   * old files has had time to start, are those removed (#retireLater). A crash at any instant
+   * leaves the old value or the new one, each whole; a failed or cut-off upload removes the new
+   * files and gives the old record back, untouched.
    */
   async #overwrite(
     key: string,
@@ -780,78 +832,102 @@ export class IndexServer {
     const where = await this.#targetsUp(key, body);
     if ("status" in where) return where;
     const { placement, targets } = where;
-    const everywhere = [...new Set([...targets, ...old.volumes])];
-    const put = await this.#putReplicas(targets, path, body, {
+    const writing: KeyRecord = {
+      state: "writing",
+      volumes: targets,
+      md5: "",
+      version: this.#newVersion(old.version),
+    };
+    const pending: KeyRecord = { ...old, next: writing };
+    await this.store.set(key, pending);
+    this.#trace?.mark(key, "commit writing");
+    const put = await this.#putReplicas(targets, versionPath(path, writing.version), body, {
       sizeBytes: options.sizeBytes,
-      undo: (written) => this.#undoOverwrite(key, path, old, everywhere, written),
+      undo: async (err) => {
+        if (err instanceof VolumeError) logWriteFailure(key, err);
+        await this.#settle(key, path, pending);
+      },
     });
     if (!put.ok) return put;
-    this.#verified.delete(key);
-    return await this.#commitWrite(
+    this.#trace?.mark(key, "volumes");
+    const committed = await this.#commitWrite(
       key,
       path,
-      { placement, targets, everywhere },
+      { placement, writing },
       put.result,
       options,
     );
-  }
-
-  /** After a failed overwrite: the old value back where it was replaced, or the new one kept. */
-  async #undoOverwrite(
-    key: string,
-    path: KeyPath,
-    old: KeyRecord,
-    everywhere: string[],
-    written: WriteOutcome,
-  ): Promise<void> {
-    if (written.stored.length === 0 && written.uncertain.length === 0) return;
-    this.#verified.delete(key);
-    const touched = new Set([...written.stored, ...written.uncertain]);
-    if (old.volumes.some((location) => !touched.has(location))) {
-      const writing: KeyRecord = { state: "writing", volumes: everywhere, md5: "", previous: old };
-      await this.#settle(key, path, writing, written);
-      return;
-    }
-    // Every old replica may be replaced: the new value, whole where a volume said it stored it,
-    // becomes the key's value there; verify and rebalance bring the count back up.
-    const stored = written.stored;
-    if (stored.length === 0) return;
-    let value;
-    try {
-      value = await this.volumes.hash(stored[0], path);
-    } catch (err) {
-      if (!(err instanceof VolumeError)) throw err;
-      console.error(`index: key ${JSON.stringify(key)}: overwrite left undone: ${err.message}`);
-      return;
-    }
-    const live: KeyRecord = {
-      state: "live",
-      volumes: stored,
-      md5: old.md5 === "" && !this.options.md5sum ? "" : value.md5,
-      info: { size: value.sizeBytes, mtime: Date.now() },
-    };
-    await this.store.set(key, live);
-    await this.volumes.deleteAll(everywhere.filter((location) => !stored.includes(location)), path);
+    this.#retireLater(key, path, old);
+    return committed;
   }
 
   /**
-   * Settles a pending record under its key's lock; what cannot be done now (a volume down) stays
-   * pending for the sweep.
+   * Removes the files of `old`, a value that `current` replaced, except any that `current` names
+   * too (a record left by an earlier version of mkv.ts may name the same file). What cannot be
+   * removed now is logged: no record names it, so gc removes it.
    */
-  async #settle(
+  async #removeReplaced(
     key: string,
     path: KeyPath,
-    record: KeyRecord,
-    written: WriteOutcome | null,
+    old: KeyRecord,
+    current: KeyRecord | null,
   ): Promise<void> {
-    const settled = await settlePending(this, key, record, written, path);
-    if (settled.outcome === "failed" || settled.outcome === "lost") {
-      logEvent(`settle_${settled.outcome}`, {
-        msg: `index: key ${JSON.stringify(key)}: ${settled.outcome}: ${settled.detail}`,
+    const version = old.version;
+    const stale = old.volumes.filter((location) => !namesFile(current, { version, location }));
+    for (const failure of await this.volumes.deleteAll(stale, versionPath(path, version))) {
+      console.error(`index: key ${JSON.stringify(key)}: old value left for gc: ${failure.message}`);
+    }
+  }
+
+  /**
+   * Removes the files of a live value that an overwrite replaced, after RETIRE_GRACE_MS: a client
+   * sent there by a redirect just before the commit still finds them (once nginx opened a file, its
+   * read goes on after the file is removed). Only where the key's record does not name the same
+   * file again. It takes no lock, so that it never makes a write wait or fail: a version is never
+   * given to a key again (nextVersion), and the plain file only is again after a DELETE, which
+   * runs the key's removals first (#retireNow), under its lock. One lost to a crash is left to gc.
+   */
+  #retireLater(key: string, path: KeyPath, old: KeyRecord): void {
+    let wake = () => {};
+    const timer = setTimeout(() => wake(), RETIRE_GRACE_MS);
+    const done = new Promise<void>((resolve) => {
+      wake = resolve;
+    }).then(async () => {
+      clearTimeout(timer);
+      await this.#removeReplaced(key, path, old, await this.store.get(key));
+    }).catch((err) => {
+      console.error(`index: key ${JSON.stringify(key)}: old value left for gc: ${firstLine(err)}`);
+    }).finally(() => {
+      const left = this.#retiring.get(key)?.filter((retiring) => retiring.done !== done) ?? [];
+      if (left.length > 0) this.#retiring.set(key, left);
+      else this.#retiring.delete(key);
+    });
+    this.#retiring.set(key, [...(this.#retiring.get(key) ?? []), { wake, done }]);
+  }
+
+  /** Runs the key's removals of replaced values now (all keys' if `key` is null); waits for them. */
+  async #retireNow(key: string | null): Promise<void> {
+    const retiring = key === null
+      ? [...this.#retiring.values()].flat()
+      : this.#retiring.get(key) ?? [];
+    for (const { wake } of retiring) wake();
+    await Promise.allSettled(retiring.map(({ done }) => done));
+  }
+
+  /**
+   * Settles a record that needs it under its key's lock; what cannot be done now (a volume down)
+   * stays for the sweep.
+   */
+  async #settle(key: string, path: KeyPath, record: KeyRecord): Promise<Settled> {
+    const settled = await settlePending(this, key, record, path);
+    if (settled.outcome === "failed") {
+      logEvent("settle_failed", {
+        msg: `index: key ${JSON.stringify(key)}: failed: ${settled.detail}`,
         key,
         reason: settled.detail,
       });
     }
+    return settled;
   }
 
   async #delete(key: string, method: "DELETE" | "UNLINK"): Promise<Response> {
@@ -878,7 +954,7 @@ export class IndexServer {
     const moved = await moveReplicas(this, key, record, plan);
     if (!moved.ok) return textResponse(503, `key ${key}: ${moved.detail}`);
     this.#verified.delete(key);
-    const failures = await this.volumes.deleteAll(moved.deleteFrom, keyToPath(key));
+    const failures = await this.volumes.deleteAll(moved.deleteFrom, recordPath(key, record));
     for (const failure of failures) {
       console.error(`index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; gc removes it`);
     }
@@ -902,8 +978,14 @@ export class IndexServer {
     }
     using held = new DisposableStack();
     held.use(lock);
-    const record = await this.store.get(key);
+    const path = keyToPath(key);
+    const found = await this.store.get(key);
     const absent = { ok: false, status: 404, reason: `key ${key} not found` } as const;
+    if (found === null || isPending(found)) return absent;
+    // An overwrite interrupted by a crash is undone first: its files go with it.
+    const settled = await this.#settleFirst(key, path, found);
+    if (!settled.ok) return settled;
+    const record = settled.record;
     if (record === null || isPending(record)) return absent;
     if (options.unlink) {
       if (record.state !== "live") return absent;
@@ -913,17 +995,24 @@ export class IndexServer {
     if (this.options.protect && record.state === "live" && !options.force) {
       return { ok: false, status: 403, reason: `key ${key} is protected: UNLINK it before DELETE` };
     }
+    // A value this one replaced is removed first: then no removal of the key's plain file is
+    // left to run after a new value is written there.
+    await this.#retireNow(key);
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
     // background, the answer does not wait for them (bench/README.md, "Write tail latency").
-    const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
+    const deleting: KeyRecord = {
+      state: "deleting",
+      volumes: record.volumes,
+      md5: record.md5,
+      ...(record.version !== undefined && { version: record.version }),
+    };
     this.#trace?.begin(key, "DELETE");
     await this.store.set(key, deleting);
     this.#trace?.mark(key, "commit deleting");
     this.#verified.delete(key);
-    const path = this.#parts.get(record)?.path ?? keyToPath(key);
     if (options.background) this.#removeLater(key, path, deleting, held.move());
-    else await this.#settle(key, path, deleting, null);
+    else await this.#settle(key, path, deleting);
     this.#trace?.end(key, 204);
     return { ok: true };
   }
@@ -947,7 +1036,7 @@ export class IndexServer {
   #removeLater(key: string, path: KeyPath, record: KeyRecord, lock: Disposable): void {
     // No caller is left to hand an error to, and the sweep retries whatever this leaves: every
     // failure is logged.
-    const removal = this.#settle(key, path, record, null).catch((err) => {
+    const removal = this.#settle(key, path, record).then(() => {}, (err) => {
       const reason = err instanceof Error ? err.message : String(err);
       logEvent("settle_failed", {
         msg: `index: key ${JSON.stringify(key)}: removal left for the sweep: ${reason}`,
@@ -972,8 +1061,9 @@ export class IndexServer {
   }
 
   /**
-   * Settles the pending records that no write holds: files of interrupted writes and of deletes
-   * are removed, unlinked values a failed write would have replaced are given back. Runs at
+   * Settles the records that need it and that no write holds: files of interrupted writes and of
+   * deletes are removed, and the value an interrupted write would have replaced (live or
+   * unlinked) stays as it was. Runs at
    * start-up, every SWEEP_INTERVAL_MS and when a volume comes back (see `startSweeps`); one at a
    * time. Returns how many were settled; those that cannot be yet stay for the next sweep (or gc).
    */
@@ -991,17 +1081,10 @@ export class IndexServer {
       using lock = this.store.lock(key);
       if (lock === null) continue;
       const record = await this.store.get(key);
-      if (record === null || !isPending(record)) continue;
-      const result = await settlePending(this, key, record, null);
+      if (record === null || !needsSettling(record)) continue;
+      const result = await settlePending(this, key, record);
       if (result.outcome !== "failed") settled++;
       else left++;
-      if (result.outcome === "lost") {
-        logEvent("settle_lost", {
-          msg: `index: key ${JSON.stringify(key)}: lost: ${result.detail}`,
-          key,
-          reason: result.detail,
-        });
-      }
     }
     if (settled > 0) {
       logEvent("sweep", {
@@ -1077,5 +1160,8 @@ export class IndexServer {
     await this.#reaping;
     await this.#sweeping?.catch(() => {});
     await Promise.allSettled(this.#removals.values());
+    // Replaced values are removed now rather than after their grace: no redirect is followed
+    // once the index stops answering.
+    await this.#retireNow(null);
   }
 }

@@ -9,12 +9,13 @@
 // the metrics and the status page never scan.
 
 import { Lru } from "./lru.ts";
-import { decodeRecord, encodeRecord, isPending, type KeyRecord } from "./record.ts";
+import { decodeRecord, encodeRecord, type KeyRecord, needsSettling } from "./record.ts";
 
 /** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
 const RECORDS = "k";
 /**
- * Markers of pending records (a write, or a delete whose files are being removed), so that
+ * Markers of pending records (a write, a delete whose files are being removed, or a live
+ * value's overwrite: needsSettling), so that
  * start-up and the cleanup in the background find them without a scan: `[MARKERS, n, part]` →
  * the keys that became pending in the commit numbered n. One entry per commit, at the end of the
  * key range, and not one per key: an entry per key cost a second B-tree page per record written
@@ -195,7 +196,7 @@ export class PendingMarkers {
   /** What committing `batch` (in order; the last record of a key wins) does to the markers. */
   plan(batch: readonly { key: string; record: KeyRecord | null }[]): MarkerPlan {
     const last = new Map<string, boolean>();
-    for (const { key, record } of batch) last.set(key, record !== null && isPending(record));
+    for (const { key, record } of batch) last.set(key, record !== null && needsSettling(record));
     const added: string[] = [];
     const settled: string[] = [];
     const left = new Map<number, number>();
@@ -318,7 +319,7 @@ async function loadMarkers(kv: Deno.Kv): Promise<PendingMarkers> {
     const some = keys.slice(from, from + GET_MANY);
     const entries = await kv.getMany<string[]>(some.map((key) => [RECORDS, key]));
     entries.forEach((entry, i) => {
-      if (entry.value !== null && isPending(decodeRecord(entry.value))) pending.add(some[i]);
+      if (entry.value !== null && needsSettling(decodeRecord(entry.value))) pending.add(some[i]);
     });
   }
   return new PendingMarkers(markers, pending);

@@ -52,25 +52,13 @@ const encoder = new TextEncoder();
 /** A volume failed or refused a request. `status` is the volume's answer, null if none came. */
 export class VolumeError extends Error {
   override name = "VolumeError";
-  /** The request went out but no answer came: the volume may have done what it asked. */
-  readonly uncertain: boolean;
   constructor(
     readonly volume: string,
     readonly status: number | null,
     message: string,
-    options: { uncertain?: boolean } = {},
   ) {
     super(message);
-    this.uncertain = options.uncertain ?? false;
   }
-}
-
-/** Where a write of all replicas stored the value, and where it may have. */
-export interface WriteOutcome {
-  /** Locations whose volume answered 201 or 204. */
-  stored: string[];
-  /** Locations that were sent the request (every byte of it) but gave no answer. */
-  uncertain: string[];
 }
 
 /** The client's upload ended before the value was complete. */
@@ -534,9 +522,7 @@ export class Volumes {
       const why = err instanceof VolumeError ? "volume down" : reason(err);
       this.#failed(host);
       if (!(err instanceof VolumeError)) this.probe(host);
-      // Only a refused connection says for sure that the volume never saw the request.
-      const uncertain = !(err instanceof Deno.errors.ConnectionRefused);
-      throw new VolumeError(host, null, describe(location, method, path, why), { uncertain });
+      throw new VolumeError(host, null, describe(location, method, path, why));
     }
     if (options.accept.includes(status)) return status;
     this.#failed(host);
@@ -681,24 +667,21 @@ export class Volumes {
    * before the next is read, so memory stays at one chunk whatever the value's size. On any
    * failure every upload is cut off (nginx then discards its partial temp file) and the first
    * cause is thrown: UploadError if the client's body broke, VolumeError otherwise. The caller
-   * removes whatever may have been written; `outcome`, if given, says where: the locations whose
-   * volume stored the whole value (answered 201 or 204), and those that may have (every byte was
-   * sent, but no answer came), also when putAll throws.
+   * removes whatever may have been written, at every location.
    */
   async putAll(
     locations: string[],
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes?: number; outcome?: WriteOutcome } = {},
+    options: { sizeBytes?: number } = {},
   ): Promise<PutResult> {
     const size = options.sizeBytes;
-    const outcome = options.outcome ?? { stored: [], uncertain: [] };
     for (const location of locations) this.#refuseDown(location, "PUT", path);
     try {
       if (size !== undefined && size <= SMALL_VALUE_BYTES) {
-        return await this.#putSmall(locations, path, body, { sizeBytes: size, outcome });
+        return await this.#putSmall(locations, path, body, size);
       }
-      return await this.#putStream(locations, path, body, { sizeBytes: size, outcome });
+      return await this.#putStream(locations, path, body, size);
     } catch (err) {
       throw await this.#fullOr(err, path, size);
     }
@@ -734,9 +717,8 @@ export class Volumes {
     locations: string[],
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes: number; outcome: WriteOutcome },
+    sizeBytes: number,
   ): Promise<PutResult> {
-    const { sizeBytes, outcome } = options;
     let value: Uint8Array;
     try {
       value = new Uint8Array(await new Response(body).arrayBuffer());
@@ -747,19 +729,13 @@ export class Volumes {
       throw new UploadError(`upload ended after ${value.length} of ${sizeBytes} bytes`);
     }
     const results = await Promise.allSettled(
-      locations.map(async (location) => {
-        try {
-          await this.#ask(location, "PUT", path, {
-            accept: [201, 204],
-            body: value,
-            timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
-          });
-        } catch (err) {
-          if (err instanceof VolumeError && err.uncertain) outcome.uncertain.push(location);
-          throw err;
-        }
-        outcome.stored.push(location);
-      }),
+      locations.map((location) =>
+        this.#ask(location, "PUT", path, {
+          accept: [201, 204],
+          body: value,
+          timeoutMs: Math.max(this.timeoutMs, WRITE_STALL_MS),
+        })
+      ),
     );
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
@@ -770,9 +746,8 @@ export class Volumes {
     locations: string[],
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes: number | undefined; outcome: WriteOutcome },
+    sizeBytes: number | undefined,
   ): Promise<PutResult> {
-    const { sizeBytes, outcome } = options;
     const uploads = locations.map((location) =>
       new Upload({
         location,
@@ -841,18 +816,8 @@ export class Volumes {
         throw new UploadError(`upload ended after ${total} of ${sizeBytes} bytes`);
       }
       // Every replica has every byte: each gives its own answer, none is cut off by another's
-      // failure, so that what each one stored is known.
-      const finished = await Promise.allSettled(uploads.map(async (upload) => {
-        try {
-          await upload.finish();
-        } catch (err) {
-          if (!(err instanceof VolumeError && err.status !== null)) {
-            outcome.uncertain.push(upload.location);
-          }
-          throw err;
-        }
-        outcome.stored.push(upload.location);
-      }));
+      // failure (a replica stored whole is no harm: the caller removes it).
+      const finished = await Promise.allSettled(uploads.map((upload) => upload.finish()));
       const failed = finished.find((result) => result.status === "rejected");
       if (failed !== undefined) throw failed.reason;
     } catch (err) {

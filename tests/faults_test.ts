@@ -29,6 +29,7 @@ import {
   freePorts,
   generated,
   keysPlaced,
+  nginxPids,
   portAnswers,
   put,
   request,
@@ -147,25 +148,6 @@ async function filesOfKey(cluster: TestCluster, key: string): Promise<string[]> 
     }
   }
   return found;
-}
-
-/** The pids of the nginx on `port`: its master (from the pid file) and the master's children. */
-async function nginxPids(port: number): Promise<number[]> {
-  const master = Number((await Deno.readTextFile(pidFileFor(port))).trim());
-  const pids = [master];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    let stat: string;
-    try {
-      stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-    } catch {
-      continue;
-    }
-    // Fields after the command name in parentheses: state, ppid, ...
-    const [, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(ppid) === master) pids.push(Number(entry.name));
-  }
-  return pids;
 }
 
 function parentOf(pid: number): number {

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
+import { pidFileFor } from "../lib/runtime.ts";
 
 export { freePort };
 // What a test needs of the programs' own checks: one definition each, in the programs.
@@ -172,6 +173,20 @@ export async function runScript(
  */
 export async function curl(args: string[]): Promise<ScriptResult> {
   return await runCommand("curl", ["-sS", "--max-time", String(CURL_TIMEOUT_S), ...args]);
+}
+
+/** The pids of the nginx on `port`: its master (from the pid file) and the master's children. */
+export async function nginxPids(port: number): Promise<number[]> {
+  const master = Number((await Deno.readTextFile(pidFileFor(port))).trim());
+  const pids = [master];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
+    // Fields after the command name in parentheses: state, ppid, ...
+    const [, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(ppid) === master) pids.push(Number(entry.name));
+  }
+  return pids;
 }
 
 /** Waits `ms` milliseconds. */

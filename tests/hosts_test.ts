@@ -12,8 +12,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
-import { pidFileFor } from "../lib/runtime.ts";
-import { curl, eventually, freePorts, keysPlaced, request, sleep, tempDir } from "./helpers.ts";
+import {
+  curl,
+  eventually,
+  freePorts,
+  keysPlaced,
+  nginxPids,
+  request,
+  sleep,
+  tempDir,
+} from "./helpers.ts";
 import { type Host, netnsUnavailable, Network } from "./netns.ts";
 
 /** The index's --voltimeout in these tests (its default), unless a test says otherwise. */
@@ -144,20 +152,6 @@ async function filesUnder(dir: string): Promise<string[]> {
   };
   await walk("");
   return out;
-}
-
-/** The pids of the nginx on `port`: its master (from the pid file) and the master's children. */
-async function nginxPids(port: number): Promise<number[]> {
-  const master = Number((await Deno.readTextFile(pidFileFor(port))).trim());
-  const pids = [master];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
-    // Fields after the command name in parentheses: state, ppid, ...
-    const [, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(ppid) === master) pids.push(Number(entry.name));
-  }
-  return pids;
 }
 
 /** One volume host of a test cluster. */

@@ -202,7 +202,7 @@ http {
       autoindex on;
       autoindex_format json;
     }
-    location ~ "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}$" {
+    location ~ "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}(~/[0-9a-f]{16})?$" {
       limit_except GET PUT DELETE {
         deny all;
       }

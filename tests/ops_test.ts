@@ -19,7 +19,7 @@ import {
   parseOperationRequest,
 } from "../lib/ops/protocol.ts";
 import { planRebalance } from "../lib/ops/rebalance.ts";
-import { orderByPlacement, rebuildVerdict } from "../lib/ops/rebuild.ts";
+import { currentVersion, orderByPlacement, rebuildVerdict } from "../lib/ops/rebuild.ts";
 import { classifyReplicas } from "../lib/ops/verify.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 import { Store } from "../lib/store.ts";
@@ -179,6 +179,22 @@ Deno.test("rebuildVerdict agrees on equal replicas and refuses to pick among dif
     { location: "larry:1", sizeBytes: 1, md5: md5Hex("w") },
   ], PLACEMENT);
   assert.equal(md5s.ok, false);
+});
+
+Deno.test("currentVersion: the record's version if found, else the newest; the plain file is oldest", () => {
+  const [old, mid, late] = ["0193a5f2c4000000", "0193a5f2c4000001", "0193a5f2c4000002"];
+  const found = [
+    { location: "a:1", sizeBytes: 1 },
+    { location: "a:1", sizeBytes: 1, version: mid },
+    { location: "b:1", sizeBytes: 1, version: late },
+    { location: "c:1", sizeBytes: 1, version: old },
+  ];
+  assert.equal(currentVersion(found), late);
+  assert.equal(currentVersion(found, { version: mid }), mid);
+  assert.equal(currentVersion(found, {}), undefined);
+  // A record whose version is on no volume: the newest found.
+  assert.equal(currentVersion(found, { version: "0193a5f2c4000009" }), late);
+  assert.equal(currentVersion([{ location: "a:1", sizeBytes: 1 }]), undefined);
 });
 
 Deno.test("classifyReplicas sorts replicas into good, missing, corrupt, unreachable, conflict", () => {

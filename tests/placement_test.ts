@@ -11,9 +11,12 @@ import {
   locationHost,
   locationUrl,
   MAX_KEY_BYTES,
+  parseFilePath,
   pathToKey,
   type Placement,
+  recordPath,
   toHex,
+  versionPath,
 } from "../lib/placement.ts";
 
 /** The volumes of minikeyvalue's own tests. */
@@ -95,6 +98,46 @@ Deno.test("pathToKey inverts keyToPath and refuses what is not a key's path", ()
   assert.equal(pathToKey("/5d/41/"), null);
   assert.equal(pathToKey("/5d/41/aGVsbG8=/extra"), null);
   assert.equal(pathToKey("/.tmp/0000000001"), null);
+});
+
+Deno.test("versionPath and recordPath: a key's plain file, or a version's file beside it", () => {
+  const path = keyToPath("hello");
+  assert.equal(versionPath(path, undefined), "/5d/41/aGVsbG8=");
+  assert.equal(versionPath(path, "0193a5f2c4000001"), "/5d/41/aGVsbG8=~/0193a5f2c4000001");
+  assert.equal(recordPath("hello", {}), "/5d/41/aGVsbG8=");
+  assert.equal(
+    recordPath("hello", { version: "0193a5f2c4000001" }),
+    "/5d/41/aGVsbG8=~/0193a5f2c4000001",
+  );
+  assert.equal(
+    locationUrl("localhost:3001/sv05", "hello", "0193a5f2c4000001"),
+    "http://localhost:3001/sv05/5d/41/aGVsbG8=~/0193a5f2c4000001",
+  );
+  // The longest key's version still fits: its file name is the version, not a longer name.
+  const longest = "/" + "x".repeat(MAX_KEY_BYTES - 1);
+  const name = recordPath(longest, { version: "0193a5f2c4000001" }).split("/");
+  assert.ok(name.every((part) => new TextEncoder().encode(part).length <= MAX_FILE_NAME_BYTES));
+});
+
+Deno.test("parseFilePath inverts versionPath and refuses what is not a key's file", () => {
+  for (const key of ["hello", "/a b", "/ü€😀", "/" + "x".repeat(188)]) {
+    assert.deepEqual(parseFilePath(keyToPath(key)), { key });
+    const version = "0193a5f2c4000001";
+    assert.deepEqual(parseFilePath(versionPath(keyToPath(key), version)), { key, version });
+  }
+  for (
+    const path of [
+      "/5d/41/aGVsbG8=~/0193a5f2c400001",
+      "/5d/41/aGVsbG8=~/0193A5F2C4000001",
+      "/5d/41/aGVsbG8=~0193a5f2c4000001",
+      "/5d/41/aGVsbG8=.0193a5f2c4000001",
+      "/5d/42/aGVsbG8=~/0193a5f2c4000001",
+      "/5d/41/aGVsbG8=~/0193a5f2c4000001/x",
+      "/5d/41/~/0193a5f2c4000001",
+    ]
+  ) {
+    assert.equal(parseFilePath(path), null, path);
+  }
 });
 
 Deno.test("MAX_KEY_BYTES is the longest key whose base64 fits one file name", () => {

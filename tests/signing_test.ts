@@ -566,3 +566,42 @@ Deno.test("private reads: a signed Location works with fetch and curl -L, until 
     assert.ok(!process.log.includes(SECRET), `${process.name} logged the secret`);
   }
 });
+
+Deno.test("signed volumes with private reads: an overwrite's versioned file is written, read and removed", async () => {
+  await using dir = await tempDir();
+  const secret = await secretFile(dir.path);
+  const signing = ["--volume-secret-file", secret];
+  await using cluster = await testCluster({
+    indexArgs: [...signing, "--private-reads"],
+    volumeArgs: [...signing, "--private-reads"],
+  });
+  const s3 = { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" };
+  assert.equal((await request(`${cluster.url}/bkt`, { method: "PUT", headers: s3 })).status, 200);
+  for (const value of ["one", "two", "three"]) {
+    const stored = await request(`${cluster.url}/bkt/k`, {
+      method: "PUT",
+      headers: s3,
+      body: value,
+    });
+    assert.equal(stored.status, 200, stored.body);
+  }
+  const location = (await request(`${cluster.url}/bkt/k`)).headers.get("location")!;
+  assert.match(location, /~\/[0-9a-f]{16}\?md5=/);
+  assert.equal((await getFollow(cluster.url, "/bkt/k")).body, "three");
+  assert.equal((await request(`${cluster.url}/bkt/k`, { headers: s3 })).body, "three");
+  // The replaced values' files and then the key's own go, through signed DELETEs.
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  const where = keyToVolumes("/bkt/k", { volumes: hosts, replicas: 3, subvolumes: 10 });
+  const dirOf = (location: string) => `${fileOnDisk(cluster, location, keyToPath("/bkt/k"))}~`;
+  const count = async () => {
+    let files = 0;
+    for (const location of where) for await (const _ of Deno.readDir(dirOf(location))) files++;
+    return files;
+  };
+  assert.ok(await eventually(async () => await count() === 3, 10_000), `${await count()} files`);
+  assert.equal(
+    (await request(`${cluster.url}/bkt/k`, { method: "DELETE", headers: s3 })).status,
+    204,
+  );
+  assert.ok(await eventually(async () => await count() === 0, 10_000), `${await count()} files`);
+});

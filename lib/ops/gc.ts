@@ -1,12 +1,15 @@
-// gc: removes files that no key points to (left by failed writes and deletes) and settles
-// interrupted writes (`writing` records whose write is not in progress) and deletes whose files
-// remain. A write in progress holds its key's lock and is never touched; --dry-run only lists.
-// Files whose names are not keys are reported and left alone.
+// gc: removes files that no key points to (left by failed writes and deletes, and the old versions
+// of overwritten values) and settles interrupted writes (`writing` records whose write is not in
+// progress, live records whose overwrite is) and deletes whose files remain. A file is a version
+// of a key's value (lib/placement.ts, versionPath): it is kept if the key's record, or the write
+// or the unlinked value the record keeps, names that version at that location. A write in
+// progress holds its key's lock and is never touched; --dry-run only lists. Files whose names are
+// not keys are reported and left alone.
 
 import { settlePending } from "../cleanup.ts";
 import { firstLine } from "../errors.ts";
-import { keyToPath } from "../placement.ts";
-import { isPending, type KeyRecord } from "../record.ts";
+import { keyToPath, versionPath } from "../placement.ts";
+import { type KeyRecord, namesFile, needsSettling } from "../record.ts";
 import { VolumeError } from "../volumes.ts";
 import { type OperationFn, track } from "./runner.ts";
 import { forEachOnVolumes, type FoundReplica } from "./walk.ts";
@@ -23,20 +26,23 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       continue;
     }
     const record = await store.get(key);
-    if (record === null || !isPending(record)) continue;
-    track(volumes, record.volumes);
-    const what = record.state === "writing" ? "an interrupted write" : "a delete";
+    if (record === null || !needsSettling(record)) continue;
+    const doomed = record.next ?? record;
+    track(volumes, doomed.volumes);
+    const what = record.next !== undefined
+      ? "an interrupted overwrite"
+      : record.state === "writing"
+      ? "an interrupted write"
+      : "a delete";
     if (request.dryRun) {
-      await run.outcome("interrupted", { key, detail: `${what}, files at ${record.volumes}` });
+      await run.outcome("interrupted", { key, detail: `${what}, files at ${doomed.volumes}` });
       continue;
     }
-    const settled = await settlePending(ctx, key, record, null);
+    const settled = await settlePending(ctx, key, record);
     await run.outcome(settled.outcome, { key, detail: `${what}: ${settled.detail}` });
   }
-  const orphansOf = (record: KeyRecord | null, found: FoundReplica[]) => {
-    const pointed = new Set(record?.volumes ?? []);
-    return found.map((r) => r.location).filter((location) => !pointed.has(location));
-  };
+  const orphansOf = (record: KeyRecord | null, found: FoundReplica[]) =>
+    found.filter((file) => !namesFile(record, file));
   await forEachOnVolumes(run, volumes, request, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", {
@@ -59,13 +65,14 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
     const orphans = orphansOf(await store.get(key), found);
     const path = keyToPath(key);
     for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
-    for (const location of orphans) {
+    for (const { location, version } of orphans) {
       if (request.dryRun) {
-        await run.outcome("orphan", { key, location, detail: "no record points here" });
+        const which = version === undefined ? "" : ` to version ${version}`;
+        await run.outcome("orphan", { key, location, detail: `no record points here${which}` });
         continue;
       }
       try {
-        await volumes.delete(location, path);
+        await volumes.delete(location, versionPath(path, version));
         await run.outcome("removed", { key, location, detail: "no record pointed here" });
       } catch (err) {
         if (!(err instanceof VolumeError)) throw err;

@@ -4,8 +4,8 @@
 // interrupt and run again (then gc removes copies an interruption left behind).
 
 import { firstLine } from "../errors.ts";
-import { isBalanced, keyToPath, keyToVolumes, type Placement } from "../placement.ts";
-import type { KeyRecord } from "../record.ts";
+import { isBalanced, keyToVolumes, type Placement, recordPath } from "../placement.ts";
+import { type KeyRecord, namesFile } from "../record.ts";
 import { VolumeError } from "../volumes.ts";
 import {
   BUSY_PAUSE_MS,
@@ -60,7 +60,7 @@ export async function moveReplicas(
 ): Promise<{ ok: true; deleteFrom: string[] } | { ok: false; detail: string }> {
   const { store, volumes } = ctx;
   track(volumes, record.volumes);
-  const path = keyToPath(key);
+  const path = recordPath(key, record);
   // A target the record already names counts only if its file is there: a replica lost behind
   // the index's back is copied again, so that old copies are never removed while the new set is
   // short of one.
@@ -94,7 +94,7 @@ export async function moveReplicas(
  * its key's lock and only where the key's record no longer points.
  */
 class DelayedDeletes {
-  #queue: { key: string; locations: string[]; dueMs: number }[] = [];
+  #queue: { key: string; version?: string; locations: string[]; dueMs: number }[] = [];
   #drainer: Promise<void> | null = null;
 
   constructor(
@@ -104,8 +104,9 @@ class DelayedDeletes {
     readonly concurrency: number,
   ) {}
 
-  add(key: string, locations: string[]): void {
-    this.#queue.push({ key, locations, dueMs: Date.now() + this.graceMs });
+  /** Removes the files of `version` of the key's value (undefined: its plain file) later. */
+  add(key: string, version: string | undefined, locations: string[]): void {
+    this.#queue.push({ key, version, locations, dueMs: Date.now() + this.graceMs });
     this.#drainer ??= this.#drain().finally(() => {
       this.#drainer = null;
     });
@@ -134,7 +135,7 @@ class DelayedDeletes {
     }
   }
 
-  async #delete(item: { key: string; locations: string[] }): Promise<void> {
+  async #delete(item: { key: string; version?: string; locations: string[] }): Promise<void> {
     const { store, volumes } = this.ctx;
     let lock = store.lock(item.key);
     for (let round = 0; lock === null && round < BUSY_ROUNDS; round++) {
@@ -150,9 +151,9 @@ class DelayedDeletes {
     }
     using _held = lock;
     const record = await store.get(item.key);
-    const keep = new Set(record?.volumes ?? []);
-    const drop = item.locations.filter((location) => !keep.has(location));
-    const failures = await volumes.deleteAll(drop, keyToPath(item.key));
+    const version = item.version;
+    const drop = item.locations.filter((location) => !namesFile(record, { version, location }));
+    const failures = await volumes.deleteAll(drop, recordPath(item.key, item));
     for (const failure of failures) {
       await this.run.outcome("cleanup-failed", {
         key: item.key,
@@ -189,6 +190,7 @@ export const rebalance: OperationFn = async (ctx, request, run, signal) => {
       return "done";
     }
     let deleteFrom: string[] = [];
+    let version: string | undefined;
     const result = await withLockedRecord(store, run, key, async (record) => {
       const plan = planRebalance(key, record, placement);
       if (plan.balanced) {
@@ -208,9 +210,10 @@ export const rebalance: OperationFn = async (ctx, request, run, signal) => {
         return;
       }
       deleteFrom = moved.deleteFrom;
+      version = record.version;
       await run.outcome("moved");
     });
-    if (deleteFrom.length > 0) deletes.add(key, deleteFrom);
+    if (deleteFrom.length > 0) deletes.add(key, version, deleteFrom);
     return result;
   });
   await deletes.finish();

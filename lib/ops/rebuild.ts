@@ -1,7 +1,9 @@
 // rebuild: the index from the volumes' files. Every key found becomes live on the volumes it sits
 // on (placement order first), with its md5 recomputed unless --md5sum=false; keys already unlinked
-// stay unlinked. Replicas whose contents differ are a conflict and the key is left out, never
-// merged. It only adds and updates records.
+// stay unlinked. Of a key's versions (lib/placement.ts, versionPath) the current one is the one
+// its record names if any file of it is found, else the newest found; the others are left for gc.
+// Replicas whose contents differ are a conflict and the key is left out, never merged. It only
+// adds and updates records.
 
 import { firstLine } from "../errors.ts";
 import {
@@ -10,8 +12,9 @@ import {
   keyToVolumes,
   locationHost,
   type Placement,
+  versionPath,
 } from "../placement.ts";
-import { isPending, type KeyRecord } from "../record.ts";
+import { type KeyRecord, needsSettling } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
 import type { OperationFn } from "./runner.ts";
 import { forEachOnVolumes, type FoundReplica } from "./walk.ts";
@@ -23,6 +26,25 @@ export function orderByPlacement(key: string, locations: string[], placement: Pl
   const first = wanted.filter((location) => present.has(location));
   const rest = [...present].filter((location) => !wanted.includes(location)).sort();
   return [...first, ...rest];
+}
+
+/**
+ * The version of a key's value that rebuild takes as current among the files found: `named` (the
+ * version its record names) if any file of it is there, else the newest (a file without a version
+ * is the oldest). Undefined: the plain file.
+ */
+export function currentVersion(
+  found: FoundReplica[],
+  named?: { version?: string },
+): string | undefined {
+  if (named !== undefined && found.some((replica) => replica.version === named.version)) {
+    return named.version;
+  }
+  let newest: string | undefined;
+  for (const { version } of found) {
+    if (version !== undefined && (newest === undefined || version > newest)) newest = version;
+  }
+  return newest;
 }
 
 export type RebuildVerdict =
@@ -51,7 +73,8 @@ export function rebuildVerdict(
 }
 
 function sameRecord(a: KeyRecord, b: KeyRecord): boolean {
-  return a.state === b.state && a.md5 === b.md5 && a.volumes.join(",") === b.volumes.join(",");
+  return a.state === b.state && a.md5 === b.md5 && a.version === b.version &&
+    a.volumes.join(",") === b.volumes.join(",");
 }
 
 /** The replicas of `found` that are still there; with `rehash`, read again for their md5. */
@@ -86,8 +109,11 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
-    const { key, found } = item;
-    const path = keyToPath(key);
+    const { key } = item;
+    // Which version is current is judged again under the lock, with the record.
+    const version = currentVersion(item.found, (await store.get(key)) ?? undefined);
+    const found = item.found.filter((replica) => replica.version === version);
+    const path = versionPath(keyToPath(key), version);
     if (request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1) {
       for (const replica of found) {
         try {
@@ -128,10 +154,17 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       });
       return;
     }
-    if (old !== null && isPending(old)) {
+    if (old !== null && needsSettling(old)) {
       await run.outcome("interrupted", {
         key,
         detail: "its record says an interrupted write; gc removes it",
+      });
+      return;
+    }
+    if (old !== null && currentVersion(item.found, old) !== version) {
+      await run.outcome("in-progress", {
+        key,
+        detail: "a write changed its value during the walk",
       });
       return;
     }
@@ -139,6 +172,7 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       state: old?.state === "unlinked" ? "unlinked" : "live",
       volumes: verdict.volumes,
       md5: verdict.md5,
+      ...(version !== undefined && { version }),
     };
     if (old !== null && sameRecord(old, next)) {
       await run.outcome("unchanged");

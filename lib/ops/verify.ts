@@ -3,7 +3,7 @@
 // only reported once it is confirmed under the key's lock.
 
 import { firstLine } from "../errors.ts";
-import { type KeyPath, keyToPath } from "../placement.ts";
+import { type KeyPath, recordPath } from "../placement.ts";
 import type { KeyRecord } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
 import { forEachRecord, type OperationFn, track, withLockedRecord } from "./runner.ts";
@@ -80,11 +80,10 @@ async function checkReplicas(
 export const verify: OperationFn = async (ctx, request, run, signal) => {
   const { store, volumes } = ctx;
   await forEachRecord(run, store, request, signal, async ([key, listed]) => {
-    const path = keyToPath(key);
     track(volumes, listed.volumes);
     const first = classifyReplicas(
       listed.md5,
-      await checkReplicas(volumes, path, listed, request.md5),
+      await checkReplicas(volumes, recordPath(key, listed), listed, request.md5),
     );
     if (allGood(first)) {
       await run.outcome("ok");
@@ -92,6 +91,7 @@ export const verify: OperationFn = async (ctx, request, run, signal) => {
     }
     // A problem is confirmed under the key's lock: a DELETE, say, may have changed the record.
     return await withLockedRecord(store, run, key, async (record) => {
+      const path = recordPath(key, record);
       const checks = await checkReplicas(volumes, path, record, request.md5);
       const verdict = classifyReplicas(record.md5, checks);
       if (allGood(verdict)) {

@@ -1,9 +1,10 @@
 // The walk of the volumes' files, for the operations that start from the files rather than from
 // the index (rebuild, gc): every key's replicas found on the volumes, one `HH/hh` directory at a
-// time, and the files that are not a key's. forEachOnVolumes runs a function on each, counting the
+// time (each file with its version: lib/placement.ts, versionPath), and the files that are not a
+// key's. forEachOnVolumes runs a function on each, counting the
 // directories done as the run's progress.
 
-import { HEX_DIR, pathToKey, SUBVOLUME_DIR } from "../placement.ts";
+import { HEX_DIR, parseFilePath, SUBVOLUME_DIR } from "../placement.ts";
 import type { Volumes } from "../volumes.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";
@@ -11,9 +12,13 @@ import { forEachLimited, type OperationRun } from "./runner.ts";
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
 
-/** A replica of a key as found on the volumes: where, its size, and its md5 if rebuild read it. */
+/**
+ * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
+ * its size, and its md5 if rebuild read it.
+ */
 export interface FoundReplica {
   location: string;
+  version?: string;
   sizeBytes: number;
   md5?: string;
 }
@@ -24,7 +29,7 @@ export interface KeyFiles {
   found: FoundReplica[];
 }
 
-/** A file that is not a key's (its name does not decode to a key whose path it is). */
+/** A file that is not a key's (its name does not decode to a key's file or a version of it). */
 export interface StrayFile {
   stray: string;
 }
@@ -99,13 +104,15 @@ async function* walkVolumes(
       const strays: string[] = [];
       trees.forEach((files, i) => {
         for (const file of files) {
-          const key = pathToKey(file.path);
-          if (key === null) {
+          const parsed = parseFilePath(file.path);
+          if (parsed === null) {
             strays.push(`${lowRoots[i]}${file.path}`);
             continue;
           }
+          const { key, version } = parsed;
           byKey.set(key, [...(byKey.get(key) ?? []), {
             location: lowRoots[i],
+            ...(version !== undefined && { version }),
             sizeBytes: file.sizeBytes,
           }]);
         }

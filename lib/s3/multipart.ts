@@ -17,7 +17,7 @@
 //   without an upload, which `reap` removes.
 
 import { firstLine } from "../errors.ts";
-import { keyToPath, PARTS_PREFIX, toHex } from "../placement.ts";
+import { PARTS_PREFIX, recordPath, toHex } from "../placement.ts";
 import { isPending, type KeyRecord } from "../record.ts";
 import type { IndexServer, WriteResult } from "../server.ts";
 import { UPLOADS_PREFIX as UPLOADS } from "../store.ts";
@@ -104,6 +104,8 @@ export interface StoredPart {
   sizeBytes: number;
   mtime: number;
   volumes: string[];
+  /** The version of its file (a part uploaded again has a new one), if any. */
+  version?: string;
 }
 
 /** A part named by CompleteMultipartUpload's body. */
@@ -321,6 +323,7 @@ function storedPart(key: string, record: KeyRecord): StoredPart | null {
     sizeBytes: record.info.size,
     mtime: record.info.mtime,
     volumes: record.volumes,
+    ...(record.version !== undefined && { version: record.version }),
   };
 }
 
@@ -886,11 +889,12 @@ export class Multipart {
   }
 
   /**
-   * The key's file from the first of its live replicas (best first) that opens; S3Error if none
-   * does.
+   * The part's file (the one its record names) from the first of its live replicas (best first)
+   * that opens; S3Error if none does.
    */
-  async #openReplica(key: string, locations: string[]): Promise<Response> {
-    const path = keyToPath(key);
+  async #openReplica(key: string, part: StoredPart): Promise<Response> {
+    const path = recordPath(key, part);
+    const locations = part.volumes;
     const reasons: string[] = [];
     for (const location of locations.filter((l) => this.server.volumes.isAlive(l))) {
       try {
@@ -925,7 +929,7 @@ export class Multipart {
         if (reader === null) {
           if (index === parts.length) return { done: true, view: view.subarray(0, 0) };
           const key = partKey(uploadId, parts[index].partNumber);
-          const response = await this.#openReplica(key, parts[index].volumes);
+          const response = await this.#openReplica(key, parts[index]);
           reader = response.body!.getReader({ mode: "byob" });
           hash = new Md5();
           got = 0;
