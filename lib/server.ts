@@ -4,6 +4,7 @@
 
 import {
   isBalanced,
+  keyLocations,
   type KeyPath,
   keyToPath,
   keyToVolumes,
@@ -900,7 +901,12 @@ export class IndexServer {
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
     // background, the answer does not wait for them (bench/README.md, "Write tail latency").
-    const deleting: KeyRecord = { state: "deleting", volumes: record.volumes, md5: record.md5 };
+    // They are removed wherever the placement may have put one, not only where the record
+    // points, so that a copy it does not name never brings the key back at a rebuild.
+    const everywhere = [
+      ...new Set([...record.volumes, ...keyLocations(key, this.options.placement)]),
+    ];
+    const deleting: KeyRecord = { state: "deleting", volumes: everywhere, md5: record.md5 };
     this.#trace?.begin(key, "DELETE");
     await this.store.set(key, deleting);
     this.#trace?.mark(key, "commit deleting");

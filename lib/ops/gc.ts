@@ -1,15 +1,51 @@
 // gc: removes files that no key points to (left by failed writes and deletes) and settles
 // interrupted writes (`writing` records whose write is not in progress) and deletes whose files
-// remain. A write in progress holds its key's lock and is never touched; --dry-run only lists.
-// Files whose names are not keys are reported and left alone.
+// remain. A file is removed only when no record points to it and it is not a copy of its key's
+// value: one that holds the value of the key's live or unlinked record (by md5, or by length if the
+// record has no md5) is an extra copy, reported and kept. Each file is judged under its key's lock,
+// with the record read again there; a write in progress holds the lock and is never touched.
+// --dry-run only lists. Files whose names are not keys are reported and left alone.
 
 import { settlePending } from "../cleanup.ts";
 import { firstLine } from "../errors.ts";
 import { keyToPath } from "../placement.ts";
 import { isPending, type KeyRecord } from "../record.ts";
-import { VolumeError } from "../volumes.ts";
-import { type OperationFn, track } from "./runner.ts";
-import { forEachOnVolumes, type FoundReplica } from "./walk.ts";
+import { VolumeError, type Volumes } from "../volumes.ts";
+import { type OperationFn, type OperationRun, track } from "./runner.ts";
+import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
+
+/**
+ * Whether the key's file at `location`, where `record` does not point, is to be kept: a copy of the
+ * key's value ("extra"), a file gone meanwhile, or one that cannot be read ("failed") are reported
+ * and kept; false for an orphan. The caller holds the key's lock.
+ */
+async function keptAsCopy(
+  ctx: { volumes: Volumes; run: OperationRun },
+  key: string,
+  record: KeyRecord | null,
+  location: string,
+): Promise<boolean> {
+  if (record === null || isPending(record)) return false;
+  let file: FoundReplica;
+  try {
+    file = { location, ...await ctx.volumes.hash(location, keyToPath(key)) };
+  } catch (err) {
+    if (!(err instanceof VolumeError)) throw err;
+    if (err.status === 404) await ctx.run.outcome("gone");
+    else await ctx.run.outcome("failed", { key, location, detail: firstLine(err) });
+    return true;
+  }
+  const holds = holdsValue(record, file);
+  if (holds === false) return false;
+  await ctx.run.outcome("extra", {
+    key,
+    location,
+    detail: holds === true
+      ? "a copy of the key's value that its record does not name; kept (rebuild adds it)"
+      : "its record has no md5 or size to tell a copy by; kept",
+  });
+  return true;
+}
 
 export const gc: OperationFn = async (ctx, request, run, signal) => {
   const { store, volumes } = ctx;
@@ -56,17 +92,22 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       await run.outcome("in-progress", { key });
       return;
     }
-    const orphans = orphansOf(await store.get(key), found);
+    const record = await store.get(key);
+    const orphans = orphansOf(record, found);
     const path = keyToPath(key);
     for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
     for (const location of orphans) {
+      if (await keptAsCopy({ volumes, run }, key, record, location)) continue;
+      const why = record === null
+        ? "no record points here"
+        : "its record points elsewhere, and it holds another value";
       if (request.dryRun) {
-        await run.outcome("orphan", { key, location, detail: "no record points here" });
+        await run.outcome("orphan", { key, location, detail: why });
         continue;
       }
       try {
         await volumes.delete(location, path);
-        await run.outcome("removed", { key, location, detail: "no record pointed here" });
+        await run.outcome("removed", { key, location, detail: why });
       } catch (err) {
         if (!(err instanceof VolumeError)) throw err;
         await run.outcome("failed", { key, location, detail: firstLine(err) });

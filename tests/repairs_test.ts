@@ -1,0 +1,201 @@
+// Repairs never lose a copy: online rebuild, gc and rebalance run through the admin socket, one
+// after the other, while 16 writers PUT and DELETE values up to 4 MiB. Afterwards every value last
+// acknowledged reads back whole, its record names all its replicas and each holds it; every key
+// last deleted stays gone through another rebuild and gc; gc removes nothing; verify --md5 is ok.
+
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { join } from "node:path";
+import {
+  isUndone,
+  type Operation,
+  OPERATION_PATH,
+  type OperationRequest,
+} from "../lib/ops/protocol.ts";
+import { keyLocations, keyToPath, type Placement } from "../lib/placement.ts";
+import { adminSocketPath } from "../lib/store.ts";
+import { exists, fileOnDisk, getFollow, request, testCluster } from "./helpers.ts";
+
+/** How long the writers run while the operations go round. */
+const RACE_MS = Number(Deno.env.get("RACE_MS") ?? 15_000);
+const WRITERS = 16;
+/** Keys of each writer, its own: no two writers race on one key, so each knows its key's state. */
+const KEYS_PER_WRITER = 8;
+const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+const SUBVOLUMES = 10;
+
+/** What a writer last had acknowledged for a key: its value's md5 (201), or absent (204). */
+type Expected = { md5: string; sizeBytes: number } | null;
+
+function md5Hex(data: Uint8Array): string {
+  return createHash("md5").update(data).digest("hex");
+}
+
+/**
+ * A value of 1 byte to 4 MiB (as many of each order of magnitude), sliced from `pool` at a random
+ * place, stamped so that none repeats.
+ */
+function valueFrom(pool: Uint8Array, serial: number): Uint8Array<ArrayBuffer> {
+  const sizeBytes = Math.max(1, Math.floor(Math.exp(Math.random() * Math.log(MAX_VALUE_BYTES))));
+  const start = Math.floor(Math.random() * (pool.byteLength - sizeBytes));
+  const value = pool.slice(start, start + sizeBytes);
+  if (sizeBytes >= 8) new DataView(value.buffer).setFloat64(0, serial);
+  return value;
+}
+
+for (const replicas of [3, 2]) {
+  Deno.test(`online rebuild, gc and rebalance against ${WRITERS} writers lose no copy and bring back no deleted key (${replicas} replicas of 3)`, async () => {
+    await using cluster = await testCluster({ indexArgs: ["--replicas", String(replicas)] });
+    const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+    const placement: Placement = { volumes: hosts, replicas, subvolumes: SUBVOLUMES };
+    const socketPath = adminSocketPath(join(cluster.dir, "index"));
+    /** Runs an operation on the server, through its admin socket; the events it reported. */
+    const operation = async (command: Operation, options: { md5?: boolean } = {}) => {
+      const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socketPath } });
+      try {
+        const body: OperationRequest = {
+          command,
+          placement,
+          md5sum: true,
+          md5: options.md5 ?? false,
+          repair: false,
+          dryRun: false,
+          concurrency: 8,
+        };
+        const response = await fetch(`http://localhost${OPERATION_PATH}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          client,
+        });
+        const answer = { status: response.status, body: await response.text() };
+        assert.equal(answer.status, 200, `${command}: ${answer.body}`);
+        const events = answer.body.trim().split("\n").map((line) => JSON.parse(line));
+        const summary = events[events.length - 1];
+        assert.equal(summary.type, "summary", `${command}: ${answer.body}`);
+        return { items: events.filter((event) => event.type === "item"), summary };
+      } finally {
+        client.close();
+      }
+    };
+
+    const expected = new Map<string, Expected>();
+    const problems: string[] = [];
+    const pool = new Uint8Array(randomBytes(MAX_VALUE_BYTES * 2));
+    let serial = 0;
+    const deadline = Date.now() + RACE_MS;
+    const writer = async (w: number) => {
+      const keys = Array.from({ length: KEYS_PER_WRITER }, (_, i) => `/race/w${w}/k${i}`);
+      for (const key of keys) expected.set(key, null);
+      let key = keys[0];
+      while (Date.now() < deadline) {
+        // Mostly the same key again: a DELETE and the PUT right after it race the operations.
+        if (Math.random() < 0.25) key = keys[Math.floor(Math.random() * keys.length)];
+        if (expected.get(key) !== null) {
+          const status = (await request(`${cluster.url}${key}`, { method: "DELETE" })).status;
+          if (status === 204) expected.set(key, null);
+          else if (status !== 409) problems.push(`DELETE ${key}: status ${status}`);
+          continue;
+        }
+        const value = valueFrom(pool, serial++);
+        const answer = await request(`${cluster.url}${key}`, { method: "PUT", body: value });
+        if (answer.status === 201) {
+          expected.set(key, { md5: md5Hex(value), sizeBytes: value.byteLength });
+        } else if (answer.status === 403) {
+          // The key was absent for this writer: a deleted key came back.
+          problems.push(`PUT ${key}: 403, a deleted key is back: ${answer.body}`);
+          const removed = await request(`${cluster.url}${key}`, { method: "DELETE" });
+          if (removed.status !== 204) problems.push(`DELETE ${key}: status ${removed.status}`);
+        } else if (answer.status !== 409) {
+          problems.push(`PUT ${key}: status ${answer.status}: ${answer.body}`);
+        }
+      }
+    };
+    const operations = async () => {
+      const runs: string[] = [];
+      while (Date.now() < deadline) {
+        for (const command of ["rebuild", "gc", "rebalance"] as const) {
+          const { items } = await operation(command);
+          runs.push(command);
+          for (const item of items.filter((item) => isUndone(item.outcome))) {
+            problems.push(`${command}: ${item.outcome} ${item.key}: ${item.detail}`);
+          }
+        }
+      }
+      return runs;
+    };
+    const [runs] = await Promise.all([
+      operations(),
+      ...Array.from({ length: WRITERS }, (_, w) => writer(w)),
+    ]);
+    assert.ok(runs.filter((run) => run === "rebuild").length >= 2, runs.join("\n"));
+
+    // Writers stopped: another rebuild then gc must change nothing that a writer was told.
+    const undone = async (command: Operation, options: { md5?: boolean } = {}) => {
+      const { items, summary } = await operation(command, options);
+      for (
+        const item of items.filter((item) => isUndone(item.outcome) || item.outcome === "removed")
+      ) {
+        problems.push(`${command} after the race: ${item.outcome} ${item.key}: ${item.detail}`);
+      }
+      return summary.undone;
+    };
+    await undone("rebuild");
+    await undone("gc");
+
+    let live = 0;
+    let short = 0;
+    let back = 0;
+    for (const [key, value] of expected) {
+      const head = await request(`${cluster.url}${key}`, { method: "HEAD" });
+      if (value === null) {
+        if (head.status !== 404) {
+          back++;
+          problems.push(`${key}: deleted, but HEAD answers ${head.status}`);
+        }
+        for (const location of keyLocations(key, placement)) {
+          if (await exists(fileOnDisk(cluster, location, keyToPath(key)))) {
+            problems.push(`${key}: deleted, but its file is still at ${location}`);
+          }
+        }
+        continue;
+      }
+      live++;
+      if (head.status !== 302) {
+        problems.push(`${key}: acknowledged, but HEAD answers ${head.status}`);
+        continue;
+      }
+      const named = head.headers.get("key-volumes")!.split(",");
+      if (named.length < replicas) {
+        short++;
+        problems.push(`${key}: its record names ${named.length} of ${replicas} replicas`);
+      }
+      for (const location of named) {
+        const file = fileOnDisk(cluster, location, keyToPath(key));
+        const bytes = await Deno.readFile(file).catch(() => null);
+        if (bytes === null || md5Hex(bytes) !== value.md5) {
+          problems.push(`${key}: the replica at ${location} is missing or wrong`);
+        }
+      }
+      const read = await fetch(`${cluster.url}${key}`);
+      const body = new Uint8Array(await read.arrayBuffer());
+      if (read.status !== 200 || md5Hex(body) !== value.md5) {
+        problems.push(`${key}: reads back ${read.status}, ${body.byteLength} bytes, not the value`);
+      }
+    }
+    await undone("verify", { md5: true });
+    // Deleted keys stay deleted through another rebuild and gc.
+    await undone("rebuild");
+    await undone("gc");
+    for (const [key, value] of expected) {
+      if (value !== null) continue;
+      const answer = await getFollow(cluster.url, key);
+      if (answer.status !== 404) problems.push(`${key}: deleted, back after rebuild and gc`);
+    }
+    assert.deepEqual(
+      problems,
+      [],
+      `${live} live of ${expected.size} keys, ${short} records short, ${back} deleted keys back; ` +
+        `operations: ${runs.length}`,
+    );
+  });
+}
