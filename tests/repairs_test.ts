@@ -1,7 +1,10 @@
-// Repairs never lose a copy: online rebuild, gc and rebalance run through the admin socket, one
-// after the other, while 16 writers PUT and DELETE values up to 4 MiB. Afterwards every value last
+// Repairs never lose a copy. Online rebuild, gc and rebalance run through the admin socket, one
+// after the other, while 16 writers PUT and DELETE values up to 4 MiB: afterwards every value last
 // acknowledged reads back whole, its record names all its replicas and each holds it; every key
 // last deleted stays gone through another rebuild and gc; gc removes nothing; verify --md5 is ok.
+// Then the same rules one at a time, with the files laid out by hand: rebuild never drops a
+// location a live record names and adds copies of its value found elsewhere, and a DELETE reaches
+// a copy its record does not name.
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -12,9 +15,9 @@ import {
   OPERATION_PATH,
   type OperationRequest,
 } from "../lib/ops/protocol.ts";
-import { keyLocations, keyToPath, type Placement } from "../lib/placement.ts";
+import { keyLocations, keyToPath, locationUrl, type Placement } from "../lib/placement.ts";
 import { adminSocketPath } from "../lib/store.ts";
-import { exists, fileOnDisk, getFollow, request, testCluster } from "./helpers.ts";
+import { eventually, exists, fileOnDisk, getFollow, put, request, testCluster } from "./helpers.ts";
 
 /** How long the writers run while the operations go round. */
 const RACE_MS = Number(Deno.env.get("RACE_MS") ?? 15_000);
@@ -22,7 +25,6 @@ const WRITERS = 16;
 /** Keys of each writer, its own: no two writers race on one key, so each knows its key's state. */
 const KEYS_PER_WRITER = 8;
 const MAX_VALUE_BYTES = 4 * 1024 * 1024;
-const SUBVOLUMES = 10;
 
 /** What a writer last had acknowledged for a key: its value's md5 (201), or absent (204). */
 type Expected = { md5: string; sizeBytes: number } | null;
@@ -43,40 +45,57 @@ function valueFrom(pool: Uint8Array, serial: number): Uint8Array<ArrayBuffer> {
   return value;
 }
 
-for (const replicas of [3, 2]) {
-  Deno.test(`online rebuild, gc and rebalance against ${WRITERS} writers lose no copy and bring back no deleted key (${replicas} replicas of 3)`, async () => {
-    await using cluster = await testCluster({ indexArgs: ["--replicas", String(replicas)] });
-    const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
-    const placement: Placement = { volumes: hosts, replicas, subvolumes: SUBVOLUMES };
-    const socketPath = adminSocketPath(join(cluster.dir, "index"));
-    /** Runs an operation on the server, through its admin socket; the events it reported. */
-    const operation = async (command: Operation, options: { md5?: boolean } = {}) => {
-      const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socketPath } });
-      try {
-        const body: OperationRequest = {
-          command,
-          placement,
-          md5sum: true,
-          md5: options.md5 ?? false,
-          repair: false,
-          dryRun: false,
-          concurrency: 8,
-        };
-        const response = await fetch(`http://localhost${OPERATION_PATH}`, {
-          method: "POST",
-          body: JSON.stringify(body),
-          client,
-        });
-        const answer = { status: response.status, body: await response.text() };
-        assert.equal(answer.status, 200, `${command}: ${answer.body}`);
-        const events = answer.body.trim().split("\n").map((line) => JSON.parse(line));
-        const summary = events[events.length - 1];
-        assert.equal(summary.type, "summary", `${command}: ${answer.body}`);
-        return { items: events.filter((event) => event.type === "item"), summary };
-      } finally {
-        client.close();
-      }
+type TestCluster = Awaited<ReturnType<typeof testCluster>>;
+
+/**
+ * Runs an operation on the cluster's running server, through its admin socket (as `index.ts
+ * COMMAND` does when a server answers); the items it reported and its summary.
+ */
+async function online(
+  cluster: TestCluster,
+  placement: Placement,
+  command: Operation,
+  options: { md5?: boolean } = {},
+) {
+  const path = adminSocketPath(join(cluster.dir, "index"));
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path } });
+  try {
+    const body: OperationRequest = {
+      command,
+      placement,
+      md5sum: true,
+      md5: options.md5 ?? false,
+      repair: false,
+      dryRun: false,
+      concurrency: 8,
     };
+    const response = await fetch(`http://localhost${OPERATION_PATH}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      client,
+    });
+    const text = await response.text();
+    assert.equal(response.status, 200, `${command}: ${text}`);
+    const events = text.trim().split("\n").map((line) => JSON.parse(line));
+    const summary = events[events.length - 1];
+    assert.equal(summary.type, "summary", `${command}: ${text}`);
+    const items: { outcome: string; key?: string; location?: string; detail: string }[] = events
+      .filter((event) => event.type === "item");
+    return { items, summary };
+  } finally {
+    client.close();
+  }
+}
+
+for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
+  Deno.test(`online rebuild, gc and rebalance against ${WRITERS} writers lose no copy and bring back no deleted key (${replicas} replicas of 3, ${subvolumes} subvolumes)`, async () => {
+    await using cluster = await testCluster({
+      indexArgs: ["--replicas", String(replicas), "--subvolumes", String(subvolumes)],
+    });
+    const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+    const placement: Placement = { volumes: hosts, replicas, subvolumes };
+    const operation = (command: Operation, options: { md5?: boolean } = {}) =>
+      online(cluster, placement, command, options);
 
     const expected = new Map<string, Expected>();
     const problems: string[] = [];
@@ -199,3 +218,72 @@ for (const replicas of [3, 2]) {
     );
   });
 }
+
+/** PUTs `value` straight to a volume's file of `key` at `location`, as a copy the index never made. */
+async function placeCopy(location: string, key: string, value: string): Promise<void> {
+  const answer = await request(locationUrl(location, key), { method: "PUT", body: value });
+  assert.ok(answer.status === 201 || answer.status === 204, `PUT ${location}: ${answer.status}`);
+}
+
+async function volumesOf(cluster: TestCluster, key: string): Promise<string[]> {
+  const answer = await request(`${cluster.url}${key}`, { method: "HEAD" });
+  assert.equal(answer.status, 302, key);
+  return answer.headers.get("key-volumes")!.split(",");
+}
+
+Deno.test("rebuild keeps every location a live record names and adds a copy of its value found elsewhere", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  const placement: Placement = { volumes: hosts, replicas: 2, subvolumes: 10 };
+  assert.equal(await put(cluster.url, "/k", "value"), 201);
+  assert.equal(await put(cluster.url, "/s", "mine"), 201);
+  const [first, second, third] = keyLocations("/k", placement);
+  assert.deepEqual(await volumesOf(cluster, "/k"), [first, second]);
+  // The walk does not see one replica (as one renamed into place just after the walk listed its
+  // directory), and finds a copy of the value where the record does not point.
+  await Deno.remove(fileOnDisk(cluster, second, keyToPath("/k")));
+  await placeCopy(third, "/k", "value");
+  // And a file of another value where the record of /s does not point.
+  const elsewhere = keyLocations("/s", placement)[2];
+  await placeCopy(elsewhere, "/s", "not mine");
+
+  const rebuilt = await online(cluster, placement, "rebuild");
+  assert.deepEqual(await volumesOf(cluster, "/k"), [first, second, third]);
+  assert.equal(rebuilt.summary.undone, 0, JSON.stringify(rebuilt));
+  assert.deepEqual(await volumesOf(cluster, "/s"), keyLocations("/s", placement).slice(0, 2));
+  assert.deepEqual(
+    rebuilt.items.map((item) => [item.outcome, item.key, item.location]),
+    [["stale", "/s", elsewhere]],
+  );
+  // The replica the walk did not see is verify's to find, and --repair's to put back.
+  const verified = await online(cluster, placement, "verify");
+  assert.deepEqual(
+    verified.items.map((item) => [item.outcome, item.key, item.location]),
+    [["missing", "/k", second]],
+  );
+  const collected = await online(cluster, placement, "gc");
+  assert.deepEqual(
+    collected.items.map((item) => [item.outcome, item.key, item.location]),
+    [["removed", "/s", elsewhere]],
+  );
+  assert.equal((await getFollow(cluster.url, "/k")).body, "value");
+  assert.equal((await getFollow(cluster.url, "/s")).body, "mine");
+});
+
+Deno.test("a DELETE removes the key's files on every volume, so that no rebuild brings it back", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  const placement: Placement = { volumes: hosts, replicas: 2, subvolumes: 10 };
+  assert.equal(await put(cluster.url, "/d", "doomed"), 201);
+  // A copy the record does not name (a rebalance cut short, a record once shortened).
+  const locations = keyLocations("/d", placement);
+  await placeCopy(locations[2], "/d", "doomed");
+  assert.equal((await request(`${cluster.url}/d`, { method: "DELETE" })).status, 204);
+  const onDisk = () => locations.map((location) => fileOnDisk(cluster, location, keyToPath("/d")));
+  const gone = async () => (await Promise.all(onDisk().map(exists))).every((found) => !found);
+  assert.ok(await eventually(gone, 5_000), "the DELETE left a file of the key");
+
+  const rebuilt = await online(cluster, placement, "rebuild");
+  assert.equal(rebuilt.summary.counts.added ?? 0, 0, JSON.stringify(rebuilt));
+  assert.equal((await request(`${cluster.url}/d`, { method: "HEAD" })).status, 404);
+});
