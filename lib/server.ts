@@ -30,7 +30,7 @@ import {
   type Volumes,
   type WriteOutcome,
 } from "./volumes.ts";
-import { moveReplicas, planRebalance } from "./ops/rebalance.ts";
+import { LEFT_AS_EXTRA, moveReplicas, planRebalance } from "./ops/rebalance.ts";
 import type { S3Api } from "./s3/api.ts";
 import { isS3Request } from "./s3/detect.ts";
 import { openWriteTrace } from "./writetrace.ts";
@@ -865,7 +865,9 @@ export class IndexServer {
     this.#verified.delete(key);
     const failures = await this.volumes.deleteAll(moved.deleteFrom, keyToPath(key));
     for (const failure of failures) {
-      console.error(`index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; gc removes it`);
+      console.error(
+        `index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; ${LEFT_AS_EXTRA}`,
+      );
     }
     return empty(204);
   }
