@@ -25,6 +25,8 @@ const WRITERS = 16;
 /** Keys of each writer, its own: no two writers race on one key, so each knows its key's state. */
 const KEYS_PER_WRITER = 8;
 const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+/** Fewer acknowledged PUTs than this would leave the race untried. */
+const MIN_ACKNOWLEDGED = 100;
 
 /** What a writer last had acknowledged for a key: its value's md5 (201), or absent (204). */
 type Expected = { md5: string; sizeBytes: number } | null;
@@ -99,6 +101,9 @@ for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
 
     const expected = new Map<string, Expected>();
     const problems: string[] = [];
+    /** Keys whose last request failed otherwise than with a 409, and how. */
+    const unsure = new Map<string, string>();
+    let acknowledged = 0;
     const pool = new Uint8Array(randomBytes(MAX_VALUE_BYTES * 2));
     let serial = 0;
     const deadline = Date.now() + RACE_MS;
@@ -109,23 +114,35 @@ for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
       while (Date.now() < deadline) {
         // Mostly the same key again: a DELETE and the PUT right after it race the operations.
         if (Math.random() < 0.25) key = keys[Math.floor(Math.random() * keys.length)];
+        // A 409 (an operation held the key's lock) changed nothing. Any other failure (a volume
+        // slow to answer its probe on a loaded machine: 503) leaves the key's state unknown until
+        // its next acknowledged request.
         if (expected.get(key) !== null) {
-          const status = (await request(`${cluster.url}${key}`, { method: "DELETE" })).status;
-          if (status === 204) expected.set(key, null);
-          else if (status !== 409) problems.push(`DELETE ${key}: status ${status}`);
+          const answer = await request(`${cluster.url}${key}`, { method: "DELETE" });
+          if (answer.status === 204) {
+            expected.set(key, null);
+            unsure.delete(key);
+          } else if (answer.status === 404) {
+            problems.push(`DELETE ${key}: 404, an acknowledged value is gone`);
+            expected.set(key, null);
+          } else if (answer.status !== 409) {
+            unsure.set(key, `DELETE: status ${answer.status}: ${answer.body}`);
+          }
           continue;
         }
         const value = valueFrom(pool, serial++);
         const answer = await request(`${cluster.url}${key}`, { method: "PUT", body: value });
         if (answer.status === 201) {
           expected.set(key, { md5: md5Hex(value), sizeBytes: value.byteLength });
+          unsure.delete(key);
+          acknowledged++;
         } else if (answer.status === 403) {
           // The key was absent for this writer: a deleted key came back.
           problems.push(`PUT ${key}: 403, a deleted key is back: ${answer.body}`);
           const removed = await request(`${cluster.url}${key}`, { method: "DELETE" });
           if (removed.status !== 204) problems.push(`DELETE ${key}: status ${removed.status}`);
         } else if (answer.status !== 409) {
-          problems.push(`PUT ${key}: status ${answer.status}: ${answer.body}`);
+          unsure.set(key, `PUT: status ${answer.status}: ${answer.body}`);
         }
       }
     };
@@ -150,13 +167,13 @@ for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
 
     // Writers stopped: another rebuild then gc must change nothing that a writer was told.
     const undone = async (command: Operation, options: { md5?: boolean } = {}) => {
-      const { items, summary } = await operation(command, options);
-      for (
-        const item of items.filter((item) => isUndone(item.outcome) || item.outcome === "removed")
-      ) {
-        problems.push(`${command} after the race: ${item.outcome} ${item.key}: ${item.detail}`);
+      const { items } = await operation(command, options);
+      for (const item of items) {
+        if (item.key !== undefined && unsure.has(item.key)) continue;
+        if (isUndone(item.outcome) || item.outcome === "removed") {
+          problems.push(`${command} after the race: ${item.outcome} ${item.key}: ${item.detail}`);
+        }
       }
-      return summary.undone;
     };
     await undone("rebuild");
     await undone("gc");
@@ -165,6 +182,7 @@ for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
     let short = 0;
     let back = 0;
     for (const [key, value] of expected) {
+      if (unsure.has(key)) continue;
       const head = await request(`${cluster.url}${key}`, { method: "HEAD" });
       if (value === null) {
         if (head.status !== 404) {
@@ -206,16 +224,16 @@ for (const [replicas, subvolumes] of [[3, 1], [2, 10]]) {
     await undone("rebuild");
     await undone("gc");
     for (const [key, value] of expected) {
+      if (unsure.has(key)) continue;
       if (value !== null) continue;
       const answer = await getFollow(cluster.url, key);
       if (answer.status !== 404) problems.push(`${key}: deleted, back after rebuild and gc`);
     }
-    assert.deepEqual(
-      problems,
-      [],
-      `${live} live of ${expected.size} keys, ${short} records short, ${back} deleted keys back; ` +
-        `operations: ${runs.length}`,
-    );
+    const summary = `${acknowledged} PUTs acknowledged; at the end ${live} live of ` +
+      `${expected.size} keys (${unsure.size} unknown), ${short} records short, ${back} deleted ` +
+      `keys back; operations: ${runs.join(" ")}`;
+    assert.deepEqual(problems, [], summary);
+    assert.ok(acknowledged >= MIN_ACKNOWLEDGED, summary);
   });
 }
 
@@ -266,7 +284,9 @@ Deno.test("rebuild keeps every location a live record names and adds a copy of i
     collected.items.map((item) => [item.outcome, item.key, item.location]),
     [["removed", "/s", elsewhere]],
   );
-  assert.equal((await getFollow(cluster.url, "/k")).body, "value");
+  for (const location of [first, third]) {
+    assert.equal(await Deno.readTextFile(fileOnDisk(cluster, location, keyToPath("/k"))), "value");
+  }
   assert.equal((await getFollow(cluster.url, "/s")).body, "mine");
 });
 
