@@ -50,9 +50,9 @@ export function rebuildVerdict(
 
 /** What rebuild does with the files found of a key that has a live or unlinked record. */
 export interface CopiesPlan {
-  /** The record's locations, then the copies added, in placement order. */
+  /** The record's locations, then the copies added. */
   volumes: string[];
-  /** Copies of the recorded value where the record does not point: added. */
+  /** Copies of the recorded value where the record does not point, in placement order. */
   added: string[];
   /** Files where the record does not point that hold another value: gc removes them. */
   stale: FoundReplica[];
@@ -117,7 +117,9 @@ async function addKey(
   const { key } = item;
   let still: FoundReplica[];
   try {
-    still = await recheck(ctx.volumes, keyToPath(key), item.found, request.md5sum);
+    // Files of different lengths are a conflict already: not worth reading.
+    const rehash = request.md5sum && new Set(item.found.map((r) => r.sizeBytes)).size === 1;
+    still = await recheck(ctx.volumes, keyToPath(key), item.found, rehash);
   } catch (err) {
     if (!(err instanceof VolumeError)) throw err;
     await run.outcome("failed", { key, detail: firstLine(err) });
