@@ -19,7 +19,7 @@ import { keyLocations, keyToPath, locationUrl, type Placement } from "../lib/pla
 import { adminSocketPath } from "../lib/store.ts";
 import { eventually, exists, fileOnDisk, getFollow, put, request, testCluster } from "./helpers.ts";
 
-/** How long the writers run while the operations go round. */
+/** How long the writers run while the operations go round; RACE_MS=60000 runs a longer race. */
 const RACE_MS = Number(Deno.env.get("RACE_MS") ?? 15_000);
 const WRITERS = 16;
 /** Keys of each writer, its own: no two writers race on one key, so each knows its key's state. */
