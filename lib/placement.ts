@@ -140,6 +140,16 @@ export function keyToVolumes(key: string, placement: Placement): string[] {
 }
 
 /**
+ * Every location where a key's files may be under the placement: its place on each volume (the
+ * subvolume it takes there), whatever the number of replicas. A DELETE removes the key's files at
+ * all of them, so that a copy left off its record (a rebalance cut short, an old replica count) is
+ * never found by a later rebuild.
+ */
+export function keyLocations(key: string, placement: Placement): string[] {
+  return keyToVolumes(key, { ...placement, replicas: placement.volumes.length });
+}
+
+/**
  * A host: a name or IPv4 address, or an IPv6 address in brackets (`[fd00::1]`), as in a URL. A bare
  * IPv6 address is refused: its last group could not be told from the port.
  */

@@ -4,6 +4,7 @@
 
 import {
   isBalanced,
+  keyLocations,
   type KeyPath,
   keyToPath,
   keyToVolumes,
@@ -33,7 +34,7 @@ import {
 } from "./record.ts";
 import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
 import { type PutResult, UploadError, VolumeError, type Volumes } from "./volumes.ts";
-import { moveReplicas, planRebalance } from "./ops/rebalance.ts";
+import { LEFT_AS_EXTRA, moveReplicas, planRebalance } from "./ops/rebalance.ts";
 import type { S3Api } from "./s3/api.ts";
 import { isS3Request } from "./s3/detect.ts";
 import { openWriteTrace } from "./writetrace.ts";
@@ -956,7 +957,9 @@ export class IndexServer {
     this.#verified.delete(key);
     const failures = await this.volumes.deleteAll(moved.deleteFrom, recordPath(key, record));
     for (const failure of failures) {
-      console.error(`index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; gc removes it`);
+      console.error(
+        `index: REBALANCE ${JSON.stringify(key)}: ${failure.message}; ${LEFT_AS_EXTRA}`,
+      );
     }
     return empty(204);
   }
@@ -1001,18 +1004,27 @@ export class IndexServer {
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
     // background, the answer does not wait for them (bench/README.md, "Write tail latency").
+    // They are removed where the record points and where the placement puts the key, so that a
+    // copy the record does not name never brings the key back at a rebuild. On the other volumes
+    // of the placement (where a rebalance cut short may have left one) they are removed once, as
+    // far as those volumes answer: a volume down there never holds the DELETE back.
+    const placement = this.options.placement;
     const deleting: KeyRecord = {
       state: "deleting",
-      volumes: record.volumes,
+      volumes: [...new Set([...record.volumes, ...keyToVolumes(key, placement)])],
       md5: record.md5,
       ...(record.version !== undefined && { version: record.version }),
     };
+    const elsewhere = keyLocations(key, placement).filter((location) =>
+      !deleting.volumes.includes(location) && this.volumes.isAlive(location)
+    );
     this.#trace?.begin(key, "DELETE");
     await this.store.set(key, deleting);
     this.#trace?.mark(key, "commit deleting");
     this.#verified.delete(key);
-    if (options.background) this.#removeLater(key, path, deleting, held.move());
-    else await this.#settle(key, path, deleting);
+    const also = { locations: elsewhere, path: recordPath(key, record) };
+    if (options.background) this.#removeLater(key, path, deleting, held.move(), also);
+    else await this.#settle(key, path, deleting).then(() => this.#removeElsewhere(key, also));
     this.#trace?.end(key, 204);
     return { ok: true };
   }
@@ -1033,10 +1045,18 @@ export class IndexServer {
    * key's lock (`lock`) until done. What fails (a volume down, a commit) leaves the record
    * `deleting` for the sweep, as a crash does.
    */
-  #removeLater(key: string, path: KeyPath, record: KeyRecord, lock: Disposable): void {
+  #removeLater(
+    key: string,
+    path: KeyPath,
+    record: KeyRecord,
+    lock: Disposable,
+    also: { locations: string[]; path: KeyPath },
+  ): void {
     // No caller is left to hand an error to, and the sweep retries whatever this leaves: every
     // failure is logged.
-    const removal = this.#settle(key, path, record).then(() => {}, (err) => {
+    const removal = this.#settle(key, path, record).then(
+      () => this.#removeElsewhere(key, also),
+    ).then(() => {}, (err) => {
       const reason = err instanceof Error ? err.message : String(err);
       logEvent("settle_failed", {
         msg: `index: key ${JSON.stringify(key)}: removal left for the sweep: ${reason}`,
@@ -1048,6 +1068,20 @@ export class IndexServer {
       lock[Symbol.dispose]();
     });
     this.#removals.set(key, removal);
+  }
+
+  /**
+   * Removes a deleted key's file where neither its record nor the placement's targets put it
+   * (see remove): once, whatever a volume answers; a failure is logged and left.
+   */
+  async #removeElsewhere(
+    key: string,
+    also: { locations: string[]; path: KeyPath },
+  ): Promise<void> {
+    for (const failure of await this.volumes.deleteAll(also.locations, also.path)) {
+      if (failure.status === 404) continue;
+      console.error(`index: key ${JSON.stringify(key)}: ${failure.message}; left as it is`);
+    }
   }
 
   /**

@@ -19,9 +19,16 @@ import {
   parseOperationRequest,
 } from "../lib/ops/protocol.ts";
 import { planRebalance } from "../lib/ops/rebalance.ts";
-import { currentVersion, orderByPlacement, rebuildVerdict } from "../lib/ops/rebuild.ts";
+import {
+  currentVersion,
+  orderByPlacement,
+  planCopies,
+  rebuildVerdict,
+} from "../lib/ops/rebuild.ts";
+import { holdsValue } from "../lib/ops/walk.ts";
 import { classifyReplicas } from "../lib/ops/verify.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
+import type { KeyRecord } from "../lib/record.ts";
 import { Store } from "../lib/store.ts";
 import {
   exists,
@@ -195,6 +202,65 @@ Deno.test("currentVersion: the record's version if found, else the newest; the p
   // A record whose version is on no volume: the newest found.
   assert.equal(currentVersion(found, { version: "0193a5f2c4000009" }), late);
   assert.equal(currentVersion([{ location: "a:1", sizeBytes: 1 }]), undefined);
+});
+
+Deno.test("holdsValue tells a copy of the recorded value by md5, else by length, else not at all", () => {
+  const md5 = md5Hex("value");
+  const info = { size: 5, mtime: 0 };
+  const live: KeyRecord = { state: "live", volumes: ["moe:2"], md5, info };
+  assert.equal(holdsValue(live, { location: "larry:1", sizeBytes: 5, md5 }), true);
+  // Same length, other bytes: only the md5 tells.
+  assert.equal(
+    holdsValue(live, { location: "larry:1", sizeBytes: 5, md5: md5Hex("other") }),
+    false,
+  );
+  // Not read (--md5sum=false): the length decides.
+  assert.equal(holdsValue(live, { location: "larry:1", sizeBytes: 5 }), true);
+  assert.equal(holdsValue(live, { location: "larry:1", sizeBytes: 6 }), false);
+  const noMd5: KeyRecord = { ...live, md5: "" };
+  assert.equal(
+    holdsValue(noMd5, { location: "larry:1", sizeBytes: 5, md5: md5Hex("other") }),
+    true,
+  );
+  const bare: KeyRecord = { state: "live", volumes: ["moe:2"], md5: "" };
+  assert.equal(holdsValue(bare, { location: "larry:1", sizeBytes: 5 }), "unknown");
+});
+
+Deno.test("planCopies never shortens a record: it keeps every location and adds copies of its value", () => {
+  const md5 = md5Hex("v");
+  const record: KeyRecord = {
+    state: "live",
+    volumes: ["larry:1", "moe:2"],
+    md5,
+    info: { size: 1, mtime: 0 },
+  };
+  // The walk saw one of the record's replicas (the other renamed into place after it listed).
+  assert.deepEqual(
+    planCopies("/k", record, [{ location: "moe:2", sizeBytes: 1, md5 }], PLACEMENT),
+    {
+      volumes: ["larry:1", "moe:2"],
+      added: [],
+      stale: [],
+      unsure: [],
+    },
+  );
+  // A copy of the value elsewhere joins; a file of another value there is stale.
+  const copy = { location: "shemp:4", sizeBytes: 1, md5 };
+  const other = { location: "curly:3", sizeBytes: 2, md5: md5Hex("ww") };
+  assert.deepEqual(planCopies("/k", record, [copy, other], PLACEMENT), {
+    volumes: ["larry:1", "moe:2", "shemp:4"],
+    added: ["shemp:4"],
+    stale: [other],
+    unsure: [],
+  });
+  // Without md5 or size in the record, nothing can be told: left alone.
+  const bare: KeyRecord = { state: "unlinked", volumes: ["larry:1"], md5: "" };
+  assert.deepEqual(planCopies("/k", bare, [copy], PLACEMENT), {
+    volumes: ["larry:1"],
+    added: [],
+    stale: [],
+    unsure: [copy],
+  });
 });
 
 Deno.test("classifyReplicas sorts replicas into good, missing, corrupt, unreachable, conflict", () => {
@@ -604,28 +670,28 @@ Deno.test("verify finds a missing and (with --md5) a corrupt replica; --repair f
   assert.match(clean.stdout, /verify: ok 10 in/, explain(clean));
 });
 
-Deno.test("gc finds orphan files (--dry-run lists them) and removes them, online", async () => {
+Deno.test("gc finds orphan files (--dry-run lists them) and removes them, online; an extra copy of a value stays", async () => {
   await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
   for (let i = 0; i < 10; i++) assert.equal(await put(cluster.url, `/g${i}`, `g${i}`), 201);
   const hosts = volumeHosts(cluster);
   const placement = { volumes: hosts, replicas: 2, subvolumes: SUBVOLUMES };
   const onDisk = (location: string, key: string) => fileOnDisk(cluster, location, keyToPath(key));
-  // A key with no record at all, and an extra copy of a live key where its record does not point.
+  // A key with no record at all; a copy of a live key's value where its record does not point
+  // (an extra copy, kept); and a file of another value there (an orphan).
   const [orphanAt] = keyToVolumes("/orphan", placement);
   await placeFile(
     join(cluster.dir, `volume${hosts.indexOf(locationHost(orphanAt)) + 1}`),
     relativePath(orphanAt, "/orphan"),
     "lost",
   );
-  const extraHost = hosts.find((h) =>
-    !keyToVolumes("/g1", placement).some((l) => l.startsWith(h))
-  )!;
-  const extraAt = `${extraHost}/sv00`;
-  await placeFile(
-    join(cluster.dir, `volume${hosts.indexOf(extraHost) + 1}`),
-    relativePath(extraAt, "/g1"),
-    "g1",
-  );
+  const elsewhere = (key: string) => {
+    const host = hosts.find((h) => !keyToVolumes(key, placement).some((l) => l.startsWith(h)))!;
+    return { at: `${host}/sv00`, root: join(cluster.dir, `volume${hosts.indexOf(host) + 1}`) };
+  };
+  const extra = elsewhere("/g1");
+  await placeFile(extra.root, relativePath(extra.at, "/g1"), "g1");
+  const stale = elsewhere("/g2");
+  await placeFile(stale.root, relativePath(stale.at, "/g2"), "an older g2");
   // A file that is no key's is left alone.
   const stray = join(cluster.dir, "volume1", "sv00", "ab", "cd", "not a key%");
   await placeFile(join(cluster.dir, "volume1"), "sv00/ab/cd/not a key%", "?");
@@ -634,16 +700,18 @@ Deno.test("gc finds orphan files (--dry-run lists them) and removes them, online
   const dry = await runIndexCommand(["gc", "--dry-run", ...common]);
   assert.equal(dry.code, 0, explain(dry));
   assert.match(dry.stdout, new RegExp(`orphan "/orphan" at ${orphanAt}`), explain(dry));
-  assert.match(dry.stdout, new RegExp(`orphan "/g1" at ${extraAt}`), explain(dry));
+  assert.match(dry.stdout, new RegExp(`orphan "/g2" at ${stale.at}`), explain(dry));
+  assert.match(dry.stdout, new RegExp(`extra "/g1" at ${extra.at}`), explain(dry));
   assert.match(dry.stdout, /ignored .*not a key%/, explain(dry));
   assert.equal(await exists(onDisk(orphanAt, "/orphan")), true);
-  assert.equal(await exists(onDisk(extraAt, "/g1")), true);
+  assert.equal(await exists(onDisk(stale.at, "/g2")), true);
 
   const real = await runIndexCommand(["gc", ...common]);
   assert.equal(real.code, 0, explain(real));
-  assert.match(real.stdout, /gc: .*kept 20, removed 2/, explain(real));
+  assert.match(real.stdout, /gc: extra 1, ignored 1, kept 20, removed 2 in/, explain(real));
   assert.equal(await exists(onDisk(orphanAt, "/orphan")), false);
-  assert.equal(await exists(onDisk(extraAt, "/g1")), false);
+  assert.equal(await exists(onDisk(stale.at, "/g2")), false);
+  assert.equal(await exists(onDisk(extra.at, "/g1")), true);
   assert.equal(await exists(stray), true);
   for (let i = 0; i < 10; i++) assert.equal((await getFollow(cluster.url, `/g${i}`)).body, `g${i}`);
 });

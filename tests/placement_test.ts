@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   isBalanced,
   isHostPort,
+  keyLocations,
   keyToPath,
   keyToVolumes,
   locationHost,
@@ -59,6 +60,16 @@ Deno.test("keyToVolumes ranks every volume, and the first replicas are the same"
   assert.deepEqual(keyToVolumes("world", all), ["moe/sv02", "curly/sv00", "larry/sv02"]);
   assert.deepEqual(keyToVolumes("blah", all), ["curly/sv01", "larry/sv00", "moe/sv02"]);
   assert.deepEqual(keyToVolumes("hello", { ...all, replicas: 2 }), ["larry/sv00", "curly/sv01"]);
+});
+
+Deno.test("keyLocations: the key's place on every volume, whatever the replicas", () => {
+  assert.deepEqual(keyLocations("hello", STOOGES), ["larry/sv00", "curly/sv01", "moe/sv02"]);
+  assert.deepEqual(keyLocations("world", { ...STOOGES, replicas: 2 }), [
+    "moe/sv02",
+    "curly/sv00",
+    "larry/sv02",
+  ]);
+  assert.deepEqual(keyLocations("hello", { ...STOOGES, subvolumes: 1 }), ["larry", "curly", "moe"]);
 });
 
 Deno.test("keyToVolumes: subvolumes 1 gives bare volumes, more give %02X directories", () => {

@@ -1,18 +1,58 @@
 // gc: removes files that no key points to (left by failed writes and deletes, and the old versions
 // of overwritten values) and settles interrupted writes (`writing` records whose write is not in
-// progress, live records whose overwrite is) and deletes whose files remain. A file is a version
-// of a key's value (lib/placement.ts, versionPath): it is kept if the key's record, or the write
-// or the unlinked value the record keeps, names that version at that location. A write in
-// progress holds its key's lock and is never touched; --dry-run only lists. Files whose names are
-// not keys are reported and left alone.
+// progress, live records whose overwrite is) and deletes whose files remain. A file is a version of
+// a key's value (lib/placement.ts, versionPath): it is kept if the key's record, or the write or the
+// unlinked value the record keeps, names that version at that location. Any other file is removed
+// only when it is not a copy of its key's value: one of the version the key's live or unlinked
+// record names that holds that value (by md5, or by length if the record has no md5) is an extra
+// copy, reported and kept. Each file is judged under its key's lock, with the record read again
+// there; a write in progress holds the lock and is never touched. --dry-run only lists. Files whose
+// names are not keys are reported and left alone.
 
 import { settlePending } from "../cleanup.ts";
 import { firstLine } from "../errors.ts";
 import { keyToPath, versionPath } from "../placement.ts";
-import { type KeyRecord, namesFile, needsSettling } from "../record.ts";
-import { VolumeError } from "../volumes.ts";
-import { type OperationFn, track } from "./runner.ts";
-import { forEachOnVolumes, type FoundReplica } from "./walk.ts";
+import { isPending, type KeyRecord, namesFile, needsSettling } from "../record.ts";
+import { VolumeError, type Volumes } from "../volumes.ts";
+import { type OperationFn, type OperationRun, track } from "./runner.ts";
+import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
+
+/**
+ * Whether the key's file `found`, which `record` does not name, is to be kept: a copy of the key's
+ * value (of the version the record names: "extra"), a file gone meanwhile, or one that cannot be
+ * read ("failed") are reported and kept; false for an orphan. The caller holds the key's lock.
+ */
+async function keptAsCopy(
+  ctx: { volumes: Volumes; run: OperationRun },
+  key: string,
+  record: KeyRecord | null,
+  found: FoundReplica,
+): Promise<boolean> {
+  if (record === null || isPending(record) || found.version !== record.version) return false;
+  const location = found.location;
+  let file: FoundReplica;
+  try {
+    file = {
+      ...found,
+      ...await ctx.volumes.hash(location, versionPath(keyToPath(key), found.version)),
+    };
+  } catch (err) {
+    if (!(err instanceof VolumeError)) throw err;
+    if (err.status === 404) await ctx.run.outcome("gone");
+    else await ctx.run.outcome("failed", { key, location, detail: firstLine(err) });
+    return true;
+  }
+  const holds = holdsValue(record, file);
+  if (holds === false) return false;
+  await ctx.run.outcome("extra", {
+    key,
+    location,
+    detail: holds === true
+      ? "a copy of the key's value that its record does not name; kept (rebuild adds it)"
+      : "its record has no md5 or size to tell a copy by; kept",
+  });
+  return true;
+}
 
 export const gc: OperationFn = async (ctx, request, run, signal) => {
   const { store, volumes } = ctx;
@@ -62,18 +102,24 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       await run.outcome("in-progress", { key });
       return;
     }
-    const orphans = orphansOf(await store.get(key), found);
+    const record = await store.get(key);
+    const orphans = orphansOf(record, found);
     const path = keyToPath(key);
     for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
-    for (const { location, version } of orphans) {
+    for (const file of orphans) {
+      if (await keptAsCopy({ volumes, run }, key, record, file)) continue;
+      const { location, version } = file;
+      const which = version === undefined ? "" : ` to version ${version}`;
+      const why = record === null || version !== record.version
+        ? `no record points here${which}`
+        : "its record points elsewhere, and it holds another value";
       if (request.dryRun) {
-        const which = version === undefined ? "" : ` to version ${version}`;
-        await run.outcome("orphan", { key, location, detail: `no record points here${which}` });
+        await run.outcome("orphan", { key, location, detail: why });
         continue;
       }
       try {
         await volumes.delete(location, versionPath(path, version));
-        await run.outcome("removed", { key, location, detail: "no record pointed here" });
+        await run.outcome("removed", { key, location, detail: why });
       } catch (err) {
         if (!(err instanceof VolumeError)) throw err;
         await run.outcome("failed", { key, location, detail: firstLine(err) });

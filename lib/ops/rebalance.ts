@@ -1,7 +1,7 @@
 // rebalance: values to where the placement puts them. For each key not at its place it copies the
 // value (streamed) to the new locations, checks the copy's md5, commits the new record, then
 // removes the old copies. A key whose copy fails keeps its record and stays readable; it is safe to
-// interrupt and run again (then gc removes copies an interruption left behind).
+// interrupt and run again (it copies over what an interruption left at the new places).
 
 import { firstLine } from "../errors.ts";
 import { isBalanced, keyToVolumes, type Placement, recordPath } from "../placement.ts";
@@ -24,6 +24,11 @@ import {
  * so that a client following a redirect issued just before the commit still finds the value.
  */
 const ONLINE_DELETE_GRACE_MS = 2000;
+/**
+ * What becomes of old copies that could not be removed: they hold the value, so gc keeps them as
+ * extra copies; a rebuild adds them to the record, and a rebalance then removes them.
+ */
+export const LEFT_AS_EXTRA = "left as extra copies (a rebuild then a rebalance removes them)";
 
 export interface RebalancePlan {
   balanced: boolean;
@@ -127,7 +132,7 @@ class DelayedDeletes {
             // Nothing awaits the drainer until the end: a failure is reported, not thrown.
             await this.run.outcome("cleanup-failed", {
               key: item.key,
-              detail: `${firstLine(err)}; gc removes the old files at ${item.locations}`,
+              detail: `${firstLine(err)}; the old files at ${item.locations} are ${LEFT_AS_EXTRA}`,
             });
           }
         }),
@@ -145,7 +150,8 @@ class DelayedDeletes {
     if (lock === null) {
       await this.run.outcome("cleanup-failed", {
         key: item.key,
-        detail: `a write kept the key locked; gc removes the old files at ${item.locations}`,
+        detail:
+          `a write kept the key locked; the old files at ${item.locations} are ${LEFT_AS_EXTRA}`,
       });
       return;
     }
@@ -157,7 +163,7 @@ class DelayedDeletes {
     for (const failure of failures) {
       await this.run.outcome("cleanup-failed", {
         key: item.key,
-        detail: `${failure.message}; gc removes it later`,
+        detail: `${failure.message}; ${LEFT_AS_EXTRA}`,
       });
     }
   }

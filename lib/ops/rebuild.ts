@@ -1,23 +1,26 @@
-// rebuild: the index from the volumes' files. Every key found becomes live on the volumes it sits
-// on (placement order first), with its md5 recomputed unless --md5sum=false; keys already unlinked
-// stay unlinked. Of a key's versions (lib/placement.ts, versionPath) the current one is the one
-// its record names if any file of it is found, else the newest found; the others are left for gc.
-// Replicas whose contents differ are a conflict and the key is left out, never merged. It only
-// adds and updates records.
+// rebuild: the index from the volumes' files. Every key found without a record becomes live on the
+// volumes it sits on (placement order first), with its md5 computed unless --md5sum=false; of its
+// versions (lib/placement.ts, versionPath) the newest found is taken as current, the others left
+// for gc. A key with a record (live or unlinked) keeps it: a copy of the version the record names,
+// found where the record does not point and holding the recorded value (by md5, or by length with
+// --md5sum=false), is added to it; nothing else of the record changes, so a value written while the
+// walk ran is never shortened or rewritten. Replicas whose contents differ are a conflict and the
+// key is left out, never merged. Each key is judged under its lock, its files read again there,
+// since the walk's listing may be stale.
 
 import { firstLine } from "../errors.ts";
 import {
   type KeyPath,
   keyToPath,
   keyToVolumes,
-  locationHost,
   type Placement,
   versionPath,
 } from "../placement.ts";
 import { type KeyRecord, needsSettling } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
-import type { OperationFn } from "./runner.ts";
-import { forEachOnVolumes, type FoundReplica } from "./walk.ts";
+import type { OperationContext, OperationFn, OperationRun } from "./runner.ts";
+import type { OperationRequest } from "./protocol.ts";
+import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /** Replica locations in placement order: those `keyToVolumes` names first, then the rest sorted. */
 export function orderByPlacement(key: string, locations: string[], placement: Placement): string[] {
@@ -72,9 +75,38 @@ export function rebuildVerdict(
   return { ok: true, volumes, md5: [...md5s][0] };
 }
 
-function sameRecord(a: KeyRecord, b: KeyRecord): boolean {
-  return a.state === b.state && a.md5 === b.md5 && a.version === b.version &&
-    a.volumes.join(",") === b.volumes.join(",");
+/** What rebuild does with the files found of a key that has a live or unlinked record. */
+export interface CopiesPlan {
+  /** The record's locations, then the copies added. */
+  volumes: string[];
+  /** Copies of the recorded value where the record does not point, in placement order. */
+  added: string[];
+  /** Files where the record does not point that hold another value: gc removes them. */
+  stale: FoundReplica[];
+  /** Files that cannot be told from the value (its record has no md5 or size): left alone. */
+  unsure: FoundReplica[];
+}
+
+/**
+ * Which of the files found of a key join its record: those where it does not point that hold its
+ * value. The record's own locations all stay, found or not (a missing replica is verify's to
+ * report and repair), so a record is never shortened.
+ */
+export function planCopies(
+  key: string,
+  record: KeyRecord,
+  found: FoundReplica[],
+  placement: Placement,
+): CopiesPlan {
+  const elsewhere = found.filter((replica) => !record.volumes.includes(replica.location));
+  const holding = elsewhere.filter((replica) => holdsValue(record, replica) === true);
+  const added = orderByPlacement(key, holding.map((replica) => replica.location), placement);
+  return {
+    volumes: [...record.volumes, ...added],
+    added,
+    stale: elsewhere.filter((replica) => holdsValue(record, replica) === false),
+    unsure: elsewhere.filter((replica) => holdsValue(record, replica) === "unknown"),
+  };
 }
 
 /** The replicas of `found` that are still there; with `rehash`, read again for their md5. */
@@ -91,10 +123,7 @@ async function recheck(
       continue;
     }
     try {
-      still.push({
-        location: replica.location,
-        ...await volumes.hash(replica.location, path),
-      });
+      still.push({ ...replica, ...await volumes.hash(replica.location, path) });
     } catch (err) {
       if (!(err instanceof VolumeError) || err.status !== 404) throw err;
     }
@@ -102,111 +131,124 @@ async function recheck(
   return still;
 }
 
+/** A key found with no record: it becomes live where its files are, if they agree. */
+async function addKey(
+  ctx: OperationContext,
+  request: OperationRequest,
+  run: OperationRun,
+  item: { key: string; found: FoundReplica[] },
+): Promise<void> {
+  const { key } = item;
+  const version = currentVersion(item.found);
+  const found = item.found.filter((replica) => replica.version === version);
+  let still: FoundReplica[];
+  try {
+    // Files of different lengths are a conflict already: not worth reading.
+    const rehash = request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1;
+    still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+  } catch (err) {
+    if (!(err instanceof VolumeError)) throw err;
+    await run.outcome("failed", { key, detail: firstLine(err) });
+    return;
+  }
+  if (still.length === 0) {
+    await run.outcome("gone");
+    return;
+  }
+  const verdict = rebuildVerdict(key, still, request.placement);
+  if (!verdict.ok) {
+    await run.outcome("conflict", { key, detail: verdict.detail });
+    return;
+  }
+  // The time of a record is the rebuild's own (the volumes' listings give none in a form worth
+  // trusting across hosts).
+  await ctx.store.set(key, {
+    state: "live",
+    volumes: verdict.volumes,
+    md5: verdict.md5,
+    ...(version !== undefined && { version }),
+    info: { size: still[0].sizeBytes, mtime: Date.now() },
+  });
+  await run.outcome("added");
+}
+
+/**
+ * A key found with a live or unlinked record: copies of its value found elsewhere (files of the
+ * version it names) join it. Files of other versions are gc's to judge.
+ */
+async function addCopies(
+  ctx: OperationContext,
+  request: OperationRequest,
+  run: OperationRun,
+  item: { key: string; found: FoundReplica[]; record: KeyRecord },
+): Promise<void> {
+  const { key, record } = item;
+  const elsewhere = item.found.filter((replica) =>
+    replica.version === record.version && !record.volumes.includes(replica.location)
+  );
+  if (elsewhere.length === 0) {
+    await run.outcome("unchanged");
+    return;
+  }
+  let still: FoundReplica[];
+  try {
+    const rehash = request.md5sum && record.md5 !== "";
+    still = await recheck(
+      ctx.volumes,
+      versionPath(keyToPath(key), record.version),
+      elsewhere,
+      rehash,
+    );
+  } catch (err) {
+    if (!(err instanceof VolumeError)) throw err;
+    await run.outcome("failed", { key, detail: firstLine(err) });
+    return;
+  }
+  const plan = planCopies(key, record, still, request.placement);
+  for (const replica of plan.stale) {
+    await run.outcome("stale", {
+      key,
+      location: replica.location,
+      detail: "not the recorded value, and the record does not point here; gc removes it",
+    });
+  }
+  for (const replica of plan.unsure) {
+    await run.outcome("extra", {
+      key,
+      location: replica.location,
+      detail: "the record has no md5 or size to tell it by; left alone",
+    });
+  }
+  if (plan.added.length === 0) {
+    await run.outcome("unchanged");
+    return;
+  }
+  await ctx.store.set(key, { ...record, volumes: plan.volumes });
+  await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
+}
+
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
-  const { store, volumes } = ctx;
-  await forEachOnVolumes(run, volumes, request, signal, async (item) => {
+  await forEachOnVolumes(run, ctx.volumes, request, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
-    const { key } = item;
-    // Which version is current is judged again under the lock, with the record.
-    const version = currentVersion(item.found, (await store.get(key)) ?? undefined);
-    const found = item.found.filter((replica) => replica.version === version);
-    const path = versionPath(keyToPath(key), version);
-    if (request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1) {
-      for (const replica of found) {
-        try {
-          replica.md5 = (await volumes.hash(replica.location, path)).md5;
-        } catch (err) {
-          if (!(err instanceof VolumeError)) throw err;
-          await run.outcome("failed", {
-            key,
-            location: replica.location,
-            detail: firstLine(err),
-          });
-          return;
-        }
-      }
-    }
-    const verdict = rebuildVerdict(key, found, request.placement);
-    if (!verdict.ok) {
-      await run.outcome("conflict", { key, detail: verdict.detail });
-      return;
-    }
-    // A key locked by a write in progress gets its record from that write.
-    using lock = store.lock(key);
+    // Under the key's lock no write, delete or other operation changes its record or its files:
+    // the files are read again here. A key locked by a write in progress gets its record from
+    // that write.
+    using lock = ctx.store.lock(item.key);
     if (lock === null) {
-      await run.outcome("in-progress", { key });
+      await run.outcome("in-progress", { key: item.key });
       return;
     }
-    const old = await store.get(key);
-    // Its replicas on a volume that is down were not walked: the record is left as it is rather
-    // than shortened to the replicas seen.
-    const unwalked = old?.volumes.find((location) =>
-      request.placement.volumes.includes(locationHost(location)) && !volumes.isAlive(location)
-    );
-    if (unwalked !== undefined) {
-      await run.outcome("unreachable", {
-        key,
-        location: unwalked,
-        detail: "its record names a volume that is down; left as it is",
-      });
-      return;
-    }
-    if (old !== null && needsSettling(old)) {
+    const record = await ctx.store.get(item.key);
+    if (record === null) await addKey(ctx, request, run, item);
+    else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
+    else {
       await run.outcome("interrupted", {
-        key,
-        detail: "its record says an interrupted write; gc removes it",
+        key: item.key,
+        detail: "its record says an interrupted write or delete; gc settles it",
       });
-      return;
     }
-    if (old !== null && currentVersion(item.found, old) !== version) {
-      await run.outcome("in-progress", {
-        key,
-        detail: "a write changed its value during the walk",
-      });
-      return;
-    }
-    let next: KeyRecord = {
-      state: old?.state === "unlinked" ? "unlinked" : "live",
-      volumes: verdict.volumes,
-      md5: verdict.md5,
-      ...(version !== undefined && { version }),
-    };
-    if (old !== null && sameRecord(old, next)) {
-      await run.outcome("unchanged");
-      return;
-    }
-    // The files were seen before the lock was taken: a DELETE may have removed them since, or
-    // a DELETE and a PUT replaced them (then the record changed, and they are read again).
-    let still: FoundReplica[];
-    try {
-      still = await recheck(volumes, path, found, old !== null && request.md5sum);
-    } catch (err) {
-      if (!(err instanceof VolumeError)) throw err;
-      await run.outcome("failed", { key, detail: firstLine(err) });
-      return;
-    }
-    if (still.length === 0) {
-      await run.outcome("gone");
-      return;
-    }
-    const confirmed = rebuildVerdict(key, still, request.placement);
-    if (!confirmed.ok) {
-      await run.outcome("conflict", { key, detail: confirmed.detail });
-      return;
-    }
-    // The size is the files'; the time of a record that had none is the rebuild's own (the
-    // volumes' listings give none in a form worth trusting across hosts).
-    const size = still[0].sizeBytes;
-    const info = old?.info?.size === size ? old.info : { size, mtime: Date.now() };
-    next = { ...next, volumes: confirmed.volumes, md5: confirmed.md5, info };
-    if (old !== null && sameRecord(old, next)) {
-      await run.outcome("unchanged");
-      return;
-    }
-    await store.set(key, next);
-    await run.outcome(old === null ? "added" : "updated");
   });
 };

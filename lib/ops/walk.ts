@@ -5,6 +5,7 @@
 // directories done as the run's progress.
 
 import { HEX_DIR, parseFilePath, SUBVOLUME_DIR } from "../placement.ts";
+import type { KeyRecord } from "../record.ts";
 import type { Volumes } from "../volumes.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";
@@ -32,6 +33,18 @@ export interface KeyFiles {
 /** A file that is not a key's (its name does not decode to a key's file or a version of it). */
 export interface StrayFile {
   stray: string;
+}
+
+/**
+ * Whether a file found holds the value that `record` names: by md5 when both are known, else by
+ * length when the record has one, else "unknown" (a record written without md5 or size). A file
+ * that holds it, or may, is a copy of the key's value wherever it is: rebuild may add it to the
+ * record, gc never removes it.
+ */
+export function holdsValue(record: KeyRecord, replica: FoundReplica): boolean | "unknown" {
+  if (record.md5 !== "" && replica.md5 !== undefined) return replica.md5 === record.md5;
+  if (record.info !== undefined) return replica.sizeBytes === record.info.size;
+  return "unknown";
 }
 
 /**
