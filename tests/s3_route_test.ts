@@ -142,6 +142,13 @@ Deno.test("s3Operation: method, target and query make the operation; unknown one
   assert.equal(op("DELETE", "/b1b/k", "uploadId=u"), "AbortMultipartUpload");
   assert.equal(op("GET", "/b1b/k", "uploadId=u"), "ListParts");
   assert.equal(failureCode(() => op("GET", "/b1b/k", "acl")), "501 NotImplemented");
+  // A sub-resource the API lacks is never taken for the bucket itself: no DeleteBucket for these.
+  for (const sub of ["publicAccessBlock", "ownershipControls", "requestPayment", "metrics"]) {
+    assert.equal(failureCode(() => op("DELETE", "/b1b", sub)), "501 NotImplemented", sub);
+    assert.equal(failureCode(() => op("PUT", "/b1b", sub)), "501 NotImplemented", sub);
+  }
+  assert.equal(failureCode(() => op("PUT", "/b1b", "versioning")), "501 NotImplemented");
+  assert.equal(op("GET", "/b1b", "versioning"), "GetBucketVersioning");
   assert.equal(failureCode(() => op("PATCH", "/b1b/k")), "405 MethodNotAllowed");
   assert.equal(failureCode(() => op("DELETE", "/")), "405 MethodNotAllowed");
   assert.deepEqual(OPERATION_RIGHTS.CopyObject, ["read", "write"]);

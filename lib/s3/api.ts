@@ -130,7 +130,9 @@ const S3_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"];
 
 /** Sub-resources of buckets and objects that the API does not have: 501 NotImplemented. */
 export const UNSUPPORTED = [
+  "accelerate",
   "acl",
+  "analytics",
   "cors",
   "encryption",
   "lifecycle",
@@ -147,6 +149,12 @@ export const UNSUPPORTED = [
   "retention",
   "legal-hold",
   "attributes",
+  "intelligent-tiering",
+  "inventory",
+  "metrics",
+  "ownershipControls",
+  "publicAccessBlock",
+  "requestPayment",
 ];
 
 /**
@@ -183,6 +191,10 @@ export function s3Operation(
       case "HEAD":
         return "HeadBucket";
       case "PUT":
+        // Versioning cannot be turned on: a PUT of it is no CreateBucket.
+        if (query.has("versioning")) {
+          throw new S3Error(501, "NotImplemented", "Versioning cannot be enabled here.");
+        }
         return "CreateBucket";
       case "DELETE":
         return "DeleteBucket";
