@@ -129,6 +129,7 @@ export async function startIndex(
           volumes: server.volumes,
           setPlacement: (placement) => server.setPlacement(placement),
           board: server.board,
+          retiring: (key) => server.isRetiring(key),
         });
         return await admin(request);
       });

@@ -906,6 +906,11 @@ export class IndexServer {
     this.#retiring.set(key, [...(this.#retiring.get(key) ?? []), { wake, done }]);
   }
 
+  /** Whether a value of the key that an overwrite replaced waits out its grace to be removed. */
+  isRetiring(key: string): boolean {
+    return this.#retiring.has(key);
+  }
+
   /** Runs the key's removals of replaced values now (all keys' if `key` is null); waits for them. */
   async #retireNow(key: string | null): Promise<void> {
     const retiring = key === null

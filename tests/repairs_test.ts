@@ -309,3 +309,25 @@ Deno.test("a DELETE removes the key's files on every volume, so that no rebuild 
   assert.equal(rebuilt.summary.counts.added ?? 0, 0, JSON.stringify(rebuilt));
   assert.equal((await request(`${cluster.url}/d`, { method: "HEAD" })).status, 404);
 });
+
+Deno.test("gc leaves a value an overwrite just replaced to the server, which removes it after its grace", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  const placement: Placement = { volumes: hosts, replicas: 2, subvolumes: 10 };
+  const s3 = { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" };
+  const overwrite = (body: string) =>
+    request(`${cluster.url}/bkt/k`, { method: "PUT", headers: s3, body });
+  const made = await overwrite("first");
+  assert.equal(made.status, 200, made.body);
+  const [location] = await volumesOf(cluster, "/bkt/k");
+  const replaced = fileOnDisk(cluster, location, keyToPath("/bkt/k"));
+  assert.equal((await overwrite("second")).status, 200);
+  // Within the grace, a reader sent to the old file just before the commit still finds it.
+  const collected = await online(cluster, placement, "gc");
+  assert.ok(await exists(replaced), `gc removed a replaced value in its grace: ${JSON.stringify(collected.items)}`);
+  assert.ok(
+    await eventually(async () => !(await exists(replaced)), 10_000),
+    "the server did not remove the replaced value after its grace",
+  );
+  assert.equal((await getFollow(cluster.url, "/bkt/k")).body, "second");
+});

@@ -103,7 +103,9 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       return;
     }
     const record = await store.get(key);
-    const orphans = orphansOf(record, found);
+    // A value an overwrite just replaced is the server's to remove, once readers sent to it have
+    // had their grace: removing it now could fail a read already redirected there.
+    const orphans = ctx.retiring?.(key) ? [] : orphansOf(record, found);
     const path = keyToPath(key);
     for (let i = orphans.length; i < found.length; i++) await run.outcome("kept");
     for (const file of orphans) {

@@ -30,6 +30,11 @@ export interface OperationContext {
   setPlacement?: (placement: Placement) => void | Promise<void>;
   /** Online only: where the running operation is shown (metrics, status page, event log). */
   board?: OperationBoard;
+  /**
+   * Online only: whether the server is about to remove a value of the key that an overwrite
+   * replaced (after its grace, for readers already sent there): gc leaves those files to it.
+   */
+  retiring?: (key: string) => boolean;
 }
 
 /** An operation's progress, as the metrics and the status page show it. */
