@@ -324,7 +324,10 @@ Deno.test("gc leaves a value an overwrite just replaced to the server, which rem
   assert.equal((await overwrite("second")).status, 200);
   // Within the grace, a reader sent to the old file just before the commit still finds it.
   const collected = await online(cluster, placement, "gc");
-  assert.ok(await exists(replaced), `gc removed a replaced value in its grace: ${JSON.stringify(collected.items)}`);
+  assert.ok(
+    await exists(replaced),
+    `gc removed a replaced value in its grace: ${JSON.stringify(collected.items)}`,
+  );
   assert.ok(
     await eventually(async () => !(await exists(replaced)), 10_000),
     "the server did not remove the replaced value after its grace",
