@@ -1,8 +1,8 @@
 // Fault tests: real processes, real faults. A volume is killed or hung, the index is killed with
 // -9 in the middle of writes, nginx dies under its program, a client hangs up mid-upload, a
 // volume's disk fills up, a 1 GiB value goes through, a client trickles its body, and a key's
-// files vanish behind the index's back. Each test covers a property that the README states (its
-// "Failure behaviour" section) and fails if that property breaks.
+// files vanish behind the index's back. Each test covers a property that docs/operations.md
+// states (its "Failure behaviour" section) and fails if that property breaks.
 //
 //   deno task test:faults
 

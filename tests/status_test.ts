@@ -3,7 +3,7 @@
 // real headless Chromium (Debian's, installed by .ci/install) driven by puppeteer-core, on a real
 // cluster: it loads without console errors, shows the three volumes, flips one to down when it is
 // stopped, and shows a running verify's progress. It takes a screenshot meanwhile; with
-// MKV_SCREENSHOT=1 in the environment it is saved as docs/status.png (the README shows it).
+// MKV_SCREENSHOT=1 in the environment it is saved as docs/status.png (docs/monitoring.md shows it).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
