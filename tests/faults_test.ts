@@ -41,7 +41,7 @@ import {
 
 /** The index's --voltimeout in these tests (its default). */
 const VOLTIMEOUT_MS = 1000;
-/** What a GET may take beyond the voltimeout on a loaded 2-core machine; a bound, not a speed. */
+/** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
 const GET_SLACK_MS = 1500;
 /** Time for the 1s health probe to notice a volume going away or coming back. */
 const PROBE_NOTICE_MS = 5_000;
