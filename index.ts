@@ -29,7 +29,7 @@ import {
   workerAccount,
 } from "./nginx.ts";
 
-/** nginx workers in front of the index; the machine has 2 cores. */
+/** nginx workers in front of the index: a fixed count (bench/NOTES.md, "Where more cores exist"). */
 const NGINX_WORKERS = 2;
 /** Keep-alive connections from nginx to the Deno server. */
 const UPSTREAM_KEEPALIVE = 256;

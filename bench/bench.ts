@@ -103,7 +103,7 @@ export const SMOKE_LOAD: Load = {
   bigBytes: 8 * MIB,
 };
 
-/** minikeyvalue's figures from /work/shared/FIGURES.md (same kind of machine, wrk on it too). */
+/** minikeyvalue's reference figures, measured once on the same kind of machine with wrk on it too. */
 export const REFERENCE = {
   ceilingRps: 130_000,
   missingRps: 61_700,
@@ -114,7 +114,7 @@ export const REFERENCE = {
   bigGetSeconds: 1.8,
 };
 
-/** The targets of a run without a peer (bench/README.md). */
+/** The targets of a run without a peer (bench/README.md, "Targets"). */
 export const TARGETS = {
   missingShareOfCeiling: 0.6,
   presentShareOfCeiling: 0.4,
@@ -133,7 +133,7 @@ export const PEER_TARGETS = {
   bigPut: 2.5,
 };
 
-/** The write tail: PUT and DELETE max and p99.9 under the thrash load (bench/README.md). */
+/** The write tail: PUT and DELETE max and p99.9 under thrash (bench/README.md, "Targets"). */
 export const TAIL_TARGETS = { maxMs: 150, p999OverP99: 2 };
 
 export const BENCH_FLAGS: FlagSpec = {

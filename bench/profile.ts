@@ -16,7 +16,9 @@ import { runThrasher } from "../thrasher.ts";
 import { childrenCpuSeconds, cpuSeconds, descendants } from "./proc.ts";
 import { commandLine, flagsOf, type FlagSpec, splitList, usageFlags } from "../lib/flags.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The checkout's root, as a file URL (ends in `/`): profiled frames are named relative to it. */
+const ROOT_URL = new URL("..", import.meta.url).href;
+const ROOT = fileURLToPath(ROOT_URL);
 /** The profiler's sampling interval; V8's default is 1000 µs, too coarse for µs-long requests. */
 const SAMPLING_INTERVAL_US = 100;
 /** Functions listed per table. */
@@ -76,7 +78,8 @@ export interface ProfileSummary {
 }
 
 function frameName(frame: CallFrame): string {
-  const file = frame.url.replace(/^file:\/\/.*\/work\/main\//, "").replace(/^.*\/ext:/, "ext:");
+  const url = frame.url.startsWith(ROOT_URL) ? frame.url.slice(ROOT_URL.length) : frame.url;
+  const file = url.replace(/^.*\/ext:/, "ext:");
   const name = frame.functionName || "(anonymous)";
   return file === "" ? name : `${name} ${file}:${frame.lineNumber + 1}`;
 }

@@ -1,5 +1,5 @@
-// bench/tail.ts: where the slowest writes of the thrash load spend their time (issue 16; the
-// finding is in bench/README.md, "Write tail latency"). Starts its own cluster in a temp dir: three
+// bench/tail.ts: where the slowest writes of the thrash load spend their time (the
+// finding is in bench/NOTES.md, "Write tail latency"). Starts its own cluster in a temp dir: three
 // volumes (nginx, as volume.ts renders them, each with an access log of `$msec`, `$request_time`
 // per request) and the index (`--replicas 3 --subvolumes 10`, its own access log, V8's GC trace,
 // and MKV_TRACE_WRITES: one line per write with the end of each of its phases, one per KV commit,

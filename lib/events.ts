@@ -1,7 +1,7 @@
 // The index's own events (a volume down or up again, a write that failed, an operation started or
 // finished, a sweep that settled records) as one-line JSON records on stderr, so that a log
 // shipper can parse them and a person can still read them: every record carries `msg`, the same
-// sentence the index printed before, beside its fields. See README "Health and metrics".
+// sentence the index printed before, beside its fields. See docs/monitoring.md, "Event log".
 
 /** A field of an event: what JSON keeps as is (counts by name, too). */
 export type EventValue = string | number | boolean | null | Record<string, number>;

@@ -315,7 +315,8 @@ export class IndexServer {
       const answer = await this.#endpoint(target, request);
       if (answer !== null) return answer;
     }
-    // S3 requests go to the S3 API, told apart as README's "S3" says (lib/s3/detect.ts).
+    // S3 requests go to the S3 API, told apart as docs/s3.md, "Which requests are S3's", says
+    // (lib/s3/detect.ts).
     const query = target.indexOf("?");
     const rawQuery = query === -1 ? "" : target.slice(query + 1);
     if (isS3Request({ rawQuery, headers: request.headers })) {
@@ -815,11 +816,11 @@ export class IndexServer {
   }
 
   /**
-   * Replaces a live value (README, "Overwrites"). The new value goes to a new version's file, which
-   * no reader and no committed value points at: first the record names it as the live value's
-   * overwrite in progress (the old value stays live for readers), then the value streams to it on
-   * every target, then the live record names it, and only then, once a read already sent to the
-   * old files has had time to start, are those removed (#retireLater). A crash at any instant
+   * Replaces a live value (docs/design.md, "Overwrites"). The new value goes to a new version's
+   * file, which no reader and no committed value points at: first the record names it as the live
+   * value's overwrite in progress (the old value stays live for readers), then the value streams to
+   * it on every target, then the live record names it, and only then, once a read already sent to
+   * the old files has had time to start, are those removed (#retireLater). A crash at any instant
    * leaves the old value or the new one, each whole; a failed or cut-off upload removes the new
    * files and gives the old record back, untouched.
    */
@@ -1008,7 +1009,7 @@ export class IndexServer {
     await this.#retireNow(key);
     // Accepted once this commits: the key is gone for readers, and its files are the store's
     // to remove, now, or by the sweep if a volume cannot be reached (or after a crash). In the
-    // background, the answer does not wait for them (bench/README.md, "Write tail latency").
+    // background, the answer does not wait for them (bench/NOTES.md, "Write tail latency").
     // They are removed where the record points and where the placement puts the key, so that a
     // copy the record does not name never brings the key back at a rebuild. On the other volumes
     // of the placement (where a rebalance cut short may have left one) they are removed once, as
@@ -1091,8 +1092,8 @@ export class IndexServer {
 
   /**
    * A volume came back (it answers its probe again). It may have come back empty (a new disk), so
-   * replicas trusted until now are checked again before a GET is sent to them (README "Volume
-   * health"); and the removals that waited for it are done.
+   * replicas trusted until now are checked again before a GET is sent to them (docs/operations.md,
+   * "Volume health"); and the removals that waited for it are done.
    */
   volumeUp(): void {
     this.#verified.clear();

@@ -67,10 +67,11 @@ export interface ListOptions {
 }
 
 /**
- * What the index holds, kept in step with the records (README "Health and metrics"): the keys
- * whose values are on the volumes, live or unlinked, and the bytes of those values (a record
- * written before sizes were kept, or made by rebuild, counts 0 bytes); and the pending records
- * (a write in progress or interrupted, a delete whose files are being removed), counted apart.
+ * What the index holds, kept in step with the records (docs/monitoring.md, "Keys and bytes are
+ * counted, never scanned"): the keys whose values are on the volumes, live or unlinked, and the
+ * bytes of those values (a record written before sizes were kept, or made by rebuild, counts 0
+ * bytes); and the pending records (a write in progress or interrupted, a delete whose files are
+ * being removed), counted apart.
  */
 export interface StoreStats {
   liveKeys: number;

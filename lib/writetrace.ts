@@ -1,4 +1,4 @@
-// Opt-in tracing of the index's writes, for bench/tail.ts (bench/README.md, "Write tail latency").
+// Opt-in tracing of the index's writes, for bench/tail.ts (bench/NOTES.md, "Write tail latency").
 // With MKV_TRACE_WRITES=FILE in the index's environment at start, the index appends to FILE one
 // JSON line per PUT or DELETE (when each phase of it ended, in ms after the write began), one per
 // KV commit (how long it took and how many records it carried), and one per stall of the event

@@ -1,7 +1,7 @@
 // Access control at the index (`--credentials`, `--public-read`): the credentials file's parser
 // and the rights check, golden-tested (pure), then real clusters: every client × request gives the
-// documented status (README, "Security"), curl -L -u and Bearer round trips, public reads, a
-// reload on SIGHUP, and no secret in the index's log or in any process's command line.
+// documented status (docs/security.md, "Credentials"), curl -L -u and Bearer round trips, public
+// reads, a reload on SIGHUP, and no secret in the index's log or in any process's command line.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -214,7 +214,7 @@ type Op = typeof OPS[number];
 const CLIENTS = ["none", "wrong", "reader", "writer"] as const;
 type Client = typeof CLIENTS[number];
 
-/** The documented status of each client × request (README, "Security"). */
+/** The documented status of each client × request (docs/security.md, "Credentials"). */
 const EXPECTED: Record<Client, Record<Op, number>> = {
   none: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },
   wrong: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },

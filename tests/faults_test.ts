@@ -1,8 +1,8 @@
 // Fault tests: real processes, real faults. A volume is killed or hung, the index is killed with
 // -9 in the middle of writes, nginx dies under its program, a client hangs up mid-upload, a
 // volume's disk fills up, a 1 GiB value goes through, a client trickles its body, and a key's
-// files vanish behind the index's back. Each test covers a property that the README states (its
-// "Failure behaviour" section) and fails if that property breaks.
+// files vanish behind the index's back. Each test covers a property that docs/operations.md
+// states (its "Failure behaviour" section) and fails if that property breaks.
 //
 //   deno task test:faults
 
@@ -41,7 +41,7 @@ import {
 
 /** The index's --voltimeout in these tests (its default). */
 const VOLTIMEOUT_MS = 1000;
-/** What a GET may take beyond the voltimeout on a loaded 2-core machine; a bound, not a speed. */
+/** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
 const GET_SLACK_MS = 1500;
 /** Time for the 1s health probe to notice a volume going away or coming back. */
 const PROBE_NOTICE_MS = 5_000;

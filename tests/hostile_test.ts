@@ -1,7 +1,7 @@
-// Hostile input: thousands of odd requests with a fixed seed against a real cluster. As the
-// README's "Failure behaviour" says, bad input never gets a 5xx. Every request is bounded by a
-// timeout (no hang), and the server answers normal requests afterwards. Requests fetch refuses to
-// send go over raw TCP.
+// Hostile input: thousands of odd requests with a fixed seed against a real cluster. As
+// docs/operations.md, "Failure behaviour", says, bad input never gets a 5xx. Every request is
+// bounded by a timeout (no hang), and the server answers normal requests afterwards. Requests fetch
+// refuses to send go over raw TCP.
 
 import assert from "node:assert/strict";
 import { getFollow, put, testCluster } from "./helpers.ts";
@@ -442,7 +442,7 @@ function describe(request: Hostile): string {
 
 /**
  * Whether a request names an S3 sub-resource the API does not have (`?acl`): S3's own answer to
- * it is 501 NotImplemented, the one 5xx that is not a failure (README, "S3").
+ * it is 501 NotImplemented, the one 5xx that is not a failure (docs/s3.md, "Operations").
  */
 function asksUnsupported(request: Hostile): boolean {
   if (request.kind !== "fetch") return false;

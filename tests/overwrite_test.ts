@@ -1,9 +1,9 @@
-// Overwrites against real clusters (README, "Overwrites" and "On-disk layout"): a value written
-// over another goes to a new version's file and never over a file a record names, so that a kill
-// -9 of the index at the last byte of any kind of overwrite (S3 PutObject, CopyObject,
+// Overwrites against real clusters (docs/design.md, "Overwrites" and "Versioned files"): a value
+// written over another goes to a new version's file and never over a file a record names, so that a
+// kill -9 of the index at the last byte of any kind of overwrite (S3 PutObject, CopyObject,
 // CompleteMultipartUpload, a plain PUT over an unlinked key) leaves the old value or the new one,
-// whole, with its own ETag and length; readers racing overwrites get one value or the other,
-// whole, with its own headers; and verify, gc and rebuild read the versioned files.
+// whole, with its own ETag and length; readers racing overwrites get one value or the other, whole,
+// with its own headers; and verify, gc and rebuild read the versioned files.
 //
 //   node_modules/.bin/deno test -A tests/overwrite_test.ts
 

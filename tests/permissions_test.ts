@@ -229,7 +229,7 @@ Deno.test({
       assert.ok(disk.isFile && disk.uid === 0);
       await revived.stop();
 
-      // A fresh volume directory, set up as the README says, with a link planted as its own
+      // A fresh volume directory, set up as docs/security.md says, with a link planted as its own
       // directory before the first start: refused in one line, the target untouched.
       const fresh = join(cluster.dir, "fresh");
       await Deno.mkdir(fresh);

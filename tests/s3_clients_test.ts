@@ -2,7 +2,7 @@
 // headers and handing out `s3cmd signurl` links; Debian's boto3, whose presigned URLs are SigV2's
 // query form; rclone's multipart uploads (Go's XML) and `rclone check`; the AWS CLI's `s3 cp` and
 // `sync` (multipart above 8 MiB) and `presign`; restic's init, backup, check --read-data and
-// restore. CI installs them all (.ci/install); a test that lacks one fails, never skips.
+// restore. CI installs them all (.ci/install test); a test that lacks one fails, never skips.
 //
 //   node_modules/.bin/deno test -A tests/s3_clients_test.ts
 

@@ -1,9 +1,9 @@
 // The status page (`/-/status`, lib/status.ts), the volumes' own figures (lib/statusvolume.ts) and
 // the event log's lines (lib/events.ts): the pure parts against golden values, then the page in a
-// real headless Chromium (Debian's, installed by .ci/install) driven by puppeteer-core, on a real
+// real headless Chromium (Debian's, installed by .ci/install test) driven by puppeteer-core, on a real
 // cluster: it loads without console errors, shows the three volumes, flips one to down when it is
 // stopped, and shows a running verify's progress. It takes a screenshot meanwhile; with
-// MKV_SCREENSHOT=1 in the environment it is saved as docs/status.png (the README shows it).
+// MKV_SCREENSHOT=1 in the environment it is saved as docs/status.png (docs/monitoring.md shows it).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -33,7 +33,7 @@ import {
 } from "../lib/statusvolume.ts";
 import { put, request, ROOT, runScript, tempDir, testCluster } from "./helpers.ts";
 
-/** Debian's Chromium, which .ci/install installs. */
+/** Debian's Chromium, which .ci/install test installs. */
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
   "--headless",

@@ -644,8 +644,12 @@ Deno.test("the profile summary splits idle, inspector and busy samples per funct
     nodes: [
       { id: 1, callFrame: frame("(root)"), children: [2, 3, 5] },
       { id: 2, callFrame: frame("(idle)") },
-      { id: 3, callFrame: frame("handle", "file:///work/main/lib/server.ts"), children: [4] },
-      { id: 4, callFrame: frame("md5", "file:///work/main/lib/md5.ts") },
+      {
+        id: 3,
+        callFrame: frame("handle", new URL("../lib/server.ts", import.meta.url).href),
+        children: [4],
+      },
+      { id: 4, callFrame: frame("md5", new URL("../lib/md5.ts", import.meta.url).href) },
       { id: 5, callFrame: frame("emit", "ext:deno_node/inspector_network_bridge.js") },
     ],
     startTime: 0,

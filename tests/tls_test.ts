@@ -246,7 +246,7 @@ Deno.test("TLS end to end: volumes and index on HTTPS, verified by the index and
     });
   }
 
-  // curl, as the README says, verifying against the CA.
+  // curl, as docs/security.md, "TLS", says, verifying against the CA.
   {
     const cacert = ["--cacert", ca.caFile];
     const put = await curl([...cacert, "-L", "-X", "PUT", "-d", "fromcurl", `${base}/curl`]);

@@ -1,4 +1,4 @@
-// The S3 API of the index (README, "S3"): path-style requests on the index's port (or
+// The S3 API of the index (docs/s3.md): path-style requests on the index's port (or
 // --s3-port), object `K` of bucket `B` being the key `/B/K`, so that what S3 writes `curl -L`
 // reads and back. Buckets are markers in the KV (and any bucket that holds keys exists). Bodies of
 // GET do not pass through Deno: the index answers its nginx with `X-Accel-Redirect` to a location
@@ -520,7 +520,7 @@ export class S3Api {
   }
 
   /**
-   * The bucket rule for writes (README, "S3": buckets). With --credentials a write needs a bucket
+   * The bucket rule for writes (docs/s3.md, "Buckets"). With --credentials a write needs a bucket
    * that exists, as S3's do. Without, as minikeyvalue's S3 users expect, writing into a bucket
    * creates it: it is then listed and kept until DeleteBucket, as if CreateBucket had been called.
    */

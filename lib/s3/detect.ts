@@ -1,5 +1,5 @@
 // Which requests are S3's. The index serves minikeyvalue's API and S3's on the same port and the
-// same keys (README, "S3"), so each request is told apart by what S3 clients always send and
+// same keys (docs/s3.md), so each request is told apart by what S3 clients always send and
 // plain clients never do: a SigV4 or SigV2 signature (header or presigned query), an S3
 // sub-resource or listing query, an `x-amz-*` or `amz-sdk-*` header; or it came in on
 // `--s3-port`, where the index's nginx marks every request with S3_PORT_HEADER (and strips that

@@ -1,4 +1,4 @@
-// S3 multipart uploads (README, "S3"): Create, UploadPart, UploadPartCopy, Complete, Abort,
+// S3 multipart uploads (docs/s3.md): Create, UploadPart, UploadPartCopy, Complete, Abort,
 // ListParts, ListMultipartUploads, and the reaping of abandoned uploads. Nothing of an upload is
 // kept in the index's memory or on its disk, so that an index restart between parts loses
 // nothing:
@@ -818,8 +818,8 @@ export class Multipart {
     options: { sizeBytes?: number; from?: string },
   ): Promise<string> {
     const key = partKey(uploadId, partNumber);
-    // With --protect no live value is replaced (README, "Overwrites"), but a part is the index's
-    // own: the one it replaces is removed first.
+    // With --protect no live value is replaced (docs/s3.md, "Overwrites"), but a part is the
+    // index's own: the one it replaces is removed first.
     if (this.server.options.protect && (await this.server.store.get(key))?.state === "live") {
       await this.#removePart(key);
     }

@@ -1,4 +1,4 @@
-// The pure parts of the S3 API (README, "S3"): where a path-style request points (bucket and key,
+// The pure parts of the S3 API (docs/s3.md): where a path-style request points (bucket and key,
 // and the index key `/BUCKET/KEY` it maps to), bucket name rules, user metadata and its bound,
 // Range and conditional headers against a record, ETags, dates, copy sources and listing
 // parameters. Golden-tested in tests/s3_route_test.ts; lib/s3/api.ts does the I/O.
