@@ -29,8 +29,11 @@ import {
   workerAccount,
 } from "./nginx.ts";
 
-/** nginx workers in front of the index: a fixed count (bench/NOTES.md, "Where more cores exist"). */
-const NGINX_WORKERS = 2;
+/**
+ * nginx workers in front of the index: one per core (bench/NOTES.md, "Where more cores exist"),
+ * as nginx's own `worker_processes auto` would make.
+ */
+const NGINX_WORKERS = Math.max(1, navigator.hardwareConcurrency);
 /** Keep-alive connections from nginx to the Deno server. */
 const UPSTREAM_KEEPALIVE = 256;
 /** The system's CA certificates (Debian's), for nginx to verify HTTPS volumes without --volume-ca. */

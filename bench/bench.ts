@@ -652,7 +652,7 @@ function coresNote(figures: ServerFigures): string | null {
 export function renderMarkdown(result: BenchResult): string {
   const other = result.other;
   const head = other === null
-    ? ["figure", "mkv.ts", "of ceiling", "minikeyvalue (FIGURES.md)", "target", "met"]
+    ? ["figure", "mkv.ts", "of ceiling", "minikeyvalue (reference)", "target", "met"]
     : ["figure", "mkv.ts", other.name, "ratio", "ratio is", "of ceiling", "target", "met"];
   const lines = [
     `# mkv.ts bench, ${result.date}${result.smoke ? " (smoke run: figures mean nothing)" : ""}`,

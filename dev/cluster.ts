@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { commandLine, FlagError, parseFlags } from "../lib/flags.ts";
 import { pidFileFor, stopLeftover } from "../lib/runtime.ts";
 
 /** Ports handed out by `freePort`: below the kernel's ephemeral range (32768–60999 here). */
@@ -289,7 +290,21 @@ export async function spawnCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
+const USAGE = `dev/cluster.ts: a local cluster for trying mkv.ts: three volumes on :3001-:3003 and
+the index on :3000, data under ./data, until Ctrl-C. It takes no flags.
+
+usage: deno task start`;
+
+/** The cluster's command line: none but --help. */
+function parseClusterArgs(args: string[]): Record<string, never> | "help" {
+  const { positionals, help } = parseFlags(args, {});
+  if (help) return "help";
+  if (positionals.length > 0) throw new FlagError(`unexpected argument ${positionals[0]}`);
+  return {};
+}
+
 async function main(): Promise<void> {
+  if (commandLine("cluster", parseClusterArgs, USAGE) === null) return;
   const cluster = await spawnCluster({
     dir: join(ROOT, "data"),
     port: 3000,

@@ -532,7 +532,7 @@ Deno.test("the bench's table compares each figure with the ceiling and the targe
   const rows = markdown.split("\n").filter((line) => line.startsWith("| "));
   assert.equal(
     rows[0],
-    "| figure | mkv.ts | of ceiling | minikeyvalue (FIGURES.md) | target | met |",
+    "| figure | mkv.ts | of ceiling | minikeyvalue (reference) | target | met |",
   );
   assert.deepEqual(tableRow(markdown, "fetch missing").slice(1), [
     "66,000",
