@@ -6,7 +6,8 @@
 // --md5sum=false), is added to it; nothing else of the record changes, so a value written while the
 // walk ran is never shortened or rewritten. Replicas whose contents differ are a conflict and the
 // key is left out, never merged. Each key is judged under its lock, its files read again there,
-// since the walk's listing may be stale.
+// since the walk's listing may be stale; with --md5sum=false only a key whose record was removed
+// since the walk began is asked for again, and no file is read.
 
 import { firstLine } from "../errors.ts";
 import {
@@ -131,21 +132,28 @@ async function recheck(
   return still;
 }
 
-/** A key found with no record: it becomes live where its files are, if they agree. */
+/**
+ * A key found with no record: it becomes live where its files are, if they agree. With
+ * --md5sum=false no file is read: the listing is trusted unless the key's record was removed
+ * since the walk began (`mayBeRemoved`), as only the removal of a record removes a key's files
+ * behind a listing; such a key's files are asked for again.
+ */
 async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  item: { key: string; found: FoundReplica[] },
+  item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean },
 ): Promise<void> {
   const { key } = item;
   const version = currentVersion(item.found);
   const found = item.found.filter((replica) => replica.version === version);
-  let still: FoundReplica[];
+  let still = found;
   try {
     // Files of different lengths are a conflict already: not worth reading.
     const rehash = request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1;
-    still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+    if (rehash || item.mayBeRemoved) {
+      still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+    }
   } catch (err) {
     if (!(err instanceof VolumeError)) throw err;
     await run.outcome("failed", { key, detail: firstLine(err) });
@@ -227,14 +235,25 @@ async function addCopies(
   await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
 }
 
+/**
+ * Keys judged at once when no file is read (--md5sum=false): the work of a key is then its
+ * record's read and commit alone, and this many share a commit (lib/store.ts, MAX_BATCH) instead
+ * of --concurrency's few, which bounds the reads of the volumes.
+ */
+const KEYS_AT_ONCE_UNREAD = 256;
+
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
-  await forEachOnVolumes(run, ctx.volumes, request, signal, async (item) => {
+  using removals = ctx.store.watchRemovals();
+  const concurrency = request.md5sum
+    ? request.concurrency
+    : Math.max(request.concurrency, KEYS_AT_ONCE_UNREAD);
+  await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
     // Under the key's lock no write, delete or other operation changes its record or its files:
-    // the files are read again here. A key locked by a write in progress gets its record from
+    // the files are read again here (see addKey). A key locked by a write in progress gets its record from
     // that write.
     using lock = ctx.store.lock(item.key);
     if (lock === null) {
@@ -242,8 +261,9 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       return;
     }
     const record = await ctx.store.get(item.key);
-    if (record === null) await addKey(ctx, request, run, item);
-    else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
+    if (record === null) {
+      await addKey(ctx, request, run, { ...item, mayBeRemoved: removals.mayBeRemoved(item.key) });
+    } else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
     else {
       await run.outcome("interrupted", {
         key: item.key,
