@@ -357,6 +357,12 @@ export class Store {
   #reading = new Map<string, number>();
   /** Keys with reads in flight that a commit changed: those reads may hold the old record. */
   #changedUnderRead = new Set<string>();
+  /** Reads of KV asked for in this turn of the event loop, to be sent together (#read). */
+  #reads: {
+    key: string;
+    resolve: (value: string | null) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
   /**
    * Told how long each commit took, in seconds, failed ones included, and how many records it
    * carried (the metrics, the write trace).
@@ -458,8 +464,8 @@ export class Store {
     if (cached !== undefined) return cached;
     this.#reading.set(key, (this.#reading.get(key) ?? 0) + 1);
     try {
-      const entry = await this.reader.get<string>([RECORDS, key]);
-      const record = entry.value === null ? null : decodeRecord(entry.value);
+      const value = await this.#read(key);
+      const record = value === null ? null : decodeRecord(value);
       if (!this.#changedUnderRead.has(key)) this.#cache.set(key, record);
       return record;
     } finally {
@@ -469,6 +475,31 @@ export class Store {
         this.#reading.delete(key);
         this.#changedUnderRead.delete(key);
       }
+    }
+  }
+
+  /**
+   * The encoded record of `key` read from KV, or null. Reads asked for in the same turn of the
+   * event loop share `getMany` calls of GET_MANY keys: one handle serves its calls one after
+   * another, so that a read each made concurrent readers (a rebuild, a burst of GETs) wait in
+   * line for a round trip per key.
+   */
+  #read(key: string): Promise<string | null> {
+    return new Promise((resolve, reject) => {
+      this.#reads.push({ key, resolve, reject });
+      if (this.#reads.length === 1) queueMicrotask(() => this.#readQueued());
+    });
+  }
+
+  #readQueued(): void {
+    const reads = this.#reads;
+    this.#reads = [];
+    for (let from = 0; from < reads.length; from += GET_MANY) {
+      const some = reads.slice(from, from + GET_MANY);
+      this.reader.getMany<string[]>(some.map(({ key }) => [RECORDS, key])).then(
+        (entries) => entries.forEach((entry, i) => some[i].resolve(entry.value)),
+        (err) => some.forEach(({ reject }) => reject(err)),
+      );
     }
   }
 

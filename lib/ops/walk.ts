@@ -17,7 +17,7 @@ const PREFIX_PAIRS = 65536;
  * at a time left the walk waiting on a round trip per directory per volume (65,536 of them
  * whatever the number of keys), while each volume's nginx answers several at once.
  */
-const LISTINGS_AHEAD = 16;
+const LISTINGS_AHEAD = 64;
 
 /**
  * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
