@@ -22,7 +22,8 @@ function summaryCounts(output: string, command: string): Record<string, number> 
   const line = output.split("\n").find((l) => l.startsWith(`${command}: `) && / in \d/.test(l));
   assert.ok(line !== undefined, `no summary from ${command}:\n${output}`);
   const counts: Record<string, number> = {};
-  for (const [, name, count] of line.matchAll(/([a-z-]+) (\d+)/g)) counts[name] = Number(count);
+  const listed = line.slice(command.length + 2, line.lastIndexOf(" in "));
+  for (const [, name, count] of listed.matchAll(/([a-z-]+) (\d+)/g)) counts[name] = Number(count);
   return counts;
 }
 

@@ -19,7 +19,12 @@ import {
 } from "../placement.ts";
 import { type KeyRecord, needsSettling } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
-import type { OperationContext, OperationFn, OperationRun } from "./runner.ts";
+import {
+  type OperationContext,
+  type OperationFn,
+  type OperationRun,
+  RECORD_WORK_AT_ONCE,
+} from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
@@ -235,18 +240,12 @@ async function addCopies(
   await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
 }
 
-/**
- * Keys judged at once when no file is read (--md5sum=false): the work of a key is then its
- * record's read and commit alone, and this many share a commit (lib/store.ts, MAX_BATCH) instead
- * of --concurrency's few, which bounds the reads of the volumes.
- */
-const KEYS_AT_ONCE_UNREAD = 256;
-
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
+  // With --md5sum=false a key's work is its record's alone (see addKey).
   using removals = ctx.store.watchRemovals();
   const concurrency = request.md5sum
     ? request.concurrency
-    : Math.max(request.concurrency, KEYS_AT_ONCE_UNREAD);
+    : Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
   await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });

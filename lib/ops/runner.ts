@@ -216,6 +216,29 @@ export class OperationBoard {
   }
 }
 
+/**
+ * Keys worked on at once where a key's work is the read (and perhaps the commit) of its record
+ * and no request to a volume: so many share the store's getMany calls and commits, where
+ * --concurrency's few, which bound the requests to the volumes, kept them one or two to a call.
+ */
+export const RECORD_WORK_AT_ONCE = 256;
+
+/** A function that runs the work it is given with at most `limit` at once; the rest wait. */
+export function limiter(limit: number): <T>(work: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (work) => {
+    while (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await work();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
 /** Runs `fn` on each item with at most `limit` at once, pulling items lazily. */
 export async function forEachLimited<T>(
   items: AsyncIterable<T> | Iterable<T>,
