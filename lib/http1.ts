@@ -193,8 +193,11 @@ class PooledConn {
 
   constructor(readonly conn: Deno.Conn) {}
 
-  /** Parks the socket in the pool; `onDead` runs if the server ends it meanwhile. */
-  park(onDead: () => void): void {
+  /**
+   * Parks the socket in the pool; `onDead` runs if it ends meanwhile, told whether the server
+   * ended it (closed it, reset it, or sent something unasked) rather than the pool.
+   */
+  park(onDead: (byServer: boolean) => void): void {
     this.#idle = true;
     this.reused = true;
     this.idleSinceMs = Date.now();
@@ -202,9 +205,10 @@ class PooledConn {
     this.#watching = watching;
     const settle = () => {
       if (!this.#idle || this.#watching !== watching) return;
+      const byServer = !this.#closed;
       this.dead = true;
       this.close();
-      onDead();
+      onDead(byServer);
     };
     watching.then(settle, settle);
   }
@@ -327,11 +331,19 @@ export class Http1Pool {
   #idleTimeoutMs: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #tls: ClientTls | undefined;
+  #onServerClose: (host: string) => void;
 
-  /** With `tls`, every host is spoken to over TLS. */
-  constructor(options: { idleTimeoutMs?: number; tls?: ClientTls } = {}) {
+  /**
+   * With `tls`, every host is spoken to over TLS. `onServerClose` is told of each idle socket
+   * that a server ended: the first sign of a server that died, which closes them all at once.
+   */
+  constructor(
+    options: { idleTimeoutMs?: number; tls?: ClientTls; onServerClose?: (host: string) => void } =
+      {},
+  ) {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS;
     this.#tls = options.tls;
+    this.#onServerClose = options.onServerClose ?? (() => {});
   }
 
   /** Idle sockets kept for `host` now (dead and expired ones are never counted). */
@@ -449,10 +461,11 @@ export class Http1Pool {
       conn.close();
       return;
     }
-    conn.park(() => {
+    conn.park((byServer) => {
       const list = this.#idle.get(host);
       const i = list?.indexOf(conn) ?? -1;
       if (i !== -1) list!.splice(i, 1);
+      if (byServer && !this.#closed) this.#onServerClose(host);
     });
     idle.push(conn);
     this.#idle.set(host, idle);

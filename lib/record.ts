@@ -152,6 +152,20 @@ function decodeInfo(text: string, json: string): ObjectInfo {
   return fields as ObjectInfo;
 }
 
+/**
+ * The state of an encoded record, read from its first characters alone: what a listing needs of
+ * each record, at a fraction of decodeRecord's cost (which parses the info's JSON). A record that
+ * keeps another after `|` has the state of its first part, and so does this.
+ */
+export function encodedState(text: string): RecordState {
+  if (!text.startsWith("D") && !text.startsWith("W")) return "live";
+  // DELETING before DELETED: the longer prefix first.
+  if (text.startsWith(STATE_PREFIX.deleting)) return "deleting";
+  if (text.startsWith(STATE_PREFIX.unlinked)) return "unlinked";
+  if (text.startsWith(STATE_PREFIX.writing)) return "writing";
+  return "live";
+}
+
 /** Decodes the text form; throws on text that is not a record, rather than guessing. */
 export function decodeRecord(text: string): KeyRecord {
   const separator = text.indexOf(PREVIOUS_SEPARATOR);

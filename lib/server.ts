@@ -500,7 +500,12 @@ export class IndexServer {
     if (record === null || record.state !== "live") {
       return { ok: false, status: 404, reason: `key ${key} not found` };
     }
-    const live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
+    let live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
+    if (live.length === 0) {
+      // A volume that closed its sockets is being probed: its answer, in milliseconds, decides.
+      await this.volumes.probed(record.volumes);
+      live = shuffled(record.volumes.filter((v) => this.volumes.isAlive(v)));
+    }
     if (live.length === 0) {
       return {
         ok: false,
@@ -571,13 +576,12 @@ export class IndexServer {
   ): Promise<Response> {
     const keys: string[] = [];
     let next = "";
-    for await (
-      const [key] of this.store.list({
-        prefix: parsed.key,
-        start: parsed.start,
-        state: parsed.state,
-      })
-    ) {
+    const listed = this.store.listKeys({
+      prefix: parsed.key,
+      start: parsed.start,
+      state: parsed.state,
+    });
+    for await (const key of listed) {
       // The index's own keys (multipart parts) are no one's values.
       if (key.startsWith(RESERVED_PREFIX)) continue;
       if (keys.length === parsed.limit) {

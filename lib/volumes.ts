@@ -127,6 +127,12 @@ export class Volumes {
   #errors = new Map<string, number>();
   /** Hosts whose probe is running, so that a burst of failures probes once. */
   #probing = new Map<string, Promise<void>>();
+  /**
+   * Hosts that closed an idle pooled socket and whose probe, asked for at once, has not answered
+   * yet: no read is sent to them meanwhile (isAlive), so that a volume that died is avoided
+   * within milliseconds rather than at its next probe.
+   */
+  #suspect = new Set<string>();
   /** Each host's own figures, as last read by the slow poll. */
   #disk = new Map<string, DiskFigures>();
   #nginx = new Map<string, StubStatus>();
@@ -164,7 +170,10 @@ export class Volumes {
       poolMaxIdlePerHost: POOL_IDLE_PER_HOST,
       ...(options.tls?.caCerts && { caCerts: options.tls.caCerts }),
     });
-    this.#pool = new Http1Pool({ tls: options.tls });
+    this.#pool = new Http1Pool({
+      tls: options.tls,
+      onServerClose: (host) => this.#suspectDead(host),
+    });
     this.#log = options.log ?? logEvent;
     this.#onUp = options.onUp ?? (() => {});
     this.#secret = options.secret ?? "";
@@ -206,7 +215,28 @@ export class Volumes {
    * a full volume does.
    */
   isAlive(location: string): boolean {
-    return this.health(location) !== "down";
+    return this.health(location) !== "down" && !this.#suspect.has(locationHost(location));
+  }
+
+  /**
+   * Waits for the probes of those of `locations` whose volumes are suspect (they closed a socket
+   * and are being probed), so that a key held only there is read once a volume proves alive
+   * instead of being answered as lost.
+   */
+  async probed(locations: string[]): Promise<void> {
+    const hosts = locations.map(locationHost).filter((host) => this.#suspect.has(host));
+    await Promise.all(hosts.map((host) => this.#probing.get(host)));
+  }
+
+  /**
+   * A volume closed an idle socket of the pool. nginx does so when it stops or dies (all its
+   * sockets at once), and seldom otherwise (its keep-alive timeout is longer than the pool's): it
+   * is probed at once, and read from again once it answers.
+   */
+  #suspectDead(host: string): void {
+    if (this.health(host) === "down" || this.#suspect.has(host)) return;
+    this.#suspect.add(host);
+    this.probe(host).finally(() => this.#suspect.delete(host));
   }
 
   /**

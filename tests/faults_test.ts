@@ -244,6 +244,25 @@ async function readAll(conn: Deno.Conn, timeoutMs: number): Promise<string | nul
 // ---------------------------------------------------------------------------------------------
 // 1. A volume dies
 
+Deno.test("a killed volume: no GET is sent to it once its sockets closed, even for keys just seen there", async () => {
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  const victim = cluster.volumes[1];
+  const victimHost = `localhost:${victim.port}`;
+  // Written just now: the index saw every replica present and trusts them (VERIFIED_TTL_MS), and
+  // keeps idle sockets to each volume from the writes.
+  const stored = Array.from({ length: 60 }, (_, i) => `/killed/${i}`);
+  for (const key of stored) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+  await killVolume(victim);
+  // Within the trust and before the next health probe: only the closed sockets tell.
+  const sentThere: string[] = [];
+  for (const key of stored) {
+    const answer = await ask(`${cluster.url}${key}`);
+    assert.equal(answer.status, 302, `GET ${key} with ${victimHost} dead: ${answer.body}`);
+    if (answer.headers.get("location")?.startsWith(`http://${victimHost}/`)) sentThere.push(key);
+  }
+  assert.deepEqual(sentThere, [], `GETs sent to the dead volume ${victimHost}`);
+});
+
 Deno.test("a dead volume: every key still reads, quickly; writes to it fail cleanly; it comes back", async () => {
   await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
   const placement = placementOf(cluster, 2);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   decodeRecord,
+  encodedState,
   encodeRecord,
   type KeyRecord,
   namesFile,
@@ -130,6 +131,12 @@ Deno.test("encodeRecord writes minikeyvalue's text form", () => {
 
 Deno.test("decodeRecord reads minikeyvalue's text form", () => {
   for (const [record, text] of GOLDEN) assert.deepEqual(decodeRecord(text), record, text);
+});
+
+Deno.test("encodedState reads a record's state from its text as decodeRecord does", () => {
+  for (const [record, text] of GOLDEN) assert.equal(encodedState(text), record.state, text);
+  assert.equal(encodedState("localhost:3001/sv02"), "live");
+  assert.equal(encodedState("DELETEDlocalhost:3001"), "unlinked");
 });
 
 Deno.test("decodeRecord reads a record written by minikeyvalue (no hash, one volume)", () => {

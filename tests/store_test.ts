@@ -59,20 +59,26 @@ function countCommits(store: Store): { count: number } {
 }
 
 /**
- * Counts the reads the store makes of its KV; while `hold` is set, a read waits for it after
- * KV has answered, as a read overtaken by a commit would.
+ * Counts the records the store reads from its KV (in `getMany`, which its reads share); the first
+ * read asked for while `hold` is set waits for it after KV has answered, as a read overtaken by a
+ * commit would.
  */
 function watchReads(store: Store): { count: number; hold: Promise<void> | null; read: () => void } {
   const watch = { count: 0, hold: null as Promise<void> | null, read: () => {} };
-  const get = store.reader.get.bind(store.reader);
-  store.reader.get =
-    (async (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
-      watch.count++;
-      const entry = await get(key, options);
-      watch.read();
-      if (watch.hold !== null) await watch.hold;
-      return entry;
-    }) as Deno.Kv["get"];
+  const getMany = store.reader.getMany.bind(store.reader);
+  store.reader.getMany = (async (
+    keys: Deno.KvKey[],
+    options?: { consistency?: Deno.KvConsistencyLevel },
+  ) => {
+    watch.count += keys.length;
+    // Only the read asked for first is held: the commit it is overtaken by reads too.
+    const hold = watch.hold;
+    watch.hold = null;
+    const entries = await getMany(keys, options);
+    watch.read();
+    if (hold !== null) await hold;
+    return entries;
+  }) as Deno.Kv["getMany"];
   return watch;
 }
 
@@ -228,6 +234,8 @@ Deno.test("the cache answers written and absent keys without KV, and is bounded"
   await store.set("/w", live("localhost:3001"));
   await store.set("/gone", live("localhost:3001"));
   await store.set("/gone", null);
+  // A commit reads the records it replaces where the cache has none: those reads aside.
+  reads.count = 0;
   assert.deepEqual(await store.get("/w"), live("localhost:3001"));
   assert.equal(await store.get("/gone"), null);
   assert.equal(reads.count, 0, "written records (and removals) are cached as they commit");
@@ -243,6 +251,48 @@ Deno.test("the cache answers written and absent keys without KV, and is bounded"
   assert.equal(reads.count, 1 + CACHE_ENTRIES, "the newest entry is still cached");
   assert.deepEqual(await store.get("/w"), live("localhost:3001"));
   assert.equal(reads.count, 2 + CACHE_ENTRIES, "the oldest entry was dropped, read again");
+});
+
+Deno.test("a removal watch names the keys whose records were removed since it began", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  await store.set("/before", live("localhost:3001"));
+  await store.set("/kept", live("localhost:3001"));
+  await store.set("/gone-before", null);
+  {
+    using watch = store.watchRemovals();
+    await store.set("/before", null);
+    await store.set("/after", live("localhost:3001"));
+    assert.equal(watch.mayBeRemoved("/before"), true);
+    assert.equal(watch.mayBeRemoved("/kept"), false);
+    assert.equal(watch.mayBeRemoved("/after"), false);
+    assert.equal(watch.mayBeRemoved("/gone-before"), false);
+  }
+  await store.set("/kept", null);
+  using later = store.watchRemovals();
+  assert.equal(later.mayBeRemoved("/kept"), false);
+});
+
+Deno.test("listKeys gives list's keys, in order, filtered by state and prefix", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  await store.set("/a/1", live("localhost:3001"));
+  await store.set("/a/2", { ...live("localhost:3001"), state: "unlinked" });
+  await store.set("/a/3", { ...live("localhost:3001"), info: { size: 1, mtime: 2 } });
+  await store.set("/a/4", { ...live("localhost:3001"), state: "writing" });
+  await store.set("/b/1", live("localhost:3001"));
+  for (const state of ["live", "unlinked", "all"] as const) {
+    const keys = [];
+    for await (const key of store.listKeys({ prefix: "/a/", state })) keys.push(key);
+    const listed = [];
+    for await (const [key] of store.list({ prefix: "/a/", state })) listed.push(key);
+    assert.deepEqual(keys, listed, state);
+  }
+  const live1 = [];
+  for await (const key of store.listKeys({ prefix: "/a/", start: "/a/2", state: "live" })) {
+    live1.push(key);
+  }
+  assert.deepEqual(live1, ["/a/3"]);
 });
 
 Deno.test("records committed before a close are there after reopening", async () => {

@@ -14,7 +14,13 @@ import { firstLine } from "../errors.ts";
 import { keyToPath, versionPath } from "../placement.ts";
 import { isPending, type KeyRecord, namesFile, needsSettling } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
-import { type OperationFn, type OperationRun, track } from "./runner.ts";
+import {
+  limiter,
+  type OperationFn,
+  type OperationRun,
+  RECORD_WORK_AT_ONCE,
+  track,
+} from "./runner.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /**
@@ -83,7 +89,10 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
   }
   const orphansOf = (record: KeyRecord | null, found: FoundReplica[]) =>
     found.filter((file) => !namesFile(record, file));
-  await forEachOnVolumes(run, volumes, request, signal, async (item) => {
+  // Most keys' work is the read of their record; the removal of orphans, --concurrency at once.
+  const onVolumes = limiter(request.concurrency);
+  const concurrency = Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
+  await forEachOnVolumes(run, volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", {
         location: item.stray,
@@ -96,7 +105,10 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       for (const _ of found) await run.outcome("kept");
       return;
     }
-    // Holding the key's lock, no write can start placing files while they are judged.
+    await onVolumes(() => collect(key, found));
+  });
+  // Holding the key's lock, no write can start placing files while they are judged.
+  async function collect(key: string, found: FoundReplica[]): Promise<void> {
     using lock = store.lock(key);
     if (lock === null) {
       await run.outcome("in-progress", { key });
@@ -127,5 +139,5 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
         await run.outcome("failed", { key, location, detail: firstLine(err) });
       }
     }
-  });
+  }
 };

@@ -6,7 +6,8 @@
 // --md5sum=false), is added to it; nothing else of the record changes, so a value written while the
 // walk ran is never shortened or rewritten. Replicas whose contents differ are a conflict and the
 // key is left out, never merged. Each key is judged under its lock, its files read again there,
-// since the walk's listing may be stale.
+// since the walk's listing may be stale; with --md5sum=false only a key whose record was removed
+// since the walk began is asked for again, and no file is read.
 
 import { firstLine } from "../errors.ts";
 import {
@@ -18,7 +19,12 @@ import {
 } from "../placement.ts";
 import { type KeyRecord, needsSettling } from "../record.ts";
 import { VolumeError, type Volumes } from "../volumes.ts";
-import type { OperationContext, OperationFn, OperationRun } from "./runner.ts";
+import {
+  type OperationContext,
+  type OperationFn,
+  type OperationRun,
+  RECORD_WORK_AT_ONCE,
+} from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
@@ -131,21 +137,28 @@ async function recheck(
   return still;
 }
 
-/** A key found with no record: it becomes live where its files are, if they agree. */
+/**
+ * A key found with no record: it becomes live where its files are, if they agree. With
+ * --md5sum=false no file is read: the listing is trusted unless the key's record was removed
+ * since the walk began (`mayBeRemoved`), as only the removal of a record removes a key's files
+ * behind a listing; such a key's files are asked for again.
+ */
 async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  item: { key: string; found: FoundReplica[] },
+  item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean },
 ): Promise<void> {
   const { key } = item;
   const version = currentVersion(item.found);
   const found = item.found.filter((replica) => replica.version === version);
-  let still: FoundReplica[];
+  let still = found;
   try {
     // Files of different lengths are a conflict already: not worth reading.
     const rehash = request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1;
-    still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+    if (rehash || item.mayBeRemoved) {
+      still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+    }
   } catch (err) {
     if (!(err instanceof VolumeError)) throw err;
     await run.outcome("failed", { key, detail: firstLine(err) });
@@ -228,13 +241,18 @@ async function addCopies(
 }
 
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
-  await forEachOnVolumes(run, ctx.volumes, request, signal, async (item) => {
+  // With --md5sum=false a key's work is its record's alone (see addKey).
+  using removals = ctx.store.watchRemovals();
+  const concurrency = request.md5sum
+    ? request.concurrency
+    : Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
+  await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
     // Under the key's lock no write, delete or other operation changes its record or its files:
-    // the files are read again here. A key locked by a write in progress gets its record from
+    // the files are read again here (see addKey). A key locked by a write in progress gets its record from
     // that write.
     using lock = ctx.store.lock(item.key);
     if (lock === null) {
@@ -242,8 +260,9 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       return;
     }
     const record = await ctx.store.get(item.key);
-    if (record === null) await addKey(ctx, request, run, item);
-    else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
+    if (record === null) {
+      await addKey(ctx, request, run, { ...item, mayBeRemoved: removals.mayBeRemoved(item.key) });
+    } else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
     else {
       await run.outcome("interrupted", {
         key: item.key,

@@ -12,6 +12,12 @@ import { forEachLimited, type OperationRun } from "./runner.ts";
 
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
+/**
+ * `HH/hh` directories whose listings are asked for ahead of the one being worked on: one listing
+ * at a time left the walk waiting on a round trip per directory per volume (65,536 of them
+ * whatever the number of keys), while each volume's nginx answers several at once.
+ */
+const LISTINGS_AHEAD = 64;
 
 /**
  * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
@@ -68,11 +74,48 @@ async function listTree(
   return out;
 }
 
+/** The listings of one `HH/hh` directory on the roots that have it, asked for. */
+interface DirectoryListing {
+  /** The `HH/hh` pairs done once this directory is. */
+  position: number;
+  roots: string[];
+  trees: Promise<{ path: string; sizeBytes: number }[][]>;
+}
+
+/** The files of one directory's listings, key by key in key order, stray files first. */
+async function* filesOf(
+  listing: DirectoryListing,
+  position: { done: number },
+): AsyncGenerator<KeyFiles | StrayFile> {
+  const trees = await listing.trees;
+  const byKey = new Map<string, FoundReplica[]>();
+  const strays: string[] = [];
+  trees.forEach((files, i) => {
+    for (const file of files) {
+      const parsed = parseFilePath(file.path);
+      if (parsed === null) {
+        strays.push(`${listing.roots[i]}${file.path}`);
+        continue;
+      }
+      const { key, version } = parsed;
+      byKey.set(key, [...(byKey.get(key) ?? []), {
+        location: listing.roots[i],
+        ...(version !== undefined && { version }),
+        sizeBytes: file.sizeBytes,
+      }]);
+    }
+  });
+  for (const stray of strays) yield { stray };
+  for (const key of [...byKey.keys()].sort()) yield { key, found: byKey.get(key)! };
+  position.done = listing.position;
+}
+
 /**
  * The files of every key on the volumes, key by key, one `HH/hh` directory at a time (on every
  * volume and subvolume at once, since a key's directory is the same everywhere), so that memory
- * holds one directory's worth. The subvolume directories are found, not assumed: a cluster
- * written with another --subvolumes is read all the same. `position` counts the `HH/hh` pairs done.
+ * holds a few directories' worth: the listings of the next LISTINGS_AHEAD are asked for while one
+ * is worked on. The subvolume directories are found, not assumed: a cluster written with another
+ * --subvolumes is read all the same. `position` counts the `HH/hh` pairs done.
  */
 async function* walkVolumes(
   volumes: Volumes,
@@ -97,6 +140,7 @@ async function* walkVolumes(
       }
     }
   }
+  const ahead: DirectoryListing[] = [];
   for (let high = 0; high < 256; high++) {
     const hh = high.toString(16).padStart(2, "0");
     const roots = rootsByPrefix.get(hh) ?? [];
@@ -110,32 +154,15 @@ async function* walkVolumes(
     });
     for (const low of [...rootsByLow.keys()].sort()) {
       const lowRoots = rootsByLow.get(low)!;
-      const trees = await Promise.all(
-        lowRoots.map((root) => listTree(volumes, root, `/${hh}/${low}/`)),
-      );
-      const byKey = new Map<string, FoundReplica[]>();
-      const strays: string[] = [];
-      trees.forEach((files, i) => {
-        for (const file of files) {
-          const parsed = parseFilePath(file.path);
-          if (parsed === null) {
-            strays.push(`${lowRoots[i]}${file.path}`);
-            continue;
-          }
-          const { key, version } = parsed;
-          byKey.set(key, [...(byKey.get(key) ?? []), {
-            location: lowRoots[i],
-            ...(version !== undefined && { version }),
-            sizeBytes: file.sizeBytes,
-          }]);
-        }
-      });
-      for (const stray of strays) yield { stray };
-      for (const key of [...byKey.keys()].sort()) yield { key, found: byKey.get(key)! };
-      position.done = high * 256 + parseInt(low, 16) + 1;
+      const trees = Promise.all(lowRoots.map((root) => listTree(volumes, root, `/${hh}/${low}/`)));
+      // A listing that fails before its turn fails the walk then, not as an unhandled rejection.
+      trees.catch(() => {});
+      ahead.push({ position: high * 256 + parseInt(low, 16) + 1, roots: lowRoots, trees });
+      while (ahead.length > LISTINGS_AHEAD) yield* filesOf(ahead.shift()!, position);
     }
-    position.done = (high + 1) * 256;
   }
+  while (ahead.length > 0) yield* filesOf(ahead.shift()!, position);
+  position.done = PREFIX_PAIRS;
 }
 
 /**
