@@ -30,6 +30,7 @@ import {
   isoDate,
   keepFailure,
   type ListParams,
+  locationConstraint,
   objectHeaders,
   parseCopySource,
   parseListParams,
@@ -331,7 +332,7 @@ export class S3Api {
       case "ListBuckets":
         return await this.#listBuckets();
       case "CreateBucket":
-        return await this.#createBucket(request, bucket);
+        return await this.#createBucket(request, bucket, caller);
       case "HeadBucket":
         await this.#needBucket(bucket);
         return new Response(null, { headers: { "x-amz-bucket-region": "us-east-1" } });
@@ -465,8 +466,15 @@ export class S3Api {
     return { ...keepFailure(body), sizeBytes };
   }
 
-  /** Reads a small XML body whole (bounded), decoded and checked. */
-  async #readXmlBody(request: Request, caller: Caller): Promise<Record<string, unknown>> {
+  /**
+   * Reads a small XML body whole (bounded), decoded and checked; an empty body is `{}` where
+   * `optional`, else MalformedXML.
+   */
+  async #readXmlBody(
+    request: Request,
+    caller: Caller,
+    options: { optional?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
     const { body, failure } = this.#decodeBody(request, caller);
     const chunks: Uint8Array[] = [];
     let total = 0;
@@ -482,6 +490,7 @@ export class S3Api {
     } catch (err) {
       throw failure() ?? err;
     }
+    if (total === 0 && options.optional) return {};
     const bytes = new Uint8Array(total);
     let at = 0;
     for (const chunk of chunks) {
@@ -555,10 +564,17 @@ export class S3Api {
     });
   }
 
-  async #createBucket(request: Request, bucket: string): Promise<Response> {
-    // The body (a CreateBucketConfiguration with a region) changes nothing here.
-    await request.body?.cancel();
+  async #createBucket(request: Request, bucket: string, caller: Caller): Promise<Response> {
+    // The body is a CreateBucketConfiguration naming a region; the cluster answers as us-east-1.
+    const region = request.body === null
+      ? ""
+      : locationConstraint(await this.#readXmlBody(request, caller, { optional: true }));
+    // S3's legacy rule: creating a bucket you own again succeeds in us-east-1 (changing
+    // nothing) and is BucketAlreadyOwnedByYou when another region is asked.
     if (await this.#bucketMarker(bucket)) {
+      if (region === "" || region === "us-east-1") {
+        return new Response(null, { headers: { location: `/${bucket}` } });
+      }
       throw new S3Error(
         409,
         "BucketAlreadyOwnedByYou",
@@ -710,7 +726,9 @@ export class S3Api {
         ContinuationToken: params.continuationToken,
         NextContinuationToken: truncated ? encodeToken(last) : undefined,
         StartAfter: params.startAfter === undefined ? undefined : encode(params.startAfter),
-        Contents: contents,
+        Contents: params.fetchOwner
+          ? contents.map((entry) => ({ ...entry, Owner: OWNER }))
+          : contents,
         CommonPrefixes: common,
       });
     }
@@ -718,7 +736,8 @@ export class S3Api {
       ...shared,
       Marker: encode(params.marker ?? ""),
       NextMarker: truncated && params.delimiter !== "" ? encode(last) : undefined,
-      Contents: contents,
+      // ListObjects (v1) names every object's owner, as S3's does.
+      Contents: contents.map((entry) => ({ ...entry, Owner: OWNER })),
       CommonPrefixes: common,
     });
   }

@@ -277,12 +277,15 @@ export function parseCopyRange(
   }
   const start = Number(match[1]);
   const end = Number(match[2]);
-  if (start > end || end >= sizeBytes) {
+  if (start > end) {
     return new S3Error(
       400,
       "InvalidArgument",
       `Range specified is not valid for source object of size: ${sizeBytes}`,
     );
+  }
+  if (end >= sizeBytes) {
+    return new S3Error(416, "InvalidRange", "The requested range is not satisfiable");
   }
   return { start, end };
 }

@@ -89,6 +89,10 @@ export function parseS3Path(rawPath: string): S3Target {
   }
   const objectKey = slash === -1 ? "" : path.slice(slash + 1);
   if (objectKey === "") return { kind: "bucket", bucket };
+  // S3 refuses the C1 control characters (U+0080 to U+009F) in a key.
+  if (/[\u0080-\u009f]/.test(objectKey)) {
+    throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.", `/${bucket}`);
+  }
   const key = `/${bucket}/${objectKey}`;
   if (utf8Length(key) > MAX_KEY_BYTES) {
     throw new S3Error(
@@ -99,6 +103,14 @@ export function parseS3Path(rawPath: string): S3Target {
     );
   }
   return { kind: "object", bucket, objectKey, key };
+}
+
+/** The region a CreateBucketConfiguration body asks for, "" when it names none. */
+export function locationConstraint(body: Record<string, unknown>): string {
+  const config = body.CreateBucketConfiguration;
+  if (typeof config !== "object" || config === null) return "";
+  const region = (config as Record<string, unknown>).LocationConstraint;
+  return typeof region === "string" ? region.trim() : "";
 }
 
 /** The index key of an object. */
@@ -141,7 +153,7 @@ export function storedHeaders(headers: Headers): Record<string, string> | undefi
     let value = headers.get(name);
     if (name === "content-encoding" && value !== null) {
       value = value.split(",").map((part) => part.trim())
-        .filter((part) => part !== "" && part.toLowerCase() !== "aws-chunked").join(",");
+        .filter((part) => part !== "" && part.toLowerCase() !== "aws-chunked").join(", ");
     }
     if (value === null || value === "") continue;
     bytes += name.length + utf8Length(value);
