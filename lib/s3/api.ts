@@ -39,6 +39,7 @@ import {
   rangeApplies,
   responseOverrides,
   type S3Target,
+  s3WriteOptions,
   storedHeaders,
   urlEncodeKey,
   userMetadata,
@@ -897,8 +898,7 @@ export class S3Api {
     const result = await this.server.write(object.key, body, {
       sizeBytes,
       attributes: withoutUndefined(attributes),
-      overwrite: true,
-      allowEmpty: true,
+      ...s3WriteOptions(request.headers),
     });
     if (!result.ok) throw writeFailure(result, { key: object.key, cause: failure() });
     return new Response(null, { headers: { etag: `"${result.md5}"` } });
@@ -952,8 +952,7 @@ export class S3Api {
     const result = await this.server.write(object.key, response.body, {
       sizeBytes: length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined,
       attributes: withoutUndefined(attributes),
-      overwrite: true,
-      allowEmpty: true,
+      ...s3WriteOptions(headers),
     });
     if (!result.ok) {
       // The body here is the source replica's: its failure is the index's, not the client's.

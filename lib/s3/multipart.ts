@@ -30,9 +30,11 @@ import {
   keepFailure,
   MAX_LIST_KEYS,
   parseCopySource,
+  s3WriteOptions,
   storedHeaders,
   urlEncodeKey,
   userMetadata,
+  WRITE_LOCK_WAIT_MS,
   writeFailure,
 } from "./objects.ts";
 import { S3Error } from "./error.ts";
@@ -547,8 +549,7 @@ export class Multipart {
       const result = await this.server.write(finalKey, joined.stream, {
         sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
         attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
-        overwrite: true,
-        allowEmpty: true,
+        ...s3WriteOptions(request.headers),
       });
       if (!result.ok) throw writeFailure(result, { cause: joined.cause() });
       await this.#forget(uploadId, state);
@@ -833,6 +834,7 @@ export class Multipart {
       attributes: {},
       overwrite: true,
       allowEmpty: true,
+      lockWaitMs: WRITE_LOCK_WAIT_MS,
     });
     if (!result.ok && result.status === 400 && options.from !== undefined) {
       throw new S3Error(503, "ServiceUnavailable", `copy from ${options.from}: ${result.reason}`);

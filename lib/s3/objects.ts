@@ -8,16 +8,28 @@ import { MAX_KEY_BYTES } from "../placement.ts";
 import type { KeyRecord } from "../record.ts";
 import { S3Error } from "./error.ts";
 
-/** S3's codes for the index's refusals of a write (lib/server.ts `WriteResult`). */
-const WRITE_FAILURE_CODES: Record<number, string> = {
-  400: "IncompleteBody",
-  403: "AccessDenied",
-  409: "OperationAborted",
-  411: "MissingContentLength",
-  503: "ServiceUnavailable",
-  507: "InsufficientStorage",
+/**
+ * S3's status and code for the index's refusals of a write (lib/server.ts `WriteResult`). A 409
+ * is a write to the key that was still in progress once this one had waited its while for it
+ * (`lockWaitMs`): S3's SlowDown, which clients retry.
+ */
+const WRITE_FAILURES: Record<number, [number, string]> = {
+  400: [400, "IncompleteBody"],
+  403: [403, "AccessDenied"],
+  404: [404, "NoSuchKey"],
+  409: [503, "SlowDown"],
+  411: [411, "MissingContentLength"],
+  412: [412, "PreconditionFailed"],
+  503: [503, "ServiceUnavailable"],
+  507: [507, "InsufficientStorage"],
 };
 
+/**
+ * How long an S3 write waits for a write in progress to the same key before SlowDown (503):
+ * S3's last writer wins, where minikeyvalue's PUT is refused with 409 at once. Long enough for
+ * writers of small values to take turns; a client contending with a large upload retries.
+ */
+export const WRITE_LOCK_WAIT_MS = 5_000;
 /** S3's bound on user metadata: names and values of every `x-amz-meta-*` header, in bytes. */
 export const MAX_METADATA_BYTES = 2048;
 /** S3's largest and default page of a listing. */
@@ -301,6 +313,56 @@ export function checkConditions(headers: Headers, record: KeyRecord): 304 | 412 
   return null;
 }
 
+/** Why a write may not go ahead: S3's status for it and a short reason. */
+export interface WriteRefusal {
+  status: 404 | 412;
+  reason: string;
+}
+
+/**
+ * A write's If-Match and If-None-Match (PutObject, CopyObject, CompleteMultipartUpload) against
+ * the key's live value (null where there is none): If-Match needs a value (404 NoSuchKey
+ * without one) whose ETag it lists, or `*`; If-None-Match refuses a value whose ETag it lists,
+ * or any value for `*`. Null when the write may go ahead.
+ */
+export function writeConditionFailure(
+  headers: Headers,
+  current: KeyRecord | null,
+): WriteRefusal | null {
+  const ifMatch = headers.get("if-match");
+  if (ifMatch !== null) {
+    if (current === null) return { status: 404, reason: "The specified key does not exist." };
+    if (!etagListMatches(ifMatch, etagOf(current))) {
+      return { status: 412, reason: "At least one of the preconditions failed: If-Match." };
+    }
+  }
+  const ifNoneMatch = headers.get("if-none-match");
+  if (ifNoneMatch !== null && current !== null && etagListMatches(ifNoneMatch, etagOf(current))) {
+    return { status: 412, reason: "At least one of the preconditions failed: If-None-Match." };
+  }
+  return null;
+}
+
+/**
+ * What every S3 write of an object asks of the index's write path: replace a live value, store an
+ * empty one, wait its turn behind a write in progress, and the request's If-Match and
+ * If-None-Match, checked under the key's lock.
+ */
+export function s3WriteOptions(headers: Headers): {
+  overwrite: true;
+  allowEmpty: true;
+  lockWaitMs: number;
+  precondition?: (current: KeyRecord | null) => WriteRefusal | null;
+} {
+  const conditional = headers.has("if-match") || headers.has("if-none-match");
+  return {
+    overwrite: true,
+    allowEmpty: true,
+    lockWaitMs: WRITE_LOCK_WAIT_MS,
+    ...(conditional && { precondition: (current) => writeConditionFailure(headers, current) }),
+  };
+}
+
 /** The object an `x-amz-copy-source` names (`bucket/key` or `/bucket/key`, URL-encoded). */
 export function parseCopySource(
   header: string,
@@ -450,7 +512,6 @@ export function writeFailure(
   options: { key?: string; cause?: unknown } = {},
 ): S3Error {
   if (options.cause instanceof S3Error) return options.cause;
-  const code = WRITE_FAILURE_CODES[result.status] ?? "InternalError";
-  const status = code === "InternalError" ? 500 : result.status;
+  const [status, code] = WRITE_FAILURES[result.status] ?? [500, "InternalError"];
   return new S3Error(status, code, result.reason, options.key);
 }
