@@ -1,7 +1,8 @@
 // S3 writes that meet other writes, against a real cluster: conditional writes (If-None-Match: *
 // and If-Match on PutObject, CopyObject and CompleteMultipartUpload: 412 PreconditionFailed,
 // nothing changed), a race of "create only if absent" PUTs of one key (exactly one wins), and
-// concurrent S3 PUTs of one key (the last writer wins; minikeyvalue's PUT keeps its 409).
+// concurrent S3 PUTs of one key (the last writer wins; minikeyvalue's PUT keeps its 409), and a
+// CompleteMultipartUpload that answers 200 at once and keeps the connection alive.
 //
 //   node_modules/.bin/deno test -A tests/s3_writes_test.ts
 
@@ -258,6 +259,62 @@ Deno.test("S3 conditional writes and concurrent writes of one key", async (t) =>
         first.end();
         assert.equal((await firstPut).status, 200);
         assert.equal(await read(client, "slow"), "slow value");
+      },
+    );
+
+    await t.step(
+      "CompleteMultipartUpload: 200 at once, spaces while it waits, then the result; again: the same",
+      async () => {
+        const { UploadId } = await client.send(
+          new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: "joined" }),
+        );
+        const part = await client.send(
+          new UploadPartCommand({
+            Bucket: BUCKET,
+            Key: "joined",
+            UploadId,
+            PartNumber: 1,
+            Body: "all of it",
+          }),
+        );
+        const body = `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>` +
+          `<ETag>${part.ETag}</ETag></Part></CompleteMultipartUpload>`;
+        // A PUT of the key held open keeps the Complete waiting for the key's lock.
+        const held = heldBody();
+        const put = s3Request(s3, `/${BUCKET}/joined`, { method: "PUT", body: held.stream });
+        held.write("in the way");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const response = await fetch(`${s3}/${BUCKET}/joined?uploadId=${UploadId}`, {
+          method: "POST",
+          headers: { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
+          body,
+        });
+        assert.equal(response.status, 200);
+        const reader = response.body!.getReader();
+        let text = "";
+        while (!/<\?xml[^>]*>\s* {2}/.test(text)) {
+          const { value } = await reader.read();
+          text += new TextDecoder().decode(value);
+        }
+        held.end();
+        assert.equal((await put).status, 200);
+        for (let read = await reader.read(); !read.done; read = await reader.read()) {
+          text += new TextDecoder().decode(read.value);
+        }
+        assert.match(text, /^<\?xml[^>]*>\n +<CompleteMultipartUploadResult/);
+        const etag = text.match(/<ETag>([^<]*)<\/ETag>/)?.[1];
+        assert.equal(await read(client, "joined"), "all of it");
+        // Completing it again, as a client that lost the answer does, answers the same.
+        const again = await client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: BUCKET,
+            Key: "joined",
+            UploadId,
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+          }),
+        );
+        assert.equal(again.ETag, etag?.replaceAll("&quot;", '"'));
+        assert.equal(await read(client, "joined"), "all of it");
       },
     );
   } finally {
