@@ -2,7 +2,8 @@
 // and If-Match on PutObject, CopyObject and CompleteMultipartUpload: 412 PreconditionFailed,
 // nothing changed), a race of "create only if absent" PUTs of one key (exactly one wins), and
 // concurrent S3 PUTs of one key (the last writer wins; minikeyvalue's PUT keeps its 409), and a
-// CompleteMultipartUpload that answers 200 at once and keeps the connection alive.
+// CompleteMultipartUpload that answers 200 at once and keeps the connection alive; checksums a
+// write gives, kept and answered.
 //
 //   node_modules/.bin/deno test -A tests/s3_writes_test.ts
 
@@ -12,10 +13,12 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
+import { newChecksum } from "../lib/s3/checksum.ts";
 import { freePort, request, testCluster } from "./helpers.ts";
 
 const BUCKET = "race";
@@ -317,6 +320,66 @@ Deno.test("S3 conditional writes and concurrent writes of one key", async (t) =>
         assert.equal(await read(client, "joined"), "all of it");
       },
     );
+
+    await t.step("x-amz-checksum-*: kept, answered on PUT and on HEAD/GET that ask", async () => {
+      const checked = new S3Client({
+        endpoint: s3,
+        region: "us-east-1",
+        forcePathStyle: true,
+        maxAttempts: 1,
+        credentials: { accessKeyId: "unused", secretAccessKey: "unused" },
+        signer: { sign: (request) => Promise.resolve(request) },
+      });
+      try {
+        const value = "checked value";
+        const sha256 = createHash("sha256").update(value).digest("base64");
+        const put = await checked.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: "summed",
+            Body: value,
+            ChecksumAlgorithm: "SHA256",
+          }),
+        );
+        assert.equal(put.ChecksumSHA256, sha256);
+        const head = await checked.send(
+          new HeadObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
+        );
+        assert.equal(head.ChecksumSHA256, sha256);
+        const got = await checked.send(
+          new GetObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
+        );
+        assert.equal(got.ChecksumSHA256, sha256);
+        assert.equal(await got.Body!.transformToString(), value);
+        const plain = await checked.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "summed" }));
+        assert.equal(plain.ChecksumSHA256, undefined);
+
+        // A raw PUT with the header form; a multipart upload echoes its algorithm.
+        const crc32 = newChecksum("crc32");
+        crc32.update(new TextEncoder().encode(value));
+        const raw = await s3Request(s3, `/${BUCKET}/crc`, {
+          method: "PUT",
+          headers: { "x-amz-checksum-crc32": crc32.digestBase64() },
+          body: value,
+        });
+        assert.equal(raw.status, 200);
+        const rawHead = await fetch(`${s3}/${BUCKET}/crc`, {
+          method: "HEAD",
+          headers: { "x-amz-checksum-mode": "ENABLED" },
+        });
+        assert.equal(rawHead.headers.get("x-amz-checksum-crc32"), crc32.digestBase64());
+        const created = await checked.send(
+          new CreateMultipartUploadCommand({
+            Bucket: BUCKET,
+            Key: "parted",
+            ChecksumAlgorithm: "CRC32C",
+          }),
+        );
+        assert.equal(created.ChecksumAlgorithm, "CRC32C");
+      } finally {
+        checked.destroy();
+      }
+    });
   } finally {
     client.destroy();
   }

@@ -13,17 +13,23 @@ import type { Auth } from "../auth.ts";
 import type { Right } from "../credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
-import type { KeyRecord } from "../record.ts";
+import type { KeyRecord, ObjectInfo } from "../record.ts";
 import type { IndexServer } from "../server.ts";
 import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../store.ts";
 import { VolumeError } from "../volumes.ts";
 import { decodeAwsChunked, parseTrailerNames, TRAILER_SIGNATURE } from "./chunked.ts";
-import { checksumVerifier, expectedChecksums } from "./checksum.ts";
+import {
+  announcedChecksum,
+  checksumRecorder,
+  checksumVerifier,
+  expectedChecksums,
+} from "./checksum.ts";
 import { REPLICA_LOCATION } from "./detect.ts";
 import { Multipart, type MultipartRequest } from "./multipart.ts";
 import {
   bucketNameProblem,
   checkConditions,
+  checksumHeaders,
   contentTypeOf,
   encodeToken,
   etagOf,
@@ -791,6 +797,7 @@ export class S3Api {
         { method: request.method, headers: { "content-range": `bytes */${sizeBytes}` } },
       );
     }
+    Object.assign(headers, checksumHeaders(request.headers, record, { ranged: range !== null }));
     if (request.method === "HEAD") {
       if (range !== null) {
         headers["content-range"] = `bytes ${range.start}-${range.end}/${sizeBytes}`;
@@ -798,7 +805,8 @@ export class S3Api {
       } else headers["content-length"] = String(sizeBytes);
       return new Response(null, { status: range === null ? 200 : 206, headers });
     }
-    if (Object.keys(record.info?.meta ?? {}).length > 0) {
+    // nginx passes on only headers of names it knows: user metadata and a checksum come from here.
+    if (Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers)) {
       return await this.#streamObject(location, path, headers, { range, sizeBytes });
     }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
@@ -894,14 +902,28 @@ export class S3Api {
       headers: storedHeaders(request.headers),
     };
     await this.#bucketForWrite(object.bucket);
-    const { body, sizeBytes, failure } = this.#decodeBody(request, caller);
+    const algorithm = announcedChecksum(request.headers);
+    const decoded = this.#decodeBody(request, caller);
+    const stored: ObjectInfoFields = withoutUndefined(attributes);
+    // The checksum the body was checked against is kept with the value, and answered.
+    const body = algorithm === null ? decoded.body : decoded.body.pipeThrough(
+      checksumRecorder(algorithm, (base64) => {
+        stored.checksum = { algorithm, base64 };
+      }),
+    );
     const result = await this.server.write(object.key, body, {
-      sizeBytes,
-      attributes: withoutUndefined(attributes),
+      sizeBytes: decoded.sizeBytes,
+      attributes: stored,
       ...s3WriteOptions(request.headers),
     });
-    if (!result.ok) throw writeFailure(result, { key: object.key, cause: failure() });
-    return new Response(null, { headers: { etag: `"${result.md5}"` } });
+    if (!result.ok) throw writeFailure(result, { key: object.key, cause: decoded.failure() });
+    const checksum = result.record.info?.checksum;
+    return new Response(null, {
+      headers: {
+        etag: `"${result.md5}"`,
+        ...(checksum && { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 }),
+      },
+    });
   }
 
   async #copyObject(
@@ -1117,6 +1139,14 @@ function s3ErrorWith(
   const response = s3Error(failure, { method: options.method });
   for (const [name, value] of Object.entries(options.headers)) response.headers.set(name, value);
   return response;
+}
+
+/** The attributes an S3 write keeps with a value (lib/server.ts WriteOptions). */
+type ObjectInfoFields = Omit<ObjectInfo, "size" | "mtime">;
+
+/** Whether answer headers carry an `x-amz-checksum-*`. */
+function hasChecksumHeader(headers: Record<string, string>): boolean {
+  return Object.keys(headers).some((name) => name.startsWith("x-amz-checksum-"));
 }
 
 function withoutUndefined<T extends Record<string, unknown>>(value: T): T {

@@ -38,6 +38,7 @@ import {
   writeConditionFailure,
   writeFailure,
 } from "./objects.ts";
+import { parseChecksumAlgorithm } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 import {
   malformedXml,
@@ -487,6 +488,13 @@ export class Multipart {
   async create(request: MultipartRequest): Promise<Response> {
     return await this.#answer(request, async () => {
       await request.body?.cancel();
+      // The algorithm the client will checksum its parts with is echoed, as S3 does; the parts'
+      // checksums are checked as they come, and the object keeps none of its own.
+      const asked = request.headers.get("x-amz-checksum-algorithm");
+      const algorithm = asked === null ? null : parseChecksumAlgorithm(asked);
+      if (asked !== null && algorithm === null) {
+        throw new S3Error(400, "InvalidRequest", "Checksum algorithm provided is unsupported.");
+      }
       const meta = userMetadata(request.headers);
       const type = contentTypeOf(request.headers);
       const headers = storedHeaders(request.headers);
@@ -511,6 +519,9 @@ export class Multipart {
         Bucket: request.bucket,
         Key: request.key,
         UploadId: uploadId,
+        ChecksumAlgorithm: algorithm?.toUpperCase(),
+      }, {
+        headers: algorithm === null ? {} : { "x-amz-checksum-algorithm": algorithm.toUpperCase() },
       });
     });
   }

@@ -363,6 +363,25 @@ export function s3WriteOptions(headers: Headers): {
   };
 }
 
+/**
+ * The stored checksum's header (`x-amz-checksum-crc32: ...`) where a GET or HEAD asks for it
+ * (`x-amz-checksum-mode: ENABLED`) and reads the whole value: a range has no checksum of its own.
+ */
+export function checksumHeaders(
+  headers: Headers,
+  record: KeyRecord,
+  options: { ranged: boolean },
+): Record<string, string> {
+  const checksum = record.info?.checksum;
+  if (
+    checksum === undefined || options.ranged ||
+    headers.get("x-amz-checksum-mode")?.toUpperCase() !== "ENABLED"
+  ) {
+    return {};
+  }
+  return { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 };
+}
+
 /** The object an `x-amz-copy-source` names (`bucket/key` or `/bucket/key`, URL-encoded). */
 export function parseCopySource(
   header: string,
