@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -353,6 +354,18 @@ Deno.test("S3 conditional writes and concurrent writes of one key", async (t) =>
         assert.equal(await got.Body!.transformToString(), value);
         const plain = await checked.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "summed" }));
         assert.equal(plain.ChecksumSHA256, undefined);
+        // A copy has the same bytes, so the same checksum.
+        await checked.send(
+          new CopyObjectCommand({
+            Bucket: BUCKET,
+            Key: "summed-copy",
+            CopySource: `${BUCKET}/summed`,
+          }),
+        );
+        const copied = await checked.send(
+          new HeadObjectCommand({ Bucket: BUCKET, Key: "summed-copy", ChecksumMode: "ENABLED" }),
+        );
+        assert.equal(copied.ChecksumSHA256, sha256);
 
         // A raw PUT with the header form; a multipart upload echoes its algorithm.
         const crc32 = newChecksum("crc32");

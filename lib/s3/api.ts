@@ -962,12 +962,14 @@ export class S3Api {
       throw new S3Error(412, "PreconditionFailed", "At least one of the preconditions failed.");
     }
     const info = found.record.info;
+    // The bytes are the source's: so is their checksum, whichever the directive.
     const attributes = directive === "COPY"
-      ? { type: info?.type, meta: info?.meta, headers: info?.headers }
+      ? { type: info?.type, meta: info?.meta, headers: info?.headers, checksum: info?.checksum }
       : {
         type: contentTypeOf(headers),
         meta: userMetadata(headers),
         headers: storedHeaders(headers),
+        checksum: info?.checksum,
       };
     const response = await this.server.volumes.get(found.location, found.path);
     const length = response.headers.get("content-length");
