@@ -13,6 +13,7 @@ import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
+  GetObjectAttributesCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -322,77 +323,95 @@ Deno.test("S3 conditional writes and concurrent writes of one key", async (t) =>
       },
     );
 
-    await t.step("x-amz-checksum-*: kept, answered on PUT and on HEAD/GET that ask", async () => {
-      const checked = new S3Client({
-        endpoint: s3,
-        region: "us-east-1",
-        forcePathStyle: true,
-        maxAttempts: 1,
-        credentials: { accessKeyId: "unused", secretAccessKey: "unused" },
-        signer: { sign: (request) => Promise.resolve(request) },
-      });
-      try {
-        const value = "checked value";
-        const sha256 = createHash("sha256").update(value).digest("base64");
-        const put = await checked.send(
-          new PutObjectCommand({
-            Bucket: BUCKET,
-            Key: "summed",
-            Body: value,
-            ChecksumAlgorithm: "SHA256",
-          }),
-        );
-        assert.equal(put.ChecksumSHA256, sha256);
-        const head = await checked.send(
-          new HeadObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
-        );
-        assert.equal(head.ChecksumSHA256, sha256);
-        const got = await checked.send(
-          new GetObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
-        );
-        assert.equal(got.ChecksumSHA256, sha256);
-        assert.equal(await got.Body!.transformToString(), value);
-        const plain = await checked.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "summed" }));
-        assert.equal(plain.ChecksumSHA256, undefined);
-        // A copy has the same bytes, so the same checksum.
-        await checked.send(
-          new CopyObjectCommand({
-            Bucket: BUCKET,
-            Key: "summed-copy",
-            CopySource: `${BUCKET}/summed`,
-          }),
-        );
-        const copied = await checked.send(
-          new HeadObjectCommand({ Bucket: BUCKET, Key: "summed-copy", ChecksumMode: "ENABLED" }),
-        );
-        assert.equal(copied.ChecksumSHA256, sha256);
+    await t.step(
+      "x-amz-checksum-*: kept, answered on PUT, HEAD/GET that ask, GetObjectAttributes",
+      async () => {
+        const checked = new S3Client({
+          endpoint: s3,
+          region: "us-east-1",
+          forcePathStyle: true,
+          maxAttempts: 1,
+          credentials: { accessKeyId: "unused", secretAccessKey: "unused" },
+          signer: { sign: (request) => Promise.resolve(request) },
+        });
+        try {
+          const value = "checked value";
+          const sha256 = createHash("sha256").update(value).digest("base64");
+          const put = await checked.send(
+            new PutObjectCommand({
+              Bucket: BUCKET,
+              Key: "summed",
+              Body: value,
+              ChecksumAlgorithm: "SHA256",
+            }),
+          );
+          assert.equal(put.ChecksumSHA256, sha256);
+          const head = await checked.send(
+            new HeadObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
+          );
+          assert.equal(head.ChecksumSHA256, sha256);
+          const got = await checked.send(
+            new GetObjectCommand({ Bucket: BUCKET, Key: "summed", ChecksumMode: "ENABLED" }),
+          );
+          assert.equal(got.ChecksumSHA256, sha256);
+          assert.equal(await got.Body!.transformToString(), value);
+          const plain = await checked.send(
+            new HeadObjectCommand({ Bucket: BUCKET, Key: "summed" }),
+          );
+          assert.equal(plain.ChecksumSHA256, undefined);
+          // A copy has the same bytes, so the same checksum.
+          await checked.send(
+            new CopyObjectCommand({
+              Bucket: BUCKET,
+              Key: "summed-copy",
+              CopySource: `${BUCKET}/summed`,
+            }),
+          );
+          const copied = await checked.send(
+            new HeadObjectCommand({ Bucket: BUCKET, Key: "summed-copy", ChecksumMode: "ENABLED" }),
+          );
+          assert.equal(copied.ChecksumSHA256, sha256);
 
-        // A raw PUT with the header form; a multipart upload echoes its algorithm.
-        const crc32 = newChecksum("crc32");
-        crc32.update(new TextEncoder().encode(value));
-        const raw = await s3Request(s3, `/${BUCKET}/crc`, {
-          method: "PUT",
-          headers: { "x-amz-checksum-crc32": crc32.digestBase64() },
-          body: value,
-        });
-        assert.equal(raw.status, 200);
-        const rawHead = await fetch(`${s3}/${BUCKET}/crc`, {
-          method: "HEAD",
-          headers: { "x-amz-checksum-mode": "ENABLED" },
-        });
-        assert.equal(rawHead.headers.get("x-amz-checksum-crc32"), crc32.digestBase64());
-        const created = await checked.send(
-          new CreateMultipartUploadCommand({
-            Bucket: BUCKET,
-            Key: "parted",
-            ChecksumAlgorithm: "CRC32C",
-          }),
-        );
-        assert.equal(created.ChecksumAlgorithm, "CRC32C");
-      } finally {
-        checked.destroy();
-      }
-    });
+          const attributes = await checked.send(
+            new GetObjectAttributesCommand({
+              Bucket: BUCKET,
+              Key: "summed",
+              ObjectAttributes: ["ETag", "Checksum", "ObjectSize", "StorageClass"],
+            }),
+          );
+          assert.deepEqual(
+            [attributes.ETag, attributes.Checksum?.ChecksumSHA256, attributes.ObjectSize],
+            [etagOf(value).replaceAll('"', ""), sha256, value.length],
+          );
+          assert.equal(attributes.StorageClass, "STANDARD");
+
+          // A raw PUT with the header form; a multipart upload echoes its algorithm.
+          const crc32 = newChecksum("crc32");
+          crc32.update(new TextEncoder().encode(value));
+          const raw = await s3Request(s3, `/${BUCKET}/crc`, {
+            method: "PUT",
+            headers: { "x-amz-checksum-crc32": crc32.digestBase64() },
+            body: value,
+          });
+          assert.equal(raw.status, 200);
+          const rawHead = await fetch(`${s3}/${BUCKET}/crc`, {
+            method: "HEAD",
+            headers: { "x-amz-checksum-mode": "ENABLED" },
+          });
+          assert.equal(rawHead.headers.get("x-amz-checksum-crc32"), crc32.digestBase64());
+          const created = await checked.send(
+            new CreateMultipartUploadCommand({
+              Bucket: BUCKET,
+              Key: "parted",
+              ChecksumAlgorithm: "CRC32C",
+            }),
+          );
+          assert.equal(created.ChecksumAlgorithm, "CRC32C");
+        } finally {
+          checked.destroy();
+        }
+      },
+    );
   } finally {
     client.destroy();
   }

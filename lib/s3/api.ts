@@ -97,6 +97,7 @@ export type Operation =
   | "ListObjectVersions"
   | "DeleteObjects"
   | "GetObject"
+  | "GetObjectAttributes"
   | "HeadObject"
   | "PutObject"
   | "CopyObject"
@@ -120,6 +121,7 @@ export const OPERATION_RIGHTS: Record<Operation, Right[]> = {
   ListObjectVersions: ["list"],
   DeleteObjects: ["delete"],
   GetObject: ["read"],
+  GetObjectAttributes: ["read"],
   HeadObject: ["read"],
   PutObject: ["write"],
   CopyObject: ["read", "write"],
@@ -156,7 +158,6 @@ export const UNSUPPORTED = [
   "torrent",
   "retention",
   "legal-hold",
-  "attributes",
   "intelligent-tiering",
   "inventory",
   "metrics",
@@ -215,7 +216,9 @@ export function s3Operation(
   }
   switch (method) {
     case "GET":
-      return query.has("uploadId") ? "ListParts" : "GetObject";
+      if (query.has("uploadId")) return "ListParts";
+      if (query.has("attributes")) return "GetObjectAttributes";
+      return "GetObject";
     case "HEAD":
       return "HeadObject";
     case "PUT":
@@ -360,6 +363,8 @@ export class S3Api {
       case "GetObject":
       case "HeadObject":
         return await this.#getObject(request, object!, query);
+      case "GetObjectAttributes":
+        return await this.#getObjectAttributes(request, object!);
       case "PutObject":
         return await this.#putObject(request, caller, object!);
       case "CopyObject":
@@ -831,6 +836,34 @@ export class S3Api {
         ...pick(headers, ["cache-control", "content-disposition", "expires"]),
       },
     });
+  }
+
+  /**
+   * GetObjectAttributes (`GET /bucket/key?attributes`): those of ETag, Checksum, ObjectSize and
+   * StorageClass that `x-amz-object-attributes` names, from the key's record alone.
+   */
+  async #getObjectAttributes(
+    request: Request,
+    object: { bucket: string; key: string },
+  ): Promise<Response> {
+    const asked = new Set(
+      (request.headers.get("x-amz-object-attributes") ?? "").split(",").map((name) => name.trim()),
+    );
+    const record = await this.server.store.get(object.key);
+    if (record === null || record.state !== "live") {
+      await this.#needBucket(object.bucket);
+      throw new S3Error(404, "NoSuchKey", "The specified key does not exist.", object.key);
+    }
+    const checksum = record.info?.checksum;
+    const headers = objectHeaders(record);
+    return xmlResponse("GetObjectAttributesResponse", {
+      ETag: asked.has("ETag") ? etagOf(record).replaceAll('"', "") : undefined,
+      Checksum: asked.has("Checksum") && checksum !== undefined
+        ? { [`Checksum${checksum.algorithm.toUpperCase()}`]: checksum.base64 }
+        : undefined,
+      StorageClass: asked.has("StorageClass") ? "STANDARD" : undefined,
+      ObjectSize: asked.has("ObjectSize") ? record.info?.size ?? 0 : undefined,
+    }, { headers: { "last-modified": headers["last-modified"] } });
   }
 
   /**
