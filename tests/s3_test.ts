@@ -29,7 +29,7 @@ import {
 import { getSignedUrl } from "npm:@aws-sdk/s3-request-presigner@3.1178.0";
 import { spawnIndex } from "../dev/cluster.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { curl, fileOnDisk, freePort, request, tempDir, testCluster } from "./helpers.ts";
+import { curl, fileOnDisk, freePort, request, s3Failure, tempDir, testCluster } from "./helpers.ts";
 
 const ADMIN = { accessKeyId: "admin", secretAccessKey: "admin-secret-0123" };
 const READER = { accessKeyId: "reader", secretAccessKey: "reader-secret-0123" };
@@ -52,17 +52,6 @@ function client(
       responseChecksumValidation: "WHEN_REQUIRED" as const,
     }),
   });
-}
-
-/** The S3 error an SDK call fails with: its name (S3's code) and HTTP status. */
-async function s3Failure(call: Promise<unknown>): Promise<{ name: string; status: number }> {
-  try {
-    await call;
-  } catch (err) {
-    const failure = err as { name: string; $metadata?: { httpStatusCode?: number } };
-    return { name: failure.name, status: failure.$metadata?.httpStatusCode ?? 0 };
-  }
-  throw new Error("the call succeeded");
 }
 
 function md5Hex(bytes: Uint8Array | string): string {

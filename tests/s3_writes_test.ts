@@ -21,7 +21,7 @@ import {
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
 import { newChecksum } from "../lib/s3/checksum.ts";
-import { freePort, request, testCluster } from "./helpers.ts";
+import { freePort, request, s3Failure, testCluster } from "./helpers.ts";
 
 const BUCKET = "race";
 
@@ -37,17 +37,6 @@ function anonymousClient(endpoint: string): S3Client {
     credentials: { accessKeyId: "unused", secretAccessKey: "unused" },
     signer: { sign: (request) => Promise.resolve(request) },
   });
-}
-
-/** The S3 error an SDK call fails with: its code and HTTP status. */
-async function s3Failure(call: Promise<unknown>): Promise<{ name: string; status: number }> {
-  try {
-    await call;
-  } catch (err) {
-    const failure = err as { name: string; $metadata?: { httpStatusCode?: number } };
-    return { name: failure.name, status: failure.$metadata?.httpStatusCode ?? 0 };
-  }
-  throw new Error("the call succeeded");
 }
 
 /** A request body the test writes to and ends when it says (a slow client's upload). */
