@@ -867,6 +867,7 @@ export class Nginx {
     try {
       await stopLeftover(pidFileFor(options.port), { portLocked: true });
       checkPortFree(options.port);
+      if (options.second !== undefined) checkPortFree(options.second.port);
     } catch (err) {
       await Deno.remove(lockFileFor(options.port)).catch(() => {});
       nginx.#portLock.close();
@@ -927,7 +928,14 @@ export class Nginx {
       return s;
     });
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!exited && !await portAnswers(this.#options.port)) {
+    // Ready once every port it serves answers: nginx that cannot bind one exits, and that is
+    // a failure to start, never a start that dies later.
+    const ports = [
+      this.#options.port,
+      ...(this.#options.second ? [this.#options.second.port] : []),
+    ];
+    const answering = async () => (await Promise.all(ports.map(portAnswers))).every(Boolean);
+    while (!exited && !await answering()) {
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
         await status;

@@ -36,6 +36,11 @@ export interface ObjectInfo {
    * names lower-case.
    */
   headers?: Record<string, string>;
+  /**
+   * S3's additional checksum of the value, given and checked when it was written
+   * (`x-amz-checksum-crc32` and the like): the algorithm, lower-case, and its base64 digest.
+   */
+  checksum?: { algorithm: string; base64: string };
 }
 
 export interface KeyRecord {

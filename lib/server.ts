@@ -58,6 +58,8 @@ const SWEEP_INTERVAL_MS = 30_000;
 export const RETIRE_GRACE_MS = 2_000;
 /** How often S3 multipart uploads past --multipart-max-age are looked for. */
 const REAP_INTERVAL_MS = 3_600_000;
+/** How often a write that waits for its key's lock (`lockWaitMs`) looks again, at most. */
+const LOCK_POLL_MAX_MS = 100;
 /** The methods of the API, for `Allow`. */
 const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK, REBALANCE";
 /** Paths under this prefix are the index's own (health, metrics); no key under it is written. */
@@ -106,6 +108,17 @@ export interface WriteOptions {
    * always may: it cannot know a body is empty before the old value is replaced.
    */
   allowEmpty?: boolean;
+  /**
+   * A condition on the key's current value (its live record, or null where none is live),
+   * checked under the key's lock right after its record is read: null, or the status and reason
+   * to refuse the write with, changing nothing (S3's If-Match, If-None-Match).
+   */
+  precondition?: (current: KeyRecord | null) => { status: number; reason: string } | null;
+  /**
+   * How long to wait for a write in progress to the same key (S3's last writer wins) before
+   * refusing with 409, as a write that does not wait (minikeyvalue's PUT) is refused at once.
+   */
+  lockWaitMs?: number;
 }
 
 /** Where a key can be read: its live record and a live replica that holds its file, or why not. */
@@ -628,10 +641,16 @@ export class IndexServer {
         reason: "key cannot be stored: its base64 form ends in / (minikeyvalue layout)",
       };
     }
-    using lock = await this.#lockKey(key);
+    using lock = await this.#lockKeyWithin(key, options.lockWaitMs ?? 0);
     if (lock === null) {
       await body.cancel();
-      return { ok: false, status: 409, reason: `a write to ${key} is in progress` };
+      return {
+        ok: false,
+        status: 409,
+        reason: options.lockWaitMs
+          ? `a write to ${key} is still in progress after ${options.lockWaitMs} ms`
+          : `a write to ${key} is in progress`,
+      };
     }
     this.metrics.writeStarted();
     this.#trace?.begin(key, "PUT");
@@ -659,6 +678,11 @@ export class IndexServer {
       return found;
     }
     const old = found.record;
+    const unmet = options.precondition?.(old?.state === "live" ? old : null) ?? null;
+    if (unmet !== null) {
+      await body.cancel();
+      return { ok: false, ...unmet };
+    }
     if (old !== null && old.state === "live") {
       if (options.overwrite && !this.options.protect) {
         return await this.#overwrite(key, path, old, body, options);
@@ -1048,6 +1072,21 @@ export class IndexServer {
     const removal = this.#removals.get(key);
     if (removal !== undefined) await removal;
     return this.store.lock(key);
+  }
+
+  /**
+   * The key's write lock, waiting up to `waitMs` for the write or delete that holds it to end:
+   * null if it still does. Writes that wait take the lock in no set order; each then writes
+   * whole, so the last to take it wins.
+   */
+  async #lockKeyWithin(key: string, waitMs: number): Promise<Disposable | null> {
+    const deadlineMs = Date.now() + waitMs;
+    for (let pauseMs = 5;; pauseMs = Math.min(pauseMs * 2, LOCK_POLL_MAX_MS)) {
+      const lock = await this.#lockKey(key);
+      const leftMs = deadlineMs - Date.now();
+      if (lock !== null || leftMs <= 0) return lock;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pauseMs, leftMs)));
+    }
   }
 
   /**

@@ -711,6 +711,23 @@ Deno.test("volume.ts and index.ts: usage, and a one-line reason to refuse", asyn
       "1",
     ]);
     assertFailed(index, new RegExp(`^index: port ${port} is busy$`), "index");
+    // A busy --s3-port too: one line, and never "serving" first.
+    const s3 = await runProgram([
+      "index.ts",
+      "server",
+      "--port",
+      `${freePort()}`,
+      "--s3-port",
+      `${port}`,
+      "--db",
+      join(dir.path, "db-s3"),
+      "--volumes",
+      `localhost:${freePort()}`,
+      "--replicas",
+      "1",
+    ]);
+    assertFailed(s3, new RegExp(`^index: port ${port} is busy$`), "index --s3-port");
+    assert.doesNotMatch(s3.stderr, /serving/);
   });
 
   await t.step("a volume refuses the port of a running volume and leaves it alone", async () => {

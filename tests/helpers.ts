@@ -99,6 +99,17 @@ export async function request(
   return { status: response.status, headers: response.headers, body };
 }
 
+/** The S3 error an SDK call fails with: its name (S3's code) and HTTP status. */
+export async function s3Failure(call: Promise<unknown>): Promise<{ name: string; status: number }> {
+  try {
+    await call;
+  } catch (err) {
+    const failure = err as { name: string; $metadata?: { httpStatusCode?: number } };
+    return { name: failure.name, status: failure.$metadata?.httpStatusCode ?? 0 };
+  }
+  throw new Error("the call succeeded");
+}
+
 /** PUT a value; returns the status. */
 export async function put(
   base: string,

@@ -4,6 +4,7 @@
 // which gives the same string to sign.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import {
   canonicalResource,
   parseSigV2,
@@ -223,4 +224,55 @@ Deno.test("SigV2: sub-resources and response overrides are signed, sorted, value
   );
   assert.equal(canonicalResource("/b/", "delete"), "/b/?delete");
   assert.equal(canonicalResource("/b/", "list-type=2&prefix=a"), "/b/");
+});
+
+/** A text as the index sees it in a header: each UTF-8 byte as one latin-1 character. */
+function asHeaderBytes(text: string): string {
+  return String.fromCharCode(...new TextEncoder().encode(text));
+}
+
+/** A request signed over `stringToSign` as its UTF-8 bytes, as botocore and s3cmd sign. */
+function signedOver(method: string, target: string, headers: [string, string][], text: string) {
+  const signature = createHmac("sha1", SECRET).update(text, "utf8").digest("base64");
+  return inputOf(method, target, [...headers, ["Authorization", `AWS ${ACCESS_KEY}:${signature}`]]);
+}
+
+Deno.test("SigV2: a bucket's path verifies signed as /bucket/ too (botocore's resource)", () => {
+  const date = new Date().toUTCString();
+  for (const resource of ["/johnsmith", "/johnsmith/"]) {
+    const input = signedOver(
+      "PUT",
+      "/johnsmith",
+      [["Date", date]],
+      `PUT\n\n\n${date}\n${resource}`,
+    );
+    assert.equal(verifySigV2(input, { ...OPTIONS, nowMs: Date.now() }).ok, true, resource);
+  }
+  const object = signedOver(
+    "PUT",
+    "/johnsmith/k",
+    [["Date", date]],
+    `PUT\n\n\n${date}\n/johnsmith/k/`,
+  );
+  const verdict = verifySigV2(object, { ...OPTIONS, nowMs: Date.now() });
+  assert.equal(!verdict.ok && verdict.code, "SignatureDoesNotMatch");
+});
+
+Deno.test("SigV2: a non-ASCII x-amz-meta-* value verifies as its bytes were signed", () => {
+  const date = new Date().toUTCString();
+  const value = "ünïcødé 日本語";
+  const text = `PUT\n\n\n${date}\nx-amz-meta-name:${value}\n/b/k`;
+  const input = signedOver("PUT", "/b/k", [
+    ["Date", date],
+    ["x-amz-meta-name", asHeaderBytes(value)],
+  ], text);
+  const verdict = verifySigV2(input, { ...OPTIONS, nowMs: Date.now() });
+  assert.equal(verdict.ok, true, JSON.stringify(verdict));
+});
+
+Deno.test("SigV2: a date before 1970 is AccessDenied", () => {
+  const date = "Tue, 07 Jul 1950 21:53:04 GMT";
+  const input = signedOver("GET", "/b/k", [["Date", date]], `GET\n\n\n${date}\n/b/k`);
+  const verdict = verifySigV2(input, { ...OPTIONS, nowMs: Date.now() });
+  assert.deepEqual([verdict.ok, !verdict.ok && verdict.code], [false, "AccessDenied"]);
 });

@@ -13,23 +13,30 @@ import type { Auth } from "../auth.ts";
 import type { Right } from "../credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
-import type { KeyRecord } from "../record.ts";
+import type { KeyRecord, ObjectInfo } from "../record.ts";
 import type { IndexServer } from "../server.ts";
 import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../store.ts";
 import { VolumeError } from "../volumes.ts";
 import { decodeAwsChunked, parseTrailerNames, TRAILER_SIGNATURE } from "./chunked.ts";
-import { checksumVerifier, expectedChecksums } from "./checksum.ts";
+import {
+  announcedChecksum,
+  checksumRecorder,
+  checksumVerifier,
+  expectedChecksums,
+} from "./checksum.ts";
 import { REPLICA_LOCATION } from "./detect.ts";
 import { Multipart, type MultipartRequest } from "./multipart.ts";
 import {
   bucketNameProblem,
   checkConditions,
+  checksumHeaders,
   contentTypeOf,
   encodeToken,
   etagOf,
   isoDate,
   keepFailure,
   type ListParams,
+  locationConstraint,
   objectHeaders,
   parseCopySource,
   parseListParams,
@@ -38,6 +45,7 @@ import {
   rangeApplies,
   responseOverrides,
   type S3Target,
+  s3WriteOptions,
   storedHeaders,
   urlEncodeKey,
   userMetadata,
@@ -89,6 +97,7 @@ export type Operation =
   | "ListObjectVersions"
   | "DeleteObjects"
   | "GetObject"
+  | "GetObjectAttributes"
   | "HeadObject"
   | "PutObject"
   | "CopyObject"
@@ -112,6 +121,7 @@ export const OPERATION_RIGHTS: Record<Operation, Right[]> = {
   ListObjectVersions: ["list"],
   DeleteObjects: ["delete"],
   GetObject: ["read"],
+  GetObjectAttributes: ["read"],
   HeadObject: ["read"],
   PutObject: ["write"],
   CopyObject: ["read", "write"],
@@ -148,7 +158,6 @@ export const UNSUPPORTED = [
   "torrent",
   "retention",
   "legal-hold",
-  "attributes",
   "intelligent-tiering",
   "inventory",
   "metrics",
@@ -207,7 +216,9 @@ export function s3Operation(
   }
   switch (method) {
     case "GET":
-      return query.has("uploadId") ? "ListParts" : "GetObject";
+      if (query.has("uploadId")) return "ListParts";
+      if (query.has("attributes")) return "GetObjectAttributes";
+      return "GetObject";
     case "HEAD":
       return "HeadObject";
     case "PUT":
@@ -331,7 +342,7 @@ export class S3Api {
       case "ListBuckets":
         return await this.#listBuckets();
       case "CreateBucket":
-        return await this.#createBucket(request, bucket);
+        return await this.#createBucket(request, bucket, caller);
       case "HeadBucket":
         await this.#needBucket(bucket);
         return new Response(null, { headers: { "x-amz-bucket-region": "us-east-1" } });
@@ -352,6 +363,8 @@ export class S3Api {
       case "GetObject":
       case "HeadObject":
         return await this.#getObject(request, object!, query);
+      case "GetObjectAttributes":
+        return await this.#getObjectAttributes(request, object!);
       case "PutObject":
         return await this.#putObject(request, caller, object!);
       case "CopyObject":
@@ -465,8 +478,15 @@ export class S3Api {
     return { ...keepFailure(body), sizeBytes };
   }
 
-  /** Reads a small XML body whole (bounded), decoded and checked. */
-  async #readXmlBody(request: Request, caller: Caller): Promise<Record<string, unknown>> {
+  /**
+   * Reads a small XML body whole (bounded), decoded and checked; an empty body is `{}` where
+   * `optional`, else MalformedXML.
+   */
+  async #readXmlBody(
+    request: Request,
+    caller: Caller,
+    options: { optional?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
     const { body, failure } = this.#decodeBody(request, caller);
     const chunks: Uint8Array[] = [];
     let total = 0;
@@ -482,6 +502,7 @@ export class S3Api {
     } catch (err) {
       throw failure() ?? err;
     }
+    if (total === 0 && options.optional) return {};
     const bytes = new Uint8Array(total);
     let at = 0;
     for (const chunk of chunks) {
@@ -555,10 +576,17 @@ export class S3Api {
     });
   }
 
-  async #createBucket(request: Request, bucket: string): Promise<Response> {
-    // The body (a CreateBucketConfiguration with a region) changes nothing here.
-    await request.body?.cancel();
+  async #createBucket(request: Request, bucket: string, caller: Caller): Promise<Response> {
+    // The body is a CreateBucketConfiguration naming a region; the cluster answers as us-east-1.
+    const region = request.body === null
+      ? ""
+      : locationConstraint(await this.#readXmlBody(request, caller, { optional: true }));
+    // S3's legacy rule: creating a bucket you own again succeeds in us-east-1 (changing
+    // nothing) and is BucketAlreadyOwnedByYou when another region is asked.
     if (await this.#bucketMarker(bucket)) {
+      if (region === "" || region === "us-east-1") {
+        return new Response(null, { headers: { location: `/${bucket}` } });
+      }
       throw new S3Error(
         409,
         "BucketAlreadyOwnedByYou",
@@ -710,7 +738,9 @@ export class S3Api {
         ContinuationToken: params.continuationToken,
         NextContinuationToken: truncated ? encodeToken(last) : undefined,
         StartAfter: params.startAfter === undefined ? undefined : encode(params.startAfter),
-        Contents: contents,
+        Contents: params.fetchOwner
+          ? contents.map((entry) => ({ ...entry, Owner: OWNER }))
+          : contents,
         CommonPrefixes: common,
       });
     }
@@ -718,7 +748,8 @@ export class S3Api {
       ...shared,
       Marker: encode(params.marker ?? ""),
       NextMarker: truncated && params.delimiter !== "" ? encode(last) : undefined,
-      Contents: contents,
+      // ListObjects (v1) names every object's owner, as S3's does.
+      Contents: contents.map((entry) => ({ ...entry, Owner: OWNER })),
       CommonPrefixes: common,
     });
   }
@@ -771,6 +802,7 @@ export class S3Api {
         { method: request.method, headers: { "content-range": `bytes */${sizeBytes}` } },
       );
     }
+    Object.assign(headers, checksumHeaders(request.headers, record, { ranged: range !== null }));
     if (request.method === "HEAD") {
       if (range !== null) {
         headers["content-range"] = `bytes ${range.start}-${range.end}/${sizeBytes}`;
@@ -778,7 +810,8 @@ export class S3Api {
       } else headers["content-length"] = String(sizeBytes);
       return new Response(null, { status: range === null ? 200 : 206, headers });
     }
-    if (Object.keys(record.info?.meta ?? {}).length > 0) {
+    // nginx passes on only headers of names it knows: user metadata and a checksum come from here.
+    if (Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers)) {
       return await this.#streamObject(location, path, headers, { range, sizeBytes });
     }
     // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
@@ -803,6 +836,34 @@ export class S3Api {
         ...pick(headers, ["cache-control", "content-disposition", "expires"]),
       },
     });
+  }
+
+  /**
+   * GetObjectAttributes (`GET /bucket/key?attributes`): those of ETag, Checksum, ObjectSize and
+   * StorageClass that `x-amz-object-attributes` names, from the key's record alone.
+   */
+  async #getObjectAttributes(
+    request: Request,
+    object: { bucket: string; key: string },
+  ): Promise<Response> {
+    const asked = new Set(
+      (request.headers.get("x-amz-object-attributes") ?? "").split(",").map((name) => name.trim()),
+    );
+    const record = await this.server.store.get(object.key);
+    if (record === null || record.state !== "live") {
+      await this.#needBucket(object.bucket);
+      throw new S3Error(404, "NoSuchKey", "The specified key does not exist.", object.key);
+    }
+    const checksum = record.info?.checksum;
+    const headers = objectHeaders(record);
+    return xmlResponse("GetObjectAttributesResponse", {
+      ETag: asked.has("ETag") ? etagOf(record).replaceAll('"', "") : undefined,
+      Checksum: asked.has("Checksum") && checksum !== undefined
+        ? { [`Checksum${checksum.algorithm.toUpperCase()}`]: checksum.base64 }
+        : undefined,
+      StorageClass: asked.has("StorageClass") ? "STANDARD" : undefined,
+      ObjectSize: asked.has("ObjectSize") ? record.info?.size ?? 0 : undefined,
+    }, { headers: { "last-modified": headers["last-modified"] } });
   }
 
   /**
@@ -874,15 +935,28 @@ export class S3Api {
       headers: storedHeaders(request.headers),
     };
     await this.#bucketForWrite(object.bucket);
-    const { body, sizeBytes, failure } = this.#decodeBody(request, caller);
+    const algorithm = announcedChecksum(request.headers);
+    const decoded = this.#decodeBody(request, caller);
+    const stored: ObjectInfoFields = withoutUndefined(attributes);
+    // The checksum the body was checked against is kept with the value, and answered.
+    const body = algorithm === null ? decoded.body : decoded.body.pipeThrough(
+      checksumRecorder(algorithm, (base64) => {
+        stored.checksum = { algorithm, base64 };
+      }),
+    );
     const result = await this.server.write(object.key, body, {
-      sizeBytes,
-      attributes: withoutUndefined(attributes),
-      overwrite: true,
-      allowEmpty: true,
+      sizeBytes: decoded.sizeBytes,
+      attributes: stored,
+      ...s3WriteOptions(request.headers),
     });
-    if (!result.ok) throw writeFailure(result, { key: object.key, cause: failure() });
-    return new Response(null, { headers: { etag: `"${result.md5}"` } });
+    if (!result.ok) throw writeFailure(result, { key: object.key, cause: decoded.failure() });
+    const checksum = result.record.info?.checksum;
+    return new Response(null, {
+      headers: {
+        etag: `"${result.md5}"`,
+        ...(checksum && { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 }),
+      },
+    });
   }
 
   async #copyObject(
@@ -921,20 +995,21 @@ export class S3Api {
       throw new S3Error(412, "PreconditionFailed", "At least one of the preconditions failed.");
     }
     const info = found.record.info;
+    // The bytes are the source's: so is their checksum, whichever the directive.
     const attributes = directive === "COPY"
-      ? { type: info?.type, meta: info?.meta, headers: info?.headers }
+      ? { type: info?.type, meta: info?.meta, headers: info?.headers, checksum: info?.checksum }
       : {
         type: contentTypeOf(headers),
         meta: userMetadata(headers),
         headers: storedHeaders(headers),
+        checksum: info?.checksum,
       };
     const response = await this.server.volumes.get(found.location, found.path);
     const length = response.headers.get("content-length");
     const result = await this.server.write(object.key, response.body, {
       sizeBytes: length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined,
       attributes: withoutUndefined(attributes),
-      overwrite: true,
-      allowEmpty: true,
+      ...s3WriteOptions(headers),
     });
     if (!result.ok) {
       // The body here is the source replica's: its failure is the index's, not the client's.
@@ -1099,6 +1174,14 @@ function s3ErrorWith(
   const response = s3Error(failure, { method: options.method });
   for (const [name, value] of Object.entries(options.headers)) response.headers.set(name, value);
   return response;
+}
+
+/** The attributes an S3 write keeps with a value (lib/server.ts WriteOptions). */
+type ObjectInfoFields = Omit<ObjectInfo, "size" | "mtime">;
+
+/** Whether answer headers carry an `x-amz-checksum-*`. */
+function hasChecksumHeader(headers: Record<string, string>): boolean {
+  return Object.keys(headers).some((name) => name.startsWith("x-amz-checksum-"));
 }
 
 function withoutUndefined<T extends Record<string, unknown>>(value: T): T {

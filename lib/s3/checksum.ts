@@ -310,3 +310,38 @@ export function checksumVerifier(headers: Headers): TransformStream<Uint8Array, 
     },
   });
 }
+
+/**
+ * The one checksum a write announces: an `x-amz-checksum-*` header, or a checksum trailer that
+ * `x-amz-trailer` names (checked as the body ends); null when it announces none.
+ */
+export function announcedChecksum(headers: Headers): ChecksumAlgorithm | null {
+  const given = expectedChecksums(headers)[0];
+  if (given !== undefined) return given.algorithm;
+  for (const name of (headers.get("x-amz-trailer") ?? "").split(",")) {
+    const algorithm = checksumHeaderAlgorithm(name);
+    if (algorithm !== null) return algorithm;
+  }
+  return null;
+}
+
+/**
+ * A pass-through stream that computes `algorithm` over the body and hands its base64 digest to
+ * `done` once the body has ended whole: what is stored as the value's checksum, equal to the one
+ * the client sent, which the body was checked against before it ended.
+ */
+export function checksumRecorder(
+  algorithm: ChecksumAlgorithm,
+  done: (base64: string) => void,
+): TransformStream<Uint8Array, Uint8Array> {
+  const checksum = newChecksum(algorithm);
+  return new TransformStream({
+    transform(chunk, controller) {
+      checksum.update(chunk);
+      controller.enqueue(chunk);
+    },
+    flush() {
+      done(checksum.digestBase64());
+    },
+  });
+}

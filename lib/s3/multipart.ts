@@ -30,13 +30,27 @@ import {
   keepFailure,
   MAX_LIST_KEYS,
   parseCopySource,
+  s3WriteOptions,
   storedHeaders,
   urlEncodeKey,
   userMetadata,
+  WRITE_LOCK_WAIT_MS,
+  writeConditionFailure,
   writeFailure,
 } from "./objects.ts";
+import { parseChecksumAlgorithm } from "./checksum.ts";
 import { S3Error } from "./error.ts";
-import { malformedXml, MAX_XML_BODY_BYTES, parseXml, s3Error, xmlResponse } from "./xml.ts";
+import {
+  malformedXml,
+  MAX_XML_BODY_BYTES,
+  parseXml,
+  renderError,
+  renderXml,
+  requestId,
+  s3Error,
+  XML_DECLARATION,
+  xmlResponse,
+} from "./xml.ts";
 
 /** S3's smallest part but the last; a constructor option lowers it for tests. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -46,6 +60,10 @@ export const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
 export const MAX_PART_NUMBER = 10_000;
 /** Bytes of each read of a part's replica, for a reader of the joined parts without a buffer. */
 const JOIN_CHUNK_BYTES = 256 * 1024;
+/** How often CompleteMultipartUpload sends a space while it joins the parts. */
+const KEEP_ALIVE_INTERVAL_MS = 1_000;
+/** How long a completed upload's result is kept to answer a repeated Complete with. */
+const COMPLETED_TTL_MS = 3_600_000;
 /** Entries read from the KV per round trip of a listing (the KV allows 1000). */
 const LIST_BATCH = 500;
 /** Digits of a part number in its key, so that keys sort in part order. */
@@ -57,6 +75,13 @@ const ID_RANDOM_DIGITS = 20;
 const UPLOAD_ID = new RegExp(`^[0-9a-f]{${ID_TIME_DIGITS + ID_RANDOM_DIGITS}}$`);
 /** Who owns and started every upload: the store has one owner. */
 const OWNER = { ID: "mkv", DisplayName: "mkv" };
+
+/** What a repeated CompleteMultipartUpload is answered from. */
+interface CompletedUpload {
+  bucket: string;
+  key: string;
+  etag: string;
+}
 const STORAGE_CLASS = "STANDARD";
 
 /** One multipart request, as the S3 API (lib/s3/api.ts) hands it over, its body decoded
@@ -181,6 +206,55 @@ export function parseCount(
   return Math.min(Number(text), options.max);
 }
 
+/** CompleteMultipartUpload's result document's fields. */
+function completeResult(request: MultipartRequest, etag: string): Record<string, unknown> {
+  return {
+    Location: objectUrl(request),
+    Bucket: request.bucket,
+    Key: request.key,
+    ETag: `"${etag}"`,
+  };
+}
+
+/**
+ * A 200 whose body is `document` once it is ready: the XML declaration at once, a space every
+ * `intervalMs` until then (so that neither a client's read timeout nor a proxy's ends the wait),
+ * then the document, or the S3 error document of its failure. A client that goes away does not
+ * stop the work.
+ */
+export function keptAlive(document: Promise<string>, options: { intervalMs: number }): Response {
+  const encoder = new TextEncoder();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const ending = document.then(
+    (text) => text.replace(XML_DECLARATION, ""),
+    (err) => {
+      const failure = err instanceof S3Error
+        ? err
+        : new S3Error(500, "InternalError", `cannot complete the upload: ${firstLine(err)}`);
+      if (!(err instanceof S3Error)) console.error(`index: ${failure.message}`);
+      return renderError(failure, requestId()).replace(XML_DECLARATION, "");
+    },
+  );
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(XML_DECLARATION));
+      timer = setInterval(() => controller.enqueue(encoder.encode(" ")), options.intervalMs);
+      ending.then((text) => {
+        clearInterval(timer);
+        controller.enqueue(encoder.encode(text));
+        controller.close();
+      }).catch(() => {});
+    },
+    cancel() {
+      clearInterval(timer);
+    },
+  });
+  // X-Accel-Buffering: the index's nginx passes each space on as it comes.
+  return new Response(body, {
+    headers: { "content-type": "application/xml", "x-accel-buffering": "no" },
+  });
+}
+
 /** An ETag as clients quote it (`"abc"`), unquoted and lower-case. */
 function unquote(etag: string): string {
   return etag.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
@@ -277,12 +351,15 @@ export function parseCopyRange(
   }
   const start = Number(match[1]);
   const end = Number(match[2]);
-  if (start > end || end >= sizeBytes) {
+  if (start > end) {
     return new S3Error(
       400,
       "InvalidArgument",
       `Range specified is not valid for source object of size: ${sizeBytes}`,
     );
+  }
+  if (end >= sizeBytes) {
+    return new S3Error(416, "InvalidRange", "The requested range is not satisfiable");
   }
   return { start, end };
 }
@@ -411,6 +488,13 @@ export class Multipart {
   async create(request: MultipartRequest): Promise<Response> {
     return await this.#answer(request, async () => {
       await request.body?.cancel();
+      // The algorithm the client will checksum its parts with is echoed, as S3 does; the parts'
+      // checksums are checked as they come, and the object keeps none of its own.
+      const asked = request.headers.get("x-amz-checksum-algorithm");
+      const algorithm = asked === null ? null : parseChecksumAlgorithm(asked);
+      if (asked !== null && algorithm === null) {
+        throw new S3Error(400, "InvalidRequest", "Checksum algorithm provided is unsupported.");
+      }
       const meta = userMetadata(request.headers);
       const type = contentTypeOf(request.headers);
       const headers = storedHeaders(request.headers);
@@ -435,6 +519,9 @@ export class Multipart {
         Bucket: request.bucket,
         Key: request.key,
         UploadId: uploadId,
+        ChecksumAlgorithm: algorithm?.toUpperCase(),
+      }, {
+        headers: algorithm === null ? {} : { "x-amz-checksum-algorithm": algorithm.toUpperCase() },
       });
     });
   }
@@ -523,40 +610,71 @@ export class Multipart {
   }
 
   /**
-   * CompleteMultipartUpload (`POST /bucket/key?uploadId=ID`): checks the list, streams the parts
-   * into the final object (replacing a live one), then removes the upload and its parts.
+   * CompleteMultipartUpload (`POST /bucket/key?uploadId=ID`): checks the list, then answers 200
+   * at once and, while it streams the parts into the final object (replacing a live one), keeps
+   * the connection alive with whitespace; then sends the result, or the S3 error document, in
+   * that 200, as S3 does (#keptAlive). The upload and its parts go once the object is committed.
+   * Completing it again within COMPLETED_TTL_MS, as a client that lost the answer does, answers
+   * the same result.
    */
   async complete(request: MultipartRequest): Promise<Response> {
     return await this.#answer(request, async () => {
       const uploadId = request.uploadId ?? "";
+      const done = await this.server.store.kv.get<string>([UPLOADS, "done", uploadId]);
+      const earlier = done.value === null ? null : JSON.parse(done.value) as CompletedUpload;
+      if (earlier?.bucket === request.bucket && earlier.key === request.key) {
+        await request.body?.cancel();
+        return xmlResponse("CompleteMultipartUploadResult", completeResult(request, earlier.etag));
+      }
       await this.#upload(request);
       const requested = parseCompleteBody(await readText(request.body, MAX_XML_BODY_BYTES));
-      using _lock = this.#lock(uploadId);
-      // Another Complete or an Abort may have finished while this one waited for its body.
-      const state = await this.#upload(request);
-      const stored = new Map<number, StoredPart>();
-      for await (const part of this.#parts(uploadId, 0)) stored.set(part.partNumber, part);
-      const parts = checkCompleteParts(requested, stored, this.minPartBytes);
-      if (parts instanceof S3Error) throw parts;
-      const etag = multipartEtag(parts.map((part) => part.md5));
-      const finalKey = request.indexKey;
-      const joined = this.#joined(uploadId, parts);
-      const result = await this.server.write(finalKey, joined.stream, {
-        sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
-        attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
-        overwrite: true,
-        allowEmpty: true,
-      });
-      if (!result.ok) throw writeFailure(result, { cause: joined.cause() });
-      await this.#forget(uploadId, state);
-      await this.#removeParts(uploadId);
-      return xmlResponse("CompleteMultipartUploadResult", {
-        Location: objectUrl(request),
-        Bucket: request.bucket,
-        Key: request.key,
-        ETag: `"${etag}"`,
+      const lock = this.#lock(uploadId);
+      let joining: Promise<string>;
+      try {
+        // Another Complete or an Abort may have finished while this one waited for its body.
+        const state = await this.#upload(request);
+        const stored = new Map<number, StoredPart>();
+        for await (const part of this.#parts(uploadId, 0)) stored.set(part.partNumber, part);
+        const parts = checkCompleteParts(requested, stored, this.minPartBytes);
+        if (parts instanceof S3Error) throw parts;
+        // If-Match and If-None-Match are checked before the 200, to answer them with their own
+        // status, and again under the key's lock as the object is written (a write may come
+        // between): one that fails there is an error document in the 200.
+        const current = await this.server.store.get(request.indexKey);
+        const unmet = writeConditionFailure(
+          request.headers,
+          current?.state === "live" ? current : null,
+        );
+        if (unmet !== null) throw writeFailure(unmet, { key: request.indexKey });
+        joining = this.#join(request, state, parts);
+      } catch (err) {
+        lock[Symbol.dispose]();
+        throw err;
+      }
+      return keptAlive(joining.finally(() => lock[Symbol.dispose]()), {
+        intervalMs: KEEP_ALIVE_INTERVAL_MS,
       });
     });
+  }
+
+  /** Writes the parts as the object, removes the upload; the result document. */
+  async #join(request: MultipartRequest, state: UploadState, parts: StoredPart[]): Promise<string> {
+    const uploadId = request.uploadId ?? "";
+    const etag = multipartEtag(parts.map((part) => part.md5));
+    const joined = this.#joined(uploadId, parts);
+    const result = await this.server.write(request.indexKey, joined.stream, {
+      sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
+      attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
+      ...s3WriteOptions(request.headers),
+    });
+    if (!result.ok) throw writeFailure(result, { cause: joined.cause() });
+    const completed: CompletedUpload = { bucket: request.bucket, key: request.key, etag };
+    await this.server.store.kv.set([UPLOADS, "done", uploadId], JSON.stringify(completed), {
+      expireIn: COMPLETED_TTL_MS,
+    });
+    await this.#forget(uploadId, state);
+    await this.#removeParts(uploadId);
+    return renderXml("CompleteMultipartUploadResult", completeResult(request, etag));
   }
 
   /** AbortMultipartUpload (`DELETE /bucket/key?uploadId=ID`): the upload and its parts go. */
@@ -830,6 +948,7 @@ export class Multipart {
       attributes: {},
       overwrite: true,
       allowEmpty: true,
+      lockWaitMs: WRITE_LOCK_WAIT_MS,
     });
     if (!result.ok && result.status === 400 && options.from !== undefined) {
       throw new S3Error(503, "ServiceUnavailable", `copy from ${options.from}: ${result.reason}`);

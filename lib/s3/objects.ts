@@ -8,16 +8,28 @@ import { MAX_KEY_BYTES } from "../placement.ts";
 import type { KeyRecord } from "../record.ts";
 import { S3Error } from "./error.ts";
 
-/** S3's codes for the index's refusals of a write (lib/server.ts `WriteResult`). */
-const WRITE_FAILURE_CODES: Record<number, string> = {
-  400: "IncompleteBody",
-  403: "AccessDenied",
-  409: "OperationAborted",
-  411: "MissingContentLength",
-  503: "ServiceUnavailable",
-  507: "InsufficientStorage",
+/**
+ * S3's status and code for the index's refusals of a write (lib/server.ts `WriteResult`). A 409
+ * is a write to the key that was still in progress once this one had waited its while for it
+ * (`lockWaitMs`): S3's SlowDown, which clients retry.
+ */
+const WRITE_FAILURES: Record<number, [number, string]> = {
+  400: [400, "IncompleteBody"],
+  403: [403, "AccessDenied"],
+  404: [404, "NoSuchKey"],
+  409: [503, "SlowDown"],
+  411: [411, "MissingContentLength"],
+  412: [412, "PreconditionFailed"],
+  503: [503, "ServiceUnavailable"],
+  507: [507, "InsufficientStorage"],
 };
 
+/**
+ * How long an S3 write waits for a write in progress to the same key before SlowDown (503):
+ * S3's last writer wins, where minikeyvalue's PUT is refused with 409 at once. Long enough for
+ * writers of small values to take turns; a client contending with a large upload retries.
+ */
+export const WRITE_LOCK_WAIT_MS = 5_000;
 /** S3's bound on user metadata: names and values of every `x-amz-meta-*` header, in bytes. */
 export const MAX_METADATA_BYTES = 2048;
 /** S3's largest and default page of a listing. */
@@ -89,6 +101,10 @@ export function parseS3Path(rawPath: string): S3Target {
   }
   const objectKey = slash === -1 ? "" : path.slice(slash + 1);
   if (objectKey === "") return { kind: "bucket", bucket };
+  // S3 refuses the C1 control characters (U+0080 to U+009F) in a key.
+  if (/[\u0080-\u009f]/.test(objectKey)) {
+    throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.", `/${bucket}`);
+  }
   const key = `/${bucket}/${objectKey}`;
   if (utf8Length(key) > MAX_KEY_BYTES) {
     throw new S3Error(
@@ -99,6 +115,14 @@ export function parseS3Path(rawPath: string): S3Target {
     );
   }
   return { kind: "object", bucket, objectKey, key };
+}
+
+/** The region a CreateBucketConfiguration body asks for, "" when it names none. */
+export function locationConstraint(body: Record<string, unknown>): string {
+  const config = body.CreateBucketConfiguration;
+  if (typeof config !== "object" || config === null) return "";
+  const region = (config as Record<string, unknown>).LocationConstraint;
+  return typeof region === "string" ? region.trim() : "";
 }
 
 /** The index key of an object. */
@@ -141,7 +165,7 @@ export function storedHeaders(headers: Headers): Record<string, string> | undefi
     let value = headers.get(name);
     if (name === "content-encoding" && value !== null) {
       value = value.split(",").map((part) => part.trim())
-        .filter((part) => part !== "" && part.toLowerCase() !== "aws-chunked").join(",");
+        .filter((part) => part !== "" && part.toLowerCase() !== "aws-chunked").join(", ");
     }
     if (value === null || value === "") continue;
     bytes += name.length + utf8Length(value);
@@ -287,6 +311,75 @@ export function checkConditions(headers: Headers, record: KeyRecord): 304 | 412 
     if (since !== null && mtimeMs <= since) return 304;
   }
   return null;
+}
+
+/** Why a write may not go ahead: S3's status for it and a short reason. */
+export interface WriteRefusal {
+  status: 404 | 412;
+  reason: string;
+}
+
+/**
+ * A write's If-Match and If-None-Match (PutObject, CopyObject, CompleteMultipartUpload) against
+ * the key's live value (null where there is none): If-Match needs a value (404 NoSuchKey
+ * without one) whose ETag it lists, or `*`; If-None-Match refuses a value whose ETag it lists,
+ * or any value for `*`. Null when the write may go ahead.
+ */
+export function writeConditionFailure(
+  headers: Headers,
+  current: KeyRecord | null,
+): WriteRefusal | null {
+  const ifMatch = headers.get("if-match");
+  if (ifMatch !== null) {
+    if (current === null) return { status: 404, reason: "The specified key does not exist." };
+    if (!etagListMatches(ifMatch, etagOf(current))) {
+      return { status: 412, reason: "At least one of the preconditions failed: If-Match." };
+    }
+  }
+  const ifNoneMatch = headers.get("if-none-match");
+  if (ifNoneMatch !== null && current !== null && etagListMatches(ifNoneMatch, etagOf(current))) {
+    return { status: 412, reason: "At least one of the preconditions failed: If-None-Match." };
+  }
+  return null;
+}
+
+/**
+ * What every S3 write of an object asks of the index's write path: replace a live value, store an
+ * empty one, wait its turn behind a write in progress, and the request's If-Match and
+ * If-None-Match, checked under the key's lock.
+ */
+export function s3WriteOptions(headers: Headers): {
+  overwrite: true;
+  allowEmpty: true;
+  lockWaitMs: number;
+  precondition?: (current: KeyRecord | null) => WriteRefusal | null;
+} {
+  const conditional = headers.has("if-match") || headers.has("if-none-match");
+  return {
+    overwrite: true,
+    allowEmpty: true,
+    lockWaitMs: WRITE_LOCK_WAIT_MS,
+    ...(conditional && { precondition: (current) => writeConditionFailure(headers, current) }),
+  };
+}
+
+/**
+ * The stored checksum's header (`x-amz-checksum-crc32: ...`) where a GET or HEAD asks for it
+ * (`x-amz-checksum-mode: ENABLED`) and reads the whole value: a range has no checksum of its own.
+ */
+export function checksumHeaders(
+  headers: Headers,
+  record: KeyRecord,
+  options: { ranged: boolean },
+): Record<string, string> {
+  const checksum = record.info?.checksum;
+  if (
+    checksum === undefined || options.ranged ||
+    headers.get("x-amz-checksum-mode")?.toUpperCase() !== "ENABLED"
+  ) {
+    return {};
+  }
+  return { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 };
 }
 
 /** The object an `x-amz-copy-source` names (`bucket/key` or `/bucket/key`, URL-encoded). */
@@ -438,7 +531,6 @@ export function writeFailure(
   options: { key?: string; cause?: unknown } = {},
 ): S3Error {
   if (options.cause instanceof S3Error) return options.cause;
-  const code = WRITE_FAILURE_CODES[result.status] ?? "InternalError";
-  const status = code === "InternalError" ? 500 : result.status;
+  const [status, code] = WRITE_FAILURES[result.status] ?? [500, "InternalError"];
   return new S3Error(status, code, result.reason, options.key);
 }

@@ -8,7 +8,7 @@
 // published examples.
 
 import { createHmac } from "node:crypto";
-import { signaturesEqual, UNSIGNED_PAYLOAD } from "./sigv4.ts";
+import { signaturesEqual, UNSIGNED_PAYLOAD, wireBytes } from "./sigv4.ts";
 import type { SigV4Failure, SigV4Input, SigV4Verdict } from "./sigv4.ts";
 
 /**
@@ -98,7 +98,8 @@ export function parseSigV2(input: SigV4Input): ParsedSigV2 | SigV4Failure | null
     const amzDate = input.headers.get("x-amz-date");
     const date = amzDate ?? input.headers.get("date");
     const timeMs = date === null ? NaN : Date.parse(date);
-    if (date === null || Number.isNaN(timeMs)) {
+    // S3 takes a date before 1970 for no date at all.
+    if (date === null || Number.isNaN(timeMs) || timeMs < 0) {
       return refusal(
         403,
         "AccessDenied",
@@ -145,22 +146,22 @@ export function canonicalAmzHeaders(headers: Headers, leaveOut: string[] = []): 
   return lines.join("");
 }
 
-/** The path as sent, then the sub-resources of the query, sorted, their values decoded. */
+/** Percent-encoding decoded to bytes, each byte one latin-1 character (as headers arrive). */
+function percentDecodeToBytes(raw: string): string {
+  return raw.replace(/%([0-9A-Fa-f]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/**
+ * The path as sent, then the sub-resources of the query, sorted, their values decoded to the
+ * bytes they stand for.
+ */
 export function canonicalResource(rawPath: string, rawQuery: string): string {
   const kept: [string, string | null][] = [];
   for (const part of rawQuery === "" ? [] : rawQuery.split("&")) {
     const eq = part.indexOf("=");
     const name = eq === -1 ? part : part.slice(0, eq);
     if (!SUB_RESOURCES.has(name)) continue;
-    let value: string | null = null;
-    if (eq !== -1) {
-      try {
-        value = decodeURIComponent(part.slice(eq + 1));
-      } catch {
-        value = part.slice(eq + 1);
-      }
-    }
-    kept.push([name, value]);
+    kept.push([name, eq === -1 ? null : percentDecodeToBytes(part.slice(eq + 1))]);
   }
   kept.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const subs = kept.map(([name, value]) => (value === null ? name : `${name}=${value}`));
@@ -170,26 +171,33 @@ export function canonicalResource(rawPath: string, rawQuery: string): string {
 /**
  * The strings a SigV2 signature may sign. S3's text puts an x-amz-date among the x-amz-* headers
  * and leaves the date line empty (as s3cmd signs); S3's own example puts it on the date line
- * instead: both are taken.
+ * instead: both are taken. A bucket's path (`/bucket`) is also taken as `/bucket/`, the resource
+ * botocore signs for it.
  */
 export function stringsToSignV2(input: SigV4Input, parsed: ParsedSigV2): string[] {
   const headers = input.headers;
   const head = `${input.method}\n${headers.get("content-md5")?.trim() ?? ""}\n` +
     `${headers.get("content-type")?.trim() ?? ""}\n`;
-  const resource = canonicalResource(input.rawPath, input.rawQuery);
-  const texts = [`${head}${parsed.dateLine}\n${canonicalAmzHeaders(headers)}${resource}`];
+  const paths = /^\/[^/]+$/.test(input.rawPath)
+    ? [input.rawPath, `${input.rawPath}/`]
+    : [input.rawPath];
   const amzDate = headers.get("x-amz-date");
-  if (parsed.kind === "header" && amzDate !== null) {
-    texts.push(
-      `${head}${amzDate.trim()}\n${canonicalAmzHeaders(headers, ["x-amz-date"])}${resource}`,
-    );
+  const texts: string[] = [];
+  for (const path of paths) {
+    const resource = canonicalResource(path, input.rawQuery);
+    texts.push(`${head}${parsed.dateLine}\n${canonicalAmzHeaders(headers)}${resource}`);
+    if (parsed.kind === "header" && amzDate !== null) {
+      texts.push(
+        `${head}${amzDate.trim()}\n${canonicalAmzHeaders(headers, ["x-amz-date"])}${resource}`,
+      );
+    }
   }
   return texts;
 }
 
-/** Base64 of the HMAC-SHA1 of `text` under `secret`. */
+/** Base64 of the HMAC-SHA1 of `text`, as the bytes it stands for (`wireBytes`), under `secret`. */
 export function signV2(secret: string, text: string): string {
-  return createHmac("sha1", secret).update(text).digest("base64");
+  return createHmac("sha1", secret).update(wireBytes(text)).digest("base64");
 }
 
 /**

@@ -263,9 +263,18 @@ function hmac(key: string | Uint8Array, data: string): Uint8Array {
   return createHmac("sha256", key).update(data).digest();
 }
 
+/**
+ * The bytes a text of the request stands for. Deno hands each byte of a header over as one
+ * latin-1 character, and the rest of a canonical request is ASCII, so one byte per character
+ * gives back what the client hashed: a UTF-8 x-amz-meta-* value verifies as sent.
+ */
+export function wireBytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (char) => char.charCodeAt(0) & 0xff);
+}
+
 /** The string to sign of a request: the algorithm, date, scope and the canonical request's hash. */
 export function stringToSign(amzDate: string, scope: string, canonical: string): string {
-  return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonical)}`;
+  return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(wireBytes(canonical))}`;
 }
 
 /** The key a secret signs with for one day, region and service (`aws4_request` scope). */
@@ -456,13 +465,16 @@ function parseQueryAuth(params: Map<string, string>): ParsedSigV4 | SigV4Failure
       }".`,
     );
   }
-  if (!/^\d{1,7}$/.test(expires)) {
+  if (!/^-?\d{1,15}$/.test(expires)) {
     return queryError("X-Amz-Expires should be a number of seconds");
   }
+  // S3 answers an expiry out of its bounds as it answers an expired URL.
   const expiresSeconds = Number(expires);
-  if (expiresSeconds > MAX_PRESIGNED_EXPIRES_SECONDS) {
-    return queryError(
-      "X-Amz-Expires must be less than a week (in seconds) that is " +
+  if (expiresSeconds < 0 || expiresSeconds > MAX_PRESIGNED_EXPIRES_SECONDS) {
+    return failure(
+      403,
+      "AccessDenied",
+      "X-Amz-Expires must be from 0 to a week (in seconds) that is " +
         String(MAX_PRESIGNED_EXPIRES_SECONDS),
     );
   }

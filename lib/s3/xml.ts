@@ -12,6 +12,8 @@ import { S3Error } from "./error.ts";
 export const S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/";
 /** The largest XML request body read (a DeleteObjects of 1000 long keys fits). */
 export const MAX_XML_BODY_BYTES = 2 * 1024 * 1024;
+/** What every XML document S3 sends starts with. */
+export const XML_DECLARATION = `<?xml version="1.0" encoding="UTF-8"?>\n`;
 
 const BUILDER = new XMLBuilder({
   ignoreAttributes: false,
@@ -49,7 +51,7 @@ const REFERENCE = /&(#x[0-9a-fA-F]{1,6};|#[0-9]{1,7};|[A-Za-z][A-Za-z0-9]{0,7};)
  */
 export function renderXml(root: string, body: Record<string, unknown>): string {
   const element = { "@_xmlns": S3_NAMESPACE, ...withoutUndefined(body) };
-  return `<?xml version="1.0" encoding="UTF-8"?>\n` + BUILDER.build({ [root]: element });
+  return XML_DECLARATION + BUILDER.build({ [root]: element });
 }
 
 function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {
@@ -77,7 +79,7 @@ export function renderError(failure: S3Error, requestId: string): string {
     Resource: failure.resource,
     RequestId: requestId,
   };
-  return `<?xml version="1.0" encoding="UTF-8"?>\n` +
+  return XML_DECLARATION +
     BUILDER.build({ Error: withoutUndefined(error) });
 }
 
@@ -163,10 +165,15 @@ export function xmlResponse(
   });
 }
 
+/** A new request ID, as S3's look: 16 upper-case hex digits. */
+export function requestId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 16).toUpperCase();
+}
+
 /** An S3 error answer; HEAD answers carry no body, as S3's do. */
 export function s3Error(failure: S3Error, options: { method?: string } = {}): Response {
-  const requestId = crypto.randomUUID().replaceAll("-", "").slice(0, 16).toUpperCase();
-  const headers = { "content-type": "application/xml", "x-amz-request-id": requestId };
-  const body = options.method === "HEAD" ? null : renderError(failure, requestId);
+  const id = requestId();
+  const headers = { "content-type": "application/xml", "x-amz-request-id": id };
+  const body = options.method === "HEAD" ? null : renderError(failure, id);
   return new Response(body, { status: failure.status, headers });
 }
