@@ -203,12 +203,16 @@ async function main(): Promise<void> {
     const { runOperation } = await import("./lib/ops/cli.ts");
     Deno.exit(await runOperation(options));
   }
+  const starting = startIndex(options, (reason) => {
+    console.error(`index :${options.port}: ${reason}; exiting`);
+    Deno.exit(1);
+  });
+  // Listening from the start: a signal during the start stops what it started (its nginx) once
+  // the start is done, rather than ending the process and leaving nginx behind.
+  stopOnSignals(() => starting.then((started) => started.stop(), () => {}));
   let running: RunningIndex;
   try {
-    running = await startIndex(options, (reason) => {
-      console.error(`index :${options.port}: ${reason}; exiting`);
-      Deno.exit(1);
-    });
+    running = await starting;
   } catch (err) {
     if (
       !(err instanceof NginxError || err instanceof StoreError || err instanceof CredentialsError ||
@@ -217,7 +221,6 @@ async function main(): Promise<void> {
     console.error(`index: ${err.message}`);
     Deno.exit(1);
   }
-  stopOnSignals(() => running.stop());
   if (options.volumeSecretFile !== undefined) {
     console.error(
       `index: every request to a volume is signed (--volume-secret-file); ` +

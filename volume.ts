@@ -186,21 +186,24 @@ function startNginx(
 async function main(): Promise<void> {
   const options = commandLine("volume", parseVolumeArgs, USAGE);
   if (options === null) return;
+  const starting = startVolume({
+    ...options,
+    onGiveUp: (reason) => {
+      console.error(`volume :${options.port}: ${reason}; exiting`);
+      Deno.exit(1);
+    },
+  });
+  // Listening from the start: a signal during the start stops what it started (its nginx) once
+  // the start is done, rather than ending the process and leaving nginx behind.
+  stopOnSignals(() => starting.then((started) => started.stop(), () => {}));
   let volume: RunningVolume;
   try {
-    volume = await startVolume({
-      ...options,
-      onGiveUp: (reason) => {
-        console.error(`volume :${options.port}: ${reason}; exiting`);
-        Deno.exit(1);
-      },
-    });
+    volume = await starting;
   } catch (err) {
     if (!(err instanceof NginxError || err instanceof SecretError)) throw err;
     console.error(`volume: ${err.message}`);
     Deno.exit(1);
   }
-  stopOnSignals(() => volume.stop());
   console.error(
     options.secretFile === undefined
       ? `volume: OPEN: anyone who reaches :${options.port} can PUT and DELETE values here ` +
