@@ -6,6 +6,8 @@
 // header on the main port).
 // Pure; golden-tested in tests/s3_route_test.ts.
 
+import { RESPONSE_OVERRIDES } from "./objects.ts";
+
 /** Set by the index's nginx to "1" on every request of --s3-port; removed on the main port. */
 export const S3_PORT_HEADER = "x-mkv-s3";
 /** The named location of the index's nginx that proxies a replica for an S3 GET (nginx.ts). */
@@ -53,12 +55,7 @@ const S3_QUERY_NAMES = new Set([
   "publicaccessblock",
   "replication",
   "requestpayment",
-  "response-cache-control",
-  "response-content-disposition",
-  "response-content-encoding",
-  "response-content-language",
-  "response-content-type",
-  "response-expires",
+  ...Object.keys(RESPONSE_OVERRIDES),
   "restore",
   "retention",
   "select",

@@ -51,7 +51,7 @@ export const STORED_HEADERS = [
 /** The most the stored standard headers of one object may hold, names and values. */
 export const MAX_STORED_HEADER_BYTES = 2048;
 /** The query parameters that override a GET's answer headers, and the header each replaces. */
-const RESPONSE_OVERRIDES: Record<string, string> = {
+export const RESPONSE_OVERRIDES: Record<string, string> = {
   "response-cache-control": "cache-control",
   "response-content-disposition": "content-disposition",
   "response-content-encoding": "content-encoding",

@@ -8,6 +8,7 @@
 // published examples.
 
 import { createHmac } from "node:crypto";
+import { RESPONSE_OVERRIDES } from "./objects.ts";
 import { signaturesEqual, UNSIGNED_PAYLOAD, wireBytes } from "./sigv4.ts";
 import type { SigV4Failure, SigV4Input, SigV4Verdict } from "./sigv4.ts";
 
@@ -35,12 +36,7 @@ const SUB_RESOURCES = new Set([
   "versioning",
   "versions",
   "website",
-  "response-cache-control",
-  "response-content-disposition",
-  "response-content-encoding",
-  "response-content-language",
-  "response-content-type",
-  "response-expires",
+  ...Object.keys(RESPONSE_OVERRIDES),
 ]);
 /** The query parameters of a presigned URL. */
 const QUERY_ACCESS_KEY = "AWSAccessKeyId";
