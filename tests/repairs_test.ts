@@ -334,3 +334,28 @@ Deno.test("gc leaves a value an overwrite just replaced to the server, which rem
   );
   assert.equal((await getFollow(cluster.url, "/bkt/k")).body, "second");
 });
+
+Deno.test("a volume down outside a key's record and targets never keeps its DELETE pending", async () => {
+  await using cluster = await testCluster({ volumes: 4, indexArgs: ["--replicas", "2"] });
+  const hosts = cluster.volumes.map((volume) => `localhost:${volume.port}`);
+  const placement: Placement = { volumes: hosts, replicas: 2, subvolumes: 10 };
+  assert.equal(await put(cluster.url, "/d", "value"), 201);
+  // A volume that holds no replica of /d and is not one of its targets goes down.
+  const targets = await volumesOf(cluster, "/d");
+  const other = keyLocations("/d", placement).find((location) => !targets.includes(location))!;
+  const stopped = cluster.volumes.find((volume) => other.startsWith(`localhost:${volume.port}`))!;
+  await stopped.stop();
+  const noticed = await eventually(
+    async () => /3 of 4 volumes up/.test((await request(`${cluster.url}/-/ready`)).body),
+    10_000,
+  );
+  assert.ok(noticed, "the index never saw the volume go down");
+  assert.equal((await request(`${cluster.url}/d`, { method: "DELETE" })).status, 204);
+  // The delete settles without it: the key can be written again at once, not 503.
+  const again = await request(`${cluster.url}/d`, { method: "PUT", body: "new" });
+  assert.equal(again.status, 201, again.body);
+  assert.equal((await getFollow(cluster.url, "/d")).body, "new");
+  for (const location of targets) {
+    assert.equal(await Deno.readTextFile(fileOnDisk(cluster, location, keyToPath("/d"))), "new");
+  }
+});
