@@ -7,16 +7,16 @@
 //     --volumes localhost:3001,localhost:3002,localhost:3003
 //   deno run -A index.ts --help
 
-import type { Auth } from "./lib/auth.ts";
+import type { Auth } from "./lib/http/auth.ts";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
-import { CredentialsError, loadCredentials } from "./lib/credentials.ts";
+import { CredentialsError, loadCredentials } from "./lib/http/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
 import { commandLine } from "./lib/flags.ts";
-import { IndexServer } from "./lib/server.ts";
-import { adminSocketPath, Store, StoreError } from "./lib/store.ts";
-import { volumeTlsFor } from "./lib/tls.ts";
-import { Volumes } from "./lib/volumes.ts";
-import { readSecretFile, SecretError } from "./lib/signing.ts";
+import { IndexServer } from "./lib/http/server.ts";
+import { adminSocketPath, Store, StoreError } from "./lib/core/store.ts";
+import { volumeTlsFor } from "./lib/nginx/tls.ts";
+import { Volumes } from "./lib/volumes/mod.ts";
+import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
 import {
   DEFAULT_WORKER_USER,
   Nginx,
@@ -68,9 +68,9 @@ export async function startIndex(
   options: IndexOptions,
   onGiveUp: (reason: string) => void,
 ): Promise<RunningIndex> {
-  // A bad credentials file stops the start before anything is opened. lib/auth.ts hashes with
+  // A bad credentials file stops the start before anything is opened. lib/http/auth.ts hashes with
   // node:crypto, whose Node layer costs the index about 5 MiB: it is loaded only when needed.
-  const auth = options.credentials === "" ? null : new (await import("./lib/auth.ts")).Auth(
+  const auth = options.credentials === "" ? null : new (await import("./lib/http/auth.ts")).Auth(
     await loadCredentials(options.credentials),
     { publicRead: options.publicRead },
   );

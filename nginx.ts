@@ -2,7 +2,7 @@
 // in tests/nginx_test.ts) and running nginx as a child safely. The child runs in the foreground
 // with its own prefix directory, pid file and temp paths, logs to our stderr, is stopped with us,
 // and is restarted if it dies on its own. The port's lock keeps a second program off the port;
-// the runtime files and the leftover of a crashed run are lib/runtime.ts's.
+// the runtime files and the leftover of a crashed run are lib/nginx/runtime.ts's.
 //
 // Not an entry point: volume.ts and index.ts import it.
 
@@ -15,16 +15,16 @@ import {
   removeListedFiles,
   stopLeftover,
   tempListFor,
-} from "./lib/runtime.ts";
+} from "./lib/nginx/runtime.ts";
 import {
   DISK_STATUS_PATH,
   STUB_STATUS_PATH,
   VOLUME_OWN_DIR,
   WRITE_PROBE_PATH,
 } from "./lib/placement.ts";
-import { createFileNoFollow, ensureDirNoFollow } from "./lib/nofollow.ts";
-import { validSecret } from "./lib/signing.ts";
-import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/tls.ts";
+import { createFileNoFollow, ensureDirNoFollow } from "./lib/nginx/nofollow.ts";
+import { validSecret } from "./lib/volumes/signing.ts";
+import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/nginx/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
 import { renderReplicaErrorLocations, renderReplicaErrorPages } from "./lib/s3/replicaerrors.ts";
 
@@ -55,7 +55,7 @@ const KEY_PATH_REGEX =
   "^(/sv[0-9A-F]{2})?/[0-9a-f]{2}/[0-9a-f]{2}/[A-Za-z0-9+/]*[A-Za-z0-9+]={0,2}(~/[0-9a-f]{16})?$";
 /** nginx's upload spool inside a volume's directory, in the volume's own directory. */
 const VOLUME_SPOOL = `${VOLUME_OWN_DIR}/tmp`;
-/** The disk figures (lib/statusvolume.ts) inside a volume's directory. */
+/** The disk figures (lib/volumes/statusvolume.ts) inside a volume's directory. */
 const VOLUME_DISK_FILE = `${VOLUME_OWN_DIR}/disk.json`;
 /** A volume's directory when root runs it: root's, writable by the workers' group, sticky. */
 const VOLUME_DIR_MODE = 0o1770;
@@ -177,7 +177,7 @@ export interface VolumeLocationOptions {
   /** nginx's keepalive_timeout for clients (the index); DEFAULT_KEEPALIVE_MS if absent. */
   keepaliveMs?: number;
   /**
-   * The volume secret (lib/signing.ts): PUT and DELETE need a signed URL. Needs the map of
+   * The volume secret (lib/volumes/signing.ts): PUT and DELETE need a signed URL. Needs the map of
    * renderVolumeHttpBlocks() in the http block. Absent: the config is as without signatures.
    */
   secret?: string;
@@ -318,7 +318,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      dav_methods PUT;`,
     `      dav_access user:rw;`,
     `    }`,
-    // The volume's own figures for the index (lib/statusvolume.ts): nginx's counters, and the
+    // The volume's own figures for the index (lib/volumes/statusvolume.ts): nginx's counters, and the
     // disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
     `    location = ${STUB_STATUS_PATH} {`,
     ...(options.privateReads ? signed : []),
@@ -339,7 +339,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
 }
 
 /**
- * The http-level blocks a volume with a secret needs: HEAD is signed as GET (lib/signing.ts), so
+ * The http-level blocks a volume with a secret needs: HEAD is signed as GET (lib/volumes/signing.ts), so
  * that one signed `Location` serves `curl -L` and `curl -I -L` alike.
  */
 export function renderVolumeHttpBlocks(): string {
@@ -353,7 +353,7 @@ export function renderVolumeHttpBlocks(): string {
 
 /**
  * The lines that make a location check a request's signature (nginx's secure_link module, the
- * scheme of lib/signing.ts): `?md5=` must be the base64url md5 of expires, method and decoded
+ * scheme of lib/volumes/signing.ts): `?md5=` must be the base64url md5 of expires, method and decoded
  * path with the secret, and `&expires=` not past; else 403, before anything is read or written.
  * With private reads every request is checked; without, GET and HEAD pass unsigned. None without
  * a secret.

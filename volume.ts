@@ -7,11 +7,11 @@
 //
 // Subvolume directories (`sv00`, `sv01`, ...) are plain directories under --dir: nothing to set.
 // With --volume-secret-file, nginx takes PUT/DELETE only with the index's signature (and, with
-// --private-reads, GET/HEAD too): see lib/signing.ts.
+// --private-reads, GET/HEAD too): see lib/volumes/signing.ts.
 
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
-import { parseTlsFlags, TLS_FLAGS } from "./lib/tls.ts";
-import { readSecretFile, SecretError } from "./lib/signing.ts";
+import { parseTlsFlags, TLS_FLAGS } from "./lib/nginx/tls.ts";
+import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_WORKER_USER,
@@ -26,8 +26,8 @@ import {
   workerAccount,
 } from "./nginx.ts";
 import { resolve } from "node:path";
-import { startDiskReport } from "./lib/statusvolume.ts";
-import { startPruner } from "./lib/prune.ts";
+import { startDiskReport } from "./lib/volumes/statusvolume.ts";
+import { startPruner } from "./lib/volumes/prune.ts";
 
 const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
@@ -77,7 +77,7 @@ export interface VolumeOptions {
   user?: string;
   /** HTTPS instead of plain HTTP; absent without --tls-cert. */
   tls?: TlsFiles;
-  /** The file of the volume secret (lib/signing.ts); absent: writes are not signed. */
+  /** The file of the volume secret (lib/volumes/signing.ts); absent: writes are not signed. */
   secretFile?: string;
   /** GET and HEAD must be signed too; only with `secretFile`. */
   privateReads?: boolean;
@@ -127,8 +127,8 @@ export interface RunningVolume {
 
 /**
  * Starts a volume: nginx serving `dir` on `port`, its disk figures (free and total bytes,
- * lib/statusvolume.ts) rewritten every few seconds for the index to read, and the removal of
- * empty directories (lib/prune.ts) in the background, until `stop()`.
+ * lib/volumes/statusvolume.ts) rewritten every few seconds for the index to read, and the removal of
+ * empty directories (lib/volumes/prune.ts) in the background, until `stop()`.
  */
 export async function startVolume(
   options: VolumeOptions & { onGiveUp?: (reason: string) => void },

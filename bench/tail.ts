@@ -3,7 +3,7 @@
 // volumes (nginx, as volume.ts renders them, each with an access log of `$msec`, `$request_time`
 // per request) and the index (`--replicas 3 --subvolumes 10`, its own access log, V8's GC trace,
 // and MKV_TRACE_WRITES: one line per write with the end of each of its phases, one per KV commit,
-// one per stall of the event loop; lib/writetrace.ts). Then runs thrasher.ts rounds against it and
+// one per stall of the event loop; lib/core/writetrace.ts). Then runs thrasher.ts rounds against it and
 // prints the latency of each round, what the commits, GC, event loop, fsyncs and volumes did, and
 // the timeline of the slowest writes, phase by phase.
 //
@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "../lib/flags.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { TRACE_ENV, type TraceLine } from "../lib/writetrace.ts";
+import { TRACE_ENV, type TraceLine } from "../lib/core/writetrace.ts";
 import {
   DEFAULT_WORKER_USER,
   Nginx,
@@ -28,7 +28,7 @@ import {
   stopChild,
   workerAccount,
 } from "../nginx.ts";
-import { startDiskReport } from "../lib/statusvolume.ts";
+import { startDiskReport } from "../lib/volumes/statusvolume.ts";
 import { freePort } from "../dev/cluster.ts";
 import { type LatencySummary, runThrasher, summarize } from "../thrasher.ts";
 
@@ -162,7 +162,7 @@ export function parseTailArgs(args: string[]): TailOptions | "help" {
   };
 }
 
-/** The lines of a trace file (lib/writetrace.ts). Pure. */
+/** The lines of a trace file (lib/core/writetrace.ts). Pure. */
 export function parseTrace(text: string): TraceLine[] {
   return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
 }

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { commandLine, FlagError, parseFlags } from "../lib/flags.ts";
-import { pidFileFor, stopLeftover } from "../lib/runtime.ts";
+import { pidFileFor, stopLeftover } from "../lib/nginx/runtime.ts";
 
 /** Ports handed out by `freePort`: below the kernel's ephemeral range (32768–60999 here). */
 const FREE_PORT_LOW = 10_000;

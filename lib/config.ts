@@ -5,8 +5,8 @@ import { resolve } from "node:path";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";
 import { isHostPort, type Placement } from "./placement.ts";
 import type { ProxyLimits } from "../nginx.ts";
-import { parseTlsFlags, TLS_FLAGS, type TlsFiles } from "./tls.ts";
-import { DEFAULT_WORKER_USER } from "./runtime.ts";
+import { parseTlsFlags, TLS_FLAGS, type TlsFiles } from "./nginx/tls.ts";
+import { DEFAULT_WORKER_USER } from "./nginx/runtime.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];
@@ -174,7 +174,7 @@ export interface IndexOptions extends Placement {
   dryRun: boolean;
   concurrency: number;
   json: boolean;
-  /** The file of the volume secret (lib/signing.ts); absent: requests to volumes are unsigned. */
+  /** The file of the volume secret (lib/volumes/signing.ts); absent: requests to volumes are unsigned. */
   volumeSecretFile?: string;
   /** How long a signed `Location` works; present only with --private-reads. */
   readExpiryMs?: number;

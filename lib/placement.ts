@@ -15,7 +15,7 @@ export const WRITE_PROBE_PATH = "/.mkv-probe";
 export const PARTS_PREFIX = "/-/mpu/";
 /** Where a volume's nginx answers its `stub_status` (connections, requests), for the index. */
 export const STUB_STATUS_PATH = "/.mkv-status";
-/** Where a volume serves its filesystem's free and total bytes (lib/statusvolume.ts), as JSON. */
+/** Where a volume serves its filesystem's free and total bytes (lib/volumes/statusvolume.ts), as JSON. */
 export const DISK_STATUS_PATH = "/.mkv-disk";
 /**
  * The volume's own directory inside its --dir, made by volume.ts (root's when root runs it, so

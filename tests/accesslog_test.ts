@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { redactSecrets } from "../nginx.ts";
-import { expiresIn, signVolumeUrl } from "../lib/signing.ts";
+import { expiresIn, signVolumeUrl } from "../lib/volumes/signing.ts";
 import { put, request, testCluster } from "./helpers.ts";
 
 /** The file's lines, once it has at least `count` (nginx writes each line as the request ends). */

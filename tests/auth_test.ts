@@ -5,15 +5,21 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Auth, parseAuthorization, REASONS, requiredRight, type Verdict } from "../lib/auth.ts";
+import {
+  Auth,
+  parseAuthorization,
+  REASONS,
+  requiredRight,
+  type Verdict,
+} from "../lib/http/auth.ts";
 import {
   type Credential,
   CredentialsError,
   loadCredentials,
   modeProblem,
   parseCredentials,
-} from "../lib/credentials.ts";
-import { pidFileFor } from "../lib/runtime.ts";
+} from "../lib/http/credentials.ts";
+import { pidFileFor } from "../lib/nginx/runtime.ts";
 import { curl, freePort, request, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** How long a condition polled for (a log line) may take to come true. */

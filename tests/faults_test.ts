@@ -18,9 +18,9 @@ import {
   type Placement,
   STUB_STATUS_PATH,
 } from "../lib/placement.ts";
-import { VERIFIED_TTL_MS } from "../lib/server.ts";
-import { parseStubStatus } from "../lib/statusvolume.ts";
-import { pidFileFor } from "../lib/runtime.ts";
+import { VERIFIED_TTL_MS } from "../lib/http/server.ts";
+import { parseStubStatus } from "../lib/volumes/statusvolume.ts";
+import { pidFileFor } from "../lib/nginx/runtime.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import {
   eventually,

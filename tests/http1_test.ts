@@ -1,9 +1,9 @@
-// Tests of lib/http1.ts: the parsing of answer heads (golden), and the keep-alive pool against a
+// Tests of lib/volumes/http1.ts: the parsing of answer heads (golden), and the keep-alive pool against a
 // real nginx volume: sockets are reused (by streamed PUTs too, only after a whole body), a socket
 // the server closed is replaced, a timeout holds.
 
 import assert from "node:assert/strict";
-import { Http1Pool, parseResponseHead, splitHost } from "../lib/http1.ts";
+import { Http1Pool, parseResponseHead, splitHost } from "../lib/volumes/http1.ts";
 import { spawnVolume } from "../dev/cluster.ts";
 import { freePort, tempDir } from "./helpers.ts";
 

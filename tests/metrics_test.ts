@@ -1,4 +1,4 @@
-// The index's health endpoints and Prometheus metrics: the renderer (lib/metrics.ts) against a
+// The index's health endpoints and Prometheus metrics: the renderer (lib/http/metrics.ts) against a
 // golden text, and `/-/health`, `/-/ready`, `/-/metrics` on real clusters, with and without
 // --credentials.
 
@@ -13,11 +13,11 @@ import {
   Histogram,
   IndexMetrics,
   render,
-} from "../lib/metrics.ts";
+} from "../lib/http/metrics.ts";
 import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
-import { requiredRight } from "../lib/auth.ts";
+import { requiredRight } from "../lib/http/auth.ts";
 import { parseIndexArgs } from "../lib/config.ts";
-import { NO_STATS } from "../lib/store.ts";
+import { NO_STATS } from "../lib/core/store.ts";
 import { spawnVolume } from "../dev/cluster.ts";
 import { put, request, tempDir, testCluster } from "./helpers.ts";
 

@@ -1,4 +1,4 @@
-// Tests of nginx.ts and lib/runtime.ts: the rendered configs (golden: the whole text for fixed
+// Tests of nginx.ts and lib/nginx/runtime.ts: the rendered configs (golden: the whole text for fixed
 // options), the check that nginx's workers can write a directory, running nginx as a child (start,
 // serve, stop, busy port, leftover of a crashed run), and what a pid file may make us signal.
 
@@ -30,7 +30,7 @@ import {
   pidFileFor,
   runtimeDir,
   stopLeftover,
-} from "../lib/runtime.ts";
+} from "../lib/nginx/runtime.ts";
 import { exists, freePort, ROOT, tempDir } from "./helpers.ts";
 
 /** The account of nginx's workers here: null unless the tests run as root. */

@@ -28,8 +28,8 @@ import {
 import { holdsValue } from "../lib/ops/walk.ts";
 import { classifyReplicas } from "../lib/ops/verify.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
-import type { KeyRecord } from "../lib/record.ts";
-import { Store } from "../lib/store.ts";
+import type { KeyRecord } from "../lib/core/record.ts";
+import { Store } from "../lib/core/store.ts";
 import {
   exists,
   fileOnDisk,

@@ -1,4 +1,4 @@
-// The volume's removal of empty directories (lib/prune.ts): what a pass removes and keeps, a
+// The volume's removal of empty directories (lib/volumes/prune.ts): what a pass removes and keeps, a
 // volume that prunes at start, and passes racing PUTs to a real volume without a stored value
 // lost.
 //
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { passCommand, pruneEmptyDirs } from "../lib/prune.ts";
+import { passCommand, pruneEmptyDirs } from "../lib/volumes/prune.ts";
 import { eventually, exists, freePorts, request, tempDir } from "./helpers.ts";
 
 /** An mtime well past the pruner's age threshold. */

@@ -1,4 +1,4 @@
-// Golden tests of lib/record.ts: the text form of an index record is minikeyvalue's
+// Golden tests of lib/core/record.ts: the text form of an index record is minikeyvalue's
 // (`[DELETED][HASH<md5>]vol1,vol2`) plus `WRITING`, `DELETING`, a version (`~` and 16 hex digits),
 // a kept unlinked record and a live record's overwrite, and text that is not a record is refused.
 
@@ -11,7 +11,7 @@ import {
   namesFile,
   needsSettling,
   nextVersion,
-} from "../lib/record.ts";
+} from "../lib/core/record.ts";
 
 const HELLO_MD5 = "5d41402abc4b2a76b9719d911017c592";
 const V1 = "0193a5f2c4000000";

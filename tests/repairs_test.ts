@@ -16,7 +16,7 @@ import {
   type OperationRequest,
 } from "../lib/ops/protocol.ts";
 import { keyLocations, keyToPath, locationUrl, type Placement } from "../lib/placement.ts";
-import { adminSocketPath } from "../lib/store.ts";
+import { adminSocketPath } from "../lib/core/store.ts";
 import { eventually, exists, fileOnDisk, getFollow, put, request, testCluster } from "./helpers.ts";
 
 /** How long the writers run while the operations go round; RACE_MS=60000 runs a longer race. */

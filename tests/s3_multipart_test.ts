@@ -26,9 +26,9 @@ import { readPeakRssMib, readRssMib, resetPeakRss } from "../bench/proc.ts";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { IndexServer } from "../lib/server.ts";
-import { Store } from "../lib/store.ts";
-import { Volumes } from "../lib/volumes.ts";
+import { IndexServer } from "../lib/http/server.ts";
+import { Store } from "../lib/core/store.ts";
+import { Volumes } from "../lib/volumes/mod.ts";
 import {
   afterPrefix,
   checkCompleteParts,

@@ -23,7 +23,7 @@ import {
   userMetadata,
 } from "../lib/s3/objects.ts";
 import { S3Error } from "../lib/s3/error.ts";
-import type { KeyRecord } from "../lib/record.ts";
+import type { KeyRecord } from "../lib/core/record.ts";
 import { renderProxyLocations } from "../nginx.ts";
 import { parseIndexArgs } from "../lib/config.ts";
 

@@ -1,4 +1,4 @@
-// Volume signatures and private reads (lib/signing.ts, the volume's nginx secure_link check): the
+// Volume signatures and private reads (lib/volumes/signing.ts, the volume's nginx secure_link check): the
 // signing function against fixed values computed with openssl, the secret file's checks, the
 // rendered config; then real volumes and clusters: unsigned, expired and re-targeted writes get
 // 403 and change nothing, nginx accepts our signatures, the index's API and its operations work
@@ -11,15 +11,15 @@ import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
 import { parseIndexArgs } from "../lib/config.ts";
 import { type KeyPath, keyToPath, keyToVolumes, locationHost } from "../lib/placement.ts";
-import { pidFileFor, tempListFor } from "../lib/runtime.ts";
+import { pidFileFor, tempListFor } from "../lib/nginx/runtime.ts";
 import {
   expiresIn,
   readSecretFile,
   SecretError,
   signVolumeUrl,
   volumeSignature,
-} from "../lib/signing.ts";
-import { Volumes } from "../lib/volumes.ts";
+} from "../lib/volumes/signing.ts";
+import { Volumes } from "../lib/volumes/mod.ts";
 import { renderVolumeHttpBlocks, renderVolumeLocations } from "../nginx.ts";
 import { parseVolumeArgs } from "../volume.ts";
 import {

@@ -1,4 +1,4 @@
-// The status page (`/-/status`, lib/status.ts), the volumes' own figures (lib/statusvolume.ts) and
+// The status page (`/-/status`, lib/http/status.ts), the volumes' own figures (lib/volumes/statusvolume.ts) and
 // the event log's lines (lib/events.ts): the pure parts against golden values, then the page in a
 // real headless Chromium (Debian's, installed by .ci/install test) driven by puppeteer-core, on a real
 // cluster: it loads without console errors, shows the three volumes, flips one to down when it is
@@ -17,20 +17,20 @@ import {
 } from "npm:@aws-sdk/client-s3@3.1178.0";
 import { getSignedUrl } from "npm:@aws-sdk/s3-request-presigner@3.1178.0";
 import { eventRecord } from "../lib/events.ts";
-import { NO_STATS } from "../lib/store.ts";
+import { NO_STATS } from "../lib/core/store.ts";
 import {
   renderState,
   renderStatusPage,
   SAMPLES_KEPT,
   type StatusData,
   StatusHistory,
-} from "../lib/status.ts";
+} from "../lib/http/status.ts";
 import {
   encodeDiskFigures,
   parseDiskFigures,
   parseStubStatus,
   readDiskFigures,
-} from "../lib/statusvolume.ts";
+} from "../lib/volumes/statusvolume.ts";
 import { put, request, ROOT, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** Debian's Chromium, which .ci/install test installs. */

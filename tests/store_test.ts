@@ -1,13 +1,13 @@
-// Tests of lib/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
+// Tests of lib/core/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
 // share commits; a failed commit fails its whole batch and leaves the cache true), the bounded
-// write-through cache (and lib/lru.ts under it), a read racing a commit, and what survives a
+// write-through cache (and lib/core/lru.ts under it), a read racing a commit, and what survives a
 // close or a kill -9, the figures (keys and bytes by state) and the markers of pending records
 // (one entry per commit, golden tests of their bookkeeping) kept in the same commits. KV is
 // never replaced: the tests only count or delay calls to the real one.
 
 import assert from "node:assert/strict";
-import { Lru } from "../lib/lru.ts";
-import type { KeyRecord } from "../lib/record.ts";
+import { Lru } from "../lib/core/lru.ts";
+import type { KeyRecord } from "../lib/core/record.ts";
 import {
   CACHE_ENTRIES,
   kvPath,
@@ -18,7 +18,7 @@ import {
   splitMarker,
   Store,
   StoreError,
-} from "../lib/store.ts";
+} from "../lib/core/store.ts";
 
 /** A temp directory for one store, removed on dispose. */
 async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
@@ -451,7 +451,7 @@ Deno.test("the per-key markers of an earlier version become markers on open", as
 
 Deno.test("every write acknowledged before a kill -9 is there after reopening", async () => {
   await using db = await tempDb();
-  const storeUrl = new URL("../lib/store.ts", import.meta.url).href;
+  const storeUrl = new URL("../lib/core/store.ts", import.meta.url).href;
   // Writes rounds of 100 keys at once (a few batches each) and prints each key once acknowledged.
   const script = `
     const { Store } = await import(${JSON.stringify(storeUrl)});

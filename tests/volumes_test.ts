@@ -1,4 +1,4 @@
-// Tests of lib/volumes.ts's streamed PUT (`putAll` of a value without Content-Length or over
+// Tests of lib/volumes/volumes.ts's streamed PUT (`putAll` of a value without Content-Length or over
 // 256 KiB) against tiny volumes made here with raw sockets, so that each can misbehave on cue: all
 // replicas get the same bytes and the md5 is right, a replica that fails mid-value fails the put
 // and cuts the others off, a slow replica slows the reading of the body (one chunk in memory),
@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { keyToPath } from "../lib/placement.ts";
-import { VolumeError, Volumes } from "../lib/volumes.ts";
+import { VolumeError, Volumes } from "../lib/volumes/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -5,10 +5,10 @@
 
 import type { IndexOptions } from "../config.ts";
 import { firstLine } from "../errors.ts";
-import { adminSocketPath, Store, StoreError } from "../store.ts";
-import { type VolumeTls, volumeTlsFor } from "../tls.ts";
-import { readSecretFile } from "../signing.ts";
-import { Volumes } from "../volumes.ts";
+import { adminSocketPath, Store, StoreError } from "../core/store.ts";
+import { type VolumeTls, volumeTlsFor } from "../nginx/tls.ts";
+import { readSecretFile } from "../volumes/signing.ts";
+import { Volumes } from "../volumes/mod.ts";
 import { execute } from "./execute.ts";
 import {
   formatItem,

@@ -5,8 +5,8 @@
 
 import { firstLine } from "../errors.ts";
 import { isBalanced, keyToVolumes, type Placement, recordPath } from "../placement.ts";
-import { type KeyRecord, namesFile } from "../record.ts";
-import { VolumeError } from "../volumes.ts";
+import { type KeyRecord, namesFile } from "../core/record.ts";
+import { VolumeError } from "../volumes/mod.ts";
 import {
   BUSY_PAUSE_MS,
   BUSY_ROUNDS,

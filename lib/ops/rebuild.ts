@@ -17,8 +17,8 @@ import {
   type Placement,
   versionPath,
 } from "../placement.ts";
-import { type KeyRecord, needsSettling } from "../record.ts";
-import { VolumeError, type Volumes } from "../volumes.ts";
+import { type KeyRecord, needsSettling } from "../core/record.ts";
+import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import {
   type OperationContext,
   type OperationFn,

@@ -7,9 +7,9 @@
 
 import { type EventLog, logEvent } from "../events.ts";
 import { locationHost, type Placement } from "../placement.ts";
-import { isPending, type KeyRecord } from "../record.ts";
-import type { Store } from "../store.ts";
-import type { Volumes } from "../volumes.ts";
+import { isPending, type KeyRecord } from "../core/record.ts";
+import type { Store } from "../core/store.ts";
+import type { Volumes } from "../volumes/mod.ts";
 import {
   type Counts,
   type Emit,

@@ -4,8 +4,8 @@
 
 import { firstLine } from "../errors.ts";
 import { type KeyPath, recordPath } from "../placement.ts";
-import type { KeyRecord } from "../record.ts";
-import { VolumeError, type Volumes } from "../volumes.ts";
+import type { KeyRecord } from "../core/record.ts";
+import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import { forEachRecord, type OperationFn, track, withLockedRecord } from "./runner.ts";
 
 /** What verify saw of one replica: `md5` when it was read. */

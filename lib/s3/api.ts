@@ -9,14 +9,14 @@
 
 import { lookup } from "node:dns/promises";
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
-import type { Auth } from "../auth.ts";
-import type { Right } from "../credentials.ts";
+import type { Auth } from "../http/auth.ts";
+import type { Right } from "../http/credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
-import type { KeyRecord, ObjectInfo } from "../record.ts";
-import type { IndexServer } from "../server.ts";
-import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../store.ts";
-import { VolumeError } from "../volumes.ts";
+import type { KeyRecord, ObjectInfo } from "../core/record.ts";
+import type { IndexServer } from "../http/server.ts";
+import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../core/store.ts";
+import { VolumeError } from "../volumes/mod.ts";
 import { decodeAwsChunked, parseTrailerNames, TRAILER_SIGNATURE } from "./chunked.ts";
 import {
   announcedChecksum,
@@ -85,7 +85,7 @@ const SKIPS_BEFORE_JUMP = 64;
 /** The owner every listing names: there are no users beyond access keys. */
 const OWNER = { ID: "mkv", DisplayName: "mkv" };
 
-/** The S3 operations the API knows, and the rights (lib/credentials.ts) each needs. */
+/** The S3 operations the API knows, and the rights (lib/http/credentials.ts) each needs. */
 export type Operation =
   | "ListBuckets"
   | "CreateBucket"
@@ -1176,7 +1176,7 @@ function s3ErrorWith(
   return response;
 }
 
-/** The attributes an S3 write keeps with a value (lib/server.ts WriteOptions). */
+/** The attributes an S3 write keeps with a value (lib/http/server.ts WriteOptions). */
 type ObjectInfoFields = Omit<ObjectInfo, "size" | "mtime">;
 
 /** Whether answer headers carry an `x-amz-checksum-*`. */

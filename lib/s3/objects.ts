@@ -5,11 +5,11 @@
 
 import { utf8Length } from "../placement.ts";
 import { MAX_KEY_BYTES } from "../placement.ts";
-import type { KeyRecord } from "../record.ts";
+import type { KeyRecord } from "../core/record.ts";
 import { S3Error } from "./error.ts";
 
 /**
- * S3's status and code for the index's refusals of a write (lib/server.ts `WriteResult`). A 409
+ * S3's status and code for the index's refusals of a write (lib/http/server.ts `WriteResult`). A 409
  * is a write to the key that was still in progress once this one had waited its while for it
  * (`lockWaitMs`): S3's SlowDown, which clients retry.
  */

@@ -4,7 +4,7 @@
 // its config file, which is ours with mode 0600, never in process arguments.
 
 import { resolve } from "node:path";
-import { FlagError, type FlagSpec } from "./flags.ts";
+import { FlagError, type FlagSpec } from "../flags.ts";
 import { NginxError } from "./runtime.ts";
 
 /** A server certificate (chain) and its private key, both PEM files. */

@@ -5,9 +5,9 @@
 // bytes in the store, the volumes' figures, the running operation) is copied in at each scrape.
 // `render` is pure; golden-tested in tests/metrics_test.ts.
 
-import type { OperationProgress } from "./ops/runner.ts";
-import type { StoreStats } from "./store.ts";
-import type { VolumeStats } from "./volumes.ts";
+import type { OperationProgress } from "../ops/runner.ts";
+import type { StoreStats } from "../core/store.ts";
+import type { VolumeStats } from "../volumes/mod.ts";
 
 /** The Content-Type of the text exposition format. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

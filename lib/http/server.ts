@@ -15,14 +15,14 @@ import {
   recordPath,
   utf8Length,
   versionPath,
-} from "./placement.ts";
+} from "../placement.ts";
 import type { Auth } from "./auth.ts";
-import { type Settled, settlePending } from "./cleanup.ts";
-import { firstLine, textResponse } from "./errors.ts";
-import { Lru } from "./lru.ts";
-import { logEvent } from "./events.ts";
+import { type Settled, settlePending } from "../core/cleanup.ts";
+import { firstLine, textResponse } from "../errors.ts";
+import { Lru } from "../core/lru.ts";
+import { logEvent } from "../events.ts";
 import { CONTENT_TYPE, IndexMetrics } from "./metrics.ts";
-import { OperationBoard } from "./ops/runner.ts";
+import { OperationBoard } from "../ops/runner.ts";
 import { renderStatusPage, type StatusData, StatusHistory } from "./status.ts";
 import {
   isPending,
@@ -31,13 +31,13 @@ import {
   needsSettling,
   nextVersion,
   type ObjectInfo,
-} from "./record.ts";
-import { type Store, StoreError, UPLOADS_PREFIX } from "./store.ts";
-import { type PutResult, UploadError, VolumeError, type Volumes } from "./volumes.ts";
-import { LEFT_AS_EXTRA, moveReplicas, planRebalance } from "./ops/rebalance.ts";
-import type { S3Api } from "./s3/api.ts";
-import { isS3Request } from "./s3/detect.ts";
-import { openWriteTrace } from "./writetrace.ts";
+} from "../core/record.ts";
+import { type Store, StoreError, UPLOADS_PREFIX } from "../core/store.ts";
+import { type PutResult, UploadError, VolumeError, type Volumes } from "../volumes/mod.ts";
+import { LEFT_AS_EXTRA, moveReplicas, planRebalance } from "../ops/rebalance.ts";
+import type { S3Api } from "../s3/api.ts";
+import { isS3Request } from "../s3/detect.ts";
+import { openWriteTrace } from "../core/writetrace.ts";
 
 /** The most keys one listing returns; `limit` may ask for fewer. */
 export const MAX_LIST_LIMIT = 10_000;
@@ -265,7 +265,7 @@ export class IndexServer {
   /** The writes under way, which `setPlacement` waits for. */
   #writes = new Set<Promise<WriteResult>>();
   #reaping: Promise<unknown> | null = null;
-  /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/writetrace.ts); else null. */
+  /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/core/writetrace.ts); else null. */
   readonly #trace = openWriteTrace();
   /** The last version given to an overwrite's file (#newVersion). */
   #lastVersion: string | undefined;
@@ -1189,7 +1189,7 @@ export class IndexServer {
    * memory (XML, SigV4 and Node's crypto).
    */
   #s3Api(): Promise<S3Api> {
-    this.#s3 ??= import("./s3/api.ts").then(({ S3Api }) => new S3Api(this));
+    this.#s3 ??= import("../s3/api.ts").then(({ S3Api }) => new S3Api(this));
     return this.#s3;
   }
 

@@ -8,9 +8,9 @@
 // sparklines. Rendering is pure; tested in tests/status_test.ts, the page in headless Chromium.
 
 import type { RequestTotals } from "./metrics.ts";
-import type { OperationProgress } from "./ops/runner.ts";
-import type { StoreStats } from "./store.ts";
-import type { VolumeStats } from "./volumes.ts";
+import type { OperationProgress } from "../ops/runner.ts";
+import type { StoreStats } from "../core/store.ts";
+import type { VolumeStats } from "../volumes/mod.ts";
 
 /** How often the history takes a sample. */
 export const SAMPLE_INTERVAL_MS = 2_000;

@@ -16,10 +16,10 @@
 //
 // The directories pruned are the workers' own: they could swap one for a link between the walk's
 // look and its rmdir. Started by root, volume.ts therefore runs each pass as the workers' account
-// (lib/prunepass.ts under `setpriv`), which can remove nothing that account could not remove
+// (lib/volumes/prunepass.ts under `setpriv`), which can remove nothing that account could not remove
 // itself; root never walks or removes through them.
 
-import { HEX_DIR, SUBVOLUME_DIR } from "./placement.ts";
+import { HEX_DIR, SUBVOLUME_DIR } from "../placement.ts";
 
 /** How often a pass starts. */
 export const PRUNE_INTERVAL_MS = 10 * 60_000;
@@ -115,7 +115,7 @@ export async function pruneEmptyDirs(dir: string, options: PruneOptions): Promis
   return { ...result, elapsedMs: performance.now() - started };
 }
 
-/** The command line of a pass run as `account` (lib/prunepass.ts under setpriv). */
+/** The command line of a pass run as `account` (lib/volumes/prunepass.ts under setpriv). */
 export function passCommand(
   dir: string,
   options: { account: { uid: number; gid: number }; ageMs: number; deno: string; script: string },

@@ -5,10 +5,10 @@
 // ever written over a file a record names (lib/placement.ts, versionPath), so giving back is only
 // committing the old record again. The caller holds the key's lock.
 
-import { type KeyPath, keyToPath, versionPath } from "./placement.ts";
+import { type KeyPath, keyToPath, versionPath } from "../placement.ts";
 import { type KeyRecord, namesFile } from "./record.ts";
 import type { Store } from "./store.ts";
-import type { Volumes } from "./volumes.ts";
+import type { Volumes } from "../volumes/mod.ts";
 
 export interface Settled {
   /**

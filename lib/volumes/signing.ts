@@ -7,7 +7,7 @@
 // only (never the command line, where `ps` would show it). Pure but for readSecretFile;
 // golden-tested in tests/signing_test.ts against what nginx computes.
 
-import { md5 } from "./md5.ts";
+import { md5 } from "../md5.ts";
 
 /** What a secret may hold: base64 (`openssl rand -base64 32`) and URL-safe characters. */
 const SECRET_PATTERN = /^[A-Za-z0-9+/=_.~-]{16,256}$/;

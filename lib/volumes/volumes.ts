@@ -3,10 +3,10 @@
 // in the background so that a GET never waits on a dead volume. A slower poll reads each volume's
 // own figures (disk space, nginx's request count) for the metrics and the status page.
 
-import { firstLine } from "./errors.ts";
-import { type EventLog, logEvent } from "./events.ts";
+import { firstLine } from "../errors.ts";
+import { type EventLog, logEvent } from "../events.ts";
 import { type ClientTls, Http1Pool, type StreamedRequest } from "./http1.ts";
-import { Md5 } from "./md5.ts";
+import { Md5 } from "../md5.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import {
   DISK_STATUS_PATH,
@@ -14,7 +14,7 @@ import {
   locationHost,
   STUB_STATUS_PATH,
   WRITE_PROBE_PATH,
-} from "./placement.ts";
+} from "../placement.ts";
 import {
   type DiskFigures,
   parseDiskFigures,
@@ -36,7 +36,7 @@ const LIST_TIMEOUT_MS = 10_000;
 const POOL_IDLE_PER_HOST = 256;
 /** How often a probe also checks that a volume can store a file. */
 const WRITE_PROBE_INTERVAL_MS = 10_000;
-/** How often each volume's own figures (lib/statusvolume.ts) are read. */
+/** How often each volume's own figures (lib/volumes/statusvolume.ts) are read. */
 const FIGURES_INTERVAL_MS = 10_000;
 /** The most bytes read of a volume's figures: both answers are a few lines. */
 const FIGURES_MAX_BYTES = 4096;
@@ -145,7 +145,7 @@ export class Volumes {
   #timer: ReturnType<typeof setInterval> | undefined;
   #log: EventLog;
   #onUp: (host: string) => void;
-  /** The volume secret (lib/signing.ts): every request to a volume is signed; "" for none. */
+  /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "" for none. */
   #secret: string;
 
   constructor(
