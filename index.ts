@@ -7,9 +7,9 @@
 //     --volumes localhost:3001,localhost:3002,localhost:3003
 //   deno run -A index.ts --help
 
-import type { Auth } from "./lib/http/auth.ts";
+import type { Auth } from "./lib/auth/auth.ts";
 import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/config.ts";
-import { CredentialsError, loadCredentials } from "./lib/http/credentials.ts";
+import { CredentialsError, loadCredentials } from "./lib/auth/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
 import { commandLine } from "./lib/flags.ts";
 import { IndexServer } from "./lib/http/server.ts";
@@ -68,9 +68,9 @@ export async function startIndex(
   options: IndexOptions,
   onGiveUp: (reason: string) => void,
 ): Promise<RunningIndex> {
-  // A bad credentials file stops the start before anything is opened. lib/http/auth.ts hashes with
+  // A bad credentials file stops the start before anything is opened. lib/auth/auth.ts hashes with
   // node:crypto, whose Node layer costs the index about 5 MiB: it is loaded only when needed.
-  const auth = options.credentials === "" ? null : new (await import("./lib/http/auth.ts")).Auth(
+  const auth = options.credentials === "" ? null : new (await import("./lib/auth/auth.ts")).Auth(
     await loadCredentials(options.credentials),
     { publicRead: options.publicRead },
   );

@@ -11,14 +11,14 @@ import {
   REASONS,
   requiredRight,
   type Verdict,
-} from "../lib/http/auth.ts";
+} from "../lib/auth/auth.ts";
 import {
   type Credential,
   CredentialsError,
   loadCredentials,
   modeProblem,
   parseCredentials,
-} from "../lib/http/credentials.ts";
+} from "../lib/auth/credentials.ts";
 import { pidFileFor } from "../lib/nginx/runtime.ts";
 import { curl, freePort, request, runScript, tempDir, testCluster } from "./helpers.ts";
 

@@ -15,7 +15,7 @@ import {
   render,
 } from "../lib/http/metrics.ts";
 import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
-import { requiredRight } from "../lib/http/auth.ts";
+import { requiredRight } from "../lib/auth/auth.ts";
 import { parseIndexArgs } from "../lib/config.ts";
 import { NO_STATS } from "../lib/core/store.ts";
 import { spawnVolume } from "../dev/cluster.ts";

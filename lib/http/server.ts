@@ -16,7 +16,7 @@ import {
   utf8Length,
   versionPath,
 } from "../placement.ts";
-import type { Auth } from "./auth.ts";
+import type { Auth } from "../auth/auth.ts";
 import { type Settled, settlePending } from "../core/cleanup.ts";
 import { firstLine, textResponse } from "../errors.ts";
 import { Lru } from "../core/lru.ts";

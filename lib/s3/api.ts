@@ -9,8 +9,8 @@
 
 import { lookup } from "node:dns/promises";
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
-import type { Auth } from "../http/auth.ts";
-import type { Right } from "../http/credentials.ts";
+import type { Auth } from "../auth/auth.ts";
+import type { Right } from "../auth/credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
 import type { KeyRecord, ObjectInfo } from "../core/record.ts";
@@ -85,7 +85,7 @@ const SKIPS_BEFORE_JUMP = 64;
 /** The owner every listing names: there are no users beyond access keys. */
 const OWNER = { ID: "mkv", DisplayName: "mkv" };
 
-/** The S3 operations the API knows, and the rights (lib/http/credentials.ts) each needs. */
+/** The S3 operations the API knows, and the rights (lib/auth/credentials.ts) each needs. */
 export type Operation =
   | "ListBuckets"
   | "CreateBucket"
