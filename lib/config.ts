@@ -4,9 +4,13 @@
 import { resolve } from "node:path";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";
 import { isHostPort, type Placement } from "./placement.ts";
-import type { ProxyLimits } from "../nginx.ts";
-import { parseTlsFlags, TLS_FLAGS, type TlsFiles } from "./nginx/tls.ts";
-import { DEFAULT_WORKER_USER } from "./nginx/runtime.ts";
+import {
+  DEFAULT_WORKER_USER,
+  parseTlsFlags,
+  type ProxyLimits,
+  TLS_FLAGS,
+  type TlsFiles,
+} from "./nginx/mod.ts";
 
 export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as const;
 export type Command = typeof COMMANDS[number];

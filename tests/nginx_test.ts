@@ -7,10 +7,8 @@ import { join } from "node:path";
 import {
   checkPortFree,
   DEFAULT_WORKER_USER,
-  missingAccountMessage,
   Nginx,
   NginxError,
-  parseAccount,
   prepareAccessLog,
   prepareVolumeDir,
   renderConfig,
@@ -19,10 +17,10 @@ import {
   renderProxyUpstream,
   renderVolumeLocations,
   SECRET_PARAMS,
-  volumeDirProblem,
   type WorkerAccount,
   workerAccount,
 } from "../nginx.ts";
+import { missingAccountMessage, parseAccount, volumeDirProblem } from "../lib/nginx/_account.ts";
 import {
   alive,
   ensureRuntimeDir,

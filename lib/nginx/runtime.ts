@@ -2,8 +2,10 @@
 // writes its pid to `nginx-PORT.pid` in the runtime directory, beside the port's lock file (held by
 // the program for its whole life) and the list of its temp files (`nginx-PORT.files`). A program
 // started after a crash finds them there: it stops the leftover nginx, if it is really ours, and
-// removes the temp files listed. nginx.ts uses this when it starts nginx; the local-cluster
+// removes the temp files listed. process.ts uses this when it starts nginx; the local-cluster
 // harness (dev/cluster.ts) when it stops a process it killed.
+
+import { firstLine } from "../errors.ts";
 
 /** How long a leftover nginx may take to stop on SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 5_000;
@@ -17,7 +19,7 @@ export const DEFAULT_WORKER_USER = "mkv";
 
 /**
  * A failure to run nginx; the message is one line, fit to print before exiting. Defined here, where
- * the first such failures arise, and exported by nginx.ts, where the programs take it from.
+ * the first such failures arise, and exported by mod.ts, where the programs take it from.
  */
 export class NginxError extends Error {
   override name = "NginxError";
@@ -63,7 +65,7 @@ export async function ensureRuntimeDir(dir: string = runtimeDir()): Promise<stri
     await Deno.mkdir(dir, { mode: 0o700 });
   } catch (err) {
     if (!(err instanceof Deno.errors.AlreadyExists)) {
-      throw new NginxError(`cannot create runtime directory ${dir}: ${(err as Error).message}`);
+      throw new NginxError(`cannot create runtime directory ${dir}: ${firstLine(err)}`);
     }
   }
   await checkPrivateDir(dir);

@@ -4,6 +4,7 @@
 // its config file, which is ours with mode 0600, never in process arguments.
 
 import { resolve } from "node:path";
+import { firstLine } from "../errors.ts";
 import { FlagError, type FlagSpec } from "../flags.ts";
 import { NginxError } from "./runtime.ts";
 
@@ -40,7 +41,7 @@ export const TLS_FLAGS: FlagSpec = {
 function describeError(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "no such file";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return err instanceof Error ? err.message.split("\n")[0] : String(err);
+  return firstLine(err);
 }
 
 async function readPem(file: string, what: string, marker: RegExp): Promise<string> {
