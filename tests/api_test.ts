@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../lib/placement.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
+import { pidFileFor } from "../lib/nginx/mod.ts";
 import {
   exists,
   fileOnDisk,

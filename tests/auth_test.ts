@@ -19,7 +19,7 @@ import {
   modeProblem,
   parseCredentials,
 } from "../lib/auth/credentials.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
+import { pidFileFor } from "../lib/nginx/mod.ts";
 import { curl, freePort, request, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** How long a condition polled for (a log line) may take to come true. */

@@ -20,7 +20,7 @@ import {
 } from "../lib/placement.ts";
 import { VERIFIED_TTL_MS } from "../lib/http/server.ts";
 import { parseStubStatus } from "../lib/volumes/statusvolume.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
+import { pidFileFor } from "../lib/nginx/mod.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import {
   eventually,

@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
+import { pidFileFor } from "../lib/nginx/mod.ts";
 
 export { freePort };
 // What a test needs of the programs' own checks: one definition each, in the programs.
-export { exists } from "../lib/nginx/runtime.ts";
+export { exists } from "../lib/nginx/mod.ts";
 export { portAnswers } from "../nginx.ts";
 
 /** The repository's root directory. */

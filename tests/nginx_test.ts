@@ -1,6 +1,7 @@
-// Tests of nginx.ts and lib/nginx/runtime.ts: the rendered configs (golden: the whole text for fixed
-// options), the check that nginx's workers can write a directory, running nginx as a child (start,
-// serve, stop, busy port, leftover of a crashed run), and what a pid file may make us signal.
+// Tests of lib/nginx (through nginx.ts and lib/nginx/mod.ts): the rendered configs (golden: the
+// whole text for fixed options), the check that nginx's workers can write a directory, running
+// nginx as a child (start, serve, stop, busy port, leftover of a crashed run), and what a pid file
+// may make us signal.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -28,7 +29,7 @@ import {
   pidFileFor,
   runtimeDir,
   stopLeftover,
-} from "../lib/nginx/runtime.ts";
+} from "../lib/nginx/mod.ts";
 import { exists, freePort, ROOT, tempDir } from "./helpers.ts";
 
 /** The account of nginx's workers here: null unless the tests run as root. */

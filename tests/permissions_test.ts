@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { pidFileFor, runtimeDir } from "../lib/nginx/runtime.ts";
+import { pidFileFor, runtimeDir } from "../lib/nginx/mod.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import { spawnVolume } from "../dev/cluster.ts";
 import {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
 import { parseIndexArgs } from "../lib/config.ts";
 import { type KeyPath, keyToPath, keyToVolumes, locationHost } from "../lib/placement.ts";
-import { pidFileFor, tempListFor } from "../lib/nginx/runtime.ts";
+import { pidFileFor, tempListFor } from "../lib/nginx/mod.ts";
 import {
   expiresIn,
   readSecretFile,

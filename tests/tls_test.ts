@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Http1Pool } from "../lib/volumes/http1.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { checkTlsFiles, readCaCerts } from "../lib/nginx/tls.ts";
+import { checkTlsFiles, readCaCerts } from "../lib/nginx/mod.ts";
 import { spawnIndex } from "../dev/cluster.ts";
 import { NginxError } from "../nginx.ts";
 import { curl, freePort, runScript, tempDir, testCluster } from "./helpers.ts";

@@ -7,7 +7,7 @@ const CREATE_ACCOUNT = "useradd --system --no-create-home --shell /usr/sbin/nolo
 /** A volume's directory when root runs it: root's, writable by the workers' group, sticky. */
 export const VOLUME_DIR_MODE = 0o1770;
 
-/** The account of nginx's workers, as the system knows it (see workerAccount). */
+/** The account of nginx's workers, as the system knows it (account.ts, workerAccount). */
 export interface WorkerAccount {
   name: string;
   uid: number;

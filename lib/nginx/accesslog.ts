@@ -16,7 +16,7 @@ export const SECRET_PARAMS = [
   "md5",
 ];
 /** What a secret parameter's value is logged as. */
-export const REDACTED = "REDACTED";
+const REDACTED = "REDACTED";
 const SECRET_PARAM_VALUE = new RegExp(`([?&](?:${SECRET_PARAMS.join("|")})=)[^&\\s"]*`, "gi");
 
 /** `text` (a URL, or a log line holding one) with each secret parameter's value redacted. Pure. */

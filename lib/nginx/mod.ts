@@ -3,7 +3,7 @@
 // directories readied for it, the supervisor that runs nginx, TLS files, the runtime files, and
 // the contract of strings the index shares with its nginx (contract.ts).
 
-export { ACCESS_LOG_FORMAT, REDACTED, redactSecrets, SECRET_PARAMS } from "./accesslog.ts";
+export { redactSecrets, SECRET_PARAMS } from "./accesslog.ts";
 export {
   prepareAccessLog,
   prepareVolumeDir,
@@ -16,7 +16,6 @@ export * from "./contract.ts";
 export { writeNewFile } from "./nofollow.ts";
 export {
   checkPortFree,
-  hasIpv6,
   Nginx,
   type NginxOptions,
   portAnswers,
@@ -33,19 +32,22 @@ export {
   type ReplicaErrorLines,
 } from "./proxyconf.ts";
 export {
+  alive,
   DEFAULT_WORKER_USER,
+  ensureRuntimeDir,
   exists,
+  lockFileFor,
   NginxError,
   pidFileFor,
   runtimeDir,
   stopLeftover,
+  tempListFor,
 } from "./runtime.ts";
 export {
   checkTlsFiles,
   parseTlsFlags,
   readCaCerts,
   TLS_FLAGS,
-  TLS_PROTOCOLS,
   type TlsFiles,
   type VolumeTls,
   volumeTlsFor,

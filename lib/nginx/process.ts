@@ -65,7 +65,7 @@ async function lockPort(port: number): Promise<Deno.FsFile> {
 }
 
 /** Whether the machine can listen on IPv6 loopback. */
-export function hasIpv6(): boolean {
+function hasIpv6(): boolean {
   try {
     Deno.listen({ hostname: "::1", port: 0 }).close();
     return true;
