@@ -19,11 +19,6 @@ export const SECRET_PARAMS = [
 const REDACTED = "REDACTED";
 const SECRET_PARAM_VALUE = new RegExp(`([?&](?:${SECRET_PARAMS.join("|")})=)[^&\\s"]*`, "gi");
 
-/** `text` (a URL, or a log line holding one) with each secret parameter's value redacted. Pure. */
-export function redactSecrets(text: string): string {
-  return text.replace(SECRET_PARAM_VALUE, `$1${REDACTED}`);
-}
-
 /**
  * The access log's line: one JSON object per request. The query string is in `uri` as sent but
  * for the values of SECRET_PARAMS (renderRedactedUri); the Authorization header and any other
@@ -34,6 +29,11 @@ export const ACCESS_LOG_FORMAT = `{"time":"$time_iso8601","remote_addr":"$remote
   `"body_bytes_sent":$body_bytes_sent,"request_length":$request_length,` +
   `"request_time":$request_time,"upstream_response_time":"$upstream_response_time",` +
   `"user_agent":"$http_user_agent"}`;
+
+/** `text` (a URL, or a log line holding one) with each secret parameter's value redacted. Pure. */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_PARAM_VALUE, `$1${REDACTED}`);
+}
 
 /**
  * `$mkv_logged_uri`: `$request_uri` with the value of each of SECRET_PARAMS replaced, one map

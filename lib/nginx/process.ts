@@ -30,6 +30,34 @@ const CONF_PREFIX = "mkv-nginx-";
 /** Lines of nginx's stderr kept to explain a failed start. */
 const STDERR_LINES_KEPT = 20;
 
+/** What Nginx.start runs: the config's parts (conf.ts) and how the child is looked after. */
+export interface NginxOptions {
+  /** Names the program in log lines, e.g. `volume :3001`. */
+  name: string;
+  port: number;
+  /**
+   * The account of nginx's workers (workerAccount): required when we are root, so that they never
+   * run as nginx's default, the shared `nobody`; null otherwise.
+   */
+  user: WorkerAccount | null;
+  /** Serve HTTPS; the files are checked (the key must be private) before nginx starts. */
+  tls?: TlsFiles;
+  workerProcesses?: number;
+  httpBlocks?: string;
+  locations: string;
+  /** A second server on another port (the index's --s3-port); see conf.ts, ConfigOptions. */
+  second?: { port: number; locations: string };
+  /** Called once nginx died on its own too often to restart; the program should exit non-zero. */
+  onGiveUp?: (reason: string) => void;
+  /** The access log (conf.ts, ConfigOptions.accessLog); a file is made mode 0600 if missing. */
+  accessLog?: string;
+  /**
+   * More temp paths of the program (`$TMPDIR/mkv-...`), removed with nginx's own, and by the
+   * next run on the port if this one crashes.
+   */
+  tempPaths?: string[];
+}
+
 /**
  * Stops a child process with `signal`, then SIGKILL if it has not exited within `timeoutMs`;
  * resolves once it has exited. A child that exited already is fine.
@@ -104,33 +132,6 @@ export async function portAnswers(port: number): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export interface NginxOptions {
-  /** Names the program in log lines, e.g. `volume :3001`. */
-  name: string;
-  port: number;
-  /**
-   * The account of nginx's workers (workerAccount): required when we are root, so that they never
-   * run as nginx's default, the shared `nobody`; null otherwise.
-   */
-  user: WorkerAccount | null;
-  /** Serve HTTPS; the files are checked (the key must be private) before nginx starts. */
-  tls?: TlsFiles;
-  workerProcesses?: number;
-  httpBlocks?: string;
-  locations: string;
-  /** A second server on another port (the index's --s3-port); see ConfigOptions. */
-  second?: { port: number; locations: string };
-  /** Called once nginx died on its own too often to restart; the program should exit non-zero. */
-  onGiveUp?: (reason: string) => void;
-  /** The access log (see ConfigOptions.accessLog); a file is created mode 0600 if missing. */
-  accessLog?: string;
-  /**
-   * More temp paths of the program (`$TMPDIR/mkv-...`), removed with nginx's own, and by the
-   * next run on the port if this one crashes.
-   */
-  tempPaths?: string[];
 }
 
 /** A running nginx child, restarted if it dies on its own, stopped by `stop()`. */
@@ -237,7 +238,9 @@ export class Nginx {
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
         await status;
-        throw new NginxError(`${this.#options.name}: nginx did not answer within 10s`);
+        throw new NginxError(
+          `${this.#options.name}: nginx did not answer within ${START_TIMEOUT_MS / 1000}s`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

@@ -13,6 +13,20 @@ import {
 import { quote } from "./conf.ts";
 import { TLS_PROTOCOLS } from "./tls.ts";
 
+/**
+ * What keeps a stored value from acting on the index's origin, where the status page's
+ * credentials are: browsers take each answer for what its Content-Type says (no sniffing a text
+ * value into a page), and run any page in a sandbox, an origin of its own without scripts, so
+ * that a value stored as `text/html` (or asked for with `?response-content-type=`) can neither
+ * read `/-/status.json` nor write with an admin's cached Basic credentials. Every answer of the
+ * index's port carries them, but for the status page, our own, which must run its script: its
+ * `$mkv_csp` is empty, and nginx adds no header with an empty value.
+ */
+const CONTENT_HEADERS = [
+  `add_header X-Content-Type-Options nosniff always;`,
+  `add_header Content-Security-Policy $mkv_csp always;`,
+];
+
 export interface ProxyOptions {
   /** Unix socket of the Deno server behind nginx. */
   socketPath: string;
@@ -28,6 +42,28 @@ export interface ProxyLimits {
   rate?: string;
   /** Requests beyond `rate` let through at once in a burst (nginx's `burst`, with `nodelay`). */
   burst?: number;
+}
+
+/** What the index's locations do beyond passing requests on (see renderProxyLocations). */
+export interface ProxyLocationOptions {
+  /** The server of --s3-port: every request is marked S3's for the index (S3_PORT_HEADER). */
+  s3Port?: boolean;
+  /** The volumes speak HTTPS: replicas are proxied over TLS, verified with this PEM CA file. */
+  volumeCaFile?: string;
+  /** How a replica that fails is answered in the front's own terms; absent: as nginx answers. */
+  replicaErrors?: ReplicaErrorLines;
+}
+
+/**
+ * The lines that answer a failed replica (the volume's error, or none) in S3's terms rather than
+ * with nginx's or the volume's own page: lib/s3/replicaerrors.ts renders them, nginx.ts passes
+ * them in, since this folder sits below S3's.
+ */
+export interface ReplicaErrorLines {
+  /** Inside the replica location: which answers go to which named location. */
+  pages: string[];
+  /** At server level beside the replica location: the named locations that answer. */
+  locations: string[];
 }
 
 /** The `upstream` block for the index's Deno server, to go in `httpBlocks`. */
@@ -77,28 +113,6 @@ function renderLimits(limits: ProxyLimits): string[] {
     `    }`,
   );
   return lines;
-}
-
-/** What the index's locations do beyond passing requests on (see renderProxyLocations). */
-export interface ProxyLocationOptions {
-  /** The server of --s3-port: every request is marked S3's for the index (S3_PORT_HEADER). */
-  s3Port?: boolean;
-  /** The volumes speak HTTPS: replicas are proxied over TLS, verified with this PEM CA file. */
-  volumeCaFile?: string;
-  /** How a replica that fails is answered in the front's own terms; absent: as nginx answers. */
-  replicaErrors?: ReplicaErrorLines;
-}
-
-/**
- * The lines that answer a failed replica (the volume's error, or none) in S3's terms rather than
- * with nginx's or the volume's own page: lib/s3/replicaerrors.ts renders them, nginx.ts passes
- * them in, since this folder sits below S3's.
- */
-export interface ReplicaErrorLines {
-  /** Inside the replica location: which answers go to which named location. */
-  pages: string[];
-  /** At server level beside the replica location: the named locations that answer. */
-  locations: string[];
 }
 
 /**
@@ -153,19 +167,6 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
   ];
 }
 
-/**
- * What keeps a stored value from acting on the index's origin, where the status page's
- * credentials are: browsers take each answer for what its Content-Type says (no sniffing a text
- * value into a page), and run any page in a sandbox, an origin of its own without scripts, so
- * that a value stored as `text/html` (or asked for with `?response-content-type=`) can neither
- * read `/-/status.json` nor write with an admin's cached Basic credentials. Every answer of the
- * index's port carries them, but for the status page, our own, which must run its script: its
- * `$mkv_csp` is empty, and nginx adds no header with an empty value.
- */
-const CONTENT_HEADERS = [
-  `add_header X-Content-Type-Options nosniff always;`,
-  `add_header Content-Security-Policy $mkv_csp always;`,
-];
 /**
  * Passes every request unchanged to the index's Deno server, with the Host header as the client
  * sent it (S3's signatures cover it); request bodies stream through. With `limits`, each client
