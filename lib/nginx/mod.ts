@@ -3,25 +3,14 @@
 // directories readied for it, the supervisor that runs nginx, TLS files, the runtime files, and
 // the contract of strings the index shares with its nginx (contract.ts).
 
-export { redactSecrets, SECRET_PARAMS } from "./accesslog.ts";
-export {
-  prepareAccessLog,
-  prepareVolumeDir,
-  shareSocketWithWorkers,
-  type WorkerAccount,
-  workerAccount,
-} from "./account.ts";
-export { type ConfigOptions, renderConfig } from "./conf.ts";
+// What the programs use.
 export * from "./contract.ts";
-export { writeNewFile } from "./nofollow.ts";
 export {
-  checkPortFree,
-  Nginx,
-  type NginxOptions,
-  portAnswers,
-  stopChild,
-  stopOnSignals,
-} from "./process.ts";
+  DEFAULT_KEEPALIVE_MS,
+  renderVolumeHttpBlocks,
+  renderVolumeLocations,
+  type VolumeLocationOptions,
+} from "./volumeconf.ts";
 export {
   type ProxyLimits,
   type ProxyLocationOptions,
@@ -32,29 +21,28 @@ export {
   type ReplicaErrorLines,
 } from "./proxyconf.ts";
 export {
+  prepareVolumeDir,
+  shareSocketWithWorkers,
+  type WorkerAccount,
+  workerAccount,
+} from "./account.ts";
+export { Nginx, type NginxOptions, portAnswers, stopChild, stopOnSignals } from "./process.ts";
+export { redactSecrets } from "./accesslog.ts";
+export { DEFAULT_WORKER_USER, NginxError, pidFileFor, stopLeftover } from "./runtime.ts";
+export { parseTlsFlags, TLS_FLAGS, type TlsFiles, type VolumeTls, volumeTlsFor } from "./tls.ts";
+export { writeNewFile } from "./nofollow.ts";
+
+// The steps Nginx.start takes and the files it keeps, for the tests that check each on its own.
+export { type ConfigOptions, renderConfig } from "./conf.ts";
+export { SECRET_PARAMS } from "./accesslog.ts";
+export { prepareAccessLog } from "./account.ts";
+export { checkPortFree } from "./process.ts";
+export { checkTlsFiles, readCaCerts } from "./tls.ts";
+export {
   alive,
-  DEFAULT_WORKER_USER,
   ensureRuntimeDir,
   exists,
   lockFileFor,
-  NginxError,
-  pidFileFor,
   runtimeDir,
-  stopLeftover,
   tempListFor,
 } from "./runtime.ts";
-export {
-  checkTlsFiles,
-  parseTlsFlags,
-  readCaCerts,
-  TLS_FLAGS,
-  type TlsFiles,
-  type VolumeTls,
-  volumeTlsFor,
-} from "./tls.ts";
-export {
-  DEFAULT_KEEPALIVE_MS,
-  renderVolumeHttpBlocks,
-  renderVolumeLocations,
-  type VolumeLocationOptions,
-} from "./volumeconf.ts";
