@@ -16,7 +16,8 @@ export * from "./lib/nginx/mod.ts";
 
 /**
  * The index's locations (lib/nginx/proxyconf.ts) with S3's answers for a replica that fails, so
- * that every answer an S3 client gets is S3's XML.
+ * that every answer an S3 client gets is S3's XML. It takes the place of lib/nginx's function of
+ * the same name among the exports above: a module's own export wins over `export *`.
  */
 export function renderProxyLocations(
   limits: ProxyLimits = {},
