@@ -23,21 +23,12 @@ import type { IndexServer, WriteResult } from "../http/server.ts";
 import { UPLOADS_PREFIX as UPLOADS } from "../core/store.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import { Md5 } from "../md5.ts";
-import {
-  checkConditions,
-  contentTypeOf,
-  isoDate,
-  keepFailure,
-  MAX_LIST_KEYS,
-  parseCopySource,
-  s3WriteOptions,
-  storedHeaders,
-  urlEncodeKey,
-  userMetadata,
-  WRITE_LOCK_WAIT_MS,
-  writeConditionFailure,
-  writeFailure,
-} from "./objects.ts";
+import { keepFailure } from "./body.ts";
+import { checkConditions, writeConditionFailure } from "./conditions.ts";
+import { contentTypeOf, isoDate, storedHeaders, userMetadata } from "./headers.ts";
+import { MAX_LIST_KEYS, urlEncodeKey } from "./listparams.ts";
+import { parseCopySource } from "./request.ts";
+import { s3WriteOptions, WRITE_LOCK_WAIT_MS, writeFailure } from "./write.ts";
 import { parseChecksumAlgorithm } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 import {
@@ -117,7 +108,7 @@ export interface UploadState {
   type?: string;
   /** `x-amz-meta-*` given at Create (names lower-case, without the prefix). */
   meta?: Record<string, string>;
-  /** The standard headers given at Create (lib/s3/objects.ts, STORED_HEADERS). */
+  /** The standard headers given at Create (lib/s3/headers.ts, STORED_HEADERS). */
   headers?: Record<string, string>;
 }
 

@@ -8,7 +8,7 @@
 // published examples.
 
 import { createHmac } from "node:crypto";
-import { RESPONSE_OVERRIDES } from "./objects.ts";
+import { RESPONSE_OVERRIDES } from "./headers.ts";
 import { signaturesEqual, UNSIGNED_PAYLOAD, wireBytes } from "./sigv4.ts";
 import type { SigV4Failure, SigV4Input, SigV4Verdict } from "./sigv4.ts";
 
