@@ -28,10 +28,11 @@ import { deleteObject, deleteObjects } from "./delete.ts";
 import { S3Error } from "./error.ts";
 import { getObject, getObjectAttributes } from "./get.ts";
 import { listObjects } from "./list.ts";
-import { Multipart, type MultipartRequest } from "./multipart.ts";
+import { Multipart } from "./multipart.ts";
 import { type Operation, OPERATION_RIGHTS, s3Operation } from "./operation.ts";
 import { putObject } from "./put.ts";
 import { parseS3Path, splitTarget } from "./request.ts";
+import type { MultipartRequest } from "./uploadstate.ts";
 import { s3Error } from "./xml.ts";
 
 /** What a handler of a multipart operation is given besides the request. */

@@ -8,7 +8,9 @@ import type { Auth } from "../auth/auth.ts";
 import type { Right } from "../auth/credentials.ts";
 import { S3Error } from "./error.ts";
 import { parseSigV2, verifySigV2 } from "./sigv2.ts";
-import { type ChunkSigning, parseSigV4, type SigV4Input, verifySigV4 } from "./sigv4.ts";
+import { type ChunkSigning, verifySigV4 } from "./sigv4.ts";
+import type { SigV4Input } from "./sigv4canonical.ts";
+import { parseSigV4 } from "./sigv4parse.ts";
 
 /** How far a signed request's date may be from the index's clock (S3's 15 minutes). */
 export const MAX_CLOCK_SKEW_MS = 15 * 60_000;

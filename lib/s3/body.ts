@@ -8,13 +8,13 @@ import type { Caller } from "./auth.ts";
 import { checksumVerifier, expectedChecksums } from "./checksum.ts";
 import { decodeAwsChunked, parseTrailerNames, TRAILER_SIGNATURE } from "./chunked.ts";
 import { S3Error } from "./error.ts";
+import { sha256Verifier } from "./sigv4.ts";
 import {
   isSha256Payload,
-  sha256Verifier,
   STREAMING_PAYLOAD,
   STREAMING_PAYLOAD_TRAILER,
   STREAMING_UNSIGNED_PAYLOAD_TRAILER,
-} from "./sigv4.ts";
+} from "./sigv4parse.ts";
 import { MAX_XML_BODY_BYTES, parseXml } from "./xml.ts";
 
 /** A request's payload as it streams, checked, its length if known, and why it failed if it did. */
@@ -173,4 +173,32 @@ export async function withBodyFailure(
   if (failed === null || response.status < 400) return response;
   await response.body?.cancel();
   throw failed;
+}
+
+/** Reads a request body up to `maxBytes` as text; S3Error if longer. */
+export async function readText(
+  body: ReadableStream<Uint8Array> | undefined,
+  maxBytes: number,
+): Promise<string> {
+  if (body === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      throw new S3Error(
+        400,
+        "MaxMessageLengthExceeded",
+        `Your request was too big: more than ${maxBytes} bytes`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }

@@ -8,7 +8,7 @@ import { writeConditionFailure, type WriteRefusal } from "./conditions.ts";
 import { S3Error } from "./error.ts";
 
 /**
- * S3's status and code for the index's refusals of a write (lib/http/server.ts `WriteResult`). A 409
+ * S3's status and code for the index's refusals of a write (the core's `WriteResult`). A 409
  * is a write to the key that was still in progress once this one had waited its while for it
  * (`lockWaitMs`): S3's SlowDown, which clients retry.
  */
@@ -30,7 +30,7 @@ const WRITE_FAILURES: Record<number, [number, string]> = {
  */
 export const WRITE_LOCK_WAIT_MS = 5_000;
 
-/** The attributes an S3 write keeps with a value (lib/http/server.ts WriteOptions). */
+/** The attributes an S3 write keeps with a value (the `attributes` of the core's write). */
 export type ObjectInfoFields = Omit<ObjectInfo, "size" | "mtime">;
 
 /**
