@@ -16,8 +16,8 @@ import {
   parseAmzDate,
   sha256Hex,
   type SigV4Input,
-  uriEncode,
 } from "../lib/s3/sigv4canonical.ts";
+import { uriEncode } from "../lib/s3/_sigv4.ts";
 import { type ParsedSigV4, parseSigV4, STREAMING_PAYLOAD } from "../lib/s3/sigv4parse.ts";
 import { S3Error } from "../lib/s3/error.ts";
 import {

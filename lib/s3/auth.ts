@@ -13,7 +13,7 @@ import type { SigV4Input } from "./sigv4canonical.ts";
 import { parseSigV4 } from "./sigv4parse.ts";
 
 /** How far a signed request's date may be from the index's clock (S3's 15 minutes). */
-export const MAX_CLOCK_SKEW_MS = 15 * 60_000;
+const MAX_CLOCK_SKEW_MS = 15 * 60_000;
 
 /** Who a request is, once its signature is checked, and how its body is to be read. */
 export interface Caller {

@@ -24,6 +24,17 @@ export interface DecodedBody {
   failure: () => S3Error | null;
 }
 
+/** The text of a body read as `chunks` of `total` bytes in all. */
+function textOf(chunks: Uint8Array[], total: number): string {
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
 /** A pass-through stream that errors with BadDigest if the body's md5 is not Content-MD5's. */
 function md5Verifier(contentMd5: string): TransformStream<Uint8Array, Uint8Array> {
   let expected: string;
@@ -146,13 +157,7 @@ export async function readXmlBody(
     throw failure() ?? err;
   }
   if (total === 0 && options.optional) return {};
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return parseXml(new TextDecoder().decode(bytes));
+  return parseXml(textOf(chunks, total));
 }
 
 /**
@@ -194,11 +199,5 @@ export async function readText(
     }
     chunks.push(chunk);
   }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return textOf(chunks, total);
 }

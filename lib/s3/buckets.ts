@@ -19,7 +19,7 @@ const MAX_BUCKETS = 10_000;
 const MAX_BUCKET_SCAN_READS = 20_000;
 
 /** The region a CreateBucketConfiguration body asks for, "" when it names none. */
-export function locationConstraint(body: Record<string, unknown>): string {
+function locationConstraint(body: Record<string, unknown>): string {
   const config = body.CreateBucketConfiguration;
   if (typeof config !== "object" || config === null) return "";
   const region = (config as Record<string, unknown>).LocationConstraint;

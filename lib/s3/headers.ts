@@ -5,14 +5,15 @@
 
 import { utf8Length } from "../placement.ts";
 import type { KeyRecord } from "../core/record.ts";
+import { CHECKSUM_HEADER_PREFIX } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 
 /** S3's bound on user metadata: names and values of every `x-amz-meta-*` header, in bytes. */
-export const MAX_METADATA_BYTES = 2048;
+const MAX_METADATA_BYTES = 2048;
 /** The largest Content-Type kept (it goes back in a header). */
-export const MAX_CONTENT_TYPE_BYTES = 1024;
+const MAX_CONTENT_TYPE_BYTES = 1024;
 /** What S3 answers as the type of a value stored without one. */
-export const DEFAULT_CONTENT_TYPE = "binary/octet-stream";
+const DEFAULT_CONTENT_TYPE = "binary/octet-stream";
 
 const META_PREFIX = "x-amz-meta-";
 /** The standard headers an object keeps from its PUT and answers with, as S3's do. */
@@ -24,7 +25,7 @@ export const STORED_HEADERS = [
   "expires",
 ];
 /** The most the stored standard headers of one object may hold, names and values. */
-export const MAX_STORED_HEADER_BYTES = 2048;
+const MAX_STORED_HEADER_BYTES = 2048;
 /** The query parameters that override a GET's answer headers, and the header each replaces. */
 export const RESPONSE_OVERRIDES: Record<string, string> = {
   "response-cache-control": "cache-control",
@@ -154,10 +155,17 @@ export function checksumHeaders(
   ) {
     return {};
   }
-  return { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 };
+  return checksumHeader(checksum);
 }
 
 /** Whether answer headers carry an `x-amz-checksum-*`. */
 export function hasChecksumHeader(headers: Record<string, string>): boolean {
-  return Object.keys(headers).some((name) => name.startsWith("x-amz-checksum-"));
+  return Object.keys(headers).some((name) => name.startsWith(CHECKSUM_HEADER_PREFIX));
+}
+
+/** The header of a stored checksum, as answers carry it (`x-amz-checksum-crc32: ...`). */
+export function checksumHeader(
+  checksum: { algorithm: string; base64: string },
+): Record<string, string> {
+  return { [CHECKSUM_HEADER_PREFIX + checksum.algorithm]: checksum.base64 };
 }

@@ -7,7 +7,7 @@ import type { Caller } from "./auth.ts";
 import { decodeBody } from "./body.ts";
 import { bucketForWrite } from "./buckets.ts";
 import { announcedChecksum, checksumRecorder } from "./checksum.ts";
-import { contentTypeOf, storedHeaders, userMetadata } from "./headers.ts";
+import { checksumHeader, contentTypeOf, storedHeaders, userMetadata } from "./headers.ts";
 import type { ObjectTarget } from "./request.ts";
 import { type ObjectInfoFields, s3WriteOptions, withoutUndefined, writeFailure } from "./write.ts";
 
@@ -43,7 +43,7 @@ export async function putObject(
   return new Response(null, {
     headers: {
       etag: `"${result.md5}"`,
-      ...(checksum && { [`x-amz-checksum-${checksum.algorithm}`]: checksum.base64 }),
+      ...(checksum && checksumHeader(checksum)),
     },
   });
 }

@@ -59,7 +59,7 @@ export function formatAmzDate(ms: number): string {
 }
 
 /** AWS's UriEncode of bytes: unreserved characters kept, '/' kept when `keepSlash`. */
-function uriEncodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
+export function uriEncodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
   let out = "";
   for (const byte of bytes) {
     const char = String.fromCharCode(byte);
@@ -97,11 +97,6 @@ function isHex(byte: number | undefined): boolean {
 
 function hexValue(byte: number): number {
   return byte <= 0x39 ? byte - 0x30 : (byte | 0x20) - 0x61 + 10;
-}
-
-/** AWS's UriEncode of a text, as a signer applies it to a key or a query name or value. */
-export function uriEncode(text: string, keepSlash = false): string {
-  return uriEncodeBytes(encoder.encode(text), keepSlash);
 }
 
 /** The canonical URI: the path as sent, decoded, then encoded again (dot segments stay). */

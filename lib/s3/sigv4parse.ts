@@ -22,10 +22,10 @@ export const STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRA
 /** An aws-chunked body without signatures, whose trailer carries a checksum. */
 export const STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 /** The longest a presigned URL may live: a week, as S3 allows. */
-export const MAX_PRESIGNED_EXPIRES_SECONDS = 604_800;
+const MAX_PRESIGNED_EXPIRES_SECONDS = 604_800;
 /** Bounds on what a client can make the index parse and hash. */
-export const MAX_SIGNED_HEADERS = 64;
-export const MAX_QUERY_PARAMS = 256;
+const MAX_SIGNED_HEADERS = 64;
+const MAX_QUERY_PARAMS = 256;
 
 const SHA256_HEX_PATTERN = /^[0-9a-fA-F]{64}$/;
 const SIGNATURE_PATTERN = /^[0-9a-f]{64}$/;

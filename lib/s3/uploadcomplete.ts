@@ -45,7 +45,7 @@ const COMPLETED_TTL_MS = 3_600_000;
  * The object's URL, as S3 gives it in CompleteMultipartUpload's result: absolute, with the scheme
  * and host the client used (the index's nginx passes its Host header and sets X-Forwarded-Proto).
  */
-export function objectUrl(request: MultipartRequest): string {
+function objectUrl(request: MultipartRequest): string {
   const path = `/${request.bucket}/${urlEncodeKey(request.key)}`;
   const host = request.headers.get("host");
   const scheme = request.headers.get("x-forwarded-proto") === "https" ? "https" : "http";
@@ -68,7 +68,7 @@ function completeResult(request: MultipartRequest, etag: string): Record<string,
  * then the document, or the S3 error document of its failure. A client that goes away does not
  * stop the work.
  */
-export function keptAlive(document: Promise<string>, options: { intervalMs: number }): Response {
+function keptAlive(document: Promise<string>, options: { intervalMs: number }): Response {
   const encoder = new TextEncoder();
   let timer: ReturnType<typeof setInterval> | undefined;
   const ending = document.then(
