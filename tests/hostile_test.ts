@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { getFollow, put, testCluster } from "./helpers.ts";
-import { UNSUPPORTED } from "../lib/s3/api.ts";
+import { UNSUPPORTED } from "../lib/s3/operation.ts";
 
 const SEED = 0x6b7673;
 const REQUESTS = 3000;

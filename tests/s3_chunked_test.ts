@@ -21,13 +21,12 @@ import {
 import { decodeAwsChunked, type DecodeOptions, parseTrailerNames } from "../lib/s3/chunked.ts";
 import { S3Error } from "../lib/s3/error.ts";
 import { chunkedExampleInput, exampleOptions } from "./s3_examples.ts";
+import { type ChunkSigning, verifySigV4 } from "../lib/s3/sigv4.ts";
 import {
-  type ChunkSigning,
   STREAMING_PAYLOAD,
   STREAMING_PAYLOAD_TRAILER,
   STREAMING_UNSIGNED_PAYLOAD_TRAILER,
-  verifySigV4,
-} from "../lib/s3/sigv4.ts";
+} from "../lib/s3/sigv4parse.ts";
 
 const encoder = new TextEncoder();
 const EMPTY_SHA256 = createHash("sha256").update("").digest("hex");

@@ -2,8 +2,8 @@
 // shared by the SigV4 and aws-chunked tests: the credentials, and the chunked upload's request
 // whose seed signature the chunk signatures chain from.
 
-import type { SigV4Input } from "../lib/s3/sigv4.ts";
-import { STREAMING_PAYLOAD } from "../lib/s3/sigv4.ts";
+import type { SigV4Input } from "../lib/s3/sigv4canonical.ts";
+import { STREAMING_PAYLOAD } from "../lib/s3/sigv4parse.ts";
 
 export const EXAMPLE_KEY = "AKIAIOSFODNN7EXAMPLE";
 export const EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

@@ -1,9 +1,9 @@
-// Tests of S3 multipart uploads (lib/s3/multipart.ts): golden tests of its pure parts; the
-// operations on an index run in this process against real nginx volumes (Create, UploadPart,
-// UploadPartCopy, Complete, Abort, ListParts, ListMultipartUploads, reaping, --protect); then a
-// real cluster driven by the AWS SDK (a 100 MiB lib-storage upload within a memory bound, Complete
-// joining 100 MiB in constant memory, an index restart and a gc between parts, the SDK's view of
-// the listings and refusals).
+// Tests of S3 multipart uploads (lib/s3/multipart.ts and lib/s3/upload*.ts): golden tests of
+// their pure parts; the operations on an index run in this process against real nginx volumes
+// (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts, ListMultipartUploads, reaping,
+// --protect); then a real cluster driven by the AWS SDK (a 100 MiB lib-storage upload within a
+// memory bound, Complete joining 100 MiB in constant memory, an index restart and a gc between
+// parts, the SDK's view of the listings and refusals).
 //
 //   node_modules/.bin/deno test -A tests/s3_multipart_test.ts
 
@@ -29,13 +29,12 @@ import { keyToPath } from "../lib/placement.ts";
 import { IndexServer } from "../lib/http/server.ts";
 import { Store } from "../lib/core/store.ts";
 import { Volumes } from "../lib/volumes/mod.ts";
+import { Multipart } from "../lib/s3/multipart.ts";
 import {
   afterPrefix,
   checkCompleteParts,
   isUploadId,
-  Multipart,
   multipartEtag,
-  type MultipartRequest,
   newUploadId,
   parseCompleteBody,
   parseCopyRange,
@@ -44,7 +43,8 @@ import {
   partKey,
   payloadLength,
   type StoredPart,
-} from "../lib/s3/multipart.ts";
+} from "../lib/s3/uploadparse.ts";
+import type { MultipartRequest } from "../lib/s3/uploadstate.ts";
 import { PARTS_PREFIX } from "../lib/placement.ts";
 import { parseXml } from "../lib/s3/xml.ts";
 import { S3Error } from "../lib/s3/error.ts";

@@ -1,27 +1,22 @@
 // The pure parts of the S3 API: which requests are S3's (lib/s3/detect.ts), what a path-style
 // request names and which operation it is, bucket names, Range and conditional headers, listing
-// parameters (lib/s3/objects.ts, lib/s3/api.ts), and the nginx location that proxies replicas.
+// parameters (lib/s3/request.ts, operation.ts, headers.ts, conditions.ts, listparams.ts), and the
+// nginx location that proxies replicas.
 //
 //   node_modules/.bin/deno test -A tests/s3_route_test.ts
 
 import assert from "node:assert/strict";
-import { OPERATION_RIGHTS, s3Operation } from "../lib/s3/api.ts";
+import { OPERATION_RIGHTS, s3Operation } from "../lib/s3/operation.ts";
 import { isS3Request } from "../lib/s3/detect.ts";
+import { bucketNameProblem, parseCopySource, parseS3Path } from "../lib/s3/request.ts";
+import { checkConditions, parseRange, rangeApplies } from "../lib/s3/conditions.ts";
+import { decodeToken, encodeToken, parseListParams } from "../lib/s3/listparams.ts";
 import {
-  bucketNameProblem,
-  checkConditions,
-  decodeToken,
-  encodeToken,
   objectHeaders,
-  parseCopySource,
-  parseListParams,
-  parseRange,
-  parseS3Path,
-  rangeApplies,
   responseOverrides,
   storedHeaders,
   userMetadata,
-} from "../lib/s3/objects.ts";
+} from "../lib/s3/headers.ts";
 import { S3Error } from "../lib/s3/error.ts";
 import type { KeyRecord } from "../lib/core/record.ts";
 import { renderProxyLocations } from "../nginx.ts";

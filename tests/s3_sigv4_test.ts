@@ -1,11 +1,12 @@
-// Golden and interop tests of lib/s3/sigv4.ts: AWS's documented S3 SigV4 examples (header auth,
-// presigned URL, the chunked upload's seed signature), requests signed by AWS's own signer
-// (@smithy/signature-v4) with awkward keys and queries, every refusal with S3's code, and the
-// streamed payload check. Run: node_modules/.bin/deno test -A tests/s3_sigv4_test.ts
+// Golden and interop tests of SigV4 (lib/s3/sigv4.ts, sigv4canonical.ts, sigv4parse.ts): AWS's
+// documented S3 SigV4 examples (header auth, presigned URL, the chunked upload's seed signature),
+// requests signed by AWS's own signer (@smithy/signature-v4) with awkward keys and queries, every
+// refusal with S3's code, and the streamed payload check. Run: node_modules/.bin/deno test -A tests/s3_sigv4_test.ts
 
 import assert from "node:assert/strict";
 import { SignatureV4 } from "npm:@smithy/signature-v4@5.7.5";
 import { Sha256 } from "npm:@aws-crypto/sha256-js@5.2.0";
+import { sha256Verifier, type SigV4Verdict, verifySigV4 } from "../lib/s3/sigv4.ts";
 import {
   canonicalQuery,
   canonicalRequest,
@@ -13,16 +14,11 @@ import {
   EMPTY_SHA256,
   formatAmzDate,
   parseAmzDate,
-  type ParsedSigV4,
-  parseSigV4,
   sha256Hex,
-  sha256Verifier,
   type SigV4Input,
-  type SigV4Verdict,
-  STREAMING_PAYLOAD,
-  uriEncode,
-  verifySigV4,
-} from "../lib/s3/sigv4.ts";
+} from "../lib/s3/sigv4canonical.ts";
+import { uriEncode } from "../lib/s3/_sigv4.ts";
+import { type ParsedSigV4, parseSigV4, STREAMING_PAYLOAD } from "../lib/s3/sigv4parse.ts";
 import { S3Error } from "../lib/s3/error.ts";
 import {
   CHUNKED_SEED_SIGNATURE,

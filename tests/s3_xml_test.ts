@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { decodeReferences, parseXml } from "../lib/s3/xml.ts";
-import { parseCompleteBody } from "../lib/s3/multipart.ts";
+import { parseCompleteBody } from "../lib/s3/uploadparse.ts";
 import { S3Error } from "../lib/s3/error.ts";
 
 Deno.test("decodeReferences: the five entities and numeric references, in one pass", () => {

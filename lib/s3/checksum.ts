@@ -239,11 +239,6 @@ export function checksumHeaderAlgorithm(headerName: string): ChecksumAlgorithm |
     : null;
 }
 
-/** `x-amz-checksum-<algorithm>`: the header and trailer that carry a checksum. */
-export function checksumHeaderName(algorithm: ChecksumAlgorithm): string {
-  return `${CHECKSUM_HEADER_PREFIX}${algorithm}`;
-}
-
 /** Whether `base64` is a well-formed digest of `algorithm` (padded base64 of the right length). */
 export function validChecksumValue(algorithm: ChecksumAlgorithm, base64: string): boolean {
   const bytes = CHECKSUM_DIGEST_BYTES[algorithm];

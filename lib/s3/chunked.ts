@@ -25,16 +25,13 @@ import {
   validChecksumValue,
 } from "./checksum.ts";
 import { S3Error } from "./error.ts";
+import type { ChunkSigning } from "./sigv4.ts";
+import { EMPTY_SHA256, sha256Hex, sign, signaturesEqual } from "./sigv4canonical.ts";
 import {
-  type ChunkSigning,
-  EMPTY_SHA256,
-  sha256Hex,
-  sign,
-  signaturesEqual,
   STREAMING_PAYLOAD,
   STREAMING_PAYLOAD_TRAILER,
   STREAMING_UNSIGNED_PAYLOAD_TRAILER,
-} from "./sigv4.ts";
+} from "./sigv4parse.ts";
 
 /** The longest chunk header or trailer line, CRLF included; real ones are under 100 bytes. */
 export const MAX_CHUNK_LINE_BYTES = 4096;

@@ -6,7 +6,7 @@
 // header on the main port).
 // Pure; golden-tested in tests/s3_route_test.ts.
 
-import { RESPONSE_OVERRIDES } from "./objects.ts";
+import { RESPONSE_OVERRIDES } from "./headers.ts";
 
 /** Set by the index's nginx to "1" on every request of --s3-port; removed on the main port. */
 export const S3_PORT_HEADER = "x-mkv-s3";

@@ -8,9 +8,10 @@
 // published examples.
 
 import { createHmac } from "node:crypto";
-import { RESPONSE_OVERRIDES } from "./objects.ts";
-import { signaturesEqual, UNSIGNED_PAYLOAD, wireBytes } from "./sigv4.ts";
-import type { SigV4Failure, SigV4Input, SigV4Verdict } from "./sigv4.ts";
+import { RESPONSE_OVERRIDES } from "./headers.ts";
+import type { SigV4Verdict } from "./sigv4.ts";
+import { signaturesEqual, type SigV4Input, wireBytes } from "./sigv4canonical.ts";
+import { type SigV4Failure, UNSIGNED_PAYLOAD } from "./sigv4parse.ts";
 
 /**
  * The query parameters that are part of the signed resource, with their values: S3's

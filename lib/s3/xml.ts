@@ -12,6 +12,10 @@ import { S3Error } from "./error.ts";
 export const S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/";
 /** The largest XML request body read (a DeleteObjects of 1000 long keys fits). */
 export const MAX_XML_BODY_BYTES = 2 * 1024 * 1024;
+/** The owner (and initiator) every listing names: there are no users beyond access keys. */
+export const OWNER = { ID: "mkv", DisplayName: "mkv" };
+/** The one storage class of every object and part. */
+export const STORAGE_CLASS = "STANDARD";
 /** What every XML document S3 sends starts with. */
 export const XML_DECLARATION = `<?xml version="1.0" encoding="UTF-8"?>\n`;
 
