@@ -1,4 +1,4 @@
-// The bench's own I/O helpers: its log line, running a program (wrk, du, the index's commands) to
+// The bench's own I/O helpers: its log line, timing a step, running a program (wrk, du, the index's commands) to
 // its end, wrk on one URL, and one request whose status is checked.
 
 import type { Load } from "./figures.ts";
@@ -12,6 +12,13 @@ const INSTALL_HINT = "run `bash .ci/install bench` (Debian package wrk)";
 /** A line of the bench's log, on stderr (the table goes to stdout). */
 export function log(line: string): void {
   console.error(`bench: ${line}`);
+}
+
+/** How long `work` took, in seconds, and what it gave. */
+export async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const value = await work();
+  return [(performance.now() - started) / 1000, value];
 }
 
 /**
