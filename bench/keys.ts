@@ -27,7 +27,8 @@ import {
 } from "./keys_figures.ts";
 import { fillVolumes, type Ownership, volumeOwnership } from "./keys_fill.ts";
 import { diskBytes, freshWrites, listAll, randomGets, randomKeysScript } from "./keys_measure.ts";
-import { indexTool, peerCommand, type Served, serveMkv, servePeer } from "./keys_servers.ts";
+import { indexTool, type Served, serveMkv, servePeer } from "./keys_servers.ts";
+import { peerArgs } from "./peer.ts";
 import { log, run, timed } from "./tools.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -76,14 +77,17 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
     const rebuildOf = {
       mkv: () => indexTool(["rebuild", "--db", ourDb, ...volumeFlags]),
       mkvNoMd5: () => indexTool(["rebuild", "--db", noMd5Db, ...volumeFlags, "--md5sum=false"]),
-      peer: () => {
-        const command = peerCommand(options.peer!, {
-          db: peerDb,
-          volumes: hosts,
-          command: "rebuild",
-        });
-        return run(command[0], command.slice(1));
-      },
+      peer: () =>
+        run(
+          options.peer!,
+          peerArgs({
+            volumes: hosts,
+            replicas: 1,
+            subvolumes: 1,
+            dbDir: peerDb,
+            command: "rebuild",
+          }),
+        ),
     };
     const order = options.peer === null ? ["mkv", "mkvNoMd5"] : ["peer", "mkv", "mkvNoMd5"];
     for (const name of order) {

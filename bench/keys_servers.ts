@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnIndex } from "../dev/cluster.ts";
+import { peerArgs } from "./peer.ts";
 import { run, timed } from "./tools.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -40,7 +41,7 @@ export async function serveMkv(port: number, db: string, volumes: string[]): Pro
 export async function servePeer(binary: string, port: number, db: string, volumes: string[]) {
   const [startSeconds, child] = await timed(async () => {
     const child = new Deno.Command(binary, {
-      args: peerCommand(binary, { port, db, volumes, command: "server" }).slice(1),
+      args: peerArgs({ port, volumes, replicas: 1, subvolumes: 1, dbDir: db }),
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -72,24 +73,4 @@ export async function servePeer(binary: string, port: number, db: string, volume
       await child.status;
     },
   };
-}
-
-/** minikeyvalue's command line: Go's one-dash flags, then the command. */
-export function peerCommand(
-  binary: string,
-  options: { port?: number; db: string; volumes: string[]; command: "server" | "rebuild" },
-): string[] {
-  return [
-    binary,
-    ...(options.port === undefined ? [] : ["-port", String(options.port)]),
-    "-volumes",
-    options.volumes.join(","),
-    "-replicas",
-    "1",
-    "-subvolumes",
-    "1",
-    "-db",
-    options.db,
-    options.command,
-  ];
 }
