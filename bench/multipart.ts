@@ -18,8 +18,7 @@ import {
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
 import { Upload } from "npm:@aws-sdk/lib-storage@3.1178.0";
-import { spawnCluster } from "../dev/cluster.ts";
-import { freePort } from "../tests/helpers.ts";
+import { freePort, spawnCluster } from "../dev/cluster.ts";
 
 const MIB = 1024 * 1024;
 const BUCKET = "bench";

@@ -56,13 +56,22 @@ export interface Peer extends AsyncDisposable {
 
 // ---- pure ----
 
-/** minikeyvalue's command line (its flags are Go's: one dash, then the command `server`). */
+/**
+ * minikeyvalue's command line (its flags are Go's: one dash, then the command, `server` unless
+ * told; without a port for a command that serves nothing, `rebuild`).
+ */
 export function peerArgs(
-  options: { port: number; volumes: string[]; replicas: number; subvolumes: number; dbDir: string },
+  options: {
+    port?: number;
+    volumes: string[];
+    replicas: number;
+    subvolumes: number;
+    dbDir: string;
+    command?: "server" | "rebuild";
+  },
 ): string[] {
   return [
-    "-port",
-    String(options.port),
+    ...(options.port === undefined ? [] : ["-port", String(options.port)]),
     "-volumes",
     options.volumes.join(","),
     "-replicas",
@@ -71,7 +80,7 @@ export function peerArgs(
     String(options.subvolumes),
     "-db",
     options.dbDir,
-    "server",
+    options.command ?? "server",
   ];
 }
 

@@ -11,9 +11,9 @@ import {
   formatValue,
   Gauge,
   Histogram,
-  IndexMetrics,
   render,
-} from "../lib/http/metrics.ts";
+} from "../lib/http/_prometheus.ts";
+import { IndexMetrics } from "../lib/http/metrics.ts";
 import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
 import { requiredRight } from "../lib/auth/auth.ts";
 import { parseIndexArgs } from "../lib/config.ts";

@@ -12,11 +12,11 @@ import {
   combineLatency,
   type Cost,
   FULL_LOAD,
-  parseBenchArgs,
-  renderMarkdown,
   type ServerFigures,
   tailMet,
-} from "../bench/bench.ts";
+} from "../bench/figures.ts";
+import { parseBenchArgs } from "../bench/cli.ts";
+import { renderMarkdown } from "../bench/report.ts";
 import { parseWrkLatencyMs, parseWrkRate, parseWrkRequests, wrkTrouble } from "../bench/wrk.ts";
 import { blobValue, isBlobValue } from "../bench/blobs.ts";
 import { benchIndexArgs, parseIndexFlags, peerArgs } from "../bench/peer.ts";
