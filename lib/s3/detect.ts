@@ -6,12 +6,8 @@
 // header on the main port).
 // Pure; golden-tested in tests/s3_route_test.ts.
 
+import { S3_PORT_HEADER } from "../nginx/contract.ts";
 import { RESPONSE_OVERRIDES } from "./headers.ts";
-
-/** Set by the index's nginx to "1" on every request of --s3-port; removed on the main port. */
-export const S3_PORT_HEADER = "x-mkv-s3";
-/** The named location of the index's nginx that proxies a replica for an S3 GET (nginx.ts). */
-export const REPLICA_LOCATION = "@mkv_replica";
 
 /**
  * Query parameters that only S3 requests carry: sub-resources, listing parameters, presigned

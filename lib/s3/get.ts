@@ -1,17 +1,21 @@
 // GetObject, HeadObject and GetObjectAttributes (docs/s3.md, "Reads never pass through Deno"):
 // the key located, its conditions and range checked against the record, then the body sent by
 // the index's nginx, which the answer redirects (`X-Accel-Redirect`) to a location that proxies
-// the chosen replica (nginx.ts, renderProxyLocations). Only a value with user metadata or an
+// the chosen replica (lib/nginx/proxyconf.ts). Only a value with user metadata or an
 // asked-for checksum is streamed by the index itself, since nginx passes on only headers of
 // names it knows.
 
+import {
+  ACCEL_REDIRECT_HEADER,
+  REPLICA_HEADERS as REPLICA,
+  REPLICA_LOCATION,
+} from "../nginx/contract.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import type { Core } from "./_core.ts";
 import type { VolumeAddresses } from "./address.ts";
 import { needBucket } from "./buckets.ts";
 import { checkConditions, parseRange, rangeApplies } from "./conditions.ts";
-import { REPLICA_LOCATION } from "./detect.ts";
 import { S3Error } from "./error.ts";
 import {
   checksumHeaders,
@@ -81,25 +85,25 @@ export async function getObject(
   if (Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers)) {
     return await streamObject(core, location, path, { headers, range, sizeBytes });
   }
-  // The body comes from the replica through the index's nginx (nginx.ts, REPLICA_LOCATION),
-  // which answers with the x-mkv-* headers it reads here, and passes on Cache-Control,
+  // The body comes from the replica through the index's nginx (lib/nginx/contract.ts, REPLICA_LOCATION),
+  // which reads the REPLICA_HEADERS of this answer, and passes on Cache-Control,
   // Content-Disposition and Expires as they are.
   core.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
   const host = locationHost(location);
   const target = core.volumes.signed("GET", location.slice(host.length) + path);
   return new Response(null, {
     headers: {
-      "x-accel-redirect": REPLICA_LOCATION,
-      "x-mkv-volume": await addresses.resolve(host),
-      "x-mkv-host": host,
-      "x-mkv-sni": host.slice(0, host.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1"),
-      "x-mkv-target": target,
-      "x-mkv-etag": headers.etag ?? "",
-      "x-mkv-modified": headers["last-modified"],
-      "x-mkv-type": headers["content-type"],
-      "x-mkv-range": range === null ? "" : `bytes=${range.start}-${range.end}`,
-      "x-mkv-encoding": headers["content-encoding"] ?? "",
-      "x-mkv-language": headers["content-language"] ?? "",
+      [ACCEL_REDIRECT_HEADER]: REPLICA_LOCATION,
+      [REPLICA.volume]: await addresses.resolve(host),
+      [REPLICA.host]: host,
+      [REPLICA.sni]: host.slice(0, host.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1"),
+      [REPLICA.target]: target,
+      [REPLICA.etag]: headers.etag ?? "",
+      [REPLICA.modified]: headers["last-modified"],
+      [REPLICA.type]: headers["content-type"],
+      [REPLICA.range]: range === null ? "" : `bytes=${range.start}-${range.end}`,
+      [REPLICA.encoding]: headers["content-encoding"] ?? "",
+      [REPLICA.language]: headers["content-language"] ?? "",
       ...pick(headers, ["cache-control", "content-disposition", "expires"]),
     },
   });

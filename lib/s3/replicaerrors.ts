@@ -1,5 +1,5 @@
 // The S3 errors that the index's nginx answers by itself when the replica it proxies for an S3 GET
-// (X-Accel-Redirect to its replica location, nginx.ts) fails: the volume's file gone (a DELETE raced
+// (X-Accel-Redirect to its replica location, lib/nginx/contract.ts) fails: the volume's file gone (a DELETE raced
 // the GET), the volume down or refusing. Without them nginx would pass on the volume's HTML error
 // page, or its own, which no S3 client can read; with them every such answer is S3's XML. The
 // plain API redirects its clients to the volume and is not concerned. Pure: nginx config lines.

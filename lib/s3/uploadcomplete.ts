@@ -4,6 +4,7 @@
 // the upload's entries go, then its parts; a crash in between leaves parts without an upload,
 // which the reaper removes.
 
+import { ACCEL_BUFFERING_HEADER, FORWARDED_PROTO_HEADER } from "../nginx/contract.ts";
 import { firstLine } from "../errors.ts";
 import { completedUpload, recordCompleted, type UploadState } from "../core/uploads.ts";
 import type { Core } from "./_core.ts";
@@ -48,7 +49,7 @@ const COMPLETED_TTL_MS = 3_600_000;
 function objectUrl(request: MultipartRequest): string {
   const path = `/${request.bucket}/${urlEncodeKey(request.key)}`;
   const host = request.headers.get("host");
-  const scheme = request.headers.get("x-forwarded-proto") === "https" ? "https" : "http";
+  const scheme = request.headers.get(FORWARDED_PROTO_HEADER) === "https" ? "https" : "http";
   return host === null ? path : `${scheme}://${host}${path}`;
 }
 
@@ -97,7 +98,7 @@ function keptAlive(document: Promise<string>, options: { intervalMs: number }): 
   });
   // X-Accel-Buffering: the index's nginx passes each space on as it comes.
   return new Response(body, {
-    headers: { "content-type": "application/xml", "x-accel-buffering": "no" },
+    headers: { "content-type": "application/xml", [ACCEL_BUFFERING_HEADER]: "no" },
   });
 }
 
