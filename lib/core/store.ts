@@ -66,6 +66,11 @@ const COMMIT_TRIES = 20;
  */
 const LIST_BATCH = 1000;
 
+/**
+ * Told how long a commit took, in seconds, failed ones included, and how many records it carried.
+ */
+export type CommitHook = (seconds: number, records: number) => void;
+
 /** The database is locked by another process, or another failure to open it; one line. */
 export class StoreError extends Error {
   override name = "StoreError";
@@ -364,11 +369,7 @@ export class Store {
     resolve: (value: string | null) => void;
     reject: (err: unknown) => void;
   }[] = [];
-  /**
-   * Told how long each commit took, in seconds, failed ones included, and how many records it
-   * carried (the metrics, the write trace).
-   */
-  onCommit: ((seconds: number, records: number) => void) | null = null;
+  readonly #onCommit: CommitHook | undefined;
   #stats: StoreStats;
   #markers: PendingMarkers;
   /** The removal watches open (watchRemovals): the keys whose records were removed meanwhile. */
@@ -378,7 +379,9 @@ export class Store {
     handles: { kv: Deno.Kv; reader: Deno.Kv; lockFile: Deno.FsFile },
     stats: StoreStats,
     markers: PendingMarkers,
+    onCommit: CommitHook | undefined,
   ) {
+    this.#onCommit = onCommit;
     this.kv = handles.kv;
     this.reader = handles.reader;
     this.#lockFile = handles.lockFile;
@@ -393,9 +396,10 @@ export class Store {
 
   /**
    * Opens the index in directory `db` (created if missing) and takes its lock, so that no other
-   * process writes it meanwhile. Throws StoreError if another process holds it.
+   * process writes it meanwhile. Throws StoreError if another process holds it. `onCommit` is
+   * told of every commit (the metrics, the write trace).
    */
-  static async open(db: string): Promise<Store> {
+  static async open(db: string, options: { onCommit?: CommitHook } = {}): Promise<Store> {
     // The index's directory is its owner's alone: it holds the records and the admin socket,
     // through which the operations run. A new one is made 0700; an existing one is set so.
     let lockFile: Deno.FsFile;
@@ -431,7 +435,12 @@ export class Store {
           });
         }
         reader = await Deno.openKv(kvPath(db));
-        return new Store({ kv, reader, lockFile }, await loadStats(kv), await loadMarkers(kv));
+        return new Store(
+          { kv, reader, lockFile },
+          await loadStats(kv),
+          await loadMarkers(kv),
+          options.onCommit,
+        );
       } catch (err) {
         reader?.close();
         kv.close();
@@ -504,6 +513,11 @@ export class Store {
     }
   }
 
+  /** Reads an entry of the KV past the cache (`/-/health`): resolves once the KV answered. */
+  async ping(): Promise<void> {
+    await this.kv.get(["health"]);
+  }
+
   /** Forgets what the cache holds, e.g. after records changed behind the store's back. */
   forget(): void {
     this.#cache.clear();
@@ -527,13 +541,13 @@ export class Store {
       const started = performance.now();
       try {
         await this.#commit(batch);
-        this.onCommit?.((performance.now() - started) / 1000, batch.length);
+        this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         this.#noteRemovals(batch);
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
-        this.onCommit?.((performance.now() - started) / 1000, batch.length);
+        this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         for (const item of batch) this.#cache.delete(item.key);
         const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);

@@ -14,7 +14,7 @@ import type { Right } from "../auth/credentials.ts";
 import { Md5 } from "../md5.ts";
 import { isHostPort, type KeyPath, locationHost } from "../placement.ts";
 import type { KeyRecord, ObjectInfo } from "../core/record.ts";
-import type { IndexServer } from "../http/server.ts";
+import type { Core as IndexServer } from "../core/mod.ts";
 import { BUCKETS_PREFIX as BUCKETS, StoreError } from "../core/store.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import { decodeAwsChunked, parseTrailerNames, TRAILER_SIGNATURE } from "./chunked.ts";

@@ -19,7 +19,7 @@
 import { firstLine } from "../errors.ts";
 import { PARTS_PREFIX, recordPath, toHex } from "../placement.ts";
 import { isPending, type KeyRecord } from "../core/record.ts";
-import type { IndexServer, WriteResult } from "../http/server.ts";
+import type { Core as IndexServer, WriteResult } from "../core/mod.ts";
 import { UPLOADS_PREFIX as UPLOADS } from "../core/store.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import { Md5 } from "../md5.ts";
