@@ -111,7 +111,7 @@ export async function commitWrite(
   ctx.trace?.mark(key, "commit live");
   ctx.metrics.bodyReceived(result.sizeBytes);
   // The store hands this very record to the GETs that follow: they redirect without an md5.
-  ctx.parts.set(live, {
+  ctx.redirects.set(live, {
     placement,
     path: versionPath(path, live.version),
     volumes: targets.join(","),

@@ -113,7 +113,8 @@ export class CoreContext {
   readonly trace: WriteTrace | null;
   /** Per key: when its files were last seen present, and where (the replicas trusted then). */
   readonly verified = new Lru<string, { atMs: number; locations: string[] }>(VERIFIED_ENTRIES);
-  readonly parts = new WeakMap<KeyRecord, RedirectParts>();
+  /** What a redirect to each record needs (redirectParts), kept with the record itself. */
+  readonly redirects = new WeakMap<KeyRecord, RedirectParts>();
   /** Accepted DELETEs whose files are being removed, by key; each holds its key's lock. */
   readonly removals = new Map<string, Promise<void>>();
   /** The writes under way, which `setPlacement` waits for. */

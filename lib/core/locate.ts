@@ -43,7 +43,7 @@ export function setVerified(ctx: CoreContext, key: string, locations: string[]):
 
 /** What a redirect to this record needs, computed once per record and placement. */
 export function redirectParts(ctx: CoreContext, key: string, record: KeyRecord): RedirectParts {
-  let parts = ctx.parts.get(record);
+  let parts = ctx.redirects.get(record);
   const placement = ctx.options.placement;
   if (parts === undefined || parts.placement !== placement) {
     parts = {
@@ -52,7 +52,7 @@ export function redirectParts(ctx: CoreContext, key: string, record: KeyRecord):
       volumes: record.volumes.join(","),
       balance: isBalanced(key, record.volumes, placement) ? "balanced" : "unbalanced",
     };
-    ctx.parts.set(record, parts);
+    ctx.redirects.set(record, parts);
   }
   return parts;
 }
