@@ -12,8 +12,9 @@ import { COMMANDS, INDEX_USAGE, type IndexOptions, parseIndexArgs } from "./lib/
 import { CredentialsError, loadCredentials } from "./lib/auth/credentials.ts";
 import { firstLine } from "./lib/errors.ts";
 import { commandLine } from "./lib/flags.ts";
-import { IndexServer } from "./lib/http/server.ts";
-import { adminSocketPath, Store, StoreError } from "./lib/core/store.ts";
+import { adminSocketPath, Core, StoreError } from "./lib/core/mod.ts";
+import { IndexApi } from "./lib/http/api.ts";
+import { IndexMetrics } from "./lib/http/metrics.ts";
 import { volumeTlsFor } from "./lib/nginx/tls.ts";
 import { Volumes } from "./lib/volumes/mod.ts";
 import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
@@ -54,7 +55,7 @@ async function removeIfPresent(path: string): Promise<void> {
 
 /** A running index server; `stop()` takes down nginx, the Deno servers and the database. */
 export interface RunningIndex {
-  server: IndexServer;
+  api: IndexApi;
   /** The access keys of `--credentials`, or null when the API is open. */
   auth: Auth | null;
   stop(): Promise<void>;
@@ -83,26 +84,34 @@ export async function startIndex(
     : undefined;
   // As root, nginx's workers need their own account: a missing one stops the start here.
   const user = await workerAccount(options.user ?? DEFAULT_WORKER_USER);
-  const store = await Store.open(options.db);
   // A volume that comes back gets the removals that waited for it (deletes, failed writes).
   const volumes = new Volumes({
     hosts: options.volumes,
     timeoutMs: options.voltimeoutMs,
     tls: volumeTls,
     secret: volumeSecret,
-    onUp: () => server.volumeUp(),
+    onUp: () => core.volumeUp(),
   });
-  const server: IndexServer = new IndexServer(store, volumes, {
-    placement: options,
-    protect: options.protect,
-    md5sum: options.md5sum,
-    fallback: options.fallback,
-    verbose: options.verbose,
-    auth,
-    readExpiryMs: options.readExpiryMs,
-    metrics: options.metrics !== false,
-    multipartMaxAgeMs: options.multipartMaxAgeMs,
-  });
+  const metrics = new IndexMetrics();
+  let core: Core;
+  try {
+    core = await Core.open(options.db, volumes, {
+      placement: options,
+      protect: options.protect,
+      md5sum: options.md5sum,
+      fallback: options.fallback,
+      verbose: options.verbose,
+      auth,
+      readExpiryMs: options.readExpiryMs,
+      metrics: options.metrics !== false,
+      multipartMaxAgeMs: options.multipartMaxAgeMs,
+    }, metrics);
+  } catch (err) {
+    volumes.close();
+    throw err;
+  }
+  const store = core.store;
+  const api = new IndexApi(core, metrics);
   const runDir = await Deno.makeTempDir({ prefix: "mkv-index-" });
   const stops: (() => Promise<void>)[] = [async () => {
     volumes.close();
@@ -117,8 +126,8 @@ export async function startIndex(
     volumes.start();
     // Only nginx's workers may talk to the Deno server: nginx is where bad input is refused.
     const socketPath = `${runDir}/index.sock`;
-    const api = Deno.serve({ path: socketPath, onListen() {}, onError }, server.handle);
-    stops.push(() => api.shutdown());
+    const served = Deno.serve({ path: socketPath, onListen() {}, onError }, api.handle);
+    stops.push(() => served.shutdown());
     await shareSocketWithWorkers(runDir, socketPath, user);
     const adminPath = adminSocketPath(options.db);
     await removeIfPresent(adminPath);
@@ -128,11 +137,11 @@ export async function startIndex(
     try {
       adminServer = Deno.serve({ path: adminPath, onListen() {}, onError }, async (request) => {
         admin ??= (await import("./lib/ops/admin.ts")).adminHandler({
-          store: server.store,
-          volumes: server.volumes,
-          setPlacement: (placement) => server.setPlacement(placement),
-          board: server.board,
-          retiring: (key) => server.isRetiring(key),
+          store,
+          volumes,
+          setPlacement: (placement) => core.setPlacement(placement),
+          board: api.board,
+          retiring: (key) => core.isRetiring(key),
         });
         return await admin(request);
       });
@@ -177,9 +186,9 @@ export async function startIndex(
     await stop();
     throw err;
   }
-  server.startSweeps();
-  stops.splice(1, 0, () => server.stopSweeps());
-  return { server, auth, stop };
+  api.start();
+  stops.splice(1, 0, () => api.stop());
+  return { api, auth, stop };
 }
 
 /**

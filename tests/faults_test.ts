@@ -18,7 +18,7 @@ import {
   type Placement,
   STUB_STATUS_PATH,
 } from "../lib/placement.ts";
-import { VERIFIED_TTL_MS } from "../lib/http/server.ts";
+import { VERIFIED_TTL_MS } from "../lib/core/mod.ts";
 import { parseStubStatus } from "../lib/volumes/statusvolume.ts";
 import { pidFileFor } from "../lib/nginx/mod.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";

@@ -18,7 +18,7 @@ import {
   isUndone,
   parseOperationRequest,
 } from "../lib/ops/protocol.ts";
-import { planRebalance } from "../lib/ops/rebalance.ts";
+import { planRebalance } from "../lib/core/mod.ts";
 import {
   currentVersion,
   orderByPlacement,

@@ -26,7 +26,7 @@ import { readPeakRssMib, readRssMib, resetPeakRss } from "../bench/proc.ts";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { IndexServer } from "../lib/http/server.ts";
+import { Core as IndexServer } from "../lib/core/mod.ts";
 import { Store } from "../lib/core/store.ts";
 import { Volumes } from "../lib/volumes/mod.ts";
 import { Multipart } from "../lib/s3/multipart.ts";

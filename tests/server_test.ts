@@ -1,10 +1,10 @@
-// Tests of parseTarget (lib/http/server.ts): how the index reads a request's path and query into a
+// Tests of parseTarget (lib/http/target.ts): how the index reads a request's path and query into a
 // key or a listing, and refuses bad input with a 4xx and a short reason. Pure; the HTTP side is
 // in tests/api_test.ts.
 
 import assert from "node:assert/strict";
 import { MAX_KEY_BYTES } from "../lib/placement.ts";
-import { MAX_LIST_LIMIT, parseTarget } from "../lib/http/server.ts";
+import { MAX_LIST_LIMIT, parseTarget } from "../lib/http/target.ts";
 
 /** Asserts that the target is refused with `status`, and a one-line reason. */
 function assertBad(target: string, status: number): void {

@@ -8,14 +8,13 @@
 import assert from "node:assert/strict";
 import { Lru } from "../lib/core/lru.ts";
 import type { KeyRecord } from "../lib/core/record.ts";
+import { PendingMarkers, splitMarker } from "../lib/core/markers.ts";
+import { shiftStats } from "../lib/core/stats.ts";
 import {
   CACHE_ENTRIES,
   kvPath,
   MAX_BATCH,
   NO_STATS,
-  PendingMarkers,
-  shiftStats,
-  splitMarker,
   Store,
   StoreError,
 } from "../lib/core/store.ts";

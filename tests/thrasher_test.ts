@@ -646,7 +646,7 @@ Deno.test("the profile summary splits idle, inspector and busy samples per funct
       { id: 2, callFrame: frame("(idle)") },
       {
         id: 3,
-        callFrame: frame("handle", new URL("../lib/http/server.ts", import.meta.url).href),
+        callFrame: frame("handle", new URL("../lib/http/api.ts", import.meta.url).href),
         children: [4],
       },
       { id: 4, callFrame: frame("md5", new URL("../lib/md5.ts", import.meta.url).href) },
@@ -659,7 +659,7 @@ Deno.test("the profile summary splits idle, inspector and busy samples per funct
   });
   assert.equal(summary.idleShare, 0.5);
   assert.equal(summary.inspectorShare, 0.125);
-  const handle = summary.functions.find((f) => f.name === "handle lib/http/server.ts:1")!;
+  const handle = summary.functions.find((f) => f.name === "handle lib/http/api.ts:1")!;
   const md5 = summary.functions.find((f) => f.name === "md5 lib/md5.ts:1")!;
   assert.deepEqual([handle.selfShare, handle.totalShare], [1 / 3, 1]);
   assert.deepEqual([md5.selfShare, md5.totalShare], [2 / 3, 2 / 3]);

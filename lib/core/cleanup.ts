@@ -5,10 +5,10 @@
 // ever written over a file a record names (lib/placement.ts, versionPath), so giving back is only
 // committing the old record again. The caller holds the key's lock.
 
+import { logEvent } from "../events.ts";
 import { type KeyPath, keyToPath, versionPath } from "../placement.ts";
-import { type KeyRecord, namesFile } from "./record.ts";
-import type { Store } from "./store.ts";
-import type { Volumes } from "../volumes/mod.ts";
+import type { CoreContext, WriteResult } from "./context.ts";
+import { type KeyRecord, namesFile, needsSettling } from "./record.ts";
 
 export interface Settled {
   /**
@@ -28,7 +28,7 @@ export interface Settled {
  * the key's file, `keyToPath(key)`, for a caller that has it already.
  */
 export async function settlePending(
-  ctx: { store: Store; volumes: Volumes },
+  ctx: Pick<CoreContext, "store" | "volumes">,
   key: string,
   record: KeyRecord,
   path: KeyPath = keyToPath(key),
@@ -47,4 +47,48 @@ export async function settlePending(
   const where = `files removed at ${locations.join(",") || "none"}`;
   if (kept === null) return { outcome: "cleaned", detail: where };
   return { outcome: "restored", detail: `${where}; ${kept.state} again, at ${kept.volumes}` };
+}
+
+/**
+ * Settles a record that needs it under its key's lock; what cannot be done now (a volume down)
+ * stays for the sweep.
+ */
+export async function settle(
+  ctx: CoreContext,
+  key: string,
+  path: KeyPath,
+  record: KeyRecord,
+): Promise<Settled> {
+  const settled = await settlePending(ctx, key, record, path);
+  if (settled.outcome === "failed") {
+    logEvent("settle_failed", {
+      msg: `index: key ${JSON.stringify(key)}: failed: ${settled.detail}`,
+      key,
+      reason: settled.detail,
+    });
+  }
+  return settled;
+}
+
+/**
+ * The key's record once what an earlier write or delete left behind (after a crash, or with a
+ * volume down) is settled, so that a new record never has to name those files too; or the 503
+ * if a volume cannot settle it now. The caller holds the key's lock.
+ */
+export async function settleFirst(
+  ctx: CoreContext,
+  key: string,
+  path: KeyPath,
+  record: KeyRecord | null,
+): Promise<{ ok: true; record: KeyRecord | null } | WriteResult & { ok: false }> {
+  if (record === null || !needsSettling(record)) return { ok: true, record };
+  const settled = await settle(ctx, key, path, record);
+  if (settled.outcome === "failed") {
+    return {
+      ok: false,
+      status: 503,
+      reason: `key ${key}: an earlier write or delete is not cleaned up: ${settled.detail}`,
+    };
+  }
+  return { ok: true, record: await ctx.store.get(key) };
 }

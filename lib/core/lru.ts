@@ -1,5 +1,5 @@
 // A bounded map that keeps the most recently set entries: the index's caches (the store's records,
-// the server's checked replicas) in one place.
+// the core's checked replicas) in one place.
 
 /**
  * A Map bounded to `capacity` entries; setting one past it drops the entry set longest ago. A

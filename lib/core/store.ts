@@ -9,48 +9,14 @@
 // the metrics and the status page never scan.
 
 import { Lru } from "./lru.ts";
-import {
-  decodeRecord,
-  encodedState,
-  encodeRecord,
-  type KeyRecord,
-  needsSettling,
-} from "./record.ts";
+import { decodeRecord, encodedState, encodeRecord, type KeyRecord } from "./record.ts";
+import { GET_MANY, kvPath, LIST_BATCH, MARKERS, MAX_BATCH, RECORDS, STATS } from "./layout.ts";
+import { loadMarkers, type PendingMarkers } from "./markers.ts";
+import { loadStats, shiftStats, type StoreStats } from "./stats.ts";
 
-/** Keys of records live under this prefix in KV; other prefixes are free for metadata. */
-const RECORDS = "k";
-/**
- * Markers of pending records (a write, a delete whose files are being removed, or a live
- * value's overwrite: needsSettling), so that
- * start-up and the cleanup in the background find them without a scan: `[MARKERS, n, part]` →
- * the keys that became pending in the commit numbered n. One entry per commit, at the end of the
- * key range, and not one per key: an entry per key cost a second B-tree page per record written
- * (bench/kvcommit.ts, random keys: a commit of 5 took 0.81 ms against 0.56 ms, of 20 3.3 ms
- * against 2.0 ms, as long as with no marker at all). A marker is
- * removed once none of its keys is pending; a key's record, not its marker, says whether it is.
- */
-const MARKERS = "p";
-/** The per-key markers of earlier versions, `[LEGACY_PENDING, key]`, turned into MARKERS on open. */
-const LEGACY_PENDING = "w";
-/** UTF-16 units of keys per marker entry: at 3 UTF-8 bytes each, within KV's 64 KiB per value. */
-const MARKER_PART_UNITS = 20_000;
-/** Marker entries removed per commit at most, so that a commit stays within KV's 1000 mutations. */
-const MARKER_DELETES = 128;
-/**
- * The key of the store's figures (StoreStats): one entry, rewritten by every commit that changes
- * records. A plain value and not KV `sum` counters: the store is the only writer and commits one
- * batch at a time, so it knows the figures and sets them exactly (a `sum` on `Deno.KvU64` would
- * need decrements written as additions modulo 2^64).
- */
-const STATS = ["stats"];
-/** S3 buckets made by CreateBucket: `[BUCKETS_PREFIX, name]` → creation time (lib/s3/api.ts). */
-export const BUCKETS_PREFIX = "s3bucket";
-/** S3 multipart uploads in progress (lib/s3/multipart.ts): by id and by object key. */
-export const UPLOADS_PREFIX = "u";
-/** Mutations per atomic commit; KV allows 1000 and 800 KiB in all (one is the figures). */
-export const MAX_BATCH = 256;
-/** Keys per `getMany`, KV's limit. */
-const GET_MANY = 10;
+export { adminSocketPath } from "./layout.ts";
+export { NO_STATS, type StoreStats } from "./stats.ts";
+
 /** Records kept in memory (including "absent" answers), oldest dropped first. */
 export const CACHE_ENTRIES = 50_000;
 /**
@@ -60,11 +26,15 @@ export const CACHE_ENTRIES = 50_000;
 const WATCH_KEYS = 100_000;
 /** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
 const COMMIT_TRIES = 20;
+/** The mode of the --db directory: the owner's alone. */
+const DB_DIR_MODE = 0o700;
+/** The mode of the KV file and SQLite's files beside it: the owner's alone. */
+const KV_FILE_MODE = 0o600;
+
 /**
- * Entries read from KV per list round trip: KV's most. A round trip costs about as much as
- * decoding its entries, so fewer of them are most of what a listing can save.
+ * Told how long a commit took, in seconds, failed ones included, and how many records it carried.
  */
-const LIST_BATCH = 1000;
+export type CommitHook = (seconds: number, records: number) => void;
 
 /** The database is locked by another process, or another failure to open it; one line. */
 export class StoreError extends Error {
@@ -80,60 +50,6 @@ export interface ListOptions {
   state: "live" | "unlinked" | "all";
 }
 
-/**
- * What the index holds, kept in step with the records (docs/monitoring.md, "Keys and bytes are
- * counted, never scanned"): the keys whose values are on the volumes, live or unlinked, and the
- * bytes of those values (a record written before sizes were kept, or made by rebuild, counts 0
- * bytes); and the pending records (a write in progress or interrupted, a delete whose files are
- * being removed), counted apart.
- */
-export interface StoreStats {
-  liveKeys: number;
-  liveBytes: number;
-  unlinkedKeys: number;
-  unlinkedBytes: number;
-  pending: number;
-}
-
-/** Figures of an empty index. */
-export const NO_STATS: Readonly<StoreStats> = {
-  liveKeys: 0,
-  liveBytes: 0,
-  unlinkedKeys: 0,
-  unlinkedBytes: 0,
-  pending: 0,
-};
-
-/** The figures `stats` become when a key's record `old` is replaced by `next` (null: none). Pure. */
-export function shiftStats(
-  stats: Readonly<StoreStats>,
-  old: KeyRecord | null,
-  next: KeyRecord | null,
-): StoreStats {
-  const out = { ...stats };
-  for (const [record, sign] of [[old, -1], [next, 1]] as const) {
-    if (record === null) continue;
-    const bytes = sign * (record.info?.size ?? 0);
-    if (record.state === "live") {
-      out.liveKeys += sign;
-      out.liveBytes += bytes;
-    } else if (record.state === "unlinked") {
-      out.unlinkedKeys += sign;
-      out.unlinkedBytes += bytes;
-    } else {
-      out.pending += sign;
-    }
-  }
-  return out;
-}
-
-/** Whether a value read from the figures' entry is figures (else the store counts again). */
-function isStats(value: unknown): value is StoreStats {
-  const v = value as Record<string, unknown> | null;
-  return typeof v === "object" && v !== null &&
-    Object.keys(NO_STATS).every((name) => Number.isSafeInteger(v[name]) && Number(v[name]) >= 0);
-}
-
 interface Pending {
   key: string;
   record: KeyRecord | null;
@@ -141,203 +57,8 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-/** What one commit does to the markers: made by `PendingMarkers.plan`, kept by `apply`. */
-export interface MarkerPlan {
-  /** The number of the new marker, whose parts hold the keys that became pending. */
-  marker: number;
-  parts: string[][];
-  /** Keys that are pending no more. */
-  settled: string[];
-  /** Marker entries to remove, `[n, part]`, of markers none of whose keys is pending. */
-  deletes: [number, number][];
-}
-
-/** `keys` in runs of at most MARKER_PART_UNITS UTF-16 units (a longer key has a run of its own). */
-export function splitMarker(keys: string[]): string[][] {
-  const parts: string[][] = [];
-  let units = Infinity;
-  for (const key of keys) {
-    if (units + key.length > MARKER_PART_UNITS) {
-      parts.push([]);
-      units = 0;
-    }
-    parts.at(-1)!.push(key);
-    units += key.length;
-  }
-  return parts;
-}
-
-/**
- * Which keys are pending and in which marker, kept in memory beside the markers in KV. Pure: the
- * store asks it what a commit must write (`plan`) and tells it once the commit is done (`apply`).
- */
-export class PendingMarkers {
-  /** The marker of each pending key. */
-  #markerOf = new Map<string, number>();
-  /** Pending keys per marker. */
-  #keysIn = new Map<number, number>();
-  /** Entries (parts) per marker. */
-  #parts = new Map<number, number>();
-  /** Markers none of whose keys is pending, in the order they emptied, still to be removed. */
-  #empty: number[] = [];
-  #next = 0;
-
-  /** From the markers read on open and which of their keys are pending (their records say). */
-  constructor(markers: Map<number, { parts: number; keys: string[] }>, pendingKeys: Set<string>) {
-    for (const [marker, { parts, keys }] of markers) {
-      this.#next = Math.max(this.#next, marker + 1);
-      this.#parts.set(marker, parts);
-      this.#keysIn.set(marker, 0);
-      for (const key of keys) {
-        if (!pendingKeys.has(key)) continue;
-        const previous = this.#markerOf.get(key);
-        if (previous !== undefined) this.#keysIn.set(previous, this.#keysIn.get(previous)! - 1);
-        this.#markerOf.set(key, marker);
-        this.#keysIn.set(marker, this.#keysIn.get(marker)! + 1);
-      }
-    }
-    for (const [marker, count] of this.#keysIn) {
-      if (count > 0) continue;
-      this.#keysIn.delete(marker);
-      this.#empty.push(marker);
-    }
-  }
-
-  /** The pending keys, as of now. */
-  keys(): string[] {
-    return [...this.#markerOf.keys()];
-  }
-
-  /** What committing `batch` (in order; the last record of a key wins) does to the markers. */
-  plan(batch: readonly { key: string; record: KeyRecord | null }[]): MarkerPlan {
-    const last = new Map<string, boolean>();
-    for (const { key, record } of batch) last.set(key, record !== null && needsSettling(record));
-    const added: string[] = [];
-    const settled: string[] = [];
-    const left = new Map<number, number>();
-    for (const [key, pending] of last) {
-      const marker = this.#markerOf.get(key);
-      if (pending && marker === undefined) added.push(key);
-      if (pending || marker === undefined) continue;
-      settled.push(key);
-      left.set(marker, (left.get(marker) ?? this.#keysIn.get(marker)!) - 1);
-    }
-    const deletes: [number, number][] = [];
-    const emptied = [...left].filter(([, count]) => count === 0).map(([marker]) => marker);
-    for (const marker of [...this.#empty, ...emptied]) {
-      const parts = this.#parts.get(marker)!;
-      if (deletes.length + parts > MARKER_DELETES && deletes.length > 0) break;
-      for (let part = 0; part < parts; part++) deletes.push([marker, part]);
-    }
-    return { marker: this.#next, parts: splitMarker(added), settled, deletes };
-  }
-
-  /** Records that the commit of `plan` is done. */
-  apply(plan: MarkerPlan): void {
-    if (plan.parts.length > 0) {
-      this.#next = plan.marker + 1;
-      this.#parts.set(plan.marker, plan.parts.length);
-      this.#keysIn.set(plan.marker, 0);
-      for (const key of plan.parts.flat()) this.#markerOf.set(key, plan.marker);
-      this.#keysIn.set(plan.marker, plan.parts.flat().length);
-    }
-    for (const key of plan.settled) {
-      const marker = this.#markerOf.get(key)!;
-      this.#markerOf.delete(key);
-      const count = this.#keysIn.get(marker)! - 1;
-      if (count > 0) {
-        this.#keysIn.set(marker, count);
-        continue;
-      }
-      this.#keysIn.delete(marker);
-      this.#empty.push(marker);
-    }
-    const removed = new Set(plan.deletes.map(([marker]) => marker));
-    for (const marker of removed) this.#parts.delete(marker);
-    this.#empty = this.#empty.filter((marker) => !removed.has(marker));
-  }
-}
-
 function isTransient(err: unknown): boolean {
   return err instanceof Error && /database is locked|busy/i.test(err.message);
-}
-
-/** The mode of the --db directory: the owner's alone. */
-const DB_DIR_MODE = 0o700;
-/** The mode of the KV file and SQLite's files beside it: the owner's alone. */
-const KV_FILE_MODE = 0o600;
-
-/** The path of the KV file inside the `--db` directory. */
-export function kvPath(db: string): string {
-  return `${db}/index.kv`;
-}
-
-/** The admin socket of a running server, inside the `--db` directory. */
-export function adminSocketPath(db: string): string {
-  return `${db}/admin.sock`;
-}
-
-/**
- * The figures kept in `kv`; counted from the records (and kept) when there are none yet, as in an
- * index written before they were kept. Called on open, before anything writes.
- */
-async function loadStats(kv: Deno.Kv): Promise<StoreStats> {
-  const entry = await kv.get(STATS);
-  if (isStats(entry.value)) return entry.value;
-  let stats: StoreStats = { ...NO_STATS };
-  for await (const { value } of kv.list<string>({ prefix: [RECORDS] }, { batchSize: LIST_BATCH })) {
-    stats = shiftStats(stats, null, decodeRecord(value));
-  }
-  await kv.set(STATS, stats);
-  return stats;
-}
-
-/** The number of the last marker in `kv`, or -1 if it has none. */
-async function lastMarker(kv: Deno.Kv): Promise<number> {
-  for await (const entry of kv.list({ prefix: [MARKERS] }, { reverse: true, limit: 1 })) {
-    return entry.key[1] as number;
-  }
-  return -1;
-}
-
-/** Turns the per-key markers of an index written by an earlier version into MARKERS. */
-async function migrateLegacyMarkers(kv: Deno.Kv): Promise<void> {
-  const legacy: string[] = [];
-  for await (const entry of kv.list({ prefix: [LEGACY_PENDING] }, { batchSize: LIST_BATCH })) {
-    legacy.push(entry.key[1] as string);
-  }
-  let marker = await lastMarker(kv) + 1;
-  // 100 keys of at most 2 KiB, deleted and written again, stay within KV's bytes per commit.
-  for (let from = 0; from < legacy.length; from += 100, marker++) {
-    const keys = legacy.slice(from, from + 100);
-    const op = kv.atomic();
-    splitMarker(keys).forEach((part, i) => op.set([MARKERS, marker, i], part));
-    for (const key of keys) op.delete([LEGACY_PENDING, key]);
-    await op.commit();
-  }
-}
-
-/** The markers in `kv`, and which of their keys are pending, as their records say. */
-async function loadMarkers(kv: Deno.Kv): Promise<PendingMarkers> {
-  await migrateLegacyMarkers(kv);
-  const markers = new Map<number, { parts: number; keys: string[] }>();
-  for await (const entry of kv.list<string[]>({ prefix: [MARKERS] }, { batchSize: LIST_BATCH })) {
-    const marker = entry.key[1] as number;
-    const found = markers.get(marker) ?? { parts: 0, keys: [] };
-    found.parts = Math.max(found.parts, (entry.key[2] as number) + 1);
-    found.keys.push(...entry.value);
-    markers.set(marker, found);
-  }
-  const keys = [...new Set([...markers.values()].flatMap((found) => found.keys))];
-  const pending = new Set<string>();
-  for (let from = 0; from < keys.length; from += GET_MANY) {
-    const some = keys.slice(from, from + GET_MANY);
-    const entries = await kv.getMany<string[]>(some.map((key) => [RECORDS, key]));
-    entries.forEach((entry, i) => {
-      if (entry.value !== null && needsSettling(decodeRecord(entry.value))) pending.add(some[i]);
-    });
-  }
-  return new PendingMarkers(markers, pending);
 }
 
 export class Store {
@@ -364,11 +85,7 @@ export class Store {
     resolve: (value: string | null) => void;
     reject: (err: unknown) => void;
   }[] = [];
-  /**
-   * Told how long each commit took, in seconds, failed ones included, and how many records it
-   * carried (the metrics, the write trace).
-   */
-  onCommit: ((seconds: number, records: number) => void) | null = null;
+  readonly #onCommit: CommitHook | undefined;
   #stats: StoreStats;
   #markers: PendingMarkers;
   /** The removal watches open (watchRemovals): the keys whose records were removed meanwhile. */
@@ -378,7 +95,9 @@ export class Store {
     handles: { kv: Deno.Kv; reader: Deno.Kv; lockFile: Deno.FsFile },
     stats: StoreStats,
     markers: PendingMarkers,
+    onCommit: CommitHook | undefined,
   ) {
+    this.#onCommit = onCommit;
     this.kv = handles.kv;
     this.reader = handles.reader;
     this.#lockFile = handles.lockFile;
@@ -393,9 +112,10 @@ export class Store {
 
   /**
    * Opens the index in directory `db` (created if missing) and takes its lock, so that no other
-   * process writes it meanwhile. Throws StoreError if another process holds it.
+   * process writes it meanwhile. Throws StoreError if another process holds it. `onCommit` is
+   * told of every commit (the metrics, the write trace).
    */
-  static async open(db: string): Promise<Store> {
+  static async open(db: string, options: { onCommit?: CommitHook } = {}): Promise<Store> {
     // The index's directory is its owner's alone: it holds the records and the admin socket,
     // through which the operations run. A new one is made 0700; an existing one is set so.
     let lockFile: Deno.FsFile;
@@ -431,7 +151,12 @@ export class Store {
           });
         }
         reader = await Deno.openKv(kvPath(db));
-        return new Store({ kv, reader, lockFile }, await loadStats(kv), await loadMarkers(kv));
+        return new Store(
+          { kv, reader, lockFile },
+          await loadStats(kv),
+          await loadMarkers(kv),
+          options.onCommit,
+        );
       } catch (err) {
         reader?.close();
         kv.close();
@@ -504,6 +229,11 @@ export class Store {
     }
   }
 
+  /** Reads an entry of the KV past the cache (`/-/health`): resolves once the KV answered. */
+  async ping(): Promise<void> {
+    await this.kv.get(["health"]);
+  }
+
   /** Forgets what the cache holds, e.g. after records changed behind the store's back. */
   forget(): void {
     this.#cache.clear();
@@ -527,13 +257,13 @@ export class Store {
       const started = performance.now();
       try {
         await this.#commit(batch);
-        this.onCommit?.((performance.now() - started) / 1000, batch.length);
+        this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         this.#noteRemovals(batch);
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
-        this.onCommit?.((performance.now() - started) / 1000, batch.length);
+        this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         for (const item of batch) this.#cache.delete(item.key);
         const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);

@@ -2,7 +2,7 @@
 // With MKV_TRACE_WRITES=FILE in the index's environment at start, the index appends to FILE one
 // JSON line per PUT or DELETE (when each phase of it ended, in ms after the write began), one per
 // KV commit (how long it took and how many records it carried), and one per stall of the event
-// loop. Unset, the default, `openWriteTrace` returns null and the server's calls are
+// loop. Unset, the default, `openWriteTrace` returns null and the core's calls are
 // `trace?.mark(...)`: nothing is measured or kept.
 
 /** The environment variable naming the trace file. */

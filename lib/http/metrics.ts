@@ -5,7 +5,7 @@
 // operation) is copied in at each scrape.
 
 import type { OperationProgress } from "../ops/runner.ts";
-import type { StoreStats } from "../core/store.ts";
+import type { StoreStats } from "../core/mod.ts";
 import type { VolumeStats } from "../volumes/mod.ts";
 import {
   type AnyMetric,

@@ -9,7 +9,7 @@
 
 import type { RequestTotals } from "./metrics.ts";
 import type { OperationProgress } from "../ops/runner.ts";
-import type { StoreStats } from "../core/store.ts";
+import type { StoreStats } from "../core/mod.ts";
 import type { VolumeStats } from "../volumes/mod.ts";
 
 /** How often the history takes a sample. */

@@ -9,10 +9,9 @@
 // there; a write in progress holds the lock and is never touched. --dry-run only lists. Files whose
 // names are not keys are reported and left alone.
 
-import { settlePending } from "../core/cleanup.ts";
 import { firstLine } from "../errors.ts";
 import { keyToPath, versionPath } from "../placement.ts";
-import { isPending, type KeyRecord, namesFile, needsSettling } from "../core/record.ts";
+import { isPending, type KeyRecord, namesFile, needsSettling, settlePending } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import {
   limiter,

@@ -1,12 +1,12 @@
 // rebalance: values to where the placement puts them. For each key not at its place it copies the
 // value (streamed) to the new locations, checks the copy's md5, commits the new record, then
 // removes the old copies. A key whose copy fails keeps its record and stays readable; it is safe to
-// interrupt and run again (it copies over what an interruption left at the new places).
+// interrupt and run again (it copies over what an interruption left at the new places). The plan
+// and the move of one key are the core's (lib/core/rebalance.ts), shared with `REBALANCE /key`.
 
 import { firstLine } from "../errors.ts";
-import { isBalanced, keyToVolumes, type Placement, recordPath } from "../placement.ts";
-import { type KeyRecord, namesFile } from "../core/record.ts";
-import { VolumeError } from "../volumes/mod.ts";
+import { isBalanced, recordPath } from "../placement.ts";
+import { LEFT_AS_EXTRA, moveReplicas, namesFile, planRebalance } from "../core/mod.ts";
 import {
   BUSY_PAUSE_MS,
   BUSY_ROUNDS,
@@ -15,7 +15,6 @@ import {
   type OperationFn,
   type OperationRun,
   sleep,
-  track,
   withLockedRecord,
 } from "./runner.ts";
 
@@ -24,75 +23,6 @@ import {
  * so that a client following a redirect issued just before the commit still finds the value.
  */
 const ONLINE_DELETE_GRACE_MS = 2000;
-/**
- * What becomes of old copies that could not be removed: they hold the value, so gc keeps them as
- * extra copies; a rebuild adds them to the record, and a rebalance then removes them.
- */
-export const LEFT_AS_EXTRA = "left as extra copies (a rebuild then a rebalance removes them)";
-
-export interface RebalancePlan {
-  balanced: boolean;
-  /** Where the replicas go, in placement order. */
-  targets: string[];
-  /** Targets that lack the value (not in the record): copied to before the commit. */
-  copyTo: string[];
-  /** Record locations not among the targets: deleted after the commit. */
-  deleteFrom: string[];
-}
-
-/** What a rebalance does to one key's record. */
-export function planRebalance(key: string, record: KeyRecord, placement: Placement): RebalancePlan {
-  const targets = keyToVolumes(key, placement);
-  return {
-    balanced: isBalanced(key, record.volumes, placement),
-    targets,
-    copyTo: targets.filter((location) => !record.volumes.includes(location)),
-    deleteFrom: record.volumes.filter((location) => !targets.includes(location)),
-  };
-}
-
-/**
- * Moves a key's replicas to `plan.targets` (the caller holds the key's lock): copies the value to
- * the targets that lack it (or whose file is missing), checks the copies, and commits the record
- * that points at the targets. Returns the locations to delete from once no reader is redirected
- * there, or why nothing changed. Shared by the rebalance operation and `REBALANCE /key`.
- */
-export async function moveReplicas(
-  ctx: Pick<OperationContext, "store" | "volumes">,
-  key: string,
-  record: KeyRecord,
-  plan: RebalancePlan,
-): Promise<{ ok: true; deleteFrom: string[] } | { ok: false; detail: string }> {
-  const { store, volumes } = ctx;
-  track(volumes, record.volumes);
-  const path = recordPath(key, record);
-  // A target the record already names counts only if its file is there: a replica lost behind
-  // the index's back is copied again, so that old copies are never removed while the new set is
-  // short of one.
-  const missing: string[] = [];
-  for (const location of plan.targets.filter((target) => !plan.copyTo.includes(target))) {
-    try {
-      if (!await volumes.has(location, path)) missing.push(location);
-    } catch (err) {
-      if (!(err instanceof VolumeError)) throw err;
-      return { ok: false, detail: `kept at ${record.volumes}: ${firstLine(err)}` };
-    }
-  }
-  const copyTo = [...plan.copyTo, ...missing];
-  if (copyTo.length > 0) {
-    const sources = record.volumes.filter((location) => !missing.includes(location)).sort(
-      (a, b) => Number(volumes.isAlive(b)) - Number(volumes.isAlive(a)),
-    );
-    const failed = await volumes.copy(path, {
-      sources,
-      targets: copyTo,
-      expectedMd5: record.md5,
-    });
-    if (failed !== null) return { ok: false, detail: `kept at ${record.volumes}: ${failed}` };
-  }
-  await store.set(key, { ...record, volumes: plan.targets });
-  return { ok: true, deleteFrom: plan.deleteFrom };
-}
 
 /**
  * Deletions of files a rebalance moved away from, done after a grace period (online), each under

@@ -17,7 +17,7 @@ import {
   type Placement,
   versionPath,
 } from "../placement.ts";
-import { type KeyRecord, needsSettling } from "../core/record.ts";
+import { type KeyRecord, needsSettling } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import {
   type OperationContext,

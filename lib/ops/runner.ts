@@ -7,8 +7,7 @@
 
 import { type EventLog, logEvent } from "../events.ts";
 import { locationHost, type Placement } from "../placement.ts";
-import { isPending, type KeyRecord } from "../core/record.ts";
-import type { Store } from "../core/store.ts";
+import { isPending, type KeyRecord, type Store } from "../core/mod.ts";
 import type { Volumes } from "../volumes/mod.ts";
 import {
   type Counts,

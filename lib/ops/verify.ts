@@ -4,7 +4,7 @@
 
 import { firstLine } from "../errors.ts";
 import { type KeyPath, recordPath } from "../placement.ts";
-import type { KeyRecord } from "../core/record.ts";
+import type { KeyRecord } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import { forEachRecord, type OperationFn, track, withLockedRecord } from "./runner.ts";
 

@@ -5,7 +5,7 @@
 // directories done as the run's progress.
 
 import { HEX_DIR, parseFilePath, SUBVOLUME_DIR } from "../placement.ts";
-import type { KeyRecord } from "../core/record.ts";
+import type { KeyRecord } from "../core/mod.ts";
 import type { Volumes } from "../volumes/mod.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";

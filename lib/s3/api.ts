@@ -6,10 +6,10 @@
 // copy, delete, and the multipart uploads (lib/s3/multipart.ts). Errors are S3's XML.
 
 import { DEFAULT_MULTIPART_MAX_AGE_MS } from "../config.ts";
-import { StoreError } from "../core/store.ts";
+import { StoreError } from "../core/mod.ts";
 import { firstLine } from "../errors.ts";
 import { VolumeError } from "../volumes/mod.ts";
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { VolumeAddresses } from "./address.ts";
 import { authorize, type Caller } from "./auth.ts";
 import { decodeBody, withBodyFailure } from "./body.ts";

@@ -3,9 +3,9 @@
 // once created (a marker, lib/core/buckets.ts) and also while it holds keys (written by the plain
 // API); a write needs one, or on an open cluster makes one.
 
-import { hasBucketMarker, markBucket, markedBuckets, unmarkBucket } from "../core/buckets.ts";
-import type { KeyRecord } from "../core/record.ts";
-import type { Core } from "./_core.ts";
+import { hasBucketMarker, markBucket, markedBuckets, unmarkBucket } from "../core/mod.ts";
+import type { KeyRecord } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import type { Caller } from "./auth.ts";
 import { readXmlBody } from "./body.ts";
 import { S3Error } from "./error.ts";

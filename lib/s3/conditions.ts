@@ -2,7 +2,7 @@
 // the conditional headers of a GET or HEAD (and of a copy's source), and If-Match/If-None-Match of
 // a write. Pure; golden-tested in tests/s3_route_test.ts.
 
-import type { KeyRecord } from "../core/record.ts";
+import type { KeyRecord } from "../core/mod.ts";
 import { etagOf, httpDate } from "./headers.ts";
 
 /** The conditional headers a copy's source is checked with, as `x-amz-copy-source-<name>`. */

@@ -2,7 +2,7 @@
 // conditions checked, then its bytes streamed from a live replica into the core's write of the
 // target, with the source's attributes (COPY) or the request's (REPLACE).
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { bucketForWrite } from "./buckets.ts";
 import { checkConditions, copySourceConditions } from "./conditions.ts";
 import { S3Error } from "./error.ts";

@@ -2,7 +2,7 @@
 // key's record goes at once and its files in the background; deleting an absent key is no error,
 // as S3 counts it.
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import type { Caller } from "./auth.ts";
 import { readXmlBody } from "./body.ts";
 import { needBucket } from "./buckets.ts";

@@ -12,7 +12,7 @@ import {
 } from "../nginx/contract.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
 import { VolumeError } from "../volumes/mod.ts";
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import type { VolumeAddresses } from "./address.ts";
 import { needBucket } from "./buckets.ts";
 import { checkConditions, parseRange, rangeApplies } from "./conditions.ts";

@@ -4,7 +4,7 @@
 // stored checksum). Pure; golden-tested in tests/s3_route_test.ts.
 
 import { utf8Length } from "../placement.ts";
-import type { KeyRecord } from "../core/record.ts";
+import type { KeyRecord } from "../core/mod.ts";
 import { CHECKSUM_HEADER_PREFIX } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 

@@ -2,8 +2,8 @@
 // one bucket, read from the core's records in key order, with the common prefixes of a
 // delimiter skipped by starting a new read past them.
 
-import type { KeyRecord } from "../core/record.ts";
-import type { Core } from "./_core.ts";
+import type { KeyRecord } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import { needBucket } from "./buckets.ts";
 import { etagOf, isoDate } from "./headers.ts";
 import { encodeToken, parseListParams, urlEncodeKey } from "./listparams.ts";

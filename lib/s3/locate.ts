@@ -1,7 +1,7 @@
 // Where an object's bytes are, for the handlers that read them (GET, HEAD, CopyObject,
 // UploadPartCopy): the core's locate, its failure in S3's terms in one place.
 
-import type { Core, Located } from "./_core.ts";
+import type { Core, Located } from "../core/mod.ts";
 import { needBucket } from "./buckets.ts";
 import { S3Error } from "./error.ts";
 

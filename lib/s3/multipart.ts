@@ -15,7 +15,7 @@
 // This class holds what the operations share (the core, the limits, the upload ids it made) and
 // answers an S3Error thrown by any of them with S3's XML.
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { S3Error } from "./error.ts";
 import { abortUpload } from "./uploadabort.ts";
 import { completeUpload } from "./uploadcomplete.ts";

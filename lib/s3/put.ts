@@ -2,7 +2,7 @@
 // streams into the core's write, with the object's content type, user metadata, standard headers
 // and the checksum it was checked against kept in its record.
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import type { Caller } from "./auth.ts";
 import { decodeBody } from "./body.ts";
 import { bucketForWrite } from "./buckets.ts";

@@ -1,7 +1,7 @@
 // AbortMultipartUpload (`DELETE /bucket/key?uploadId=ID`, docs/s3.md, "Multipart uploads"):
 // under the upload's lock, its entries go, then its parts.
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import {
   findUpload,
   forget,

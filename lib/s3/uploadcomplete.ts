@@ -6,8 +6,8 @@
 
 import { ACCEL_BUFFERING_HEADER, FORWARDED_PROTO_HEADER } from "../nginx/contract.ts";
 import { firstLine } from "../errors.ts";
-import { completedUpload, recordCompleted, type UploadState } from "../core/uploads.ts";
-import type { Core } from "./_core.ts";
+import { completedUpload, recordCompleted, type UploadState } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import { readText } from "./body.ts";
 import { writeConditionFailure } from "./conditions.ts";
 import { S3Error } from "./error.ts";

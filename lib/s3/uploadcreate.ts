@@ -2,8 +2,8 @@
 // upload id, and the upload's entry (bucket, key, time, content type, metadata) in the KV
 // (lib/core/uploads.ts).
 
-import { recordUpload, type UploadState } from "../core/uploads.ts";
-import type { Core } from "./_core.ts";
+import { recordUpload, type UploadState } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import { parseChecksumAlgorithm } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 import { contentTypeOf, storedHeaders, userMetadata } from "./headers.ts";

@@ -6,7 +6,7 @@ import { firstLine } from "../errors.ts";
 import { Md5 } from "../md5.ts";
 import { recordPath } from "../placement.ts";
 import { VolumeError } from "../volumes/mod.ts";
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { S3Error } from "./error.ts";
 import { partKey, type StoredPart } from "./uploadparse.ts";
 

@@ -2,8 +2,8 @@
 // uploads in progress by object key (lib/core/uploads.ts), with S3's prefix, delimiter and
 // markers; the uploads of a common prefix are skipped by starting a new read past them.
 
-import { type ListedUpload, uploadsByKey } from "../core/uploads.ts";
-import type { Core } from "./_core.ts";
+import { type ListedUpload, uploadsByKey } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import { S3Error } from "./error.ts";
 import { isoDate } from "./headers.ts";
 import { MAX_LIST_KEYS, parseEncodingType, urlEncodeKey } from "./listparams.ts";

@@ -5,7 +5,7 @@
 // lengths. Golden-tested in tests/s3_multipart_test.ts and tests/s3_xml_test.ts.
 
 import { PARTS_PREFIX, toHex } from "../placement.ts";
-import type { KeyRecord } from "../core/record.ts";
+import type { KeyRecord } from "../core/mod.ts";
 import { Md5 } from "../md5.ts";
 import { S3Error } from "./error.ts";
 import { malformedXml, parseXml } from "./xml.ts";

@@ -4,8 +4,8 @@
 // time; rebuild, verify, rebalance and gc treat parts as the data they are, and plain clients
 // cannot write there. A copied part is read from a live replica of its source.
 
-import { uploadExists } from "../core/uploads.ts";
-import type { Core, WriteResult } from "./_core.ts";
+import { uploadExists } from "../core/mod.ts";
+import type { Core, WriteResult } from "../core/mod.ts";
 import { keepFailure } from "./body.ts";
 import { checkConditions, copySourceConditions } from "./conditions.ts";
 import { S3Error } from "./error.ts";

@@ -2,7 +2,7 @@
 // parts as their records tell them, in part order, paged by `max-parts` and
 // `part-number-marker`.
 
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { S3Error } from "./error.ts";
 import { isoDate } from "./headers.ts";
 import { MAX_LIST_KEYS } from "./listparams.ts";

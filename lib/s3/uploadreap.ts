@@ -3,10 +3,10 @@
 // between a Complete's or an Abort's removal of the upload and of its parts, or an index rebuilt
 // from the volumes).
 
-import { isPending } from "../core/record.ts";
-import { uploadExists, uploadsByAge } from "../core/uploads.ts";
+import { isPending } from "../core/mod.ts";
+import { uploadExists, uploadsByAge } from "../core/mod.ts";
 import { PARTS_PREFIX } from "../placement.ts";
-import type { Core } from "./_core.ts";
+import type { Core } from "../core/mod.ts";
 import { parsePartKey } from "./uploadparse.ts";
 import { forget, removePart, removeParts, tryLockUpload } from "./uploadstate.ts";
 

@@ -4,8 +4,8 @@
 // the index's memory, so that an index restart between parts loses nothing.
 
 import { PARTS_PREFIX } from "../placement.ts";
-import { forgetUpload, type UploadState, uploadState } from "../core/uploads.ts";
-import type { Core } from "./_core.ts";
+import { forgetUpload, type UploadState, uploadState } from "../core/mod.ts";
+import type { Core } from "../core/mod.ts";
 import { S3Error } from "./error.ts";
 import {
   isUploadId,

@@ -3,7 +3,7 @@
 // If-Match/If-None-Match under the key's lock), the attributes it keeps with the value, and the
 // core's refusals in S3's terms. Pure.
 
-import type { KeyRecord, ObjectInfo } from "../core/record.ts";
+import type { KeyRecord, ObjectInfo } from "../core/mod.ts";
 import { writeConditionFailure, type WriteRefusal } from "./conditions.ts";
 import { S3Error } from "./error.ts";
 
