@@ -3,7 +3,8 @@
 // milliseconds, beside the records. A bucket that holds keys exists without one; that rule, on
 // the records, is the S3 front's (lib/s3/buckets.ts).
 
-import { BUCKETS_PREFIX, type Store } from "./store.ts";
+import { BUCKETS_PREFIX } from "./layout.ts";
+import type { Store } from "./store.ts";
 
 /** Whether `name` has a bucket marker. */
 export async function hasBucketMarker(store: Store, name: string): Promise<boolean> {

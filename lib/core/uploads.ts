@@ -6,7 +6,8 @@
 // parts themselves are ordinary records under PARTS_PREFIX (lib/placement.ts).
 
 import { PARTS_PREFIX } from "../placement.ts";
-import { type Store, UPLOADS_PREFIX as UPLOADS } from "./store.ts";
+import { UPLOADS_PREFIX as UPLOADS } from "./layout.ts";
+import type { Store } from "./store.ts";
 
 /** An upload's entry by id. */
 export interface UploadState {
