@@ -10,14 +10,8 @@ import { Lru } from "../lib/core/lru.ts";
 import type { KeyRecord } from "../lib/core/record.ts";
 import { PendingMarkers, splitMarker } from "../lib/core/markers.ts";
 import { shiftStats } from "../lib/core/stats.ts";
-import {
-  CACHE_ENTRIES,
-  kvPath,
-  MAX_BATCH,
-  NO_STATS,
-  Store,
-  StoreError,
-} from "../lib/core/store.ts";
+import { kvPath, MAX_BATCH } from "../lib/core/layout.ts";
+import { CACHE_ENTRIES, NO_STATS, Store, StoreError } from "../lib/core/store.ts";
 
 /** A temp directory for one store, removed on dispose. */
 async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
