@@ -21,7 +21,7 @@ import {
   STUB_STATUS_PATH,
   VOLUME_OWN_DIR,
   WRITE_PROBE_PATH,
-} from "./lib/placement.ts";
+} from "./lib/volumes/protocol.ts";
 import { createFileNoFollow, ensureDirNoFollow } from "./lib/nginx/nofollow.ts";
 import { validSecret } from "./lib/volumes/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/nginx/tls.ts";

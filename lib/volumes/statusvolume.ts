@@ -4,7 +4,7 @@
 // of nginx, so reading them costs the volume nothing; the index reads them every few seconds,
 // never on a request's path. Parsing and encoding are pure; golden-tested in tests/status_test.ts.
 
-import { VOLUME_OWN_DIR } from "../placement.ts";
+import { VOLUME_OWN_DIR } from "./protocol.ts";
 import { writeNewFile } from "../nginx/nofollow.ts";
 
 /** How often volume.ts rewrites its disk figures. */

@@ -8,13 +8,14 @@ import { type EventLog, logEvent } from "../events.ts";
 import { type ClientTls, Http1Pool, type StreamedRequest } from "./http1.ts";
 import { Md5 } from "../md5.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
+import { type KeyPath, locationHost } from "../placement.ts";
 import {
   DISK_STATUS_PATH,
-  type KeyPath,
-  locationHost,
   STUB_STATUS_PATH,
+  target,
+  volumeUrl,
   WRITE_PROBE_PATH,
-} from "../placement.ts";
+} from "./protocol.ts";
 import {
   type DiskFigures,
   parseDiskFigures,
@@ -194,10 +195,9 @@ export class Volumes {
    * `host:port/svXX`): signed for GET and HEAD for `ttlMs` when given (private reads).
    */
   readUrl(location: string, path: KeyPath, ttlMs?: number): string {
-    const host = locationHost(location);
-    const target = location.slice(host.length) + path;
-    const signed = ttlMs === undefined ? target : this.signed("GET", target, ttlMs);
-    return `${this.scheme}://${host}${signed}`;
+    const to = target(location, path);
+    const signed = ttlMs === undefined ? to.path : this.signed("GET", to.path, ttlMs);
+    return volumeUrl({ host: to.host, path: signed }, this.scheme);
   }
 
   /** Adds hosts to the set that is probed (new volumes of a rebalance, say). */
@@ -424,10 +424,13 @@ export class Volumes {
   /** The body of a small answer (`GET path` on `host`), or null on any failure. */
   async #readSmall(host: string, path: string): Promise<string | null> {
     try {
-      const response = await fetch(`${this.scheme}://${host}${this.signed("GET", path)}`, {
-        client: this.#client,
-        signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.#closing.signal]),
-      });
+      const response = await fetch(
+        volumeUrl({ host, path: this.signed("GET", path) }, this.scheme),
+        {
+          client: this.#client,
+          signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.#closing.signal]),
+        },
+      );
       const length = Number(response.headers.get("content-length") ?? FIGURES_MAX_BYTES + 1);
       if (response.status !== 200 || !(length <= FIGURES_MAX_BYTES)) {
         await response.body?.cancel();
@@ -495,9 +498,9 @@ export class Volumes {
     );
     let response: Response;
     try {
-      const host = locationHost(location);
-      const target = this.signed(method, location.slice(host.length) + path);
-      response = await fetch(`${this.scheme}://${host}${target}`, {
+      const to = target(location, path);
+      const signed = { host: to.host, path: this.signed(method, to.path) };
+      response = await fetch(volumeUrl(signed, this.scheme), {
         method,
         headers: options.headers,
         client: this.#client,
@@ -541,12 +544,16 @@ export class Volumes {
     this.#refuseDown(location, method, path);
     let status: number;
     try {
-      const target = this.signed(method, location.slice(host.length) + path);
-      status = await this.#pool.request(host, method, target, {
-        body: options.body,
-        timeoutMs: options.timeoutMs ?? this.timeoutMs,
-        signal: this.#downSignal(host),
-      });
+      status = await this.#pool.request(
+        host,
+        method,
+        this.signed(method, target(location, path).path),
+        {
+          body: options.body,
+          timeoutMs: options.timeoutMs ?? this.timeoutMs,
+          signal: this.#downSignal(host),
+        },
+      );
     } catch (err) {
       // A VolumeError here is the abort of a volume marked down.
       const why = err instanceof VolumeError ? "volume down" : reason(err);
@@ -782,7 +789,7 @@ export class Volumes {
       new Upload({
         location,
         path,
-        target: this.signed("PUT", location.slice(locationHost(location).length) + path),
+        target: this.signed("PUT", target(location, path).path),
         sizeBytes,
         timeoutMs: this.timeoutMs,
         pool: this.#pool,
