@@ -12,13 +12,8 @@ import { spawnVolume } from "../dev/cluster.ts";
 import { parseIndexArgs } from "../lib/config.ts";
 import { type KeyPath, keyToPath, keyToVolumes } from "../lib/placement.ts";
 import { pidFileFor, tempListFor } from "../lib/nginx/runtime.ts";
-import {
-  expiresIn,
-  readSecretFile,
-  SecretError,
-  signVolumeUrl,
-  volumeSignature,
-} from "../lib/volumes/signing.ts";
+import { expiresIn, readSecretFile, SecretError, signVolumeUrl } from "../lib/volumes/signing.ts";
+import { volumeSignature } from "../lib/volumes/_signing.ts";
 import { Volumes } from "../lib/volumes/mod.ts";
 import { target } from "../lib/volumes/protocol.ts";
 import { renderVolumeHttpBlocks, renderVolumeLocations } from "../nginx.ts";

@@ -1,6 +1,7 @@
 // Reading a replica through (its md5 and size) and copying a value between replicas, as the
 // operations (verify, rebuild, rebalance, gc) do: composed of the client's own requests.
 
+import { firstLine } from "../errors.ts";
 import { Md5 } from "../md5.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
 import { describe, reason, UploadError, VolumeError } from "./errors.ts";
@@ -71,7 +72,7 @@ export async function copyReplica(
     }
     if (!sent) continue;
     const failures = await volumes.deleteAll(options.targets, path);
-    reasons.push(...failures.map((failure) => `bad copy left: ${failure.message}`));
+    reasons.push(...failures.map((failure) => `bad copy left: ${firstLine(failure)}`));
   }
   if (options.sources.length === 0) reasons.push("no replica to copy from");
   return reasons.join("; ");

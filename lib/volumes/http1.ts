@@ -31,7 +31,7 @@ const MAX_IDLE_PER_HOST = 64;
  * Idle sockets older than this are closed: well below the volumes' keep-alive timeout (75 s by
  * default, `volume.ts --keepalive`), so that a server closing an idle socket is the exception.
  */
-export const POOL_IDLE_TIMEOUT_MS = 30_000;
+const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 /** TLS to the servers (volumes that serve HTTPS): the extra roots trusted, if any. */
 export interface ClientTls {
@@ -42,7 +42,7 @@ export interface ClientTls {
  * Connects to `host:port`, over TLS when `tls` is given (the server's certificate is verified
  * against its name). `signal` bounds the connect and the TLS handshake.
  */
-export async function connectTo(
+async function connectTo(
   host: string,
   options: { signal?: AbortSignal; tls?: ClientTls },
 ): Promise<Deno.Conn> {
@@ -70,7 +70,7 @@ export async function connectTo(
 }
 
 /** Writes every byte; Deno's `write` may take fewer than it is given. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
 }
 

@@ -4,11 +4,12 @@
 // of nginx, so reading them costs the volume nothing; the index reads them every few seconds,
 // never on a request's path. Parsing and encoding are pure; golden-tested in tests/status_test.ts.
 
+import { firstLine } from "../errors.ts";
 import { VOLUME_OWN_DIR } from "./protocol.ts";
 import { writeNewFile } from "../nginx/nofollow.ts";
 
 /** How often volume.ts rewrites its disk figures. */
-export const DISK_REPORT_INTERVAL_MS = 5_000;
+const DISK_REPORT_INTERVAL_MS = 5_000;
 
 /** A volume's filesystem as volume.ts last saw it. */
 export interface DiskFigures {
@@ -98,7 +99,7 @@ export async function startDiskReport(
       await writeNewFile(`${file}.tmp`, encodeDiskFigures(await readDiskFigures(dir)), 0o644);
       await Deno.rename(`${file}.tmp`, file);
     } catch (err) {
-      onError(`cannot write ${file}: ${(err as Error).message}`);
+      onError(`cannot write ${file}: ${firstLine(err)}`);
     }
   };
   let writing = write();
