@@ -187,11 +187,6 @@ export class Volumes {
     }));
   }
 
-  /** Marks a volume down and ends every request in flight to it (the probe's verdict). */
-  markDead(location: string, why: string): void {
-    this.#health.markDead(location, why);
-  }
-
   /** Probes every host once; then, with `start()`, every second. */
   async probeAll(): Promise<void> {
     await this.#health.probeAll();
@@ -200,11 +195,6 @@ export class Volumes {
   /** Probes one host (Health.probe); concurrent calls for one host share one probe. */
   probe(host: string): Promise<void> {
     return this.#health.probe(host);
-  }
-
-  /** Reads the figures of every host that is up (Figures.read). */
-  async readFigures(): Promise<void> {
-    await this.#figures.read();
   }
 
   /** Starts the figures' poll and the probes. */

@@ -145,7 +145,7 @@ export class Health {
   }
 
   /** Marks a volume down and ends every request in flight to it (the probe's verdict). */
-  markDead(location: string, why: string): void {
+  #markDead(location: string, why: string): void {
     const host = locationHost(location);
     if (this.health(host) === "down") return;
     this.#health.set(host, "down");
@@ -261,7 +261,7 @@ export class Health {
     } catch (err) {
       this.#probeMs.set(host, performance.now() - started);
       this.failed(host);
-      this.markDead(host, `probe failed: ${reason(err)}`);
+      this.#markDead(host, `probe failed: ${reason(err)}`);
     }
   }
 
