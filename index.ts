@@ -15,8 +15,7 @@ import { commandLine } from "./lib/flags.ts";
 import { IndexServer } from "./lib/http/server.ts";
 import { adminSocketPath, Store, StoreError } from "./lib/core/store.ts";
 import { volumeTlsFor } from "./lib/nginx/tls.ts";
-import { Volumes } from "./lib/volumes/mod.ts";
-import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
+import { readSecretFile, SecretError, Volumes } from "./lib/volumes/mod.ts";
 import {
   DEFAULT_WORKER_USER,
   Nginx,

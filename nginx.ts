@@ -19,11 +19,11 @@ import {
 import {
   DISK_STATUS_PATH,
   STUB_STATUS_PATH,
+  validSecret,
   VOLUME_OWN_DIR,
   WRITE_PROBE_PATH,
-} from "./lib/volumes/protocol.ts";
+} from "./lib/volumes/mod.ts";
 import { createFileNoFollow, ensureDirNoFollow } from "./lib/nginx/nofollow.ts";
-import { validSecret } from "./lib/volumes/signing.ts";
 import { checkTlsFiles, TLS_PROTOCOLS, type TlsFiles } from "./lib/nginx/tls.ts";
 import { REPLICA_LOCATION, S3_PORT_HEADER } from "./lib/s3/detect.ts";
 import { renderReplicaErrorLocations, renderReplicaErrorPages } from "./lib/s3/replicaerrors.ts";

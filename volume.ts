@@ -11,7 +11,7 @@
 
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 import { parseTlsFlags, TLS_FLAGS } from "./lib/nginx/tls.ts";
-import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
+import { readSecretFile, SecretError, startDiskReport, startPruner } from "./lib/volumes/mod.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_WORKER_USER,
@@ -26,8 +26,6 @@ import {
   workerAccount,
 } from "./nginx.ts";
 import { resolve } from "node:path";
-import { startDiskReport } from "./lib/volumes/statusvolume.ts";
-import { startPruner } from "./lib/volumes/prune.ts";
 
 const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },

@@ -28,7 +28,7 @@ import {
   stopChild,
   workerAccount,
 } from "../nginx.ts";
-import { startDiskReport } from "../lib/volumes/statusvolume.ts";
+import { startDiskReport } from "../lib/volumes/mod.ts";
 import { freePort } from "../dev/cluster.ts";
 import { type LatencySummary, runThrasher, summarize } from "../thrasher.ts";
 
