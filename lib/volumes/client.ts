@@ -402,6 +402,6 @@ export class Volumes {
     options: { sizeBytes?: number } = {},
   ): Promise<PutResult> {
     for (const location of locations) this.#refuseDown(location, "PUT", path);
-    return await fanOut(this.#fanout, locations, path, body, options.sizeBytes);
+    return await fanOut(this.#fanout, { locations, path, body, sizeBytes: options.sizeBytes });
   }
 }

@@ -25,6 +25,15 @@ export interface PutResult {
   sizeBytes: number;
 }
 
+/** A value to write: every replica's location, the key's file, the body and its length if known. */
+export interface FanoutWrite {
+  locations: string[];
+  path: KeyPath;
+  body: ReadableStream<Uint8Array>;
+  /** The body's length (its Content-Length); undefined if unknown. */
+  sizeBytes: number | undefined;
+}
+
 /** What a write to all replicas needs of the client (lib/volumes/client.ts). */
 export interface FanoutContext {
   timeoutMs: number;
@@ -48,20 +57,15 @@ export interface FanoutContext {
  * failure every upload is cut off (nginx then discards its partial temp file) and the first cause
  * is thrown: UploadError if the client's body broke, VolumeError otherwise.
  */
-export async function fanOut(
-  ctx: FanoutContext,
-  locations: string[],
-  path: KeyPath,
-  body: ReadableStream<Uint8Array>,
-  sizeBytes: number | undefined,
-): Promise<PutResult> {
+export async function fanOut(ctx: FanoutContext, write: FanoutWrite): Promise<PutResult> {
+  const sizeBytes = write.sizeBytes;
   try {
     if (sizeBytes !== undefined && sizeBytes <= SMALL_VALUE_BYTES) {
-      return await putSmall(ctx, locations, path, body, sizeBytes);
+      return await putSmall(ctx, write, sizeBytes);
     }
-    return await putStream(ctx, locations, path, body, sizeBytes);
+    return await putStream(ctx, write);
   } catch (err) {
-    throw await fullOr(ctx, err, path, sizeBytes);
+    throw await fullOr(ctx, err, write);
   }
 }
 
@@ -71,12 +75,8 @@ export async function fanOut(
  * value, a VolumeError with status 507 that says so: the answer a client gets for a write a
  * volume has no room for, rather than a 503 that suggests trying again soon.
  */
-async function fullOr(
-  ctx: FanoutContext,
-  err: unknown,
-  path: KeyPath,
-  sizeBytes: number | undefined,
-): Promise<unknown> {
+async function fullOr(ctx: FanoutContext, err: unknown, write: FanoutWrite): Promise<unknown> {
+  const { path, sizeBytes } = write;
   if (!(err instanceof VolumeError) || err.status === null || err.status < 500) return err;
   if (ctx.health.health(err.volume) === "up") await ctx.health.probeWrite(err.volume);
   const disk = ctx.diskOf(err.volume);
@@ -95,11 +95,10 @@ async function fullOr(
 
 async function putSmall(
   ctx: FanoutContext,
-  locations: string[],
-  path: KeyPath,
-  body: ReadableStream<Uint8Array>,
+  write: FanoutWrite,
   sizeBytes: number,
 ): Promise<PutResult> {
+  const { locations, path, body } = write;
   let value: Uint8Array;
   try {
     value = new Uint8Array(await new Response(body).arrayBuffer());
@@ -123,13 +122,8 @@ async function putSmall(
   return { md5: new Md5().update(value).hex(), sizeBytes };
 }
 
-async function putStream(
-  ctx: FanoutContext,
-  locations: string[],
-  path: KeyPath,
-  body: ReadableStream<Uint8Array>,
-  sizeBytes: number | undefined,
-): Promise<PutResult> {
+async function putStream(ctx: FanoutContext, write: FanoutWrite): Promise<PutResult> {
+  const { locations, path, body, sizeBytes } = write;
   const uploads = locations.map((location) =>
     new Upload({
       location,
