@@ -125,7 +125,7 @@ export interface RunningVolume {
 
 /**
  * Starts a volume: nginx serving `dir` on `port`, its disk figures (free and total bytes,
- * lib/volumes/statusvolume.ts) rewritten every few seconds for the index to read, and the removal of
+ * lib/volumes/diskreport.ts) rewritten every few seconds for the index to read, and the removal of
  * empty directories (lib/volumes/prune.ts) in the background, until `stop()`.
  */
 export async function startVolume(
