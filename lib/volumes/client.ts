@@ -61,7 +61,7 @@ export class Volumes {
   #client: Deno.HttpClient;
   #pool: Http1Pool;
   #fanout: FanoutContext;
-  /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "" for none. */
+  /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "": none. */
   #secret: string;
 
   constructor(
@@ -76,7 +76,7 @@ export class Volumes {
       onUp?: (host: string) => void;
       /** The volume secret: every request is signed (`?md5=&expires=`); absent or "": none. */
       secret?: string;
-      /** The volumes serve HTTPS (verified with these extra roots, if any); plain HTTP if absent. */
+      /** The volumes serve HTTPS (verified with these extra roots, if any); plain HTTP if not. */
       tls?: ClientTls;
     },
   ) {

@@ -14,7 +14,7 @@ import { locationHost } from "../placement.ts";
 export const WRITE_PROBE_PATH = "/.mkv-probe";
 /** Where a volume's nginx answers its `stub_status` (connections, requests), for the index. */
 export const STUB_STATUS_PATH = "/.mkv-status";
-/** Where a volume serves its filesystem's free and total bytes (lib/volumes/statusvolume.ts), as JSON. */
+/** Where a volume serves its filesystem's free and total bytes (lib/volumes/statusvolume.ts). */
 export const DISK_STATUS_PATH = "/.mkv-disk";
 /**
  * The volume's own directory inside its --dir, made by volume.ts (root's when root runs it, so
@@ -23,7 +23,7 @@ export const DISK_STATUS_PATH = "/.mkv-disk";
  */
 export const VOLUME_OWN_DIR = "/.mkv";
 
-/** Where a request goes: the volume's `host:port`, and the path (with a query, once signed) it names there. */
+/** Where a request goes: the volume's `host:port`, and the path (and query, once signed) there. */
 export interface Target {
   host: string;
   path: string;

@@ -16,8 +16,8 @@
 //
 // The directories pruned are the workers' own: they could swap one for a link between the walk's
 // look and its rmdir. Started by root, volume.ts therefore runs each pass as the workers' account
-// (lib/volumes/prunepass.ts under `setpriv`), which can remove nothing that account could not remove
-// itself; root never walks or removes through them.
+// (lib/volumes/prunepass.ts under `setpriv`), which can remove nothing that account could not
+// remove itself; root never walks or removes through them.
 
 import { firstLine } from "../errors.ts";
 import { HEX_DIR, SUBVOLUME_DIR } from "../placement.ts";

@@ -1,12 +1,12 @@
 // Signed volume URLs: with a volume secret, a volume's nginx (its secure_link module) takes a
 // PUT or DELETE, and with private reads a GET or HEAD, only when the URL carries
 // `?md5=SIG&expires=UNIX`, where SIG is the unpadded base64url md5 of
-// `${expires}${method}${path} ${secret}` (HEAD signs as GET: a read is a read). The signature covers
-// what is done (method), where (the decoded path, `/svXX` included) and until when (unix seconds,
-// inclusive), so a captured URL can neither be re-targeted nor kept. The secret comes from a file
-// only (never the command line, where `ps` would show it). Pure but for readSecretFile;
-// the signature itself is lib/volumes/_signing.ts, golden-tested in tests/signing_test.ts against
-// what nginx computes.
+// `${expires}${method}${path} ${secret}` (HEAD signs as GET: a read is a read). The signature
+// covers what is done (method), where (the decoded path, `/svXX` included) and until when (unix
+// seconds, inclusive), so a captured URL can neither be re-targeted nor kept. The secret comes
+// from a file only (never the command line, where `ps` would show it). Pure but for
+// readSecretFile; the signature itself is lib/volumes/_signing.ts, golden-tested in
+// tests/signing_test.ts against what nginx computes.
 
 import { firstLine } from "../errors.ts";
 import { type SignOptions, volumeSignature } from "./_signing.ts";

@@ -1,9 +1,9 @@
 // A volume's own figures, as the index reads them (lib/volumes/figures.ts): its filesystem's free
-// and total bytes (volume.ts rewrites a small JSON file every few seconds, lib/volumes/diskreport.ts,
-// which its nginx serves at DISK_STATUS_PATH) and nginx's `stub_status` (connections and requests,
-// at STUB_STATUS_PATH). Both are static answers of nginx, so reading them costs the volume
-// nothing; the index reads them every few seconds, never on a request's path. Pure;
-// golden-tested in tests/status_test.ts.
+// and total bytes (a small JSON file that volume.ts rewrites every few seconds,
+// lib/volumes/diskreport.ts, and its nginx serves at DISK_STATUS_PATH) and nginx's `stub_status`
+// (connections and requests, at STUB_STATUS_PATH). Both are static answers of nginx, so reading
+// them costs the volume nothing; the index reads them every few seconds, never on a request's
+// path. Pure; golden-tested in tests/status_test.ts.
 
 /** A volume's filesystem as volume.ts last saw it. */
 export interface DiskFigures {
