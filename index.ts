@@ -16,8 +16,7 @@ import { adminSocketPath, Core, StoreError } from "./lib/core/mod.ts";
 import { IndexApi } from "./lib/http/api.ts";
 import { IndexMetrics } from "./lib/http/metrics.ts";
 import { volumeTlsFor } from "./lib/nginx/tls.ts";
-import { Volumes } from "./lib/volumes/mod.ts";
-import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
+import { readSecretFile, SecretError, Volumes } from "./lib/volumes/mod.ts";
 import {
   DEFAULT_WORKER_USER,
   Nginx,

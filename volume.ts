@@ -11,7 +11,7 @@
 
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 import { parseTlsFlags, TLS_FLAGS } from "./lib/nginx/tls.ts";
-import { readSecretFile, SecretError } from "./lib/volumes/signing.ts";
+import { readSecretFile, SecretError, startPruner } from "./lib/volumes/mod.ts";
 import {
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_WORKER_USER,
@@ -20,14 +20,13 @@ import {
   prepareVolumeDir,
   renderVolumeHttpBlocks,
   renderVolumeLocations,
+  startDiskReport,
   stopOnSignals,
   type TlsFiles,
   type WorkerAccount,
   workerAccount,
 } from "./nginx.ts";
 import { resolve } from "node:path";
-import { startDiskReport } from "./lib/volumes/statusvolume.ts";
-import { startPruner } from "./lib/volumes/prune.ts";
 
 const FLAGS: FlagSpec = {
   port: { type: "int", default: 3001, help: "port the volume listens on", arg: "PORT" },
@@ -127,7 +126,7 @@ export interface RunningVolume {
 
 /**
  * Starts a volume: nginx serving `dir` on `port`, its disk figures (free and total bytes,
- * lib/volumes/statusvolume.ts) rewritten every few seconds for the index to read, and the removal of
+ * lib/nginx/diskreport.ts) rewritten every few seconds for the index to read, and the removal of
  * empty directories (lib/volumes/prune.ts) in the background, until `stop()`.
  */
 export async function startVolume(

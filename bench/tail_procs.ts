@@ -8,9 +8,9 @@ import {
   Nginx,
   prepareVolumeDir,
   renderVolumeLocations,
+  startDiskReport,
   workerAccount,
 } from "../nginx.ts";
-import { startDiskReport } from "../lib/volumes/statusvolume.ts";
 import { runThrasher } from "../thrasher.ts";
 import { VOLUME_LOG_FORMAT } from "./tail_parse.ts";
 import type { Round } from "./tail_report.ts";

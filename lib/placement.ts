@@ -6,23 +6,8 @@
 
 import { md5 } from "./md5.ts";
 
-/**
- * The one path outside the key layout that volumes take PUTs on: the file of the index's write
- * probe, which checks that a volume can still store.
- */
-export const WRITE_PROBE_PATH = "/.mkv-probe";
 /** The keys of S3 multipart parts (lib/s3/multipart.ts), under the index's reserved `/-/`. */
 export const PARTS_PREFIX = "/-/mpu/";
-/** Where a volume's nginx answers its `stub_status` (connections, requests), for the index. */
-export const STUB_STATUS_PATH = "/.mkv-status";
-/** Where a volume serves its filesystem's free and total bytes (lib/volumes/statusvolume.ts), as JSON. */
-export const DISK_STATUS_PATH = "/.mkv-disk";
-/**
- * The volume's own directory inside its --dir, made by volume.ts (root's when root runs it, so
- * that nginx's workers, who own the rest, cannot plant a link there): nginx's upload spool
- * (`tmp/`) and the disk figures (`disk.json`), served at DISK_STATUS_PATH.
- */
-export const VOLUME_OWN_DIR = "/.mkv";
 
 /** A directory of the layout named by a byte of md5(key): `HH` or `hh`, lower-case hex. */
 export const HEX_DIR = /^[0-9a-f]{2}$/;
@@ -171,11 +156,6 @@ export function isHostPort(text: string, options: { optionalPort?: boolean } = {
 export function locationHost(location: string): string {
   const slash = location.indexOf("/");
   return slash === -1 ? location : location.slice(0, slash);
-}
-
-/** The URL of a key's file (its plain one, or `version`'s) at a replica location. */
-export function locationUrl(location: string, key: string, version?: string): string {
-  return `http://${location}${versionPath(keyToPath(key), version)}`;
 }
 
 /** Whether a record's volumes are exactly where the placement puts the key, in that order. */

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
-import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../lib/placement.ts";
+import { keyToPath, keyToVolumes, type Placement } from "../lib/placement.ts";
+import { target, volumeUrl } from "../lib/volumes/protocol.ts";
 import { pidFileFor } from "../lib/nginx/mod.ts";
 import {
   exists,
@@ -114,7 +115,7 @@ function assertRedirect(
   assert.equal(answer.headers.get("key-volumes"), volumes.join(","));
   assert.equal(answer.headers.get("key-balance"), "balanced");
   const location = answer.headers.get("location");
-  const chosen = volumes.find((volume) => locationUrl(volume, key) === location);
+  const chosen = volumes.find((volume) => volumeUrl(target(volume, keyToPath(key))) === location);
   assert.ok(chosen, `Location ${location} is not on one of ${volumes.join(",")}`);
   return chosen;
 }
@@ -622,7 +623,11 @@ Deno.test("a cluster with --replicas 2 --subvolumes 1 --protect --md5sum=false -
       const volumes = keyToVolumes("/two/3", placement);
       assert.equal(answer.headers.get("key-volumes"), volumes.join(","));
       assert.equal(answer.headers.get("key-balance"), "unbalanced");
-      assert.ok(volumes.some((v) => locationUrl(v, "/two/3") === answer.headers.get("location")));
+      assert.ok(
+        volumes.some((v) =>
+          volumeUrl(target(v, keyToPath("/two/3"))) === answer.headers.get("location")
+        ),
+      );
       assert.equal((await getFollow(base, "/two/3")).body, "value 3");
       // A new key goes where the new placement says, and is balanced.
       assert.equal(await put(base, "/three", "new"), 201);
@@ -642,7 +647,7 @@ Deno.test("a cluster with --replicas 2 --subvolumes 1 --protect --md5sum=false -
     for (let i = 0; i < 20; i++) {
       const answer = await request(`${base}/two/2`);
       assert.equal(answer.status, 302);
-      assert.equal(answer.headers.get("location"), locationUrl(second, "/two/2"));
+      assert.equal(answer.headers.get("location"), volumeUrl(target(second, keyToPath("/two/2"))));
     }
     assert.equal((await getFollow(base, "/two/2")).body, "value 2");
     await volumeAt(second).stop();

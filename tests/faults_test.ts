@@ -16,8 +16,8 @@ import {
   locationHost,
   pathToKey,
   type Placement,
-  STUB_STATUS_PATH,
 } from "../lib/placement.ts";
+import { STUB_STATUS_PATH, target, volumeUrl } from "../lib/volumes/protocol.ts";
 import { VERIFIED_TTL_MS } from "../lib/core/mod.ts";
 import { parseStubStatus } from "../lib/volumes/statusvolume.ts";
 import { pidFileFor } from "../lib/nginx/mod.ts";
@@ -679,7 +679,7 @@ Deno.test("nginx of a volume dies: the volume restarts it and the index uses it 
   assert.ok(await exists(fileOnDisk(cluster, location, keyToPath(`/after${n - 1}`))));
   const before = keyToVolumes("/before", placementOf(cluster, 3))
     .find((l) => locationHost(l) === `localhost:${volume.port}`)!;
-  const direct = await ask(`http://${before}${keyToPath("/before")}`);
+  const direct = await ask(volumeUrl(target(before, keyToPath("/before"))));
   assert.equal(direct.body, "before", "the volume's restarted nginx does not serve its files");
   assert.equal((await read(cluster.url, "/before")).body, "before");
 });
@@ -817,7 +817,7 @@ Deno.test("a full volume: PUTs answer 507 naming it, it is reported full and ser
       const location = keyToVolumes(key, placementOf(cluster, 3)).find((l) =>
         locationHost(l) === fullHost
       );
-      const onFull = await ask(`http://${location}${keyToPath(key)}`);
+      const onFull = await ask(volumeUrl(target(location!, keyToPath(key))));
       assert.equal(onFull.status, 200, `GET ${key} on the full volume`);
     }
 

@@ -8,6 +8,7 @@ import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 import { pidFileFor } from "../lib/nginx/mod.ts";
+import { target } from "../lib/volumes/protocol.ts";
 
 export { freePort };
 // What a test needs of the programs' own checks: one definition each, in the programs.
@@ -132,10 +133,10 @@ export async function getFollow(
 
 /** The path of a data file of a volume on disk, for `location` like `localhost:3001/sv05`. */
 export function fileOnDisk(cluster: Cluster & { dir: string }, location: string, path: string) {
-  const [hostPort, sub] = location.split("/");
-  const port = Number(hostPort.split(":")[1]);
+  const to = target(location, path);
+  const port = Number(to.host.split(":")[1]);
   const i = cluster.volumes.findIndex((volume) => volume.port === port);
-  return join(cluster.dir, `volume${i + 1}`, sub ?? "", path);
+  return join(cluster.dir, `volume${i + 1}`, to.path);
 }
 
 export interface ScriptResult {

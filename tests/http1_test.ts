@@ -3,7 +3,8 @@
 // the server closed is replaced, a timeout holds.
 
 import assert from "node:assert/strict";
-import { Http1Pool, parseResponseHead, splitHost } from "../lib/volumes/http1.ts";
+import { Http1Pool } from "../lib/volumes/http1.ts";
+import { parseResponseHead, splitHost } from "../lib/volumes/_http1.ts";
 import { spawnVolume } from "../dev/cluster.ts";
 import { freePort, tempDir } from "./helpers.ts";
 

@@ -10,7 +10,6 @@ import {
   keyToPath,
   keyToVolumes,
   locationHost,
-  locationUrl,
   MAX_KEY_BYTES,
   parseFilePath,
   pathToKey,
@@ -19,6 +18,7 @@ import {
   toHex,
   versionPath,
 } from "../lib/placement.ts";
+import { target, volumeUrl } from "../lib/volumes/protocol.ts";
 
 /** The volumes of minikeyvalue's own tests. */
 const STOOGES: Placement = { volumes: ["larry", "moe", "curly"], replicas: 1, subvolumes: 3 };
@@ -121,7 +121,7 @@ Deno.test("versionPath and recordPath: a key's plain file, or a version's file b
     "/5d/41/aGVsbG8=~/0193a5f2c4000001",
   );
   assert.equal(
-    locationUrl("localhost:3001/sv05", "hello", "0193a5f2c4000001"),
+    volumeUrl(target("localhost:3001/sv05", versionPath(keyToPath("hello"), "0193a5f2c4000001"))),
     "http://localhost:3001/sv05/5d/41/aGVsbG8=~/0193a5f2c4000001",
   );
   // The longest key's version still fits: its file name is the version, not a longer name.
@@ -159,25 +159,31 @@ Deno.test("MAX_KEY_BYTES is the longest key whose base64 fits one file name", ()
   assert.ok(keyToPath(longest).split("/").at(-1)!.length <= MAX_FILE_NAME_BYTES);
 });
 
-Deno.test("locationHost and locationUrl split and join replica locations", () => {
+Deno.test("locationHost and target split and join replica locations", () => {
   assert.equal(locationHost("localhost:3001/sv05"), "localhost:3001");
   assert.equal(locationHost("localhost:3001"), "localhost:3001");
   assert.equal(
-    locationUrl("localhost:3001/sv05", "hello"),
+    volumeUrl(target("localhost:3001/sv05", keyToPath("hello"))),
     "http://localhost:3001/sv05/5d/41/aGVsbG8=",
   );
-  assert.equal(locationUrl("localhost:3001", "hello"), "http://localhost:3001/5d/41/aGVsbG8=");
+  assert.equal(
+    volumeUrl(target("localhost:3001", keyToPath("hello"))),
+    "http://localhost:3001/5d/41/aGVsbG8=",
+  );
 });
 
-Deno.test("locationHost and locationUrl keep host names and bracketed IPv6 whole", () => {
+Deno.test("locationHost and target keep host names and bracketed IPv6 whole", () => {
   assert.equal(locationHost("[fd0a:e7:1::11]:3001/sv05"), "[fd0a:e7:1::11]:3001");
   assert.equal(locationHost("[::1]:3001"), "[::1]:3001");
   assert.equal(locationHost("vol-1.example:3001/sv05"), "vol-1.example:3001");
   assert.equal(
-    locationUrl("[fd0a:e7:1::11]:3001/sv05", "hello"),
+    volumeUrl(target("[fd0a:e7:1::11]:3001/sv05", keyToPath("hello"))),
     "http://[fd0a:e7:1::11]:3001/sv05/5d/41/aGVsbG8=",
   );
-  assert.equal(locationUrl("vol1.test:80", "hello"), "http://vol1.test:80/5d/41/aGVsbG8=");
+  assert.equal(
+    volumeUrl(target("vol1.test:80", keyToPath("hello"))),
+    "http://vol1.test:80/5d/41/aGVsbG8=",
+  );
 });
 
 Deno.test("isHostPort: a name, IPv4 or bracketed IPv6, and a port", () => {

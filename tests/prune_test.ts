@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
 import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
 import { keyToPath } from "../lib/placement.ts";
-import { passCommand, pruneEmptyDirs } from "../lib/volumes/prune.ts";
+import { pruneEmptyDirs } from "../lib/volumes/prune.ts";
+import { passCommand } from "../lib/volumes/_prune.ts";
 import { eventually, exists, freePorts, request, tempDir } from "./helpers.ts";
 
 /** An mtime well past the pruner's age threshold. */

@@ -15,7 +15,8 @@ import {
   OPERATION_PATH,
   type OperationRequest,
 } from "../lib/ops/protocol.ts";
-import { keyLocations, keyToPath, locationUrl, type Placement } from "../lib/placement.ts";
+import { keyLocations, keyToPath, type Placement } from "../lib/placement.ts";
+import { target, volumeUrl } from "../lib/volumes/protocol.ts";
 import { adminSocketPath } from "../lib/core/store.ts";
 import { eventually, exists, fileOnDisk, getFollow, put, request, testCluster } from "./helpers.ts";
 
@@ -241,7 +242,10 @@ for (const [replicas, subvolumes, md5sum] of [[3, 1, false], [2, 10, true]] as c
 
 /** PUTs `value` straight to a volume's file of `key` at `location`, as a copy the index never made. */
 async function placeCopy(location: string, key: string, value: string): Promise<void> {
-  const answer = await request(locationUrl(location, key), { method: "PUT", body: value });
+  const answer = await request(volumeUrl(target(location, keyToPath(key))), {
+    method: "PUT",
+    body: value,
+  });
   assert.ok(answer.status === 201 || answer.status === 204, `PUT ${location}: ${answer.status}`);
 }
 

@@ -10,16 +10,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnVolume } from "../dev/cluster.ts";
 import { parseIndexArgs } from "../lib/config.ts";
-import { type KeyPath, keyToPath, keyToVolumes, locationHost } from "../lib/placement.ts";
+import { type KeyPath, keyToPath, keyToVolumes } from "../lib/placement.ts";
 import { pidFileFor, tempListFor } from "../lib/nginx/mod.ts";
-import {
-  expiresIn,
-  readSecretFile,
-  SecretError,
-  signVolumeUrl,
-  volumeSignature,
-} from "../lib/volumes/signing.ts";
+import { expiresIn, readSecretFile, SecretError, signVolumeUrl } from "../lib/volumes/signing.ts";
+import { volumeSignature } from "../lib/volumes/_signing.ts";
 import { Volumes } from "../lib/volumes/mod.ts";
+import { target } from "../lib/volumes/protocol.ts";
 import { renderVolumeHttpBlocks, renderVolumeLocations } from "../nginx.ts";
 import { parseVolumeArgs } from "../volume.ts";
 import {
@@ -466,8 +462,8 @@ Deno.test("with signed volumes, rebalance, verify --repair and gc work, online a
   assert.match(rebalance.stdout, /moved [1-9]/, explain(rebalance));
   const disks = [...cluster.volumes, volume4].map((_, i) => join(cluster.dir, `volume${i + 1}`));
   const onDisk = (location: string, key: string) => {
-    const i = four.indexOf(locationHost(location));
-    return join(disks[i], location.slice(locationHost(location).length), keyToPath(key));
+    const { host, path } = target(location, keyToPath(key));
+    return join(disks[four.indexOf(host)], path);
   };
   const placement = { volumes: four, replicas: 2, subvolumes: 10 };
   for (const key of keys) {
@@ -487,8 +483,8 @@ Deno.test("with signed volumes, rebalance, verify --repair and gc work, online a
 
   // An orphan written straight to a volume (signed, as only the index can), collected online.
   const [orphanAt] = keyToVolumes("/orphan", placement);
-  const orphanPath = orphanAt.slice(locationHost(orphanAt).length) + keyToPath("/orphan");
-  const orphanPort = Number(locationHost(orphanAt).split(":")[1]);
+  const { host: orphanHost, path: orphanPath } = target(orphanAt, keyToPath("/orphan"));
+  const orphanPort = Number(orphanHost.split(":")[1]);
   assert.equal((await raw(orphanPort, "PUT", sign("PUT", orphanPath), "lost")).status, 201);
   const gc = await runIndexCommand(["gc", ...common(four)]);
   assert.equal(gc.code, 0, explain(gc));

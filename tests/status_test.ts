@@ -29,8 +29,8 @@ import {
   encodeDiskFigures,
   parseDiskFigures,
   parseStubStatus,
-  readDiskFigures,
 } from "../lib/volumes/statusvolume.ts";
+import { readDiskFigures } from "../lib/nginx/diskreport.ts";
 import { put, request, ROOT, runScript, tempDir, testCluster } from "./helpers.ts";
 
 /** Debian's Chromium, which .ci/install test installs. */

@@ -1,4 +1,4 @@
-// Tests of lib/volumes/volumes.ts's streamed PUT (`putAll` of a value without Content-Length or over
+// Tests of lib/volumes/fanout.ts's streamed PUT (`putAll` of a value without Content-Length or over
 // 256 KiB) against tiny volumes made here with raw sockets, so that each can misbehave on cue: all
 // replicas get the same bytes and the md5 is right, a replica that fails mid-value fails the put
 // and cuts the others off, a slow replica slows the reading of the body (one chunk in memory),

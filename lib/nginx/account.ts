@@ -4,7 +4,7 @@
 // Each step as root works without following a link (nofollow.ts); see docs/security.md, Local
 // users and root.
 
-import { VOLUME_OWN_DIR } from "../placement.ts";
+import { VOLUME_OWN_DIR } from "../volumes/mod.ts";
 import { firstLine } from "../errors.ts";
 import {
   missingAccountMessage,

@@ -1,7 +1,8 @@
 // The interface of lib/nginx, for the programs (volume.ts, index.ts through nginx.ts) and their
 // harnesses: the renderers of the volume's and the index's configs, the workers' account and the
 // directories readied for it, the supervisor that runs nginx, TLS files, the runtime files, and
-// the contract of strings the index shares with its nginx (contract.ts).
+// the contract of strings the index shares with its nginx (contract.ts), and the disk figures a
+// volume keeps beside its nginx (diskreport.ts).
 
 // What the programs use.
 export * from "./contract.ts";
@@ -30,6 +31,7 @@ export { Nginx, type NginxOptions, portAnswers, stopChild, stopOnSignals } from 
 export { redactSecrets } from "./accesslog.ts";
 export { DEFAULT_WORKER_USER, NginxError, pidFileFor, stopLeftover } from "./runtime.ts";
 export { parseTlsFlags, TLS_FLAGS, type TlsFiles, type VolumeTls, volumeTlsFor } from "./tls.ts";
+export { startDiskReport } from "./diskreport.ts";
 export { writeNewFile } from "./nofollow.ts";
 
 // The steps Nginx.start takes and the files it keeps, for the tests that check each on its own.

@@ -6,9 +6,10 @@
 import {
   DISK_STATUS_PATH,
   STUB_STATUS_PATH,
+  validSecret,
   VOLUME_OWN_DIR,
   WRITE_PROBE_PATH,
-} from "../placement.ts";
+} from "../volumes/mod.ts";
 import { quote } from "./conf.ts";
 import { NginxError } from "./runtime.ts";
 
@@ -29,11 +30,6 @@ const KEY_PATH_REGEX =
 export const VOLUME_SPOOL = `${VOLUME_OWN_DIR}/tmp`;
 /** The disk figures (lib/volumes/statusvolume.ts) inside a volume's directory. */
 const VOLUME_DISK_FILE = `${VOLUME_OWN_DIR}/disk.json`;
-/**
- * The characters a volume secret is made of (lib/volumes/signing.ts, which refuses any other): none
- * of them means anything to nginx in a quoted string, so the secret goes into the config as it is.
- */
-const SECRET_CHARS = /^[A-Za-z0-9+/=_.~-]+$/;
 
 export interface VolumeLocationOptions {
   dir: string;
@@ -143,9 +139,9 @@ export function renderVolumeHttpBlocks(): string {
  */
 function renderSignatureCheck(options: VolumeLocationOptions): string[] {
   if (options.secret === undefined || options.secret === "") return [];
-  if (!SECRET_CHARS.test(options.secret)) {
-    throw new NginxError("the volume secret has bad characters");
-  }
+  // None of a valid secret's characters means anything to nginx in a quoted string, so the
+  // secret goes into the config as it is.
+  if (!validSecret(options.secret)) throw new NginxError("the volume secret has bad characters");
   const expression = `$secure_link_expires$mkv_signed_method$uri ${options.secret}`;
   const check = options.privateReads ? [`      if ($secure_link != "1") {`] : [
     `      set $mkv_signed "$request_method:$secure_link";`,

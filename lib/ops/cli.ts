@@ -7,8 +7,7 @@ import type { IndexOptions } from "../config.ts";
 import { firstLine } from "../errors.ts";
 import { adminSocketPath, Store, StoreError } from "../core/mod.ts";
 import { type VolumeTls, volumeTlsFor } from "../nginx/tls.ts";
-import { readSecretFile } from "../volumes/signing.ts";
-import { Volumes } from "../volumes/mod.ts";
+import { readSecretFile, Volumes } from "../volumes/mod.ts";
 import { execute } from "./execute.ts";
 import {
   formatItem,

@@ -10,8 +10,8 @@ import {
   REPLICA_HEADERS as REPLICA,
   REPLICA_LOCATION,
 } from "../nginx/contract.ts";
-import { type KeyPath, locationHost } from "../placement.ts";
-import { VolumeError } from "../volumes/mod.ts";
+import type { KeyPath } from "../placement.ts";
+import { target, VolumeError } from "../volumes/mod.ts";
 import type { Core } from "../core/mod.ts";
 import type { VolumeAddresses } from "./address.ts";
 import { needBucket } from "./buckets.ts";
@@ -89,15 +89,15 @@ export async function getObject(
   // which reads the REPLICA_HEADERS of this answer, and passes on Cache-Control,
   // Content-Disposition and Expires as they are.
   core.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
-  const host = locationHost(location);
-  const target = core.volumes.signed("GET", location.slice(host.length) + path);
+  const { host, path: onVolume } = target(location, path);
+  const signedPath = core.volumes.signed("GET", onVolume);
   return new Response(null, {
     headers: {
       [ACCEL_REDIRECT_HEADER]: REPLICA_LOCATION,
       [REPLICA.volume]: await addresses.resolve(host),
       [REPLICA.host]: host,
       [REPLICA.sni]: host.slice(0, host.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1"),
-      [REPLICA.target]: target,
+      [REPLICA.target]: signedPath,
       [REPLICA.etag]: headers.etag ?? "",
       [REPLICA.modified]: headers["last-modified"],
       [REPLICA.type]: headers["content-type"],

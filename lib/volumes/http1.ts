@@ -13,19 +13,25 @@
 // connection. That is safe because such requests are idempotent and their bodies are held in
 // memory (HEAD, DELETE, the PUT of a whole value). A streamed request is sent again only if its
 // head could not be written; once body bytes have gone, a failure is the caller's to handle.
+// What goes on the wire (request heads, chunked framing, answer heads) is lib/volumes/_http1.ts.
 
-/** The head of an answer is at most this long. */
-export const MAX_HEAD_BYTES = 16 * 1024;
+import {
+  AnswerError,
+  ClosedEarly,
+  encodeRequest,
+  MAX_HEAD_BYTES,
+  readResponseHead,
+  type ResponseHead,
+  splitHost,
+} from "./_http1.ts";
+
 /** Idle sockets kept per host. */
 const MAX_IDLE_PER_HOST = 64;
 /**
  * Idle sockets older than this are closed: well below the volumes' keep-alive timeout (75 s by
  * default, `volume.ts --keepalive`), so that a server closing an idle socket is the exception.
  */
-export const POOL_IDLE_TIMEOUT_MS = 30_000;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 /** TLS to the servers (volumes that serve HTTPS): the extra roots trusted, if any. */
 export interface ClientTls {
@@ -36,7 +42,7 @@ export interface ClientTls {
  * Connects to `host:port`, over TLS when `tls` is given (the server's certificate is verified
  * against its name). `signal` bounds the connect and the TLS handshake.
  */
-export async function connectTo(
+async function connectTo(
   host: string,
   options: { signal?: AbortSignal; tls?: ClientTls },
 ): Promise<Deno.Conn> {
@@ -63,110 +69,9 @@ export async function connectTo(
   return tls;
 }
 
-/** What the client needs of an answer's head. */
-export interface ResponseHead {
-  status: number;
-  /** Bytes of body that follow the head (0 when none may follow). */
-  contentLength: number | null;
-  chunked: boolean;
-  /** Whether the server keeps the connection open after this answer. */
-  keepAlive: boolean;
-}
-
-/**
- * Parses an answer's head (status line and headers, without the blank line), or returns null if
- * it is not HTTP/1.x. Pure.
- */
-export function parseResponseHead(text: string): ResponseHead | null {
-  const lines = text.split("\r\n");
-  const status = lines[0].match(/^HTTP\/1\.([01]) (\d{3})(?: |$)/);
-  if (!status) return null;
-  let contentLength: number | null = null;
-  let chunked = false;
-  let keepAlive = status[1] === "1";
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    if (colon === -1) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim().toLowerCase();
-    if (name === "content-length" && /^\d+$/.test(value)) contentLength = Number(value);
-    else if (name === "transfer-encoding") chunked = value.includes("chunked");
-    else if (name === "connection") {
-      if (value.includes("close")) keepAlive = false;
-      else if (value.includes("keep-alive")) keepAlive = true;
-    }
-  }
-  return { status: Number(status[2]), contentLength, chunked, keepAlive };
-}
-
-/** The `host:port` split for Deno.connect; IPv6 literals may come in brackets. */
-export function splitHost(host: string): { hostname: string; port: number } {
-  const colon = host.lastIndexOf(":");
-  return {
-    hostname: host.slice(0, colon).replace(/^\[|\]$/g, ""),
-    port: Number(host.slice(colon + 1)),
-  };
-}
-
-/** The request's head and body, in one buffer so that it goes out in one write. */
-function encodeRequest(method: string, host: string, path: string, body: Uint8Array | null) {
-  const length = body === null ? "" : `Content-Length: ${body.length}\r\n`;
-  const head = encoder.encode(`${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${length}\r\n`);
-  if (body === null || body.length === 0) return head;
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
-}
-
 /** Writes every byte; Deno's `write` may take fewer than it is given. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
-}
-
-/** An answer that is not one: cut short, too long a head, or not HTTP/1.x. */
-export class AnswerError extends Error {
-  override name = "AnswerError";
-}
-
-/** The socket closed before a whole answer came; `bytesRead` of the answer had arrived. */
-class ClosedEarly extends AnswerError {
-  override name = "ClosedEarly";
-  constructor(message: string, readonly bytesRead: number) {
-    super(message);
-  }
-}
-
-/**
- * Reads an answer's head into `buffer` (which bounds its length) with `read`, and parses it.
- * Returns the head, where its body starts in `buffer` and how many bytes were read in all. Throws
- * AnswerError if the socket ends first, the head does not fit, or it is not HTTP/1.x; the
- * caller's timer closes the socket to bound the wait.
- */
-export async function readResponseHead(
-  read: (into: Uint8Array) => Promise<number | null>,
-  buffer: Uint8Array,
-): Promise<{ head: ResponseHead; bodyStart: number; length: number }> {
-  let length = 0;
-  let end = -1;
-  while (end === -1) {
-    if (length === buffer.length) throw new AnswerError("answer head too long");
-    const n = await read(buffer.subarray(length));
-    if (n === null) throw new ClosedEarly("connection closed before an answer", length);
-    const from = Math.max(0, length - 3);
-    length += n;
-    for (let i = from; i + 3 < length; i++) {
-      if (
-        buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10
-      ) {
-        end = i;
-        break;
-      }
-    }
-  }
-  const head = parseResponseHead(decoder.decode(buffer.subarray(0, end)));
-  if (head === null) throw new AnswerError("not an HTTP/1.x answer");
-  return { head, bodyStart: end + 4, length };
 }
 
 /** Whether a failed request never saw a byte of its answer, so that it may be sent again. */

@@ -16,15 +16,17 @@
 //
 // The directories pruned are the workers' own: they could swap one for a link between the walk's
 // look and its rmdir. Started by root, volume.ts therefore runs each pass as the workers' account
-// (lib/volumes/prunepass.ts under `setpriv`), which can remove nothing that account could not remove
-// itself; root never walks or removes through them.
+// (lib/volumes/prunepass.ts under `setpriv`), which can remove nothing that account could not
+// remove itself; root never walks or removes through them.
 
+import { firstLine } from "../errors.ts";
 import { HEX_DIR, SUBVOLUME_DIR } from "../placement.ts";
+import { passCommand } from "./_prune.ts";
 
 /** How often a pass starts. */
-export const PRUNE_INTERVAL_MS = 10 * 60_000;
+const PRUNE_INTERVAL_MS = 10 * 60_000;
 /** A directory is removed only once it has been empty and unchanged for this long. */
-export const PRUNE_AGE_MS = 10 * 60_000;
+const PRUNE_AGE_MS = 10 * 60_000;
 /** Directories looked at between two pauses, so that a pass never hogs the disk or the loop. */
 const BATCH_DIRS = 1000;
 /** The pause between two batches. */
@@ -115,27 +117,6 @@ export async function pruneEmptyDirs(dir: string, options: PruneOptions): Promis
   return { ...result, elapsedMs: performance.now() - started };
 }
 
-/** The command line of a pass run as `account` (lib/volumes/prunepass.ts under setpriv). */
-export function passCommand(
-  dir: string,
-  options: { account: { uid: number; gid: number }; ageMs: number; deno: string; script: string },
-): string[] {
-  return [
-    "setpriv",
-    `--reuid=${options.account.uid}`,
-    `--regid=${options.account.gid}`,
-    "--clear-groups",
-    "--",
-    options.deno,
-    "run",
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    options.script,
-    dir,
-    String(options.ageMs),
-  ];
-}
-
 /** One pass over `dir` run as `account` in a child process; its result as the child prints it. */
 async function passAs(
   dir: string,
@@ -189,7 +170,7 @@ export function startPruner(
       }
     } catch (err) {
       if (abort.signal.aborted) return;
-      options.report(`cannot remove empty directories: ${(err as Error).message}`);
+      options.report(`cannot remove empty directories: ${firstLine(err)}`);
     }
   };
   let running: Promise<void> | null = null;

@@ -1,6 +1,6 @@
-// One pass of the volume's removal of empty directories (lib/volumes/prune.ts), as a program of its own:
-// volume.ts, started by root, runs it as the workers' account under `setpriv`, so that the walk
-// and its rmdirs happen with no more rights than the account that owns those directories.
+// One pass of the volume's removal of empty directories (lib/volumes/prune.ts), as a program of
+// its own: volume.ts, started by root, runs it as the workers' account under `setpriv`, so that
+// the walk and its rmdirs happen with no more rights than the account that owns those directories.
 // Prints the pass's result as one JSON line.
 //
 //   deno run --allow-read=DIR --allow-write=DIR lib/volumes/prunepass.ts DIR AGE_MS

@@ -1,13 +1,15 @@
 // Signed volume URLs: with a volume secret, a volume's nginx (its secure_link module) takes a
 // PUT or DELETE, and with private reads a GET or HEAD, only when the URL carries
 // `?md5=SIG&expires=UNIX`, where SIG is the unpadded base64url md5 of
-// `${expires}${method}${path} ${secret}` (HEAD signs as GET: a read is a read). The signature covers
-// what is done (method), where (the decoded path, `/svXX` included) and until when (unix seconds,
-// inclusive), so a captured URL can neither be re-targeted nor kept. The secret comes from a file
-// only (never the command line, where `ps` would show it). Pure but for readSecretFile;
-// golden-tested in tests/signing_test.ts against what nginx computes.
+// `${expires}${method}${path} ${secret}` (HEAD signs as GET: a read is a read). The signature
+// covers what is done (method), where (the decoded path, `/svXX` included) and until when (unix
+// seconds, inclusive), so a captured URL can neither be re-targeted nor kept. The secret comes
+// from a file only (never the command line, where `ps` would show it). Pure but for
+// readSecretFile; the signature itself is lib/volumes/_signing.ts, golden-tested in
+// tests/signing_test.ts against what nginx computes.
 
-import { md5 } from "../md5.ts";
+import { firstLine } from "../errors.ts";
+import { type SignOptions, volumeSignature } from "./_signing.ts";
 
 /** What a secret may hold: base64 (`openssl rand -base64 32`) and URL-safe characters. */
 const SECRET_PATTERN = /^[A-Za-z0-9+/=_.~-]{16,256}$/;
@@ -15,35 +17,6 @@ const SECRET_PATTERN = /^[A-Za-z0-9+/=_.~-]{16,256}$/;
 /** A secret file that cannot be used; the message is one line and never holds the secret. */
 export class SecretError extends Error {
   override name = "SecretError";
-}
-
-export interface SignOptions {
-  /** The request's method; HEAD is signed as GET. */
-  method: string;
-  /** The path as the volume decodes it (`/sv05/5d/41/aGVsbG8=`), without a query. */
-  path: string;
-  /** Unix time in seconds after which the volume refuses the URL. */
-  expiresAt: number;
-  secret: string;
-}
-
-/** The method a signature names: HEAD reads what GET reads. */
-export function signedMethod(method: string): string {
-  return method === "HEAD" ? "GET" : method;
-}
-
-/** Unpadded base64url, as nginx's secure_link compares it. */
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-/** The signature alone: unpadded base64url of md5(`${expires}${method}${path} ${secret}`). */
-export function volumeSignature(options: SignOptions): string {
-  const text = `${options.expiresAt}${
-    signedMethod(options.method)
-  }${options.path} ${options.secret}`;
-  return base64url(md5(text));
 }
 
 /** `path?md5=SIG&expires=UNIX`: the path and query of a signed request to a volume. */
@@ -74,7 +47,7 @@ export async function readSecretFile(path: string): Promise<string> {
   try {
     info = await Deno.stat(path);
   } catch (err) {
-    throw new SecretError(`cannot read the volume secret file ${path}: ${(err as Error).message}`);
+    throw new SecretError(`cannot read the volume secret file ${path}: ${firstLine(err)}`);
   }
   if (!info.isFile) throw new SecretError(`volume secret file ${path} is not a regular file`);
   if (((info.mode ?? 0) & 0o077) !== 0) {
@@ -86,7 +59,7 @@ export async function readSecretFile(path: string): Promise<string> {
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new SecretError(`cannot read the volume secret file ${path}: ${(err as Error).message}`);
+    throw new SecretError(`cannot read the volume secret file ${path}: ${firstLine(err)}`);
   }
   const secret = text.trim();
   if (!validSecret(secret)) {

@@ -1,14 +1,9 @@
-// A volume's own figures, as the index reads them: its filesystem's free and total bytes (volume.ts
-// rewrites a small JSON file every few seconds, which its nginx serves at DISK_STATUS_PATH) and
-// nginx's `stub_status` (connections and requests, at STUB_STATUS_PATH). Both are static answers
-// of nginx, so reading them costs the volume nothing; the index reads them every few seconds,
-// never on a request's path. Parsing and encoding are pure; golden-tested in tests/status_test.ts.
-
-import { VOLUME_OWN_DIR } from "../placement.ts";
-import { writeNewFile } from "../nginx/nofollow.ts";
-
-/** How often volume.ts rewrites its disk figures. */
-export const DISK_REPORT_INTERVAL_MS = 5_000;
+// A volume's own figures, as the index reads them (lib/volumes/figures.ts): its filesystem's free
+// and total bytes (a small JSON file that volume.ts rewrites every few seconds,
+// lib/nginx/diskreport.ts, and its nginx serves at DISK_STATUS_PATH) and nginx's `stub_status`
+// (connections and requests, at STUB_STATUS_PATH). Both are static answers of nginx, so reading
+// them costs the volume nothing; the index reads them every few seconds, never on a request's
+// path. Pure; golden-tested in tests/status_test.ts.
 
 /** A volume's filesystem as volume.ts last saw it. */
 export interface DiskFigures {
@@ -63,53 +58,4 @@ export function parseStubStatus(text: string): StubStatus | null {
     Number,
   );
   return { active, accepts, handled, requests, reading, writing, waiting };
-}
-
-/**
- * The free and total bytes of the filesystem holding `dir`, now. Node's `statfs` is loaded here,
- * not with the module: the index imports this module for its parsers and would otherwise carry
- * Node's fs layer in memory for nothing.
- */
-export async function readDiskFigures(dir: string): Promise<DiskFigures> {
-  const { statfs } = await import("node:fs/promises");
-  const fs = await statfs(dir);
-  return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize, timeMs: Date.now() };
-}
-
-/**
- * Keeps `dir/.mkv/disk.json` (served as DISK_STATUS_PATH) current: written now and every
- * DISK_REPORT_INTERVAL_MS, through a temp file and a rename so that nginx never serves half of
- * it. Both are in the volume's own directory, which only we can write (nginx.ts's
- * prepareVolumeDir); the temp file is still made new, never written through a link, should
- * anything be in its place. `stop()` ends it; a failed write is reported once per failure, and
- * tried again.
- */
-export async function startDiskReport(
-  dir: string,
-  onError: (message: string) => void,
-): Promise<{ stop(): Promise<void> }> {
-  const file = `${dir}${VOLUME_OWN_DIR}/disk.json`;
-  const write = async () => {
-    try {
-      // A temp file left by a crash: removed, never opened (a link goes, its target stays).
-      await Deno.remove(`${file}.tmp`).catch((err) => {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      });
-      await writeNewFile(`${file}.tmp`, encodeDiskFigures(await readDiskFigures(dir)), 0o644);
-      await Deno.rename(`${file}.tmp`, file);
-    } catch (err) {
-      onError(`cannot write ${file}: ${(err as Error).message}`);
-    }
-  };
-  let writing = write();
-  await writing;
-  const timer = setInterval(() => {
-    writing = writing.then(write);
-  }, DISK_REPORT_INTERVAL_MS);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await writing;
-    },
-  };
 }
