@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type ClusterProcess, spawnCluster, spawnIndex, spawnVolume } from "../dev/cluster.ts";
+import { type ClusterProcess, spawnCluster, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
 import {
   keyToPath,
   keyToVolumes,
@@ -17,11 +17,11 @@ import {
   pathToKey,
   type Placement,
   STUB_STATUS_PATH,
-} from "../lib/placement.ts";
-import { VERIFIED_TTL_MS } from "../lib/http/server.ts";
-import { parseStubStatus } from "../lib/volumes/statusvolume.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
-import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
+} from "../../lib/placement.ts";
+import { VERIFIED_TTL_MS } from "../../lib/http/server.ts";
+import { parseStubStatus } from "../../lib/volumes/statusvolume.ts";
+import { pidFileFor } from "../../lib/nginx/runtime.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../../nginx.ts";
 import {
   eventually,
   exists,
@@ -37,7 +37,7 @@ import {
   sleep,
   tempDir,
   testCluster,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 /** The index's --voltimeout in these tests (its default). */
 const VOLTIMEOUT_MS = 1000;

@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
-import { keyToPath, keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
+import { type ClusterProcess, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
+import { keyToPath, keyToVolumes, locationHost, type Placement } from "../../lib/placement.ts";
 import {
   curl,
   eventually,
@@ -21,8 +21,8 @@ import {
   request,
   sleep,
   tempDir,
-} from "./helpers.ts";
-import { type Host, netnsUnavailable, Network } from "./netns.ts";
+} from "../helpers.ts";
+import { type Host, netnsUnavailable, Network } from "../netns.ts";
 
 /** The index's --voltimeout in these tests (its default), unless a test says otherwise. */
 const VOLTIMEOUT_MS = 1000;

@@ -20,8 +20,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
-import { newChecksum } from "../lib/s3/checksum.ts";
-import { freePort, request, s3Failure, testCluster } from "./helpers.ts";
+import { newChecksum } from "../../lib/s3/checksum.ts";
+import { freePort, request, s3Failure, testCluster } from "../helpers.ts";
 
 const BUCKET = "race";
 

@@ -3,8 +3,8 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { Md5, md5 } from "../lib/md5.ts";
-import { toHex } from "../lib/placement.ts";
+import { Md5, md5 } from "../../lib/md5.ts";
+import { toHex } from "../../lib/placement.ts";
 
 const RFC_1321: [string, string][] = [
   ["", "d41d8cd98f00b204e9800998ecf8427e"],

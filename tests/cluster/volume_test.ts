@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { spawnVolume } from "../dev/cluster.ts";
-import { freePort, tempDir } from "./helpers.ts";
+import { spawnVolume } from "../../dev/cluster.ts";
+import { freePort, tempDir } from "../helpers.ts";
 
 /** A raw answer unfinished after this long fails the test rather than hanging it. */
 const ANSWER_TIMEOUT_MS = 10_000;

@@ -11,7 +11,7 @@ import {
   parseStatusMib,
   type ProcStat,
   TICKS_PER_SECOND,
-} from "../bench/proc.ts";
+} from "../../bench/proc.ts";
 
 /** An nginx worker: ppid 20679, utime 250, stime 75, cutime 12, cstime 3 ticks. */
 const NGINX_STAT = "20681 (nginx) S 20679 20679 18933 0 -1 4194560 97 0 0 0 250 75 12 3 20 0 1 0 " +

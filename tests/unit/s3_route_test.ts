@@ -5,8 +5,8 @@
 //   node_modules/.bin/deno test -A tests/s3_route_test.ts
 
 import assert from "node:assert/strict";
-import { OPERATION_RIGHTS, s3Operation } from "../lib/s3/api.ts";
-import { isS3Request } from "../lib/s3/detect.ts";
+import { OPERATION_RIGHTS, s3Operation } from "../../lib/s3/api.ts";
+import { isS3Request } from "../../lib/s3/detect.ts";
 import {
   bucketNameProblem,
   checkConditions,
@@ -21,11 +21,11 @@ import {
   responseOverrides,
   storedHeaders,
   userMetadata,
-} from "../lib/s3/objects.ts";
-import { S3Error } from "../lib/s3/error.ts";
-import type { KeyRecord } from "../lib/core/record.ts";
-import { renderProxyLocations } from "../nginx.ts";
-import { parseIndexArgs } from "../lib/config.ts";
+} from "../../lib/s3/objects.ts";
+import { S3Error } from "../../lib/s3/error.ts";
+import type { KeyRecord } from "../../lib/core/record.ts";
+import { renderProxyLocations } from "../../nginx.ts";
+import { parseIndexArgs } from "../../lib/config.ts";
 
 function detect(rawQuery: string, headers: Record<string, string> = {}): boolean {
   return isS3Request({ rawQuery, headers: new Headers(headers) });

@@ -3,8 +3,8 @@
 // in tests/api_test.ts.
 
 import assert from "node:assert/strict";
-import { MAX_KEY_BYTES } from "../lib/placement.ts";
-import { MAX_LIST_LIMIT, parseTarget } from "../lib/http/server.ts";
+import { MAX_KEY_BYTES } from "../../lib/placement.ts";
+import { MAX_LIST_LIMIT, parseTarget } from "../../lib/http/server.ts";
 
 /** Asserts that the target is refused with `status`, and a one-line reason. */
 function assertBad(target: string, status: number): void {

@@ -18,7 +18,7 @@ import {
   recordPath,
   toHex,
   versionPath,
-} from "../lib/placement.ts";
+} from "../../lib/placement.ts";
 
 /** The volumes of minikeyvalue's own tests. */
 const STOOGES: Placement = { volumes: ["larry", "moe", "curly"], replicas: 1, subvolumes: 3 };

@@ -5,10 +5,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
-import type { Placement } from "../lib/placement.ts";
-import { benchKey, fillVolumes, type Ownership, volumeOwnership } from "../bench/keys.ts";
-import { freePorts, request, runScript, tempDir } from "./helpers.ts";
+import { type ClusterProcess, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
+import type { Placement } from "../../lib/placement.ts";
+import { benchKey, fillVolumes, type Ownership, volumeOwnership } from "../../bench/keys.ts";
+import { freePorts, request, runScript, tempDir } from "../helpers.ts";
 
 const KEYS = 100_000;
 const VALUE_BYTES = 16;

@@ -5,9 +5,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { pidFileFor, runtimeDir } from "../lib/nginx/runtime.ts";
-import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
-import { spawnVolume } from "../dev/cluster.ts";
+import { pidFileFor, runtimeDir } from "../../lib/nginx/runtime.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../../nginx.ts";
+import { spawnVolume } from "../../dev/cluster.ts";
 import {
   exists,
   freePort,
@@ -17,7 +17,7 @@ import {
   ROOT,
   tempDir,
   testCluster,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 /** The uid of `nobody`: another daemon's account, no longer nginx's workers'. */
 const NOBODY_UID = 65534;

@@ -27,9 +27,17 @@ import {
   type S3ClientConfig,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
 import { getSignedUrl } from "npm:@aws-sdk/s3-request-presigner@3.1178.0";
-import { spawnIndex } from "../dev/cluster.ts";
-import { keyToPath } from "../lib/placement.ts";
-import { curl, fileOnDisk, freePort, request, s3Failure, tempDir, testCluster } from "./helpers.ts";
+import { spawnIndex } from "../../dev/cluster.ts";
+import { keyToPath } from "../../lib/placement.ts";
+import {
+  curl,
+  fileOnDisk,
+  freePort,
+  request,
+  s3Failure,
+  tempDir,
+  testCluster,
+} from "../helpers.ts";
 
 const ADMIN = { accessKeyId: "admin", secretAccessKey: "admin-secret-0123" };
 const READER = { accessKeyId: "reader", secretAccessKey: "reader-secret-0123" };

@@ -4,9 +4,9 @@
 
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
-import { COMMANDS, INDEX_FLAGS, INDEX_USAGE, parseIndexArgs } from "../lib/config.ts";
-import { FlagError } from "../lib/flags.ts";
-import { parseVolumeArgs, type VolumeOptions } from "../volume.ts";
+import { COMMANDS, INDEX_FLAGS, INDEX_USAGE, parseIndexArgs } from "../../lib/config.ts";
+import { FlagError } from "../../lib/flags.ts";
+import { parseVolumeArgs, type VolumeOptions } from "../../volume.ts";
 
 const VOLUMES = "localhost:3001,localhost:3002,localhost:3003";
 const BASE = ["server", "--db", "/tmp/indexdb", "--volumes", VOLUMES];

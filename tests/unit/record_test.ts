@@ -11,7 +11,7 @@ import {
   namesFile,
   needsSettling,
   nextVersion,
-} from "../lib/core/record.ts";
+} from "../../lib/core/record.ts";
 
 const HELLO_MD5 = "5d41402abc4b2a76b9719d911017c592";
 const V1 = "0193a5f2c4000000";

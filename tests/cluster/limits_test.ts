@@ -4,7 +4,7 @@
 // to 127.0.0.1, so that all of them come from one client address.
 
 import assert from "node:assert/strict";
-import { testCluster } from "./helpers.ts";
+import { testCluster } from "../helpers.ts";
 
 async function status(url: string, init: RequestInit = {}): Promise<[number, string]> {
   const response = await fetch(url, { redirect: "manual", ...init });

@@ -22,8 +22,8 @@ import {
   STREAMING_PAYLOAD,
   uriEncode,
   verifySigV4,
-} from "../lib/s3/sigv4.ts";
-import { S3Error } from "../lib/s3/error.ts";
+} from "../../lib/s3/sigv4.ts";
+import { S3Error } from "../../lib/s3/error.ts";
 import {
   CHUNKED_SEED_SIGNATURE,
   chunkedExampleInput,
@@ -32,7 +32,7 @@ import {
   exampleAuthorization,
   exampleOptions,
   SKEW_MS,
-} from "./s3_examples.ts";
+} from "../s3_examples.ts";
 
 const EXAMPLE_HOST = "examplebucket.s3.amazonaws.com";
 

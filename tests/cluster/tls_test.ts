@@ -7,12 +7,12 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Http1Pool } from "../lib/volumes/http1.ts";
-import { keyToPath } from "../lib/placement.ts";
-import { checkTlsFiles, readCaCerts } from "../lib/nginx/tls.ts";
-import { spawnIndex } from "../dev/cluster.ts";
-import { NginxError } from "../nginx.ts";
-import { curl, freePort, runScript, tempDir, testCluster } from "./helpers.ts";
+import { Http1Pool } from "../../lib/volumes/http1.ts";
+import { keyToPath } from "../../lib/placement.ts";
+import { checkTlsFiles, readCaCerts } from "../../lib/nginx/tls.ts";
+import { spawnIndex } from "../../dev/cluster.ts";
+import { NginxError } from "../../nginx.ts";
+import { curl, freePort, runScript, tempDir, testCluster } from "../helpers.ts";
 
 /** A throwaway CA, and a certificate it signed for this machine's loopback names. */
 interface TestCa extends AsyncDisposable {

@@ -3,9 +3,9 @@
 // the bodies it refuses.
 
 import assert from "node:assert/strict";
-import { decodeReferences, parseXml } from "../lib/s3/xml.ts";
-import { parseCompleteBody } from "../lib/s3/multipart.ts";
-import { S3Error } from "../lib/s3/error.ts";
+import { decodeReferences, parseXml } from "../../lib/s3/xml.ts";
+import { parseCompleteBody } from "../../lib/s3/multipart.ts";
+import { S3Error } from "../../lib/s3/error.ts";
 
 Deno.test("decodeReferences: the five entities and numeric references, in one pass", () => {
   const golden: [string, string][] = [

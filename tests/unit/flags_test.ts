@@ -12,7 +12,7 @@ import {
   parseFlags,
   splitList,
   usageFlags,
-} from "../lib/flags.ts";
+} from "../../lib/flags.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "int", default: 3000, help: "port", arg: "PORT" },

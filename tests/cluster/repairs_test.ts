@@ -14,10 +14,18 @@ import {
   type Operation,
   OPERATION_PATH,
   type OperationRequest,
-} from "../lib/ops/protocol.ts";
-import { keyLocations, keyToPath, locationUrl, type Placement } from "../lib/placement.ts";
-import { adminSocketPath } from "../lib/core/store.ts";
-import { eventually, exists, fileOnDisk, getFollow, put, request, testCluster } from "./helpers.ts";
+} from "../../lib/ops/protocol.ts";
+import { keyLocations, keyToPath, locationUrl, type Placement } from "../../lib/placement.ts";
+import { adminSocketPath } from "../../lib/core/store.ts";
+import {
+  eventually,
+  exists,
+  fileOnDisk,
+  getFollow,
+  put,
+  request,
+  testCluster,
+} from "../helpers.ts";
 
 /** How long the writers run while the operations go round; RACE_MS=60000 runs a longer race. */
 const RACE_MS = Number(Deno.env.get("RACE_MS") ?? 20_000);

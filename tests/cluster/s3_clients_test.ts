@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { curl, freePort, runCommand, tempDir, testCluster } from "./helpers.ts";
+import { curl, freePort, runCommand, tempDir, testCluster } from "../helpers.ts";
 
 const ADMIN = { key: "admin", secret: "admin-secret-0123" };
 const READER = { key: "reader", secret: "reader-secret-0123" };

@@ -11,7 +11,7 @@ import {
   signV2,
   stringsToSignV2,
   verifySigV2,
-} from "../lib/s3/sigv2.ts";
+} from "../../lib/s3/sigv2.ts";
 
 const ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE";
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

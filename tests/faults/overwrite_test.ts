@@ -10,14 +10,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { spawnIndex } from "../dev/cluster.ts";
+import { spawnIndex } from "../../dev/cluster.ts";
 import {
   keyToPath,
   keyToVolumes,
   locationHost,
   type Placement,
   versionPath,
-} from "../lib/placement.ts";
+} from "../../lib/placement.ts";
 import {
   eventually,
   fileOnDisk,
@@ -29,7 +29,7 @@ import {
   runScript,
   type ScriptResult,
   testCluster,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 /** Makes a request S3's on the main port of an index without --credentials. */
 const S3 = { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" };

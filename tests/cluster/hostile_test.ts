@@ -4,8 +4,8 @@
 // refuses to send go over raw TCP.
 
 import assert from "node:assert/strict";
-import { getFollow, put, testCluster } from "./helpers.ts";
-import { UNSUPPORTED } from "../lib/s3/api.ts";
+import { getFollow, put, testCluster } from "../helpers.ts";
+import { UNSUPPORTED } from "../../lib/s3/api.ts";
 
 const SEED = 0x6b7673;
 const REQUESTS = 3000;

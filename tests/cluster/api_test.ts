@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type ClusterProcess, spawnIndex, spawnVolume } from "../dev/cluster.ts";
-import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../lib/placement.ts";
-import { pidFileFor } from "../lib/nginx/runtime.ts";
+import { type ClusterProcess, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
+import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../../lib/placement.ts";
+import { pidFileFor } from "../../lib/nginx/runtime.ts";
 import {
   exists,
   fileOnDisk,
@@ -19,7 +19,7 @@ import {
   ROOT,
   tempDir,
   testCluster,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
 

@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { keyToPath } from "../lib/placement.ts";
-import { VolumeError, Volumes } from "../lib/volumes/mod.ts";
+import { keyToPath } from "../../lib/placement.ts";
+import { VolumeError, Volumes } from "../../lib/volumes/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
