@@ -1,16 +1,16 @@
-// The volume's removal of empty directories (lib/volumes/prune.ts): what a pass removes and keeps, a
-// volume that prunes at start, and passes racing PUTs to a real volume without a stored value
-// lost.
+// The volume's removal of empty directories (lib/volumes/prune.ts) on real volumes: a volume that
+// prunes at start, and passes racing PUTs without a stored value lost. What a pass removes and
+// keeps is in tests/unit/prune_test.ts.
 //
-//   node_modules/.bin/deno test -A tests/prune_test.ts
+//   node_modules/.bin/deno test -A tests/cluster/prune_test.ts
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { spawnVolume } from "../dev/cluster.ts";
-import { DEFAULT_WORKER_USER, workerAccount } from "../nginx.ts";
-import { keyToPath } from "../lib/placement.ts";
-import { passCommand, pruneEmptyDirs } from "../lib/volumes/prune.ts";
-import { eventually, exists, freePorts, request, tempDir } from "./helpers.ts";
+import { spawnVolume } from "../../dev/cluster.ts";
+import { DEFAULT_WORKER_USER, workerAccount } from "../../nginx.ts";
+import { keyToPath } from "../../lib/placement.ts";
+import { pruneEmptyDirs } from "../../lib/volumes/prune.ts";
+import { eventually, exists, freePorts, request, tempDir } from "../helpers.ts";
 
 /** An mtime well past the pruner's age threshold. */
 const LONG_AGO = new Date(Date.now() - 24 * 3600_000);
@@ -62,54 +62,6 @@ async function asVolumeMade(root: string): Promise<void> {
   await Deno.chmod(root, 0o1770);
 }
 
-Deno.test("pruneEmptyDirs removes the layout's empty directories left alone for the age, deepest first, and nothing else", async () => {
-  await using dir = await tempDir();
-  const old = [
-    "ab/cd/", // holds a file: kept
-    "ab/ce/", // empty: removed
-    "ab/",
-    "12/34/x/y/", // an empty tree (base64 names with `/`): removed whole, in one pass
-    "12/34/x/",
-    "12/34/",
-    "12/",
-    "sv01/5d/41/", // empty, in a subvolume: removed with its parent
-    "sv01/5d/",
-    "sv01/66/77/", // empty but its parent changed lately: the child goes, the parent stays
-    ".tmp/", // nginx's spool: not the layout's, kept
-    "zz/", // not a hex directory: kept
-  ];
-  await layout(dir.path, [
-    "ab/cd/aGVsbG8=",
-    "ab/ce/",
-    "ab/cf/", // empty but new: kept
-    "12/34/x/y/",
-    "sv01/5d/41/",
-    "sv01/66/77/",
-    ".tmp/",
-    "zz/",
-    ".mkv-disk",
-  ], old);
-  await Deno.utime(join(dir.path, "sv01/66"), new Date(), new Date());
-  const result = await pruneEmptyDirs(dir.path, { ageMs: 3600_000 });
-  assert.deepEqual(await tree(dir.path), [
-    ".mkv-disk",
-    ".tmp/",
-    "ab/",
-    "ab/cd/",
-    "ab/cd/aGVsbG8=",
-    "ab/cf/",
-    "sv01/",
-    "sv01/66/",
-    "zz/",
-  ]);
-  assert.equal(result.removed, 8);
-  assert.equal(result.refused, 0);
-  // A second pass finds nothing more to do; an age of zero takes the new ones too.
-  assert.equal((await pruneEmptyDirs(dir.path, { ageMs: 3600_000 })).removed, 0);
-  assert.equal((await pruneEmptyDirs(dir.path, { ageMs: 0 })).removed, 2);
-  assert.ok(await exists(join(dir.path, "ab/cd/aGVsbG8=")));
-});
-
 Deno.test("a volume removes old empty directories at start, and keeps serving what it holds", async () => {
   await using dir = await tempDir();
   const root = join(dir.path, "volume");
@@ -146,31 +98,6 @@ Deno.test("a volume removes old empty directories at start, and keeps serving wh
     assert.ok(await exists(join(root, "0c/0d")), "a pass removed what its account could not");
     assert.match(volume.log, /refused: permission denied/);
   }
-});
-
-Deno.test("passCommand: a pass as the workers' account, its rights bounded to the directory", () => {
-  assert.deepEqual(
-    passCommand("/srv/v1", {
-      account: { uid: 999, gid: 995 },
-      ageMs: 600_000,
-      deno: "/usr/bin/deno",
-      script: "/opt/mkv/lib/prunepass.ts",
-    }),
-    [
-      "setpriv",
-      "--reuid=999",
-      "--regid=995",
-      "--clear-groups",
-      "--",
-      "/usr/bin/deno",
-      "run",
-      "--allow-read=/srv/v1",
-      "--allow-write=/srv/v1",
-      "/opt/mkv/lib/prunepass.ts",
-      "/srv/v1",
-      "600000",
-    ],
-  );
 });
 
 Deno.test("passes with no age limit racing PUTs to a real volume: every stored value stays, whole", async () => {

@@ -1,43 +1,11 @@
-// Tests of lib/volumes/http1.ts: the parsing of answer heads (golden), and the keep-alive pool against a
-// real nginx volume: sockets are reused (by streamed PUTs too, only after a whole body), a socket
-// the server closed is replaced, a timeout holds.
+// Tests of lib/volumes/http1.ts's keep-alive pool against a real nginx volume: sockets are reused
+// (by streamed PUTs too, only after a whole body), a socket the server closed is replaced, a
+// timeout holds. The parsing of answer heads is in tests/unit/http1_test.ts.
 
 import assert from "node:assert/strict";
-import { Http1Pool, parseResponseHead, splitHost } from "../lib/volumes/http1.ts";
-import { spawnVolume } from "../dev/cluster.ts";
-import { freePort, tempDir } from "./helpers.ts";
-
-Deno.test("parseResponseHead reads status, framing and keep-alive", () => {
-  assert.deepEqual(parseResponseHead("HTTP/1.1 201 Created\r\nContent-Length: 0"), {
-    status: 201,
-    contentLength: 0,
-    chunked: false,
-    keepAlive: true,
-  });
-  assert.deepEqual(
-    parseResponseHead("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 153"),
-    { status: 404, contentLength: 153, chunked: false, keepAlive: false },
-  );
-  assert.deepEqual(parseResponseHead("HTTP/1.0 200 OK\r\nConnection: keep-alive"), {
-    status: 200,
-    contentLength: null,
-    chunked: false,
-    keepAlive: true,
-  });
-  assert.deepEqual(parseResponseHead("HTTP/1.1 200\r\nTransfer-Encoding: chunked"), {
-    status: 200,
-    contentLength: null,
-    chunked: true,
-    keepAlive: true,
-  });
-  assert.equal(parseResponseHead("SSH-2.0-OpenSSH"), null);
-  assert.equal(parseResponseHead("HTTP/2 200"), null);
-});
-
-Deno.test("splitHost splits host:port, IPv6 literals too", () => {
-  assert.deepEqual(splitHost("localhost:3001"), { hostname: "localhost", port: 3001 });
-  assert.deepEqual(splitHost("[::1]:3001"), { hostname: "::1", port: 3001 });
-});
+import { Http1Pool } from "../../lib/volumes/http1.ts";
+import { spawnVolume } from "../../dev/cluster.ts";
+import { freePort, tempDir } from "../helpers.ts";
 
 /** A real volume in a temp dir, and a pool to it; stopped, closed and removed on dispose. */
 async function volumeAndPool() {

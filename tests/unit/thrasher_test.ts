@@ -1,9 +1,8 @@
-// Tests of the load tools: thrasher.ts's pure parts (percentiles, flags, report, values), then the
-// program as a subprocess against a real cluster and against a server that answers wrongly; then
-// the pure parts of bench/bench.ts (reading wrk; combining rounds; the table, with and without the
-// peer; its command line), of bench/blobs.ts (the values), bench/peer.ts (the second server's
-// command line),
-// bench/proc.ts (the peak RSS) and bench/profile.ts (the profile summary).
+// Tests of the load tools' pure parts: thrasher.ts's (percentiles, flags, report, values), then
+// bench/bench.ts's (reading wrk; combining rounds; the table, with and without the peer; its
+// command line), bench/blobs.ts's (the values), bench/peer.ts's (the second server's command line),
+// bench/proc.ts's (the peak RSS) and bench/profile.ts's (the profile summary). thrasher.ts as a
+// subprocess is in tests/cluster/thrasher_test.ts.
 
 import assert from "node:assert/strict";
 import {
@@ -16,13 +15,13 @@ import {
   renderMarkdown,
   type ServerFigures,
   tailMet,
-} from "../bench/bench.ts";
-import { parseWrkLatencyMs, parseWrkRate, parseWrkRequests, wrkTrouble } from "../bench/wrk.ts";
-import { blobValue, isBlobValue } from "../bench/blobs.ts";
-import { benchIndexArgs, parseIndexFlags, peerArgs } from "../bench/peer.ts";
-import { summarizeProfile } from "../bench/profile.ts";
-import { mainThreadCpuSeconds, parsePeakRssMib } from "../bench/proc.ts";
-import { FlagError } from "../lib/flags.ts";
+} from "../../bench/bench.ts";
+import { parseWrkLatencyMs, parseWrkRate, parseWrkRequests, wrkTrouble } from "../../bench/wrk.ts";
+import { blobValue, isBlobValue } from "../../bench/blobs.ts";
+import { benchIndexArgs, parseIndexFlags, peerArgs } from "../../bench/peer.ts";
+import { summarizeProfile } from "../../bench/profile.ts";
+import { mainThreadCpuSeconds, parsePeakRssMib } from "../../bench/proc.ts";
+import { FlagError } from "../../lib/flags.ts";
 import {
   formatResult,
   parseThrasherArgs,
@@ -30,12 +29,7 @@ import {
   summarize,
   type ThrashResult,
   valueFor,
-} from "../thrasher.ts";
-import { freePorts, request, runScript, type ScriptResult, testCluster } from "./helpers.ts";
-
-function runThrasher(args: string[]): Promise<ScriptResult> {
-  return runScript(["thrasher.ts", ...args]);
-}
+} from "../../thrasher.ts";
 
 Deno.test("percentile takes the nearest rank of sorted samples", () => {
   const samples = Array.from({ length: 100 }, (_, i) => i + 1);
@@ -166,101 +160,6 @@ Deno.test("valueFor gives each key its own value of exactly the size asked", () 
   assert.equal(valueFor("/k1", 1).length, 1);
   assert.equal(valueFor("/a-long-key", 100_000).length, 100_000);
   assert.notDeepEqual(valueFor("/k1", 32), valueFor("/k2", 32));
-});
-
-Deno.test("thrasher.ts runs every mode against a real cluster and reports JSON", async () => {
-  await using cluster = await testCluster();
-  const thrash = await runThrasher([
-    "--url",
-    cluster.url,
-    "--count",
-    "200",
-    "--concurrency",
-    "8",
-    "--size",
-    "100",
-    "--json",
-  ]);
-  assert.equal(thrash.code, 0, thrash.stderr);
-  const result = JSON.parse(thrash.stdout) as ThrashResult;
-  assert.equal(result.mode, "thrash");
-  assert.equal(result.count, 200);
-  assert.equal(result.sizeBytes, 100);
-  assert.equal(result.rateUnit, "cycles/s");
-  assert.ok(result.rate > 0 && result.seconds > 0);
-  for (const op of ["PUT", "GET", "DELETE"] as const) {
-    const latency = result.latency[op];
-    assert.ok(latency, `no ${op} latency`);
-    assert.equal(latency.count, 200);
-    assert.ok(latency.p50Ms <= latency.p90Ms && latency.p90Ms <= latency.p99Ms);
-    assert.ok(latency.p99Ms <= latency.p999Ms && latency.p999Ms <= latency.maxMs);
-  }
-  // Every key was deleted again.
-  const listing = await request(`${cluster.url}/thrasher-?list`);
-  assert.equal(listing.status, 200);
-  assert.deepEqual(JSON.parse(listing.body).keys, []);
-
-  const get = await runThrasher(["--url", cluster.url, "--count", "50", "--mode", "get", "--json"]);
-  assert.equal(get.code, 0, get.stderr);
-  const getResult = JSON.parse(get.stdout) as ThrashResult;
-  assert.equal(getResult.rateUnit, "ops/s");
-  assert.equal(getResult.latency.GET?.count, 50);
-  assert.equal(getResult.latency.PUT?.count, 50);
-  assert.equal(getResult.latency.DELETE?.count, 50);
-
-  const missing = await runThrasher(["--url", cluster.url, "--count", "50", "--mode", "missing"]);
-  assert.equal(missing.code, 0, missing.stderr);
-  assert.match(missing.stdout, /^missing: 50 keys/);
-  assert.match(missing.stdout, /ops\/s/);
-  assert.match(missing.stdout, /\nGET +p50 /);
-  assert.ok(!missing.stdout.includes("PUT"));
-});
-
-Deno.test("thrasher.ts exits 1 with a clear message on the first wrong value", async () => {
-  const [port] = freePorts(1);
-  // A server that stores nothing: every PUT "succeeds" and every GET redirects to a wrong value.
-  await using _server = Deno.serve(
-    { hostname: "127.0.0.1", port, onListen() {} },
-    async (request) => {
-      await request.body?.cancel();
-      const path = new URL(request.url).pathname;
-      if (request.method === "PUT") return new Response(null, { status: 201 });
-      if (request.method === "DELETE") return new Response(null, { status: 204 });
-      if (path === "/volume/value") return new Response("not what was stored");
-      return new Response(null, {
-        status: 302,
-        headers: { location: `http://127.0.0.1:${port}/volume/value` },
-      });
-    },
-  );
-  const run = await runThrasher(["--url", `http://127.0.0.1:${port}`, "--count", "20"]);
-  assert.equal(run.code, 1);
-  assert.equal(run.stdout, "");
-  assert.match(
-    run.stderr,
-    /^thrasher: GET \/thrasher-[0-9a-f]{8}-\d+: wrong value from http:\/\/127\.0\.0\.1:\d+\/volume\/value: 19 bytes, expected 32 bytes/,
-  );
-  assert.equal(run.stderr.trim().split("\n").length, 1);
-});
-
-Deno.test("thrasher.ts exits 1 when the server answers with an unexpected status", async () => {
-  const [port] = freePorts(1);
-  await using _server = Deno.serve(
-    { hostname: "127.0.0.1", port, onListen() {} },
-    async (request) => {
-      await request.body?.cancel();
-      return new Response("disk full\n", { status: 507 });
-    },
-  );
-  const run = await runThrasher(["--url", `http://127.0.0.1:${port}`, "--count", "5"]);
-  assert.equal(run.code, 1);
-  assert.match(
-    run.stderr,
-    /^thrasher: PUT \/thrasher-[0-9a-f]{8}-\d: status 507 \(expected 201\), body "disk full"\n$/,
-  );
-  const bad = await runThrasher(["--count", "0"]);
-  assert.equal(bad.code, 2);
-  assert.equal(bad.stderr, "thrasher: -count must be at least 1\n");
 });
 
 Deno.test("the bench reads wrk's and /proc's figures", async () => {
@@ -646,10 +545,10 @@ Deno.test("the profile summary splits idle, inspector and busy samples per funct
       { id: 2, callFrame: frame("(idle)") },
       {
         id: 3,
-        callFrame: frame("handle", new URL("../lib/http/server.ts", import.meta.url).href),
+        callFrame: frame("handle", new URL("../../lib/http/server.ts", import.meta.url).href),
         children: [4],
       },
-      { id: 4, callFrame: frame("md5", new URL("../lib/md5.ts", import.meta.url).href) },
+      { id: 4, callFrame: frame("md5", new URL("../../lib/md5.ts", import.meta.url).href) },
       { id: 5, callFrame: frame("emit", "ext:deno_node/inspector_network_bridge.js") },
     ],
     startTime: 0,

@@ -1,13 +1,13 @@
-// Tests of lib/core/store.ts on a real Deno KV in a temp directory: the group commit (concurrent writes
-// share commits; a failed commit fails its whole batch and leaves the cache true), the bounded
-// write-through cache (and lib/core/lru.ts under it), a read racing a commit, and what survives a
-// close or a kill -9, the figures (keys and bytes by state) and the markers of pending records
-// (one entry per commit, golden tests of their bookkeeping) kept in the same commits. KV is
-// never replaced: the tests only count or delay calls to the real one.
+// Tests of lib/core/store.ts on a real Deno KV in a temp directory: the group commit (concurrent
+// writes share commits; a failed commit fails its whole batch and leaves the cache true), the
+// bounded write-through cache (and lib/core/lru.ts under it), a read racing a commit, what survives
+// a close, the figures (keys and bytes by state) and the markers of pending records (one entry per
+// commit, golden tests of their bookkeeping) kept in the same commits. KV is never replaced: the
+// tests only count or delay calls to the real one. A kill -9 is in tests/faults/store_test.ts.
 
 import assert from "node:assert/strict";
-import { Lru } from "../lib/core/lru.ts";
-import type { KeyRecord } from "../lib/core/record.ts";
+import { Lru } from "../../lib/core/lru.ts";
+import type { KeyRecord } from "../../lib/core/record.ts";
 import {
   CACHE_ENTRIES,
   kvPath,
@@ -18,7 +18,7 @@ import {
   splitMarker,
   Store,
   StoreError,
-} from "../lib/core/store.ts";
+} from "../../lib/core/store.ts";
 
 /** A temp directory for one store, removed on dispose. */
 async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
@@ -447,51 +447,6 @@ Deno.test("the per-key markers of an earlier version become markers on open", as
   assert.deepEqual(await rawEntries(db.path, "w"), []);
   await store.set("/old-writing", null);
   assert.deepEqual(await rawEntries(db.path, "p"), []);
-});
-
-Deno.test("every write acknowledged before a kill -9 is there after reopening", async () => {
-  await using db = await tempDb();
-  const storeUrl = new URL("../lib/core/store.ts", import.meta.url).href;
-  // Writes rounds of 100 keys at once (a few batches each) and prints each key once acknowledged.
-  const script = `
-    const { Store } = await import(${JSON.stringify(storeUrl)});
-    const store = await Store.open(${JSON.stringify(db.path)});
-    const encoder = new TextEncoder();
-    for (let round = 0;; round++) {
-      await Promise.all(Array.from({ length: 100 }, async (_, i) => {
-        const key = "/crash/" + round + "/" + i;
-        await store.set(key, { state: "live", volumes: ["localhost:3001"], md5: "" });
-        await Deno.stdout.write(encoder.encode(key + "\\n"));
-      }));
-    }
-  `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--unstable-kv", script],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const acknowledged: string[] = [];
-  let buffered = "";
-  const decoder = new TextDecoder();
-  const reader = child.stdout.getReader();
-  while (acknowledged.length < 1000) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffered += decoder.decode(value, { stream: true });
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    acknowledged.push(...lines);
-  }
-  child.kill("SIGKILL");
-  await reader.cancel();
-  const status = await child.status;
-  assert.equal(status.signal, "SIGKILL");
-  assert.ok(acknowledged.length >= 1000, `only ${acknowledged.length} writes acknowledged`);
-  // The lock died with the process; every acknowledged record was committed.
-  using store = await openStore(db.path);
-  for (const key of acknowledged) {
-    assert.deepEqual(await store.get(key), live("localhost:3001"), key);
-  }
 });
 
 function sized(state: KeyRecord["state"], size: number): KeyRecord {
