@@ -11,12 +11,10 @@
 // on dispose, also when the test failed. Needs root (CAP_NET_ADMIN) and `ip` (Debian's iproute2).
 
 import { join } from "node:path";
-import { ROOT, runCommand, type ScriptResult } from "./helpers.ts";
+import { ROOT, runCommand, SCRIPT_TIMEOUT_MS, type ScriptResult } from "./helpers.ts";
 
 /** How long one `ip` command may take. */
 const IP_TIMEOUT_MS = 10_000;
-/** How long a program run in a namespace may take. */
-const SCRIPT_TIMEOUT_MS = 120_000;
 /** What the names of namespaces start with; `netns-PID-ID-HOST`. */
 const NETNS_PREFIX = "mkv-test";
 /** Where `ip netns exec NAME` finds files it mounts over /etc, such as `hosts`. */

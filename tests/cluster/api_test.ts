@@ -4,7 +4,6 @@
 // the suite stays quick.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationUrl, type Placement } from "../../lib/placement.ts";
@@ -14,11 +13,13 @@ import {
   fileOnDisk,
   freePort,
   getFollow,
+  md5Hex,
   put,
   request,
   ROOT,
   tempDir,
   testCluster,
+  waitFor,
 } from "../helpers.ts";
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
@@ -29,9 +30,6 @@ const API_METHODS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK", "REBALANCE"];
 const BIG_VALUE_BYTES = 16 * 1024 * 1024;
 /** Concurrent PUTs of one key in the race test. */
 const RACERS = 16;
-/** How long a condition polled for (a probe, a log line) may take to come true. */
-const POLL_TIMEOUT_MS = 10_000;
-const POLL_INTERVAL_MS = 25;
 /** How long a program run for its command line may take; refusing takes a second or two. */
 const PROGRAM_TIMEOUT_MS = 30_000;
 
@@ -42,10 +40,6 @@ function keyUrl(base: string, key: string): string {
   return base + key.split("/").map(encodeURIComponent).join("/");
 }
 
-function md5Hex(value: string | Uint8Array): string {
-  return createHash("md5").update(value).digest("hex");
-}
-
 /** The volumes of a test cluster, as the index knows them. */
 function volumeHosts(cluster: TestCluster): string[] {
   return cluster.volumes.map((volume) => `localhost:${volume.port}`);
@@ -53,15 +47,6 @@ function volumeHosts(cluster: TestCluster): string[] {
 
 function placementOf(cluster: TestCluster, replicas: number, subvolumes: number): Placement {
   return { volumes: volumeHosts(cluster), replicas, subvolumes };
-}
-
-/** Polls `check` until it returns true; fails after POLL_TIMEOUT_MS. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + POLL_TIMEOUT_MS;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
 }
 
 /** The pid in the pid file of the nginx on `port`, or a note that there is none. */

@@ -7,11 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { REASONS } from "../../lib/auth/auth.ts";
 import { pidFileFor } from "../../lib/nginx/runtime.ts";
-import { curl, freePort, request, runScript, tempDir, testCluster } from "../helpers.ts";
-
-/** How long a condition polled for (a log line) may take to come true. */
-const POLL_TIMEOUT_MS = 10_000;
-const POLL_INTERVAL_MS = 25;
+import { curl, freePort, request, runScript, tempDir, testCluster, waitFor } from "../helpers.ts";
 
 /** A secret no other test uses, so that finding it anywhere means it leaked from here. */
 function randomSecret(): string {
@@ -60,15 +56,6 @@ function methodOf(op: Op): string {
 async function writeCredentials(path: string, lines: string[]): Promise<void> {
   await Deno.writeTextFile(path, lines.join("\n") + "\n", { mode: 0o600 });
   await Deno.chmod(path, 0o600);
-}
-
-/** Polls `check` until it returns true; fails after POLL_TIMEOUT_MS. */
-async function waitFor(what: string, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + POLL_TIMEOUT_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
 }
 
 /** Runs curl; returns the body and the status of the last answer (`-w`). */

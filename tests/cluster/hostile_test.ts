@@ -4,15 +4,13 @@
 // refuses to send go over raw TCP.
 
 import assert from "node:assert/strict";
-import { getFollow, put, testCluster } from "../helpers.ts";
+import { ANSWER_TIMEOUT_MS, getFollow, put, testCluster } from "../helpers.ts";
 import { UNSUPPORTED } from "../../lib/s3/api.ts";
 
 const SEED = 0x6b7673;
 const REQUESTS = 3000;
 /** Requests in flight at once. */
 const CONCURRENCY = 8;
-/** A request unanswered after this long counts as a hang. */
-const ANSWER_TIMEOUT_MS = 10_000;
 /** How long a request whose body never comes whole is held open before the client gives up. */
 const ABANDON_AFTER_MS = 200;
 

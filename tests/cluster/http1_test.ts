@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Http1Pool } from "../../lib/volumes/http1.ts";
 import { spawnVolume } from "../../dev/cluster.ts";
-import { freePort, tempDir } from "../helpers.ts";
+import { freePort, sleep, tempDir } from "../helpers.ts";
 
 /** A real volume in a temp dir, and a pool to it; stopped, closed and removed on dispose. */
 async function volumeAndPool() {
@@ -129,10 +129,6 @@ function scriptedServer(
       await new Promise((resolve) => setTimeout(resolve, 10));
     },
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 Deno.test("Http1Pool: sockets the server closed while idle are dropped, never reused", async () => {

@@ -6,19 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
 import { spawnVolume } from "../../dev/cluster.ts";
-import { put, request, tempDir, testCluster } from "../helpers.ts";
-
-/** How long a condition polled for (a probe) may take to come true. */
-const POLL_TIMEOUT_MS = 10_000;
-const POLL_INTERVAL_MS = 50;
-
-async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + POLL_TIMEOUT_MS;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-}
+import { put, request, tempDir, testCluster, waitFor } from "../helpers.ts";
 
 /** A metric family as the exposition parser gives it (values as text, as in the format). */
 interface Family {

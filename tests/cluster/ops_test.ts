@@ -7,26 +7,26 @@
 import { DEFAULT_WORKER_USER, workerAccount } from "../../nginx.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { spawnIndex, spawnVolume } from "../../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../../lib/placement.ts";
 import { Store } from "../../lib/core/store.ts";
 import {
+  ANSWER_TIMEOUT_MS,
   exists,
   fileOnDisk,
   freePorts,
   getFollow,
+  md5Hex,
   put,
   request,
   runScript,
+  SCRIPT_TIMEOUT_MS,
   type ScriptResult,
   tempDir,
   testCluster,
 } from "../helpers.ts";
 
-/** Bound on one run of an index.ts subcommand, so that a hang fails instead of stalling CI. */
-const COMMAND_TIMEOUT_MS = 120_000;
 /** Bound on the reading client of the rebalance test. */
 const READ_LOOP_MS = 90_000;
 /** nginx's workers' account (ours unless root): files placed by hand must be theirs. */
@@ -36,10 +36,6 @@ const WORKERS_GID = WORKERS?.gid ?? Deno.gid()!;
 const SUBVOLUMES = 10;
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
-
-function md5Hex(data: string): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 /** A key whose base64 has a `/` inside, so that its file nests one directory deeper. */
 function nestedKey(): string {
@@ -62,7 +58,7 @@ function indexArgs(cluster: TestCluster, volumes: string[]): string[] {
 
 /** Runs `index.ts COMMAND ARGS...` to its end. */
 function runIndexCommand(args: string[]): Promise<ScriptResult> {
-  return runScript(["index.ts", ...args], { timeoutMs: COMMAND_TIMEOUT_MS });
+  return runScript(["index.ts", ...args], { timeoutMs: SCRIPT_TIMEOUT_MS });
 }
 
 function explain(result: ScriptResult): string {
@@ -133,7 +129,7 @@ Deno.test("rebalance online to a 4th volume: every key readable throughout, then
       while (!stop && Date.now() < deadline) {
         for (const [key, value] of values) {
           const answer = await getFollow(cluster.url, encodeURI(key), {
-            signal: AbortSignal.timeout(10_000),
+            signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS),
           });
           if (rebalancing) readsDuring++;
           if (answer.status !== 200 || answer.body !== value) {

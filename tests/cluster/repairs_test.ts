@@ -7,7 +7,7 @@
 // a copy its record does not name.
 
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import {
   isUndone,
@@ -22,6 +22,8 @@ import {
   exists,
   fileOnDisk,
   getFollow,
+  md5Hex,
+  POLL_TIMEOUT_MS,
   put,
   request,
   testCluster,
@@ -38,10 +40,6 @@ const MIN_ACKNOWLEDGED = 100;
 
 /** What a writer last had acknowledged for a key: its value's md5 (201), or absent (204). */
 type Expected = { md5: string; sizeBytes: number } | null;
-
-function md5Hex(data: Uint8Array): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 /**
  * A value of 1 byte to 4 MiB, sliced from `pool` at a random place, stamped so that none repeats.
@@ -337,7 +335,7 @@ Deno.test("gc leaves a value an overwrite just replaced to the server, which rem
     `gc removed a replaced value in its grace: ${JSON.stringify(collected.items)}`,
   );
   assert.ok(
-    await eventually(async () => !(await exists(replaced)), 10_000),
+    await eventually(async () => !(await exists(replaced)), POLL_TIMEOUT_MS),
     "the server did not remove the replaced value after its grace",
   );
   assert.equal((await getFollow(cluster.url, "/bkt/k")).body, "second");

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { curl, freePort, runCommand, tempDir, testCluster } from "../helpers.ts";
+import { curl, freePort, runCommand, SCRIPT_TIMEOUT_MS, tempDir, testCluster } from "../helpers.ts";
 
 const ADMIN = { key: "admin", secret: "admin-secret-0123" };
 const READER = { key: "reader", secret: "reader-secret-0123" };
@@ -158,7 +158,7 @@ async function run(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
+    signal: AbortSignal.timeout(SCRIPT_TIMEOUT_MS),
   }).output();
   const text = new TextDecoder();
   assert.equal(

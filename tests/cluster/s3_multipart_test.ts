@@ -39,7 +39,16 @@ import {
 } from "../../lib/s3/multipart.ts";
 import { PARTS_PREFIX } from "../../lib/placement.ts";
 import { parseXml } from "../../lib/s3/xml.ts";
-import { eventually, freePorts, generated, runScript, tempDir, testCluster } from "../helpers.ts";
+import {
+  eventually,
+  freePorts,
+  generated,
+  md5Hex,
+  POLL_TIMEOUT_MS,
+  runScript,
+  tempDir,
+  testCluster,
+} from "../helpers.ts";
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -147,10 +156,6 @@ function bytesOf(sizeBytes: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(sizeBytes);
   for (let i = 0; i < sizeBytes; i++) out[i] = (i * 31 + seed * 7 + (i >> 8)) & 0xff;
   return out;
-}
-
-function md5Hex(bytes: Uint8Array): string {
-  return new Md5().update(bytes).hex();
 }
 
 async function create(local: LocalIndex, key: string, headers = {}): Promise<string> {
@@ -427,7 +432,7 @@ Deno.test("re-uploading a part number replaces the part; an empty last part is k
     ["2", empty, "0"],
   ]);
   // The replaced part's files go once a read sent to them has had its grace.
-  assert.ok(await eventually(async () => await filesOnDisk(local) === 4, 10_000));
+  assert.ok(await eventually(async () => await filesOnDisk(local) === 4, POLL_TIMEOUT_MS));
   const done = await local.multipart.complete(ask(key, {
     uploadId,
     body: completeBody([{ partNumber: 1, etag }, { partNumber: 2, etag: empty }]),
@@ -835,7 +840,10 @@ Deno.test("an index started with --multipart-max-age reaps an older upload at st
       const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
       return (listed.Uploads ?? []).length === 0 && await liveKeys(cluster.url) === 0;
     };
-    assert.ok(await eventually(gone, 10_000), "the abandoned upload or its part is still there");
+    assert.ok(
+      await eventually(gone, POLL_TIMEOUT_MS),
+      "the abandoned upload or its part is still there",
+    );
   } finally {
     client.destroy();
   }

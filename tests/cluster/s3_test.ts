@@ -33,6 +33,7 @@ import {
   curl,
   fileOnDisk,
   freePort,
+  md5Hex,
   request,
   s3Failure,
   tempDir,
@@ -60,10 +61,6 @@ function client(
       responseChecksumValidation: "WHEN_REQUIRED" as const,
     }),
   });
-}
-
-function md5Hex(bytes: Uint8Array | string): string {
-  return createHash("md5").update(bytes).digest("hex");
 }
 
 async function bodyText(response: { Body?: unknown }): Promise<string> {

@@ -21,7 +21,7 @@ import {
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
 import { newChecksum } from "../../lib/s3/checksum.ts";
-import { freePort, request, s3Failure, testCluster } from "../helpers.ts";
+import { freePort, md5Hex, request, s3Failure, testCluster } from "../helpers.ts";
 
 const BUCKET = "race";
 
@@ -78,7 +78,7 @@ async function read(client: S3Client, key: string): Promise<string> {
 }
 
 function etagOf(text: string): string {
-  return `"${createHash("md5").update(text).digest("hex")}"`;
+  return `"${md5Hex(text)}"`;
 }
 
 Deno.test("S3 conditional writes and concurrent writes of one key", async (t) => {

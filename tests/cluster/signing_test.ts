@@ -12,22 +12,24 @@ import { keyToPath, keyToVolumes, locationHost } from "../../lib/placement.ts";
 import { pidFileFor, tempListFor } from "../../lib/nginx/runtime.ts";
 import { signVolumeUrl } from "../../lib/volumes/signing.ts";
 import {
+  ANSWER_TIMEOUT_MS,
   curl,
   eventually,
   exists,
   fileOnDisk,
   freePort,
   getFollow,
+  POLL_TIMEOUT_MS,
   put,
   request,
   runScript,
+  SCRIPT_TIMEOUT_MS,
   type ScriptResult,
   tempDir,
   testCluster,
 } from "../helpers.ts";
 
 const SECRET = "0123456789abcdefSECRET";
-const ANSWER_TIMEOUT_MS = 10_000;
 const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ function explain(result: ScriptResult): string {
 }
 
 function runIndexCommand(args: string[]): Promise<ScriptResult> {
-  return runScript(["index.ts", ...args], { timeoutMs: 120_000 });
+  return runScript(["index.ts", ...args], { timeoutMs: SCRIPT_TIMEOUT_MS });
 }
 
 function hosts(cluster: TestCluster): string[] {
@@ -260,7 +262,7 @@ Deno.test("a signed cluster: the API works, direct writes are refused, the secre
   assert.equal((await request(`${cluster.url}/k1`)).status, 404);
   // The files go just after the 204 (README, "HTTP API").
   const gone = () => exists(fileOnDisk(cluster, where, keyToPath("/k1"))).then((found) => !found);
-  assert.ok(await eventually(gone, 10_000), "the DELETE's file is still on the volume");
+  assert.ok(await eventually(gone, POLL_TIMEOUT_MS), "the DELETE's file is still on the volume");
   // The secret: in no process's arguments or environment, in no log line, and only in the
   // volumes' configs, which are 0600.
   assert.deepEqual(await processArgsContaining(SECRET), []);
@@ -433,10 +435,16 @@ Deno.test("signed volumes with private reads: an overwrite's versioned file is w
     for (const location of where) for await (const _ of Deno.readDir(dirOf(location))) files++;
     return files;
   };
-  assert.ok(await eventually(async () => await count() === 3, 10_000), `${await count()} files`);
+  assert.ok(
+    await eventually(async () => await count() === 3, POLL_TIMEOUT_MS),
+    `${await count()} files`,
+  );
   assert.equal(
     (await request(`${cluster.url}/bkt/k`, { method: "DELETE", headers: s3 })).status,
     204,
   );
-  assert.ok(await eventually(async () => await count() === 0, 10_000), `${await count()} files`);
+  assert.ok(
+    await eventually(async () => await count() === 0, POLL_TIMEOUT_MS),
+    `${await count()} files`,
+  );
 });

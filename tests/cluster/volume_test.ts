@@ -6,10 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnVolume } from "../../dev/cluster.ts";
-import { freePort, tempDir } from "../helpers.ts";
+import { ANSWER_TIMEOUT_MS, freePort, tempDir } from "../helpers.ts";
 
-/** A raw answer unfinished after this long fails the test rather than hanging it. */
-const ANSWER_TIMEOUT_MS = 10_000;
 /** The keep-alive timeout the volume under test is started with. */
 const KEEPALIVE_MS = 1000;
 

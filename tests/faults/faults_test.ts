@@ -29,6 +29,7 @@ import {
   freePorts,
   generated,
   keysPlaced,
+  md5Hex,
   nginxPids,
   portAnswers,
   put,
@@ -60,10 +61,6 @@ type TestCluster = Awaited<ReturnType<typeof testCluster>>;
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
-
-function md5Hex(data: string | Uint8Array): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 /** The value the tests store under `key`: recognisable, and `sizeBytes` long. */
 function valueOf(key: string, sizeBytes = 0): string {

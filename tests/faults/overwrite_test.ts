@@ -8,7 +8,6 @@
 //   node_modules/.bin/deno test -A tests/overwrite_test.ts
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { spawnIndex } from "../../dev/cluster.ts";
 import {
@@ -23,10 +22,12 @@ import {
   fileOnDisk,
   getFollow,
   keysPlaced,
+  md5Hex,
   nginxPids,
   put,
   request,
   runScript,
+  SCRIPT_TIMEOUT_MS,
   type ScriptResult,
   testCluster,
 } from "../helpers.ts";
@@ -38,15 +39,10 @@ const MIB = 1024 * 1024;
 const RECOVERY_MS = 10_000;
 /** How long a kill waits at most for the new file to appear. */
 const FILE_WAIT_MS = 30_000;
-const COMMAND_TIMEOUT_MS = 60_000;
 /** How long each phase of readers racing a writer lasts. */
 const RACE_MS = 3_000;
 
 type TestCluster = Awaited<ReturnType<typeof testCluster>>;
-
-function md5Hex(data: string | Uint8Array): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 /** A value `sizeBytes` long made of `label`, recognisable on disk. */
 function valueOf(label: string, sizeBytes: number): string {
@@ -74,7 +70,7 @@ function indexCommand(cluster: TestCluster, args: string[]): Promise<ScriptResul
     join(cluster.dir, "index"),
     "--volumes",
     placementOf(cluster).volumes.join(","),
-  ], { timeoutMs: COMMAND_TIMEOUT_MS });
+  ], { timeoutMs: SCRIPT_TIMEOUT_MS });
 }
 
 /** The files of `key` (its plain one and its versions) on the volumes the placement gives it. */

@@ -8,12 +8,10 @@ import { join } from "node:path";
 import { type ClusterProcess, spawnIndex, spawnVolume } from "../../dev/cluster.ts";
 import type { Placement } from "../../lib/placement.ts";
 import { benchKey, fillVolumes, type Ownership, volumeOwnership } from "../../bench/keys.ts";
-import { freePorts, request, runScript, tempDir } from "../helpers.ts";
+import { freePorts, request, runScript, SCRIPT_TIMEOUT_MS, tempDir } from "../helpers.ts";
 
 const KEYS = 100_000;
 const VALUE_BYTES = 16;
-/** Bound on one run of an index.ts subcommand, so that a hang fails instead of stalling CI. */
-const COMMAND_TIMEOUT_MS = 60_000;
 /** Keys per `?list` page: the most the index gives. */
 const PAGE_KEYS = 10_000;
 
@@ -57,7 +55,7 @@ Deno.test("100,000 keys on the volumes: rebuild, verify, gc and ?list each see e
     ];
     const run = async (args: string[]) => {
       const result = await runScript(["index.ts", ...args, ...flags], {
-        timeoutMs: COMMAND_TIMEOUT_MS,
+        timeoutMs: SCRIPT_TIMEOUT_MS,
       });
       const output = result.stdout + result.stderr;
       assert.equal(result.code, 0, `index.ts ${args.join(" ")}:\n${output}`);

@@ -2,7 +2,6 @@
 // run against real clusters are in tests/cluster/ops_test.ts.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   formatDuration,
   formatItem,
@@ -22,10 +21,7 @@ import { holdsValue } from "../../lib/ops/walk.ts";
 import { classifyReplicas } from "../../lib/ops/verify.ts";
 import { keyToVolumes, type Placement } from "../../lib/placement.ts";
 import type { KeyRecord } from "../../lib/core/record.ts";
-
-function md5Hex(data: string): string {
-  return createHash("md5").update(data).digest("hex");
-}
+import { md5Hex } from "../helpers.ts";
 
 const PLACEMENT: Placement = {
   volumes: ["larry:1", "moe:2", "curly:3", "shemp:4"],
