@@ -235,7 +235,7 @@ export async function waitFor(
   if (!await eventually(check, timeoutMs)) throw new Error(`timed out waiting for ${what}`);
 }
 
-/** The md5 of a value in lower-case hex, by node:crypto (apart from lib/md5.ts, which it checks). */
+/** The md5 of a value in lower-case hex, by node:crypto: apart from lib/md5.ts, which it checks. */
 export function md5Hex(data: string | Uint8Array): string {
   return createHash("md5").update(data).digest("hex");
 }

@@ -2,7 +2,8 @@
 // the root namespace, so that volumes, the index and the client are on different hosts, each
 // with its own addresses, links and routes, on one machine. The client (the test itself) stays
 // in the root namespace, which has an address on the bridge; every program a test starts runs in
-// its host's namespace (`ip netns exec`, see dev/cluster.ts `netns`). Used by tests/hosts_test.ts.
+// its host's namespace (`ip netns exec`, see dev/cluster.ts `netns`). Used by
+// tests/faults/hosts_test.ts.
 //
 // Addresses: 10.231.S.0/24, S drawn per network and not in use on this machine, and the IPv6
 // ULA fd0a:e7:S::/64 beside it (0a.e7 is 10.231), the root namespace at .1 and the hosts from .10

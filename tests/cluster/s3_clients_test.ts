@@ -4,7 +4,7 @@
 // `sync` (multipart above 8 MiB) and `presign`; restic's init, backup, check --read-data and
 // restore. CI installs them all (.ci/install test); a test that lacks one fails, never skips.
 //
-//   node_modules/.bin/deno test -A tests/s3_clients_test.ts
+//   node_modules/.bin/deno test -A tests/cluster/s3_clients_test.ts
 
 import assert from "node:assert/strict";
 import { join } from "node:path";

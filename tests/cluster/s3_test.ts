@@ -4,7 +4,7 @@
 // uploads with checksum trailers, a 64 MiB value streamed both ways, what S3 writes read by
 // `curl -L` and back, --s3-port, and REBALANCE /key.
 //
-//   node_modules/.bin/deno test -A tests/s3_test.ts
+//   node_modules/.bin/deno test -A tests/cluster/s3_test.ts
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

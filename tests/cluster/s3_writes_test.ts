@@ -5,7 +5,7 @@
 // CompleteMultipartUpload that answers 200 at once and keeps the connection alive; checksums a
 // write gives, kept and answered.
 //
-//   node_modules/.bin/deno test -A tests/s3_writes_test.ts
+//   node_modules/.bin/deno test -A tests/cluster/s3_writes_test.ts
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

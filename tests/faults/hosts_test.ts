@@ -6,7 +6,7 @@
 // hangs; and volumes named by host names and by IPv6 addresses. Needs root (CI and our machines
 // run it); where namespaces cannot be made, every test here is ignored with the reason printed.
 //
-//   node_modules/.bin/deno test -A tests/hosts_test.ts
+//   node_modules/.bin/deno test -A tests/faults/hosts_test.ts
 
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -5,7 +5,7 @@
 // whole, with its own ETag and length; readers racing overwrites get one value or the other, whole,
 // with its own headers; and verify, gc and rebuild read the versioned files.
 //
-//   node_modules/.bin/deno test -A tests/overwrite_test.ts
+//   node_modules/.bin/deno test -A tests/faults/overwrite_test.ts
 
 import assert from "node:assert/strict";
 import { join } from "node:path";

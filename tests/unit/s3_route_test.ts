@@ -2,7 +2,7 @@
 // request names and which operation it is, bucket names, Range and conditional headers, listing
 // parameters (lib/s3/objects.ts, lib/s3/api.ts), and the nginx location that proxies replicas.
 //
-//   node_modules/.bin/deno test -A tests/s3_route_test.ts
+//   node_modules/.bin/deno test -A tests/unit/s3_route_test.ts
 
 import assert from "node:assert/strict";
 import { OPERATION_RIGHTS, s3Operation } from "../../lib/s3/api.ts";

@@ -1,7 +1,7 @@
 // Golden and interop tests of lib/s3/sigv4.ts: AWS's documented S3 SigV4 examples (header auth,
 // presigned URL, the chunked upload's seed signature), requests signed by AWS's own signer
 // (@smithy/signature-v4) with awkward keys and queries, every refusal with S3's code, and the
-// streamed payload check. Run: node_modules/.bin/deno test -A tests/s3_sigv4_test.ts
+// streamed payload check. Run: node_modules/.bin/deno test -A tests/unit/s3_sigv4_test.ts
 
 import assert from "node:assert/strict";
 import { SignatureV4 } from "npm:@smithy/signature-v4@5.7.5";

@@ -1,6 +1,6 @@
 // Tests of parseTarget (lib/http/server.ts): how the index reads a request's path and query into a
 // key or a listing, and refuses bad input with a 4xx and a short reason. Pure; the HTTP side is
-// in tests/api_test.ts.
+// in tests/cluster/api_test.ts.
 
 import assert from "node:assert/strict";
 import { MAX_KEY_BYTES } from "../../lib/placement.ts";
