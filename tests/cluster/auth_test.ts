@@ -8,48 +8,12 @@ import { join } from "node:path";
 import { REASONS } from "../../lib/auth/auth.ts";
 import { pidFileFor } from "../../lib/nginx/runtime.ts";
 import { curl, freePort, request, runScript, tempDir, testCluster, waitFor } from "../helpers.ts";
+import { basic, CLIENTS, EXPECTED, headerOf, methodOf, OPS } from "../auth_matrix.ts";
 
 /** A secret no other test uses, so that finding it anywhere means it leaked from here. */
 function randomSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return "s-" + Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function basic(accessKey: string, secret: string): string {
-  return `Basic ${btoa(`${accessKey}:${secret}`)}`;
-}
-
-/** The requests of the matrix: a method and whether it is a listing. */
-const OPS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK", "list"] as const;
-type Op = typeof OPS[number];
-/** The clients of the matrix. */
-const CLIENTS = ["none", "wrong", "reader", "writer"] as const;
-type Client = typeof CLIENTS[number];
-
-/** The documented status of each client × request (docs/security.md, "Credentials"). */
-const EXPECTED: Record<Client, Record<Op, number>> = {
-  none: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },
-  wrong: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },
-  reader: { GET: 302, HEAD: 302, PUT: 403, DELETE: 403, UNLINK: 403, list: 403 },
-  writer: { GET: 302, HEAD: 302, PUT: 201, DELETE: 204, UNLINK: 204, list: 200 },
-};
-
-/** The `Authorization` header of a client of the matrix, or null. */
-function headerOf(client: Client, readerSecret: string, writerSecret: string): string | null {
-  switch (client) {
-    case "none":
-      return null;
-    case "wrong":
-      return basic("writer", writerSecret + "x");
-    case "reader":
-      return basic("reader", readerSecret);
-    case "writer":
-      return basic("writer", writerSecret);
-  }
-}
-
-function methodOf(op: Op): string {
-  return op === "list" ? "GET" : op;
 }
 
 /** Writes a credentials file with mode 0600 (whatever the umask). */

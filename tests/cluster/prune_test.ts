@@ -11,40 +11,10 @@ import { DEFAULT_WORKER_USER, workerAccount } from "../../nginx.ts";
 import { keyToPath } from "../../lib/placement.ts";
 import { pruneEmptyDirs } from "../../lib/volumes/prune.ts";
 import { eventually, exists, freePorts, request, tempDir } from "../helpers.ts";
+import { layout, LONG_AGO, tree } from "../dir_layout.ts";
 
-/** An mtime well past the pruner's age threshold. */
-const LONG_AGO = new Date(Date.now() - 24 * 3600_000);
 /** How long a freshly started volume may take to finish its first pass over a small directory. */
 const FIRST_PASS_MS = 10_000;
-
-/** Everything under `dir`, as sorted relative paths; directories end with `/`. */
-async function tree(dir: string, relative = ""): Promise<string[]> {
-  const out: string[] = [];
-  for await (const entry of Deno.readDir(join(dir, relative))) {
-    const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
-    if (entry.isDirectory) out.push(`${path}/`, ...await tree(dir, path));
-    else out.push(path);
-  }
-  return out.sort();
-}
-
-/**
- * Makes `paths` under `dir` (a trailing `/` makes a directory, anything else a file), then dates
- * every directory named in `old` LONG_AGO, deepest first (a change inside a directory dates it).
- */
-async function layout(dir: string, paths: string[], old: string[]): Promise<void> {
-  for (const path of paths) {
-    if (path.endsWith("/")) {
-      await Deno.mkdir(join(dir, path), { recursive: true });
-    } else {
-      await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-      await Deno.writeTextFile(join(dir, path), "x");
-    }
-  }
-  for (const path of [...old].sort((a, b) => b.split("/").length - a.split("/").length)) {
-    await Deno.utime(join(dir, path), LONG_AGO, LONG_AGO);
-  }
-}
 
 /**
  * Makes a directory laid out by hand a volume's as volume.ts set it up, so that a volume started

@@ -2,29 +2,7 @@
 // reopening its Deno KV. The store's other tests are in tests/unit/store_test.ts.
 
 import assert from "node:assert/strict";
-import type { KeyRecord } from "../../lib/core/record.ts";
-import { Store } from "../../lib/core/store.ts";
-
-/** A temp directory for one store, removed on dispose. */
-async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "mkv-store-test-" });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
-
-/** A store opened in `db`, closed on dispose. */
-async function openStore(db: string): Promise<Store & Disposable> {
-  const store = await Store.open(db);
-  return Object.assign(store, { [Symbol.dispose]: () => store.close() });
-}
-
-function live(volume: string, md5 = ""): KeyRecord {
-  return { state: "live", volumes: [volume], md5 };
-}
+import { live, openStore, tempDb } from "../store_db.ts";
 
 Deno.test("every write acknowledged before a kill -9 is there after reopening", async () => {
   await using db = await tempDb();

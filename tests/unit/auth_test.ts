@@ -18,10 +18,7 @@ import {
   parseCredentials,
 } from "../../lib/auth/credentials.ts";
 import { tempDir } from "../helpers.ts";
-
-function basic(accessKey: string, secret: string): string {
-  return `Basic ${btoa(`${accessKey}:${secret}`)}`;
-}
+import { basic, CLIENTS, EXPECTED, headerOf, methodOf, OPS } from "../auth_matrix.ts";
 
 /** Asserts a CredentialsError whose one-line message matches `reason` and holds no `secret`. */
 function assertBadFile(text: string, reason: RegExp, secret = "sekrit-value") {
@@ -200,39 +197,6 @@ const WRITER: Credential = {
   secret: "writer-secret",
   rights: ["read", "write", "delete", "list"],
 };
-/** The requests of the matrix: a method and whether it is a listing. */
-const OPS = ["GET", "HEAD", "PUT", "DELETE", "UNLINK", "list"] as const;
-type Op = typeof OPS[number];
-/** The clients of the matrix. */
-const CLIENTS = ["none", "wrong", "reader", "writer"] as const;
-type Client = typeof CLIENTS[number];
-
-/** The documented status of each client × request (docs/security.md, "Credentials"). */
-const EXPECTED: Record<Client, Record<Op, number>> = {
-  none: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },
-  wrong: { GET: 401, HEAD: 401, PUT: 401, DELETE: 401, UNLINK: 401, list: 401 },
-  reader: { GET: 302, HEAD: 302, PUT: 403, DELETE: 403, UNLINK: 403, list: 403 },
-  writer: { GET: 302, HEAD: 302, PUT: 201, DELETE: 204, UNLINK: 204, list: 200 },
-};
-
-/** The `Authorization` header of a client of the matrix, or null. */
-function headerOf(client: Client, readerSecret: string, writerSecret: string): string | null {
-  switch (client) {
-    case "none":
-      return null;
-    case "wrong":
-      return basic("writer", writerSecret + "x");
-    case "reader":
-      return basic("reader", readerSecret);
-    case "writer":
-      return basic("writer", writerSecret);
-  }
-}
-
-function methodOf(op: Op): string {
-  return op === "list" ? "GET" : op;
-}
-
 /** What a successful check answers with, as status: the request goes on to the API. */
 function statusOf(verdict: Verdict): number | "through" {
   return verdict.ok ? "through" : verdict.status;

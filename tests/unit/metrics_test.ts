@@ -13,10 +13,10 @@ import {
   IndexMetrics,
   render,
 } from "../../lib/http/metrics.ts";
-import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
 import { requiredRight } from "../../lib/auth/auth.ts";
 import { parseIndexArgs } from "../../lib/config.ts";
 import { NO_STATS } from "../../lib/core/store.ts";
+import { Exposition, Family, parseExposition, valueOf } from "../exposition.ts";
 
 Deno.test("escaping: label values, HELP texts, special values", () => {
   assert.equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
@@ -190,80 +190,6 @@ Deno.test("requiredRight: the index's own pages need admin whatever the method",
   assert.equal(requiredRight("GET", "admin"), "admin");
   assert.equal(requiredRight("HEAD", "admin"), "admin");
 });
-
-/** A metric family as the exposition parser gives it (values as text, as in the format). */
-interface Family {
-  name: string;
-  type: string;
-  metrics: {
-    value?: string;
-    labels?: Record<string, string>;
-    buckets?: Record<string, string>;
-    count?: string;
-    sum?: string;
-  }[];
-}
-
-/** An exposition: its text, and its families as a real parser of the format reads them. */
-interface Exposition {
-  text: string;
-  families: Family[];
-}
-
-function parseExposition(text: string): Exposition {
-  assert.ok(text.endsWith("\n"), "the exposition ends with a newline");
-  return { text, families: parsePrometheusTextFormat(text) as Family[] };
-}
-
-/**
- * One series of a histogram, parsed alone with its labels taken off: the parser (1.1.1) merges
- * the series of a labelled histogram into one, so each is given to it by itself.
- */
-function histogramSeries(
-  exposition: Exposition,
-  name: string,
-  labels: Record<string, string>,
-): Family["metrics"][number] | undefined {
-  const pairs = Object.entries(labels).map(([label, value]) => `${label}="${value}",?`);
-  const ofSeries = (line: string) =>
-    new RegExp(`^${name}_(bucket|sum|count)[{ ]`).test(line) &&
-    pairs.every((pair) => new RegExp(`[{,]${pair}`).test(line));
-  const lines = exposition.text.split("\n").filter((line) =>
-    line.startsWith(`# TYPE ${name} `) || ofSeries(line)
-  ).map((line) =>
-    pairs.reduce((out, pair) => out.replace(new RegExp(pair), ""), line)
-      .replace(/,?\}/, "}").replace("{}", "")
-  );
-  const families = parsePrometheusTextFormat(`${lines.join("\n")}\n`) as Family[];
-  return families.find((family) => family.name === name)?.metrics[0];
-}
-
-/**
- * The value of the one sample of `name` with these labels (0 if absent): a counter's or gauge's,
- * or a histogram's `_count`, `_sum` or `_bucket` (with `le` among the labels).
- */
-function valueOf(
-  exposition: Exposition,
-  name: string,
-  labels: Record<string, string> = {},
-): number {
-  const part = name.match(/^(.*)_(count|sum|bucket)$/);
-  if (
-    part !== null && exposition.families.some((f) => f.name === part[1] && f.type === "HISTOGRAM")
-  ) {
-    const { le, ...wanted } = labels;
-    const series = histogramSeries(exposition, part[1], wanted);
-    const text = part[2] === "bucket"
-      ? series?.buckets?.[le]
-      : series?.[part[2] as "count" | "sum"];
-    return Number(text ?? 0);
-  }
-  const found = (exposition.families.find((f) => f.name === name)?.metrics ?? []).filter((metric) =>
-    Object.entries(labels).every(([label, value]) => metric.labels?.[label] === value)
-  );
-  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)}: ${found.length} samples`);
-  return Number(found[0]?.value ?? 0);
-}
 
 /** The series of a family in an exposition. */
 function seriesOf(exposition: Exposition, name: string): Family["metrics"] {

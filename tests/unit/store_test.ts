@@ -19,27 +19,7 @@ import {
   Store,
   StoreError,
 } from "../../lib/core/store.ts";
-
-/** A temp directory for one store, removed on dispose. */
-async function tempDb(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "mkv-store-test-" });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
-
-/** A store opened in `db`, closed on dispose. */
-async function openStore(db: string): Promise<Store & Disposable> {
-  const store = await Store.open(db);
-  return Object.assign(store, { [Symbol.dispose]: () => store.close() });
-}
-
-function live(volume: string, md5 = ""): KeyRecord {
-  return { state: "live", volumes: [volume], md5 };
-}
+import { live, openStore, tempDb } from "../store_db.ts";
 
 /** Counts the commits the store's KV has completed (the real ones, which still run). */
 function countCommits(store: Store): { count: number } {
