@@ -2,6 +2,7 @@
 // that always consume or cancel the response body (so the sanitizers stay quiet).
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
@@ -17,12 +18,18 @@ export { portAnswers } from "../nginx.ts";
 
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** How long a condition polled for (a probe, a log line, a file) may take to come true. */
+export const POLL_TIMEOUT_MS = 10_000;
+/** How often a condition is polled. */
+export const POLL_INTERVAL_MS = 25;
+/** How long one answer may take: a request unanswered after this long fails rather than hangs. */
+export const ANSWER_TIMEOUT_MS = 10_000;
+/** How long a program run by a test may take, so that a hang fails instead of stalling CI. */
+export const SCRIPT_TIMEOUT_MS = 120_000;
 /** The chunk size of `generated` values. */
 const GENERATED_CHUNK_BYTES = 1024 * 1024;
 /** How long one curl may take. */
 const CURL_TIMEOUT_S = 30;
-/** How long a script run by a test may take. */
-const SCRIPT_TIMEOUT_MS = 120_000;
 
 /** A temp directory that nginx's workers can write, removed on dispose. */
 export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -208,9 +215,9 @@ export function sleep(ms: number): Promise<void> {
 
 /** Polls `check` every `pollMs` until it holds or `timeoutMs` passes; returns whether it held. */
 export async function eventually(
-  check: () => Promise<boolean>,
+  check: () => boolean | Promise<boolean>,
   timeoutMs: number,
-  pollMs = 50,
+  pollMs = POLL_INTERVAL_MS,
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (true) {
@@ -218,6 +225,20 @@ export async function eventually(
     if (Date.now() > deadline) return false;
     await sleep(pollMs);
   }
+}
+
+/** Polls `check` until it holds; throws "timed out waiting for WHAT" after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = POLL_TIMEOUT_MS,
+): Promise<void> {
+  if (!await eventually(check, timeoutMs)) throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The md5 of a value in lower-case hex, by node:crypto: apart from lib/md5.ts, which it checks. */
+export function md5Hex(data: string | Uint8Array): string {
+  return createHash("md5").update(data).digest("hex");
 }
 
 /** Keys under `prefix` whose replicas do (or do not) include `host`, `count` of them. */

@@ -2,7 +2,8 @@
 // the root namespace, so that volumes, the index and the client are on different hosts, each
 // with its own addresses, links and routes, on one machine. The client (the test itself) stays
 // in the root namespace, which has an address on the bridge; every program a test starts runs in
-// its host's namespace (`ip netns exec`, see dev/cluster.ts `netns`). Used by tests/hosts_test.ts.
+// its host's namespace (`ip netns exec`, see dev/cluster.ts `netns`). Used by
+// tests/faults/hosts_test.ts.
 //
 // Addresses: 10.231.S.0/24, S drawn per network and not in use on this machine, and the IPv6
 // ULA fd0a:e7:S::/64 beside it (0a.e7 is 10.231), the root namespace at .1 and the hosts from .10
@@ -11,12 +12,10 @@
 // on dispose, also when the test failed. Needs root (CAP_NET_ADMIN) and `ip` (Debian's iproute2).
 
 import { join } from "node:path";
-import { ROOT, runCommand, type ScriptResult } from "./helpers.ts";
+import { ROOT, runCommand, SCRIPT_TIMEOUT_MS, type ScriptResult } from "./helpers.ts";
 
 /** How long one `ip` command may take. */
 const IP_TIMEOUT_MS = 10_000;
-/** How long a program run in a namespace may take. */
-const SCRIPT_TIMEOUT_MS = 120_000;
 /** What the names of namespaces start with; `netns-PID-ID-HOST`. */
 const NETNS_PREFIX = "mkv-test";
 /** Where `ip netns exec NAME` finds files it mounts over /etc, such as `hosts`. */
