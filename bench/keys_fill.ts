@@ -1,6 +1,6 @@
 // The store the bench at many keys (keys.ts) measures: N keys written straight onto the volumes'
 // directories in the shared on-disk layout (as a restore would, far faster than through an index),
-// owned as the volumes' own files are. tests/scale_test.ts fills its stores the same way.
+// owned as the volumes' own files are. tests/faults/scale_test.ts fills its stores the same way.
 
 import { join } from "node:path";
 import { keyToPath, keyToVolumes, type Placement } from "../lib/placement.ts";

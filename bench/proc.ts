@@ -1,7 +1,7 @@
 // What the bench tools (bench.ts, profile.ts) read from Linux's /proc: the CPU times of processes
 // (/proc/PID/stat), their resident set (/proc/PID/status), the descendants of a process (the nginx
 // master and workers of a Deno process), the load average. The parsers come first and are pure
-// (tests/proc_test.ts feeds them fixed /proc text); the readers after them touch /proc.
+// (tests/unit/proc_test.ts feeds them fixed /proc text); the readers after them touch /proc.
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
 export const TICKS_PER_SECOND = 100;

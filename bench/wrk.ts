@@ -1,6 +1,6 @@
 // What the bench reads from wrk's report (Debian's wrk, with `--latency` for the percentiles):
 // the rate, the request count, the lines that tell of trouble, and a latency percentile. Pure;
-// tests/thrasher_test.ts feeds them a real report.
+// tests/unit/thrasher_test.ts feeds them a real report.
 
 /** The `Requests/sec:` of wrk's report. Throws if it has none. */
 export function parseWrkRate(output: string): number {

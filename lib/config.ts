@@ -1,5 +1,5 @@
 // The command line of index.ts: its flags (minikeyvalue's names and defaults) and subcommands,
-// parsed into options. Pure; golden-tested in tests/config_test.ts.
+// parsed into options. Pure; golden-tested in tests/unit/config_test.ts.
 
 import { resolve } from "node:path";
 import { FlagError, type FlagSpec, parseFlags, splitList, usageFlags } from "./flags.ts";

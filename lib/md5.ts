@@ -1,7 +1,7 @@
 // MD5 (RFC 1321), incremental. minikeyvalue's layout and Content-Md5 are built on md5, which Web
 // Crypto lacks; node:crypto has it, but loading Deno's Node layer costs the index about 10 MiB of
 // memory, and the index must stay small while it streams gigabyte values. Pure; tested against
-// the RFC's vectors in tests/md5_test.ts.
+// the RFC's vectors in tests/unit/md5_test.ts.
 
 /** Unaligned input is hashed through an aligned buffer of this size. */
 const SCRATCH_BYTES = 16 * 1024;

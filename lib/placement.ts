@@ -1,7 +1,7 @@
 // Where a key lives: the path of its file on a volume and the volumes that hold its replicas.
 // Both are minikeyvalue's, bit for bit, so that its volumes can be served and rebuilt by mkv.ts
 // and back; a value written over another goes to a versioned file beside the key's (versionPath),
-// never over a file a record names. Pure; the golden tests in tests/placement_test.ts hold
+// never over a file a record names. Pure; the golden tests in tests/unit/placement_test.ts hold
 // minikeyvalue's own vectors.
 
 import { md5 } from "./md5.ts";

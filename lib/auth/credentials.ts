@@ -4,7 +4,7 @@
 //   ACCESS_KEY SECRET RIGHTS        RIGHTS: a comma list of read, write, delete, list, admin, or all
 //
 // parsed into `{ accessKey, secret, rights }` (the same form S3's SigV4 needs: an access key id and
-// its secret). The parser is pure and golden-tested (tests/auth_test.ts); a refusal is one line that
+// its secret). The parser is pure and golden-tested (tests/unit/auth_test.ts); a refusal is one line that
 // names the line number and never echoes a field of the file, so that no secret reaches a log.
 
 /** What an access key may do; `delete` covers DELETE and UNLINK. */

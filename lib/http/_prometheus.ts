@@ -2,7 +2,7 @@
 // it: counters, gauges and histograms with fixed buckets, each holding its series by label values,
 // and `render`, which writes them out. A series is looked up once by its label values and kept
 // (`labels()`), after which an update is an addition; nothing is formatted until a scrape.
-// `render` is pure; golden-tested in tests/metrics_test.ts.
+// `render` is pure; golden-tested in tests/unit/metrics_test.ts.
 
 /** The Content-Type of the text exposition format. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

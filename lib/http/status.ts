@@ -5,7 +5,7 @@
 // means something without JS (a terminal browser, `curl`); the page's JS polls the JSON and
 // renders the same markup with the very same function (`renderState`, sent as its source), so
 // there is one renderer. A small ring buffer of per-interval samples (StatusHistory) gives the
-// sparklines. Rendering is pure; tested in tests/status_test.ts, the page in headless Chromium.
+// sparklines. Rendering is pure; tested in tests/unit/status_test.ts, the page in headless Chromium.
 
 import type { RequestTotals } from "./metrics.ts";
 import type { OperationProgress } from "../ops/runner.ts";

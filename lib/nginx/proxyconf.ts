@@ -1,7 +1,7 @@
 // The config of the index's nginx: every request passed to the index's Deno server over a unix
 // socket, per-client limits, the headers that keep a stored value from acting on the index's
 // origin, and the replica location that streams an S3 GET's body from a volume without Deno. The
-// strings the index shares with it are contract.ts's. Pure; golden-tested in tests/nginx_test.ts.
+// strings the index shares with it are contract.ts's. Pure; golden-tested in tests/unit/nginx_test.ts.
 
 import {
   FORWARDED_PROTO_HEADER,

@@ -1,7 +1,7 @@
 // The config of a volume's nginx: a WebDAV server of a volume's directory that takes writes only
 // on a key's file (the layout of docs/design.md, On-disk layout), serves the volume's own figures
 // for the index, and with a volume secret checks each request's signature (lib/volumes/signing.ts
-// signs). Pure; golden-tested in tests/nginx_test.ts and tests/signing_test.ts.
+// signs). Pure; golden-tested in tests/unit/nginx_test.ts and tests/unit/signing_test.ts.
 
 import {
   DISK_STATUS_PATH,

@@ -1,5 +1,5 @@
 // What golden tests of SigV4 need besides the program's interface: AWS's UriEncode of a text,
-// as a signer applies it to a key or a query name or value (tests/s3_sigv4_test.ts).
+// as a signer applies it to a key or a query name or value (tests/unit/s3_sigv4_test.ts).
 
 import { uriEncodeBytes } from "./sigv4canonical.ts";
 

@@ -3,7 +3,7 @@
 // against the value a client sent in a header or an aws-chunked trailer without holding the body.
 // The CRCs are table-driven, eight bytes a step (slice-by-8), since they run over every byte of
 // values up to a gigabyte; the SHAs are node:crypto's. Digests are big-endian bytes in base64, as
-// S3 sends them. Pure; golden-tested in tests/s3_chunked_test.ts.
+// S3 sends them. Pure; golden-tested in tests/unit/s3_chunked_test.ts.
 
 import { createHash, type Hash } from "node:crypto";
 import { S3Error } from "./error.ts";

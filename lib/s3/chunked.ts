@@ -12,7 +12,7 @@
 // read (never the whole body), and checks signatures, checksums (trailers and
 // `x-amz-checksum-*` headers), framing and the decoded length; any failure errors the stream
 // before it closes, so a consumer must commit a value only on a clean end. Pure but for the
-// stream; tested in tests/s3_chunked_test.ts.
+// stream; tested in tests/unit/s3_chunked_test.ts.
 
 import { createHash, type Hash } from "node:crypto";
 import {

@@ -1,6 +1,6 @@
 // The conditions of S3 requests against a key's record (docs/s3.md): Range and If-Range of a GET,
 // the conditional headers of a GET or HEAD (and of a copy's source), and If-Match/If-None-Match of
-// a write. Pure; golden-tested in tests/s3_route_test.ts.
+// a write. Pure; golden-tested in tests/unit/s3_route_test.ts.
 
 import type { KeyRecord } from "../core/mod.ts";
 import { etagOf, httpDate } from "./headers.ts";

@@ -4,7 +4,7 @@
 // sub-resource or listing query, an `x-amz-*` or `amz-sdk-*` header; or it came in on
 // `--s3-port`, where the index's nginx marks every request with S3_PORT_HEADER (and strips that
 // header on the main port).
-// Pure; golden-tested in tests/s3_route_test.ts.
+// Pure; golden-tested in tests/unit/s3_route_test.ts.
 
 import { S3_PORT_HEADER } from "../nginx/contract.ts";
 import { RESPONSE_OVERRIDES } from "./headers.ts";

@@ -1,7 +1,7 @@
 // The headers of S3 objects (docs/s3.md): what a PUT keeps with a value (Content-Type, user
 // metadata `x-amz-meta-*` and its bound, the standard headers S3 stores), and what a GET or HEAD
 // answers with from the record (ETag, Last-Modified, overrides by `response-*` parameters, the
-// stored checksum). Pure; golden-tested in tests/s3_route_test.ts.
+// stored checksum). Pure; golden-tested in tests/unit/s3_route_test.ts.
 
 import { utf8Length } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";

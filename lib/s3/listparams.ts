@@ -1,6 +1,6 @@
 // The parameters of S3's object listings (docs/s3.md): ListObjects (v1), ListObjectsV2 and
 // ListObjectVersions, their continuation tokens, and `encoding-type=url`. Pure; golden-tested in
-// tests/s3_route_test.ts.
+// tests/unit/s3_route_test.ts.
 
 import { S3Error } from "./error.ts";
 

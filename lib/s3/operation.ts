@@ -1,6 +1,6 @@
 // The S3 operations (docs/s3.md, "Operations"): which one a request is, by its method, target and
 // query, and the rights (lib/auth/credentials.ts) each needs. Pure; golden-tested in
-// tests/s3_route_test.ts and tests/hostile_test.ts.
+// tests/unit/s3_route_test.ts and tests/cluster/hostile_test.ts.
 
 import type { Right } from "../auth/credentials.ts";
 import { S3Error } from "./error.ts";

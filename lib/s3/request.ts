@@ -1,7 +1,7 @@
 // Where an S3 request points (docs/s3.md): its target split into the raw path and query, the
 // bucket and key of a path-style path (and the index key `/BUCKET/KEY` it maps to), bucket name
 // rules, and the object an `x-amz-copy-source` names. Pure; golden-tested in
-// tests/s3_route_test.ts.
+// tests/unit/s3_route_test.ts.
 
 import { MAX_KEY_BYTES, utf8Length } from "../placement.ts";
 import { S3Error } from "./error.ts";

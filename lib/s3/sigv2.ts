@@ -4,7 +4,7 @@
 // header. The signature is the base64 HMAC-SHA1, under the secret, of the method, Content-MD5,
 // Content-Type, the date (or, presigned, the expiry), the x-amz-* headers and the resource: the
 // path as sent plus the sub-resources S3 names. Only path-style requests reach the index, so the
-// resource is the path itself. Pure; golden-tested in tests/s3_sigv2_test.ts against AWS's
+// resource is the path itself. Pure; golden-tested in tests/unit/s3_sigv2_test.ts against AWS's
 // published examples.
 
 import { createHmac } from "node:crypto";

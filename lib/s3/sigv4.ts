@@ -7,7 +7,7 @@
 // signatures in constant time. The payload itself is checked later, as it
 // streams: `sha256Verifier` for a body whose sha256 was signed, lib/s3/chunked.ts for aws-chunked
 // bodies, whose chunk signatures chain from the seed signature this module verifies. Pure, but for
-// the streams; golden-tested in tests/s3_sigv4_test.ts against AWS's examples and its signer.
+// the streams; golden-tested in tests/unit/s3_sigv4_test.ts against AWS's examples and its signer.
 
 import { createHash } from "node:crypto";
 import { S3Error } from "./error.ts";

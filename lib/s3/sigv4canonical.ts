@@ -1,7 +1,7 @@
 // The canonical form of a request that AWS Signature Version 4 signs (docs/s3.md, "Credentials"):
 // AWS's UriEncode of the path and query, the signed headers' values, the payload hash; then the
 // string to sign, the key derived from the secret and the credential scope, and the signature.
-// Pure; golden-tested in tests/s3_sigv4_test.ts against AWS's examples and its signer.
+// Pure; golden-tested in tests/unit/s3_sigv4_test.ts against AWS's examples and its signer.
 
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 

@@ -1,7 +1,7 @@
 // The SigV4 signature a request presents (docs/s3.md, "Credentials"), parsed but not yet checked:
 // from an `Authorization: AWS4-HMAC-SHA256 ...` header or from a presigned URL's `X-Amz-*` query
 // parameters, with S3's answers to each malformed form. Pure; golden-tested in
-// tests/s3_sigv4_test.ts.
+// tests/unit/s3_sigv4_test.ts.
 
 import {
   ALGORITHM,

@@ -2,7 +2,7 @@
 // creation time in hex, then random hex, so that they sort by age), the keys of parts under the
 // index's reserved prefix, part numbers and listing counts, CompleteMultipartUpload's body and
 // the check of its list against the stored parts, the multipart ETag, copy ranges and payload
-// lengths. Golden-tested in tests/s3_multipart_test.ts and tests/s3_xml_test.ts.
+// lengths. Golden-tested in tests/unit/s3_multipart_test.ts and tests/unit/s3_xml_test.ts.
 
 import { PARTS_PREFIX, toHex } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";

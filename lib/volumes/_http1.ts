@@ -1,7 +1,7 @@
 // HTTP/1.1 on the wire, as the index's requests to volumes speak it (lib/volumes/http1.ts): the
 // request heads it renders, chunked framing, and the answer heads it parses. Pure but for
 // readResponseHead, which reads through a function it is given; golden-tested in
-// tests/http1_test.ts.
+// tests/unit/http1_test.ts.
 
 /** The head of an answer is at most this long. */
 export const MAX_HEAD_BYTES = 16 * 1024;

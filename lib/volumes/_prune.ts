@@ -1,6 +1,6 @@
 // The command line of a pass of the volume's removal of empty directories (lib/volumes/prune.ts)
 // run as the workers' account: `setpriv` to that account, then Deno with rights to the volume
-// directory alone. Pure; golden-tested in tests/prune_test.ts.
+// directory alone. Pure; golden-tested in tests/unit/prune_test.ts.
 
 /** The command line of a pass run as `account` (lib/volumes/prunepass.ts under setpriv). */
 export function passCommand(

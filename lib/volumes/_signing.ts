@@ -1,6 +1,6 @@
 // The signature of a signed volume URL (lib/volumes/signing.ts): the unpadded base64url md5 of
 // `${expires}${method}${path} ${secret}`, as nginx's secure_link module computes it. Pure;
-// golden-tested in tests/signing_test.ts against openssl's vectors.
+// golden-tested in tests/unit/signing_test.ts against openssl's vectors.
 
 import { md5 } from "../md5.ts";
 

@@ -6,7 +6,7 @@
 // seconds, inclusive), so a captured URL can neither be re-targeted nor kept. The secret comes
 // from a file only (never the command line, where `ps` would show it). Pure but for
 // readSecretFile; the signature itself is lib/volumes/_signing.ts, golden-tested in
-// tests/signing_test.ts against what nginx computes.
+// tests/unit/signing_test.ts against what nginx computes.
 
 import { firstLine } from "../errors.ts";
 import { type SignOptions, volumeSignature } from "./_signing.ts";

@@ -3,7 +3,7 @@
 // lib/nginx/diskreport.ts, and its nginx serves at DISK_STATUS_PATH) and nginx's `stub_status`
 // (connections and requests, at STUB_STATUS_PATH). Both are static answers of nginx, so reading
 // them costs the volume nothing; the index reads them every few seconds, never on a request's
-// path. Pure; golden-tested in tests/status_test.ts.
+// path. Pure; golden-tested in tests/unit/status_test.ts.
 
 /** A volume's filesystem as volume.ts last saw it. */
 export interface DiskFigures {
