@@ -1,16 +1,16 @@
-// The bench (`deno task bench`): measures mkv.ts against its targets (bench/README.md) in one run, on a
-// cluster it starts itself (3 volumes, 3 replicas, in a temp dir) or on a running server (--url):
-// fetch of a missing and of a present key under `wrk -t2 -c100 -d5s`, thrasher.ts cycles/s with
-// its PUT, GET and DELETE latency percentiles, values of 1 MiB and 64 KiB written and read back
-// (checked) by 16 clients, the index's CPU per request and per MiB, one 512 MiB value PUT and read
-// back through the 302 with the index's peak RSS, and the ceiling of the same run: a bare
+// The bench (`deno task bench`): measures mkv.ts against its targets (bench/README.md) in one run,
+// on a cluster it starts itself (3 volumes, 3 replicas, in a temp dir) or on a running server
+// (--url): fetch of a missing and of a present key under `wrk -t2 -c100 -d5s`, thrasher.ts cycles/s
+// with its PUT, GET and DELETE latency percentiles, values of 1 MiB and 64 KiB written and read
+// back (checked) by 16 clients, the index's CPU per request and per MiB, one 512 MiB value PUT and
+// read back through the 302 with the index's peak RSS, and the ceiling of the same run: a bare
 // Deno.serve answering 404 under the same load. With --peer it also starts a minikeyvalue on the
 // same volumes and measures both in alternating rounds, with the ratio of every figure; with
-// --vs-flags it does the same with a second mkv.ts index started with those flags.
-// Prints a Markdown table and, unless --smoke, writes it and a JSON copy under bench/results/.
-// This file is the wiring: cli.ts reads the flags, servers.ts and peer.ts start what is measured,
-// measure.ts takes every figure (with meter.ts, bigvalue.ts, blobs.ts, tools.ts), figures.ts holds
-// the loads, targets and arithmetic, table.ts and report.ts render the result.
+// --vs-flags it does the same with a second mkv.ts index started with those flags. Prints a
+// Markdown table and, unless --smoke, writes it and a JSON copy under bench/results/. This file is
+// the wiring: cli.ts reads the flags, servers.ts and peer.ts start what is measured, measure.ts
+// takes every figure (with meter.ts, bigvalue.ts, blobs.ts, tools.ts), figures.ts holds the loads,
+// targets and arithmetic, table.ts and report.ts render the result.
 //
 //   deno task bench                     # full run, about 3 minutes
 //   deno task bench --peer PATH/TO/mkv   # side by side with minikeyvalue, 5 to 7 minutes

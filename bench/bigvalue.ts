@@ -1,7 +1,7 @@
 // The bench's big value (512 MiB in a full run): made once from a random 1 MiB chunk stamped with
-// each copy's index (so no chunk repeats) with its md5, PUT to each server streamed from memory with
-// a Content-Length, read back through the 302 (streamed, counted), and deleted; with the index's
-// peak RSS during the PUT.
+// each copy's index (so no chunk repeats) with its md5, PUT to each server streamed from memory
+// with a Content-Length, read back through the 302 (streamed, counted), and deleted; with the
+// index's peak RSS during the PUT.
 
 import { createHash } from "node:crypto";
 import http from "node:http";

@@ -1,7 +1,7 @@
-// What the bench measures and how it judges it: the loads of a full and of a smoke run, the
-// targets and minikeyvalue's reference figures, the shape of a run's result (per server, per load),
-// and the arithmetic over it: costs added up and divided, rounds combined, the ratio of two servers.
-// All pure.
+// What the bench measures and how it judges it: the loads of a full and of a smoke run, the targets
+// and minikeyvalue's reference figures, the shape of a run's result (per server, per load), and the
+// arithmetic over it: costs added up and divided, rounds combined, the ratio of two servers. All
+// pure.
 
 import type { LatencySummary, Operation } from "../thrasher.ts";
 

@@ -1,8 +1,8 @@
 // bench/kvcommit.ts: what a Deno KV commit costs here, by records per commit and by how pending
-// records are marked (the choice in lib/core/store.ts): no marker, one entry per key (`["w", key]`, as
-// earlier versions did), or one entry per commit (`["p", n, 0]` → keys, as now). Keys are random,
-// as a blob store's often are. Prints the wall time per commit and the CPU time of KV's SQLite
-// thread per commit, from /proc.
+// records are marked (the choice in lib/core/store.ts): no marker, one entry per key (`["w", key]`,
+// as earlier versions did), or one entry per commit (`["p", n, 0]` → keys, as now). Keys are
+// random, as a blob store's often are. Prints the wall time per commit and the CPU time of KV's
+// SQLite thread per commit, from /proc.
 //
 //   deno run -A --unstable-kv bench/kvcommit.ts [--commits 2000] [--records 1,5,20]
 

@@ -1,7 +1,7 @@
 // Multipart upload throughput against one PUT of the same size, side by side, through the AWS SDK
-// on a local cluster (three volumes, --replicas 2): PutObject of the whole value, then lib-storage's
-// Upload in parts, each run `rounds` times with the best of each printed and their ratio. The
-// value is random and every upload is read back and compared once.
+// on a local cluster (three volumes, --replicas 2): PutObject of the whole value, then
+// lib-storage's Upload in parts, each run `rounds` times with the best of each printed and their
+// ratio. The value is random and every upload is read back and compared once.
 //
 //   node_modules/.bin/deno run -A bench/multipart.ts [--size-mib 256] [--part-mib 16] [--rounds 3]
 

@@ -1,13 +1,13 @@
-// bench/tail.ts: where the slowest writes of the thrash load spend their time (the
-// finding is in bench/NOTES.md, "Write tail latency"). Starts its own cluster in a temp dir: three
-// volumes (nginx, as volume.ts renders them, each with an access log of `$msec`, `$request_time`
-// per request) and the index (`--replicas 3 --subvolumes 10`, its own access log, V8's GC trace,
-// and MKV_TRACE_WRITES: one line per write with the end of each of its phases, one per KV commit,
-// one per stall of the event loop; lib/core/writetrace.ts). Then runs thrasher.ts rounds against it and
+// bench/tail.ts: where the slowest writes of the thrash load spend their time (the finding is in
+// bench/NOTES.md, "Write tail latency"). Starts its own cluster in a temp dir: three volumes
+// (nginx, as volume.ts renders them, each with an access log of `$msec`, `$request_time` per
+// request) and the index (`--replicas 3 --subvolumes 10`, its own access log, V8's GC trace, and
+// MKV_TRACE_WRITES: one line per write with the end of each of its phases, one per KV commit, one
+// per stall of the event loop; lib/core/writetrace.ts). Then runs thrasher.ts rounds against it and
 // prints the latency of each round, what the commits, GC, event loop, fsyncs and volumes did, and
-// the timeline of the slowest writes, phase by phase.
-// This file holds the flags and the run; tail_procs.ts starts and watches the processes,
-// tail_parse.ts reads the logs and traces back, tail_report.ts writes the report.
+// the timeline of the slowest writes, phase by phase. This file holds the flags and the run;
+// tail_procs.ts starts and watches the processes, tail_parse.ts reads the logs and traces back,
+// tail_report.ts writes the report.
 //
 //   deno run -A bench/tail.ts [--rounds 4] [--count 4000] [--concurrency 16] [--slowest 10]
 //                             [--strace] [--nice N] [--root DIR] [--keep]

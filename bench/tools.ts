@@ -1,5 +1,5 @@
-// The bench's own I/O helpers: its log line, timing a step, running a program (wrk, du, the index's commands) to
-// its end, wrk on one URL, and one request whose status is checked.
+// The bench's own I/O helpers: its log line, timing a step, running a program (wrk, du, the index's
+// commands) to its end, wrk on one URL, and one request whose status is checked.
 
 import type { Load } from "./figures.ts";
 import { parseWrkRate, parseWrkRequests, wrkTrouble } from "./wrk.ts";

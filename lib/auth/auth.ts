@@ -1,5 +1,5 @@
-// Who may do what at the index: the access keys of the credentials file (lib/auth/credentials.ts), sent
-// by plain clients as HTTP Basic (`curl -u ACCESS_KEY:SECRET`) or `Authorization: Bearer
+// Who may do what at the index: the access keys of the credentials file (lib/auth/credentials.ts),
+// sent by plain clients as HTTP Basic (`curl -u ACCESS_KEY:SECRET`) or `Authorization: Bearer
 // ACCESS_KEY:SECRET`. `Auth.check` is pure apart from its table of keys, which `replace` swaps on
 // SIGHUP; secrets are compared in constant time, by their SHA-256, and never appear in a reason.
 

@@ -4,8 +4,11 @@
 //   ACCESS_KEY SECRET RIGHTS        RIGHTS: a comma list of read, write, delete, list, admin, or all
 //
 // parsed into `{ accessKey, secret, rights }` (the same form S3's SigV4 needs: an access key id and
-// its secret). The parser is pure and golden-tested (tests/unit/auth_test.ts); a refusal is one line that
-// names the line number and never echoes a field of the file, so that no secret reaches a log.
+// its secret). The parser is pure and golden-tested (tests/unit/auth_test.ts); a refusal is one
+// line that names the line number and never echoes a field of the file, so that no secret reaches a
+// log.
+
+import { firstLine } from "../errors.ts";
 
 /** What an access key may do; `delete` covers DELETE and UNLINK. */
 export const RIGHTS = ["read", "write", "delete", "list", "admin"] as const;
@@ -124,7 +127,7 @@ export async function loadCredentials(path: string): Promise<Credential[]> {
     if (err instanceof Deno.errors.PermissionDenied) {
       throw new CredentialsError(`credentials ${path}: permission denied`);
     }
-    throw new CredentialsError(`credentials ${path}: ${(err as Error).message.split("\n")[0]}`);
+    throw new CredentialsError(`credentials ${path}: ${firstLine(err)}`);
   }
   try {
     return parseCredentials(text);

@@ -1,6 +1,7 @@
 // DELETE and UNLINK of a key: accepted once its record says `deleting` (or `unlinked`), its files
 // removed then, in the background for a DELETE, or by the sweep if a volume cannot be reached.
 
+import { firstLine } from "../errors.ts";
 import { logEvent } from "../events.ts";
 import { keyLocations, type KeyPath, keyToPath, keyToVolumes, recordPath } from "../placement.ts";
 import { settle, settleFirst } from "./cleanup.ts";
@@ -99,7 +100,7 @@ function removeLater(
   const removal = settle(ctx, key, path, record).then(
     () => removeElsewhere(ctx, key, also),
   ).then(() => {}, (err) => {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = firstLine(err);
     logEvent("settle_failed", {
       msg: `index: key ${JSON.stringify(key)}: removal left for the sweep: ${reason}`,
       key,

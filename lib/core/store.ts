@@ -8,6 +8,7 @@
 // their values are kept as figures in the KV, changed in the same commit as the records, so that
 // the metrics and the status page never scan.
 
+import { firstLine } from "../errors.ts";
 import { Lru } from "./lru.ts";
 import { decodeRecord, encodedState, encodeRecord, type KeyRecord } from "./record.ts";
 import { GET_MANY, kvPath, LIST_BATCH, MARKERS, MAX_BATCH, RECORDS, STATS } from "./layout.ts";
@@ -164,7 +165,7 @@ export class Store {
       }
     } catch (err) {
       lockFile.close();
-      throw new StoreError(`cannot open index ${kvPath(db)}: ${(err as Error).message}`);
+      throw new StoreError(`cannot open index ${kvPath(db)}: ${firstLine(err)}`);
     }
   }
 
@@ -266,7 +267,7 @@ export class Store {
         this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         for (const item of batch) this.#cache.delete(item.key);
-        const error = new StoreError(`index: cannot commit: ${(err as Error).message}`);
+        const error = new StoreError(`index: cannot commit: ${firstLine(err)}`);
         for (const item of batch) item.reject(error);
       }
     }

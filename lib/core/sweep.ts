@@ -2,6 +2,7 @@
 // SWEEP_INTERVAL_MS and when a volume comes back) and the reaping of S3 multipart uploads past
 // their age, every REAP_INTERVAL_MS, through the hook the front gives.
 
+import { firstLine } from "../errors.ts";
 import { logEvent } from "../events.ts";
 import { settlePending } from "./cleanup.ts";
 import type { CoreContext } from "./context.ts";
@@ -70,8 +71,8 @@ export class Sweeps {
     const sweep = () => {
       this.sweepPending().catch((err) => {
         logEvent("sweep_failed", {
-          msg: `index: sweep of pending records failed: ${(err as Error).message}`,
-          reason: (err as Error).message,
+          msg: `index: sweep of pending records failed: ${firstLine(err)}`,
+          reason: firstLine(err),
         });
       });
     };
@@ -80,8 +81,8 @@ export class Sweeps {
     const reaped = () => {
       this.#reaping ??= reap().catch((err) => {
         logEvent("reap_failed", {
-          msg: `index: reaping of S3 multipart uploads failed: ${(err as Error).message}`,
-          reason: (err as Error).message,
+          msg: `index: reaping of S3 multipart uploads failed: ${firstLine(err)}`,
+          reason: firstLine(err),
         });
       }).finally(() => {
         this.#reaping = null;

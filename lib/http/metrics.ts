@@ -1,8 +1,8 @@
 // Prometheus metrics of the index (`GET /-/metrics`): what it counts and measures, as counters,
-// gauges and histograms (lib/http/_prometheus.ts), and the series its hot path uses, looked up once.
-// Cheap enough to leave on: after the lookup an update is an addition; nothing is formatted until
-// a scrape. What is kept elsewhere (keys and bytes in the store, the volumes' figures, the running
-// operation) is copied in at each scrape.
+// gauges and histograms (lib/http/_prometheus.ts), and the series its hot path uses, looked up
+// once. Cheap enough to leave on: after the lookup an update is an addition; nothing is formatted
+// until a scrape. What is kept elsewhere (keys and bytes in the store, the volumes' figures, the
+// running operation) is copied in at each scrape.
 
 import type { OperationProgress } from "../ops/runner.ts";
 import type { StoreStats } from "../core/mod.ts";

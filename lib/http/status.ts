@@ -2,10 +2,10 @@
 // or down with their fill level and errors, keys and bytes, request rate and latency over the last
 // minutes, and the running operation. One HTML page with inline CSS and JS, no build step and no
 // external assets. The current state is rendered into the HTML on the server, so that the page
-// means something without JS (a terminal browser, `curl`); the page's JS polls the JSON and
-// renders the same markup with the very same function (`renderState`, sent as its source), so
-// there is one renderer. A small ring buffer of per-interval samples (StatusHistory) gives the
-// sparklines. Rendering is pure; tested in tests/unit/status_test.ts, the page in headless Chromium.
+// means something without JS (a terminal browser, `curl`); the page's JS polls the JSON and renders
+// the same markup with the very same function (`renderState`, sent as its source), so there is one
+// renderer. A small ring buffer of per-interval samples (StatusHistory) gives the sparklines.
+// Rendering is pure; tested in tests/unit/status_test.ts, the page in headless Chromium.
 
 import type { RequestTotals } from "./metrics.ts";
 import type { OperationProgress } from "../ops/runner.ts";

@@ -1,6 +1,7 @@
 // The whole nginx config a program runs: foreground, logs to stderr, temp paths inside its own
 // prefix directory, the listeners (plain or TLS, IPv4 and IPv6) and the access log; the server's
-// locations come from volumeconf.ts or proxyconf.ts. Pure; golden-tested in tests/unit/nginx_test.ts.
+// locations come from volumeconf.ts or proxyconf.ts. Pure; golden-tested in
+// tests/unit/nginx_test.ts.
 
 import { ACCESS_LOG_FORMAT, renderRedactedUri } from "./accesslog.ts";
 import type { WorkerAccount } from "./_account.ts";

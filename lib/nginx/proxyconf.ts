@@ -1,7 +1,8 @@
 // The config of the index's nginx: every request passed to the index's Deno server over a unix
 // socket, per-client limits, the headers that keep a stored value from acting on the index's
 // origin, and the replica location that streams an S3 GET's body from a volume without Deno. The
-// strings the index shares with it are contract.ts's. Pure; golden-tested in tests/unit/nginx_test.ts.
+// strings the index shares with it are contract.ts's. Pure; golden-tested in
+// tests/unit/nginx_test.ts.
 
 import {
   FORWARDED_PROTO_HEADER,
@@ -117,12 +118,12 @@ function renderLimits(limits: ProxyLimits): string[] {
 
 /**
  * The named location the index sends an S3 GET to with `X-Accel-Redirect: @mkv_replica`
- * (contract.ts; lib/s3/api.ts): nginx proxies the replica the index chose, so the value streams from the
- * volume through nginx and never through Deno. The index's answer names the volume (an address,
- * so no resolver is needed), the signed path, the Range to ask for and the headers to answer
- * with; nginx reads them as $upstream_http_x_mkv_* before it proxies. Nothing of the client's
- * request goes to the volume but Range. A replica that fails mid-body cuts the connection (the
- * Content-Length is the volume's), so a client never takes a short body for a whole one.
+ * (contract.ts; lib/s3/get.ts): nginx proxies the replica the index chose, so the value streams
+ * from the volume through nginx and never through Deno. The index's answer names the volume (an
+ * address, so no resolver is needed), the signed path, the Range to ask for and the headers to
+ * answer with; nginx reads them as $upstream_http_x_mkv_* before it proxies. Nothing of the
+ * client's request goes to the volume but Range. A replica that fails mid-body cuts the connection
+ * (the Content-Length is the volume's), so a client never takes a short body for a whole one.
  */
 function renderReplicaLocation(options: ProxyLocationOptions): string[] {
   const scheme = options.volumeCaFile === undefined ? "http" : "https";
@@ -202,7 +203,8 @@ export function renderProxyLocations(
     `      proxy_http_version 1.1;`,
     `      proxy_set_header Connection "";`,
     `      proxy_set_header Host $http_host;`,
-    // The scheme the client used, for the absolute URLs S3 answers with; a client's own is replaced.
+    // The scheme the client used, for the absolute URLs S3 answers with; a client's own is
+    // replaced.
     `      proxy_set_header ${FORWARDED_PROTO_HEADER} $scheme;`,
     `      proxy_set_header ${S3_PORT_HEADER} "${options.s3Port ? "1" : ""}";`,
     `      proxy_request_buffering off;`,

@@ -97,8 +97,8 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      dav_methods PUT;`,
     `      dav_access user:rw;`,
     `    }`,
-    // The volume's own figures for the index (lib/volumes/statusvolume.ts): nginx's counters, and the
-    // disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
+    // The volume's own figures for the index (lib/volumes/statusvolume.ts): nginx's counters, and
+    // the disk figures that volume.ts keeps in a file. Static answers, read every few seconds.
     `    location = ${STUB_STATUS_PATH} {`,
     ...(options.privateReads ? signed : []),
     `      limit_except GET {`,
@@ -118,8 +118,8 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
 }
 
 /**
- * The http-level blocks a volume with a secret needs: HEAD is signed as GET (lib/volumes/signing.ts), so
- * that one signed `Location` serves `curl -L` and `curl -I -L` alike.
+ * The http-level blocks a volume with a secret needs: HEAD is signed as GET
+ * (lib/volumes/signing.ts), so that one signed `Location` serves `curl -L` and `curl -I -L` alike.
  */
 export function renderVolumeHttpBlocks(): string {
   return [
@@ -132,10 +132,10 @@ export function renderVolumeHttpBlocks(): string {
 
 /**
  * The lines that make a location check a request's signature (nginx's secure_link module, the
- * scheme of lib/volumes/signing.ts): `?md5=` must be the base64url md5 of expires, method and decoded
- * path with the secret, and `&expires=` not past; else 403, before anything is read or written.
- * With private reads every request is checked; without, GET and HEAD pass unsigned. None without
- * a secret.
+ * scheme of lib/volumes/signing.ts): `?md5=` must be the base64url md5 of expires, method and
+ * decoded path with the secret, and `&expires=` not past; else 403, before anything is read or
+ * written. With private reads every request is checked; without, GET and HEAD pass unsigned. None
+ * without a secret.
  */
 function renderSignatureCheck(options: VolumeLocationOptions): string[] {
   if (options.secret === undefined || options.secret === "") return [];

@@ -1,13 +1,13 @@
 // gc: removes files that no key points to (left by failed writes and deletes, and the old versions
 // of overwritten values) and settles interrupted writes (`writing` records whose write is not in
 // progress, live records whose overwrite is) and deletes whose files remain. A file is a version of
-// a key's value (lib/placement.ts, versionPath): it is kept if the key's record, or the write or the
-// unlinked value the record keeps, names that version at that location. Any other file is removed
-// only when it is not a copy of its key's value: one of the version the key's live or unlinked
-// record names that holds that value (by md5, or by length if the record has no md5) is an extra
-// copy, reported and kept. Each file is judged under its key's lock, with the record read again
-// there; a write in progress holds the lock and is never touched. --dry-run only lists. Files whose
-// names are not keys are reported and left alone.
+// a key's value (lib/placement.ts, versionPath): it is kept if the key's record, or the write or
+// the unlinked value the record keeps, names that version at that location. Any other file is
+// removed only when it is not a copy of its key's value: one of the version the key's live or
+// unlinked record names that holds that value (by md5, or by length if the record has no md5) is an
+// extra copy, reported and kept. Each file is judged under its key's lock, with the record read
+// again there; a write in progress holds the lock and is never touched. --dry-run only lists. Files
+// whose names are not keys are reported and left alone.
 
 import { firstLine } from "../errors.ts";
 import { keyToPath, versionPath } from "../placement.ts";

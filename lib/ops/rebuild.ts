@@ -251,9 +251,9 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
-    // Under the key's lock no write, delete or other operation changes its record or its files:
-    // the files are read again here (see addKey). A key locked by a write in progress gets its record from
-    // that write.
+    // Under the key's lock no write, delete or other operation changes its record or its files: the
+    // files are read again here (see addKey). A key locked by a write in progress gets its record
+    // from that write.
     using lock = ctx.store.lock(item.key);
     if (lock === null) {
       await run.outcome("in-progress", { key: item.key });

@@ -10,9 +10,9 @@ import { S3_PORT_HEADER } from "../nginx/contract.ts";
 import { RESPONSE_OVERRIDES } from "./headers.ts";
 
 /**
- * Query parameters that only S3 requests carry: sub-resources, listing parameters, presigned
- * URLs' X-Amz-* (SigV4) or AWSAccessKeyId (SigV2), and response overrides. The plain API's own (`list`, `unlinked`, `start`,
- * `limit`) are not among them.
+ * Query parameters that only S3 requests carry: sub-resources, listing parameters, presigned URLs'
+ * X-Amz-* (SigV4) or AWSAccessKeyId (SigV2), and response overrides. The plain API's own (`list`,
+ * `unlinked`, `start`, `limit`) are not among them.
  */
 const S3_QUERY_NAMES = new Set([
   "acl",

@@ -85,8 +85,8 @@ export async function getObject(
   if (Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers)) {
     return await streamObject(core, location, path, { headers, range, sizeBytes });
   }
-  // The body comes from the replica through the index's nginx (lib/nginx/contract.ts, REPLICA_LOCATION),
-  // which reads the REPLICA_HEADERS of this answer, and passes on Cache-Control,
+  // The body comes from the replica through the index's nginx (lib/nginx/contract.ts,
+  // REPLICA_LOCATION), which reads the REPLICA_HEADERS of this answer, and passes on Cache-Control,
   // Content-Disposition and Expires as they are.
   core.metrics.bodySent(range === null ? sizeBytes : range.end - range.start + 1);
   const { host, path: onVolume } = target(location, path);

@@ -1,8 +1,9 @@
 // The S3 errors that the index's nginx answers by itself when the replica it proxies for an S3 GET
-// (X-Accel-Redirect to its replica location, lib/nginx/contract.ts) fails: the volume's file gone (a DELETE raced
-// the GET), the volume down or refusing. Without them nginx would pass on the volume's HTML error
-// page, or its own, which no S3 client can read; with them every such answer is S3's XML. The
-// plain API redirects its clients to the volume and is not concerned. Pure: nginx config lines.
+// (X-Accel-Redirect to its replica location, lib/nginx/contract.ts) fails: the volume's file gone
+// (a DELETE raced the GET), the volume down or refusing. Without them nginx would pass on the
+// volume's HTML error page, or its own, which no S3 client can read; with them every such answer is
+// S3's XML. The plain API redirects its clients to the volume and is not concerned. Pure: nginx
+// config lines.
 
 import { S3Error } from "./error.ts";
 import { renderError } from "./xml.ts";
@@ -46,8 +47,9 @@ function nginxString(text: string): string {
 }
 
 /**
- * The lines that go inside the replica location: the volume's error answers are intercepted and sent
- * to the locations of renderReplicaErrorLocations, as are nginx's own (no connection, timeout).
+ * The lines that go inside the replica location: the volume's error answers are intercepted and
+ * sent to the locations of renderReplicaErrorLocations, as are nginx's own (no connection,
+ * timeout).
  */
 export function renderReplicaErrorPages(): string[] {
   return [

@@ -1,9 +1,9 @@
-// Tests of S3 multipart uploads (lib/s3/multipart.ts and lib/s3/upload*.ts): the operations on an index run in this
-// process against real nginx volumes (Create, UploadPart, UploadPartCopy, Complete, Abort,
-// ListParts, ListMultipartUploads, reaping, --protect); then a real cluster driven by the AWS SDK
-// (a 100 MiB lib-storage upload within a memory bound, Complete joining 100 MiB in constant
-// memory, an index restart and a gc between parts, the SDK's view of the listings and refusals).
-// The pure parts are in tests/unit/s3_multipart_test.ts.
+// Tests of S3 multipart uploads (lib/s3/multipart.ts and lib/s3/upload*.ts): the operations on an
+// index run in this process against real nginx volumes (Create, UploadPart, UploadPartCopy,
+// Complete, Abort, ListParts, ListMultipartUploads, reaping, --protect); then a real cluster driven
+// by the AWS SDK (a 100 MiB lib-storage upload within a memory bound, Complete joining 100 MiB in
+// constant memory, an index restart and a gc between parts, the SDK's view of the listings and
+// refusals). The pure parts are in tests/unit/s3_multipart_test.ts.
 //
 //   node_modules/.bin/deno test -A tests/cluster/s3_multipart_test.ts
 

@@ -651,7 +651,8 @@ Deno.test("S3 without credentials: unsigned clients, failed overwrites keep the 
           "plainbucket",
           "zz-top",
         ]);
-        // A made bucket stays once emptied, as S3's do; one that only held plain keys goes with them.
+        // A made bucket stays once emptied, as S3's do; one that only held plain keys goes with
+        // them.
         await anonymous.send(new DeleteObjectCommand({ Bucket: "boto", Key: "swag-1" }));
         assert.equal((await request(`${cluster.url}/zz-top/x`, { method: "DELETE" })).status, 204);
         const after = await anonymous.send(new ListBucketsCommand({}));

@@ -1,9 +1,9 @@
 // Tests of TLS (`--tls-cert`/`--tls-key` of both programs, `--volume-tls`/`--volume-ca` of the
 // index): each test run makes a throwaway CA and a server certificate for localhost, 127.0.0.1 and
 // ::1 with openssl, in a temp directory (no network). The checks of the key file; the index's
-// client to its volumes (lib/volumes/http1.ts) against a TLS server; and a whole cluster on HTTPS, used by
-// clients that verify it: PUT, GET through the https Location, DELETE, an operation; a client
-// without the CA and a plain-HTTP request are refused.
+// client to its volumes (lib/volumes/http1.ts) against a TLS server; and a whole cluster on HTTPS,
+// used by clients that verify it: PUT, GET through the https Location, DELETE, an operation; a
+// client without the CA and a plain-HTTP request are refused.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";

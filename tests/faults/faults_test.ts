@@ -1209,8 +1209,8 @@ async function assertUnlinkedKept(cluster: TestCluster, key: string, old: string
   assert.ok(kept, `${key} is no longer listed as unlinked`);
   for (const file of files) assert.equal(await Deno.readTextFile(file), old, file);
   assert.equal((await ask(`${cluster.url}${key}`)).status, 404);
-  // The unlinked record is back before the broken write has removed its own files and let go of
-  // the key: a DELETE meanwhile is a 409 that changes nothing, and is tried again, as a client would.
+  // The unlinked record is back before the broken write has removed its own files and let go of the
+  // key: a DELETE meanwhile is a 409 that changes nothing, and is tried again, as a client would.
   let deleted = 0;
   await eventually(async () => {
     deleted = (await ask(`${cluster.url}${key}`, { method: "DELETE" })).status;

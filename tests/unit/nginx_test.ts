@@ -1,7 +1,7 @@
-// Tests of lib/nginx (through nginx.ts and lib/nginx/mod.ts) that run no nginx: the rendered configs (golden: the
-// whole text for fixed options), the check that nginx's workers can write a directory, the runtime
-// directory, and the leftovers of a crashed run. Running nginx as a child is in
-// tests/cluster/nginx_test.ts.
+// Tests of lib/nginx (through nginx.ts and lib/nginx/mod.ts) that run no nginx: the rendered
+// configs (golden: the whole text for fixed options), the check that nginx's workers can write a
+// directory, the runtime directory, and the leftovers of a crashed run. Running nginx as a child is
+// in tests/cluster/nginx_test.ts.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
