@@ -28,7 +28,7 @@ export const MARKER_DELETES = 128;
  * need decrements written as additions modulo 2^64).
  */
 export const STATS = ["stats"];
-/** S3 buckets made by CreateBucket: `[BUCKETS_PREFIX, name]` → creation time (lib/s3/api.ts). */
+/** S3 buckets made by CreateBucket: `[BUCKETS_PREFIX, name]` → creation time (buckets.ts). */
 export const BUCKETS_PREFIX = "s3bucket";
 /** S3 multipart uploads in progress (lib/s3/multipart.ts): by id and by object key. */
 export const UPLOADS_PREFIX = "u";
