@@ -16,7 +16,7 @@ export const COMMANDS = ["server", "rebuild", "rebalance", "verify", "gc"] as co
 export type Command = typeof COMMANDS[number];
 
 /** How long a signed `Location` works by default, with --private-reads. */
-export const DEFAULT_READ_EXPIRY_MS = 60_000;
+const DEFAULT_READ_EXPIRY_MS = 60_000;
 /**
  * How long an S3 multipart upload may stay incomplete by default: a week, as S3's own lifecycle
  * rules commonly allow, so that a slow upload is not cut off while abandoned parts do not stay.
@@ -214,7 +214,7 @@ function parseAccessLog(text: string, verbose: boolean): string | undefined {
 }
 
 /** `--limit-rate` (`10/s`, `10r/s`, `600/m`) in nginx's syntax (`10r/s`). */
-export function parseLimitRate(text: string): string {
+function parseLimitRate(text: string): string {
   const match = text.match(/^(\d{1,9})r?\/(s|m)$/);
   if (match === null || Number(match[1]) < 1) {
     throw new FlagError(`-limit-rate ${JSON.stringify(text)} is not N/s or N/m (N at least 1)`);

@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Credential, Right } from "./credentials.ts";
 
 /** The challenge of every 401: curl and browsers answer it with Basic credentials. */
-export const WWW_AUTHENTICATE = 'Basic realm="mkv"';
+const WWW_AUTHENTICATE = 'Basic realm="mkv"';
 
 /**
  * What a request is, as far as rights go: a key, a listing (`?list`, `?unlinked`), or one of the

@@ -31,8 +31,8 @@ export class CredentialsError extends Error {
 const ACCESS_KEY = /^[A-Za-z0-9._~-]{1,128}$/;
 /** Secrets: printable ASCII without spaces (a space separates the fields). */
 const SECRET = /^[\x21-\x7e]+$/;
-export const MIN_SECRET_CHARS = 8;
-export const MAX_SECRET_CHARS = 256;
+const MIN_SECRET_CHARS = 8;
+const MAX_SECRET_CHARS = 256;
 
 function parseRights(text: string, where: string): Right[] {
   const items = text.split(",");

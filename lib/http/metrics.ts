@@ -20,7 +20,7 @@ import {
 export { CONTENT_TYPE } from "./_prometheus.ts";
 
 /** Latency buckets, in seconds: from half a millisecond to ten seconds. */
-export const LATENCY_BUCKETS = [
+const LATENCY_BUCKETS = [
   0.0005,
   0.001,
   0.0025,

@@ -13,7 +13,7 @@ import type { StoreStats } from "../core/mod.ts";
 import type { VolumeStats } from "../volumes/mod.ts";
 
 /** How often the history takes a sample. */
-export const SAMPLE_INTERVAL_MS = 2_000;
+const SAMPLE_INTERVAL_MS = 2_000;
 /** How often the page polls its data: a small JSON answer made from figures kept in memory. */
 export const POLL_INTERVAL_MS = 1_000;
 /** Samples kept: five minutes. */

@@ -27,7 +27,7 @@ function errorCode(err: unknown): string | undefined {
 }
 
 /** The one line that refuses a planted link. Pure. */
-export function plantedLinkMessage(path: string): string {
+function plantedLinkMessage(path: string): string {
   return `${path} is a symbolic link, which is never followed here (it may have been planted); ` +
     `run: rm ${path}`;
 }
@@ -36,7 +36,7 @@ export function plantedLinkMessage(path: string): string {
  * Opens the directory `path` itself, read-only: a symbolic link in its place is refused with
  * plantedLinkMessage, anything else but a directory with a one-line NginxError.
  */
-export async function openDirNoFollow(path: string): Promise<FileHandle> {
+async function openDirNoFollow(path: string): Promise<FileHandle> {
   const { constants, promises } = await fs();
   try {
     return await promises.open(

@@ -11,7 +11,7 @@ export const OPERATION_PATH = "/operation";
 
 /** The commands of index.ts that are operations: all but `server`. */
 export type Operation = Exclude<Command, "server">;
-export const OPERATION_COMMANDS: readonly Operation[] = COMMANDS.filter(
+const OPERATION_COMMANDS: readonly Operation[] = COMMANDS.filter(
   (command): command is Operation => command !== "server",
 );
 

@@ -277,7 +277,7 @@ export async function forEachLimited<T>(
  * Runs `fn` on every item, then retries those it answered "busy" for (a write held the key's
  * lock) a few times; the still-busy ones are reported as such.
  */
-export async function withRetries<T>(
+async function withRetries<T>(
   run: OperationRun,
   items: AsyncIterable<T>,
   options: { concurrency: number; signal: AbortSignal; keyOf: (item: T) => string },

@@ -52,7 +52,7 @@ export function classifyReplicas(expectedMd5: string, checks: ReplicaCheck[]): R
 }
 
 /** Whether a verdict needs nothing done. */
-export function allGood(verdict: ReplicaVerdict): boolean {
+function allGood(verdict: ReplicaVerdict): boolean {
   return verdict.missing.length === 0 && verdict.corrupt.length === 0 &&
     verdict.unreachable.length === 0 && !verdict.conflict;
 }

@@ -15,7 +15,7 @@ export type ChecksumAlgorithm = typeof CHECKSUM_ALGORITHMS[number];
 export const CHECKSUM_HEADER_PREFIX = "x-amz-checksum-";
 
 /** The length of each algorithm's digest in bytes. */
-export const CHECKSUM_DIGEST_BYTES: Readonly<Record<ChecksumAlgorithm, number>> = {
+const CHECKSUM_DIGEST_BYTES: Readonly<Record<ChecksumAlgorithm, number>> = {
   crc32: 4,
   crc32c: 4,
   crc64nvme: 8,

@@ -34,9 +34,9 @@ import {
 } from "./sigv4parse.ts";
 
 /** The longest chunk header or trailer line, CRLF included; real ones are under 100 bytes. */
-export const MAX_CHUNK_LINE_BYTES = 4096;
+const MAX_CHUNK_LINE_BYTES = 4096;
 /** The most trailer lines a body may end with (the trailer signature included). */
-export const MAX_TRAILERS = 8;
+const MAX_TRAILERS = 8;
 /** The trailer that signs the others in STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER. */
 export const TRAILER_SIGNATURE = "x-amz-trailer-signature";
 

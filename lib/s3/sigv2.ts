@@ -131,7 +131,7 @@ export function parseSigV2(input: SigV4Input): ParsedSigV2 | SigV4Failure | null
  * `name:value\n` of every x-amz-* header but those in `leaveOut`, names lower-case and sorted,
  * values trimmed.
  */
-export function canonicalAmzHeaders(headers: Headers, leaveOut: string[] = []): string {
+function canonicalAmzHeaders(headers: Headers, leaveOut: string[] = []): string {
   const lines: string[] = [];
   // Headers iterates in sorted, lower-case order. A header sent twice reaches the index joined
   // with ", ", which cannot be told from one value holding ", " (as every date does): values are

@@ -9,7 +9,7 @@ import { XMLBuilder, XMLParser } from "npm:fast-xml-parser@5.12.1";
 import { S3Error } from "./error.ts";
 
 /** The namespace of every S3 answer. */
-export const S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/";
+const S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/";
 /** The largest XML request body read (a DeleteObjects of 1000 long keys fits). */
 export const MAX_XML_BODY_BYTES = 2 * 1024 * 1024;
 /** The owner (and initiator) every listing names: there are no users beyond access keys. */
