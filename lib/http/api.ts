@@ -13,6 +13,7 @@ import {
   StoreError,
 } from "../core/mod.ts";
 import { textResponse } from "../errors.ts";
+import { splitTarget } from "../rawtarget.ts";
 import { OperationBoard } from "../ops/runner.ts";
 import type { S3Api } from "../s3/api.ts";
 import { isS3Request } from "../s3/detect.ts";
@@ -90,8 +91,7 @@ export class IndexApi implements Observed {
     }
     // S3 requests go to the S3 API, told apart as docs/s3.md, "Which requests are S3's", says
     // (lib/s3/detect.ts).
-    const query = target.indexOf("?");
-    const rawQuery = query === -1 ? "" : target.slice(query + 1);
+    const { rawQuery } = splitTarget(target);
     if (isS3Request({ rawQuery, headers: request.headers })) {
       return await (await this.#s3Api()).handle(request, target);
     }

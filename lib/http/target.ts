@@ -1,6 +1,7 @@
 // What a request of the plain API asks for, read from the path and query of its URL: a key, or a
 // listing (`?list`, `?unlinked`) with its start and limit; or why the request is refused.
 
+import { splitTarget } from "../rawtarget.ts";
 import { MAX_KEY_BYTES, utf8Length } from "../placement.ts";
 
 /** The most keys one listing returns; `limit` may ask for fewer. */
@@ -17,8 +18,7 @@ export type Parsed =
  * Pure; every refusal carries its status and a short reason.
  */
 export function parseTarget(pathAndQuery: string): Parsed {
-  const q = pathAndQuery.indexOf("?");
-  const rawPath = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const { rawPath, rawQuery } = splitTarget(pathAndQuery);
   let key: string;
   try {
     key = decodeURIComponent(rawPath);
@@ -30,8 +30,8 @@ export function parseTarget(pathAndQuery: string): Parsed {
     return { kind: "bad", status: 414, reason: `key longer than ${MAX_KEY_BYTES} bytes` };
   }
   // A bare "?" is no query at all, as minikeyvalue reads it.
-  if (q === -1 || q === pathAndQuery.length - 1) return { kind: "key", key, rawPath };
-  const params = new URLSearchParams(pathAndQuery.slice(q + 1));
+  if (rawQuery === "") return { kind: "key", key, rawPath };
+  const params = new URLSearchParams(rawQuery);
   let state: "live" | "unlinked" | null = null;
   let start: string | undefined;
   let limit = MAX_LIST_LIMIT;

@@ -31,7 +31,8 @@ import { listObjects } from "./list.ts";
 import { Multipart } from "./multipart.ts";
 import { type Operation, OPERATION_RIGHTS, s3Operation } from "./operation.ts";
 import { putObject } from "./put.ts";
-import { parseS3Path, splitTarget } from "./request.ts";
+import { splitTarget } from "../rawtarget.ts";
+import { parseS3Path } from "./request.ts";
 import type { MultipartRequest } from "./uploadstate.ts";
 import { s3Error } from "./xml.ts";
 

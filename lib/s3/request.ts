@@ -3,6 +3,7 @@
 // rules, and the object an `x-amz-copy-source` names. Pure; golden-tested in
 // tests/unit/s3_route_test.ts.
 
+import { splitTarget } from "../rawtarget.ts";
 import { MAX_KEY_BYTES, utf8Length } from "../placement.ts";
 import { S3Error } from "./error.ts";
 
@@ -16,14 +17,6 @@ export type S3Target =
 export interface ObjectTarget {
   bucket: string;
   key: string;
-}
-
-/** A request target (`/path?query`) as sent: its raw path, and its raw query without `?`. */
-export function splitTarget(target: string): { rawPath: string; rawQuery: string } {
-  const q = target.indexOf("?");
-  return q === -1
-    ? { rawPath: target, rawQuery: "" }
-    : { rawPath: target.slice(0, q), rawQuery: target.slice(q + 1) };
 }
 
 /** Why `name` is not an S3 bucket name, or null if it is one (S3's general purpose rules). */
