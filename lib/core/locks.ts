@@ -7,6 +7,17 @@ import type { CoreContext } from "./context.ts";
 const LOCK_POLL_MAX_MS = 100;
 
 /**
+ * The refusal of a request whose key's lock is held (a write or delete in progress): 409, the one
+ * wording of it, with how long the request waited if it did.
+ */
+export function keyBusy(key: string, waitedMs = 0): { ok: false; status: 409; reason: string } {
+  const reason = waitedMs > 0
+    ? `a write to ${key} is still in progress after ${waitedMs} ms`
+    : `a write to ${key} is in progress`;
+  return { ok: false, status: 409, reason };
+}
+
+/**
  * The key's write lock (null if a write to it is in progress), taken once the removal of an
  * accepted DELETE of the key, if one is finishing, is done: so a PUT right after a DELETE
  * writes its files after the old ones are gone, never to have them removed under it.

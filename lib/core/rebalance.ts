@@ -12,7 +12,7 @@ import {
 } from "../placement.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import type { CoreContext, KeyResult } from "./context.ts";
-import { lockKey } from "./locks.ts";
+import { keyBusy, lockKey } from "./locks.ts";
 import { isPending, type KeyRecord } from "./record.ts";
 
 /**
@@ -92,7 +92,7 @@ export async function moveReplicas(
  */
 export async function rebalanceKey(ctx: CoreContext, key: string): Promise<KeyResult> {
   using lock = await lockKey(ctx, key);
-  if (lock === null) return { ok: false, status: 409, reason: `a write to ${key} is in progress` };
+  if (lock === null) return keyBusy(key);
   const record = await ctx.store.get(key);
   if (record === null || isPending(record)) {
     return { ok: false, status: 404, reason: `key ${key} not found` };

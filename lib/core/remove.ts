@@ -6,7 +6,7 @@ import { logEvent } from "../events.ts";
 import { keyLocations, type KeyPath, keyToPath, keyToVolumes, recordPath } from "../placement.ts";
 import { settle, settleFirst } from "./cleanup.ts";
 import type { CoreContext, KeyResult } from "./context.ts";
-import { lockKey } from "./locks.ts";
+import { keyBusy, lockKey } from "./locks.ts";
 import { isPending, type KeyRecord } from "./record.ts";
 import { retireNow } from "./retire.ts";
 
@@ -29,9 +29,7 @@ export async function remove(
   options: { unlink?: boolean; force?: boolean; background?: boolean } = {},
 ): Promise<KeyResult> {
   const lock = await lockKey(ctx, key);
-  if (lock === null) {
-    return { ok: false, status: 409, reason: `a write to ${key} is in progress` };
-  }
+  if (lock === null) return keyBusy(key);
   using held = new DisposableStack();
   held.use(lock);
   const path = keyToPath(key);

@@ -8,7 +8,7 @@ import { VolumeError } from "../volumes/mod.ts";
 import { settle, settleFirst } from "./cleanup.ts";
 import { commitWrite, logWriteFailure, newVersion, putReplicas, targetsUp } from "./commit.ts";
 import type { CoreContext, WriteOptions, WriteResult } from "./context.ts";
-import { lockKeyWithin } from "./locks.ts";
+import { keyBusy, lockKeyWithin } from "./locks.ts";
 import type { KeyRecord } from "./record.ts";
 import { removeReplaced, retireLater } from "./retire.ts";
 
@@ -45,13 +45,7 @@ export async function write(
   using lock = await lockKeyWithin(ctx, key, options.lockWaitMs ?? 0);
   if (lock === null) {
     await body.cancel();
-    return {
-      ok: false,
-      status: 409,
-      reason: options.lockWaitMs
-        ? `a write to ${key} is still in progress after ${options.lockWaitMs} ms`
-        : `a write to ${key} is in progress`,
-    };
+    return keyBusy(key, options.lockWaitMs);
   }
   ctx.metrics.writeStarted();
   ctx.trace?.begin(key, "PUT");
