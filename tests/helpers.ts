@@ -26,6 +26,10 @@ export const POLL_INTERVAL_MS = 25;
 export const ANSWER_TIMEOUT_MS = 10_000;
 /** How long a program run by a test may take, so that a hang fails instead of stalling CI. */
 export const SCRIPT_TIMEOUT_MS = 120_000;
+/** The index's --voltimeout in the tests that start it without one (its default). */
+export const VOLTIMEOUT_MS = 1000;
+/** The uid of `nobody`: another daemon's account, never nginx's workers'. */
+export const NOBODY_UID = 65534;
 /** The chunk size of `generated` values. */
 const GENERATED_CHUNK_BYTES = 1024 * 1024;
 /** How long one curl may take. */

@@ -20,12 +20,10 @@ import {
   pidFileFor,
   stopLeftover,
 } from "../../lib/nginx/runtime.ts";
-import { freePort, ROOT, tempDir } from "../helpers.ts";
+import { freePort, NOBODY_UID, ROOT, tempDir } from "../helpers.ts";
 
 /** The account of nginx's workers here: null unless the tests run as root. */
 const USER = await workerAccount(DEFAULT_WORKER_USER);
-/** The uid of `nobody`: another user (of other daemons). */
-const NOBODY_UID = 65534;
 
 /** A volume directory under `parent`, readied as volume.ts readies it. */
 async function volumeDir(parent: string): Promise<string> {

@@ -12,6 +12,7 @@ import {
   exists,
   freePort,
   getFollow,
+  NOBODY_UID,
   portAnswers,
   put,
   ROOT,
@@ -19,8 +20,6 @@ import {
   testCluster,
 } from "../helpers.ts";
 
-/** The uid of `nobody`: another daemon's account, no longer nginx's workers'. */
-const NOBODY_UID = 65534;
 /** The account of nginx's workers when root starts the programs; null otherwise. */
 const WORKERS = await workerAccount(DEFAULT_WORKER_USER);
 /** A uid no one on the machine has: a stranger. */

@@ -38,10 +38,9 @@ import {
   sleep,
   tempDir,
   testCluster,
+  VOLTIMEOUT_MS,
 } from "../helpers.ts";
 
-/** The index's --voltimeout in these tests (its default). */
-const VOLTIMEOUT_MS = 1000;
 /** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
 const GET_SLACK_MS = 1500;
 /** Time for the 1s health probe to notice a volume going away or coming back. */

@@ -21,11 +21,10 @@ import {
   request,
   sleep,
   tempDir,
+  VOLTIMEOUT_MS,
 } from "../helpers.ts";
 import { type Host, netnsUnavailable, Network } from "../netns.ts";
 
-/** The index's --voltimeout in these tests (its default), unless a test says otherwise. */
-const VOLTIMEOUT_MS = 1000;
 /** What a request may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
 const SLACK_MS = 1500;
 /** Time for the index's 1 s health probe to notice a volume going away or coming back. */

@@ -27,12 +27,10 @@ import {
   runtimeDir,
   stopLeftover,
 } from "../../lib/nginx/mod.ts";
-import { exists, freePort, tempDir } from "../helpers.ts";
+import { exists, freePort, NOBODY_UID, tempDir } from "../helpers.ts";
 
 /** The account of nginx's workers here: null unless the tests run as root. */
 const USER = await workerAccount(DEFAULT_WORKER_USER);
-/** The uid of `nobody`: another user (of other daemons). */
-const NOBODY_UID = 65534;
 /** The type bits of a directory in `stat`'s mode. */
 const DIRECTORY_BITS = 0o40000;
 const ACCOUNT: WorkerAccount = { name: "mkv", uid: 999, gid: 995, group: "mkv" };
