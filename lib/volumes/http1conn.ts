@@ -4,7 +4,6 @@
 // Content-Length, chunked, or by the end of the connection.
 
 import {
-  AnswerError,
   ChunkedDecoder,
   ClosedEarly,
   MAX_HEAD_BYTES,
