@@ -179,7 +179,8 @@ export class ChunkedDecoder {
       if (this.#line.length + (end - at) > MAX_CHUNK_LINE_BYTES) {
         throw new AnswerError("chunked body: line too long");
       }
-      this.#line += decoder.decode(bytes.subarray(at, end));
+      // The bytes of a line are ASCII when it is well formed; a line that is not fails below.
+      this.#line += String.fromCharCode(...bytes.subarray(at, end));
       at = end;
       if (lf === -1) break;
       at++;

@@ -204,15 +204,22 @@ export class Http1Pool {
     options: PoolRequestOptions & { deadline: number },
   ): Promise<number> {
     let cause: "timeout" | "abort" | null = null;
+    // With a sink, each piece of the body moves the deadline on; the timer, set once, looks at it
+    // when it fires rather than being set again per piece (a timer costs more than a piece).
+    let deadline = options.deadline;
     const onTimeout = () => {
+      const leftMs = deadline - Date.now();
+      if (leftMs > 0) {
+        timer = setTimeout(onTimeout, leftMs);
+        return;
+      }
       cause = "timeout";
       conn.close();
     };
-    let timer = setTimeout(onTimeout, Math.max(1, options.deadline - Date.now()));
+    let timer = setTimeout(onTimeout, Math.max(1, deadline - Date.now()));
     const sink = options.sink;
     const rearmed = sink && ((piece: Uint8Array) => {
-      clearTimeout(timer);
-      timer = setTimeout(onTimeout, options.timeoutMs);
+      deadline = Date.now() + options.timeoutMs;
       sink(piece);
     });
     const onAbort = () => {

@@ -285,3 +285,42 @@ Deno.test("Http1Pool: an abort ends a request in flight at once", async () => {
     await server.close();
   }
 });
+
+Deno.test("Http1Pool: a body that keeps coming is read to its end; one that stalls times out", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const encoder = new TextEncoder();
+  const conns: Deno.Conn[] = [];
+  const server = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      (async () => {
+        await conn.read(new Uint8Array(4096));
+        await conn.write(encoder.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        // Five pieces 100 ms apart: longer in all than the timeout, never that long apart.
+        for (let i = 0; i < 5; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          await conn.write(encoder.encode("1\r\nx\r\n"));
+        }
+        if (conns.length === 1) await conn.write(encoder.encode("0\r\n\r\n"));
+      })().catch(() => {});
+    }
+  })();
+  const pool = new Http1Pool();
+  try {
+    let body = "";
+    const sink = (piece: Uint8Array) => body += new TextDecoder().decode(piece);
+    assert.equal(await pool.request(host, "GET", "/", { timeoutMs: 300, sink }), 200);
+    assert.equal(body, "xxxxx");
+    // The second connection's body stops short of its end: the request times out.
+    await assert.rejects(
+      () => pool.request(host, "GET", "/", { timeoutMs: 300, sink, fresh: true }),
+      (err: unknown) => err instanceof DOMException && err.name === "TimeoutError",
+    );
+  } finally {
+    pool.close();
+    listener.close();
+    for (const conn of conns) conn.close();
+    await server.catch(() => {});
+  }
+});
