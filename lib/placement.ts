@@ -33,6 +33,7 @@ export function utf8Length(text: string): number {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
@@ -60,7 +61,7 @@ export function pathToKey(path: string): string | null {
   const match = path.match(/^\/([0-9a-f]{2})\/([0-9a-f]{2})\/([A-Za-z0-9+/]+={0,2})$/);
   if (!match) return null;
   const bytes = Uint8Array.fromBase64(match[3]);
-  const key = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  const key = decoder.decode(bytes);
   return keyToPath(key) === path ? key : null;
 }
 

@@ -24,12 +24,15 @@ import {
   type OperationFn,
   type OperationRun,
   RECORD_WORK_AT_ONCE,
+  slots,
 } from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /** Replica locations in placement order: those `keyToVolumes` names first, then the rest sorted. */
 export function orderByPlacement(key: string, locations: string[], placement: Placement): string[] {
+  // One location is in order already: the placement's md5 of every volume is not worth computing.
+  if (locations.length === 1) return [...locations];
   const wanted = keyToVolumes(key, placement);
   const present = new Set(locations);
   const first = wanted.filter((location) => present.has(location));
@@ -138,16 +141,32 @@ async function recheck(
 }
 
 /**
+ * Whether judging a key asks the volumes about its files (see addKey and addCopies), by its record
+ * as read before the key's lock: so that it waits for a slot of --concurrency before the lock.
+ */
+function asksVolumes(
+  request: OperationRequest,
+  record: KeyRecord | null,
+  item: { found: FoundReplica[]; mayBeRemoved: boolean },
+): boolean {
+  if (record === null) return request.md5sum || item.mayBeRemoved;
+  if (needsSettling(record)) return false;
+  return item.found.some((replica) =>
+    replica.version === record.version && !record.volumes.includes(replica.location)
+  );
+}
+
+/**
  * A key found with no record: it becomes live where its files are, if they agree. With
  * --md5sum=false no file is read: the listing is trusted unless the key's record was removed
  * since the walk began (`mayBeRemoved`), as only the removal of a record removes a key's files
- * behind a listing; such a key's files are asked for again.
+ * behind a listing; such a key's files are asked for again. `slot` is given back once they are.
  */
 async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean },
+  item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean; slot: Disposable | null },
 ): Promise<void> {
   const { key } = item;
   const version = currentVersion(item.found);
@@ -163,6 +182,8 @@ async function addKey(
     if (!(err instanceof VolumeError)) throw err;
     await run.outcome("failed", { key, detail: firstLine(err) });
     return;
+  } finally {
+    item.slot?.[Symbol.dispose]();
   }
   if (still.length === 0) {
     await run.outcome("gone");
@@ -187,13 +208,14 @@ async function addKey(
 
 /**
  * A key found with a live or unlinked record: copies of its value found elsewhere (files of the
- * version it names) join it. Files of other versions are gc's to judge.
+ * version it names) join it. Files of other versions are gc's to judge. `slot` is given back once
+ * the copies are read.
  */
 async function addCopies(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  item: { key: string; found: FoundReplica[]; record: KeyRecord },
+  item: { key: string; found: FoundReplica[]; record: KeyRecord; slot: Disposable | null },
 ): Promise<void> {
   const { key, record } = item;
   const elsewhere = item.found.filter((replica) =>
@@ -216,6 +238,8 @@ async function addCopies(
     if (!(err instanceof VolumeError)) throw err;
     await run.outcome("failed", { key, detail: firstLine(err) });
     return;
+  } finally {
+    item.slot?.[Symbol.dispose]();
   }
   const plan = planCopies(key, record, still, request.placement);
   for (const replica of plan.stale) {
@@ -243,14 +267,21 @@ async function addCopies(
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
   // With --md5sum=false a key's work is its record's alone (see addKey).
   using removals = ctx.store.watchRemovals();
-  const concurrency = request.md5sum
-    ? request.concurrency
-    : Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
+  // Keys are judged RECORD_WORK_AT_ONCE at a time, so that many share the store's reads and
+  // commits; those that ask the volumes take one of --concurrency slots for it, given back before
+  // their commit (with one slot held to its commit, commits carried a few records each).
+  const volumeSlot = slots(request.concurrency);
+  const concurrency = Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
   await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
     }
+    // The slot is taken before the key's lock, so that a key waiting for one does not hold it.
+    const early = { ...item, mayBeRemoved: removals.mayBeRemoved(item.key) };
+    using slot = asksVolumes(request, await ctx.store.get(item.key), early)
+      ? await volumeSlot()
+      : null;
     // Under the key's lock no write, delete or other operation changes its record or its files: the
     // files are read again here (see addKey). A key locked by a write in progress gets its record
     // from that write.
@@ -261,9 +292,11 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
     }
     const record = await ctx.store.get(item.key);
     if (record === null) {
-      await addKey(ctx, request, run, { ...item, mayBeRemoved: removals.mayBeRemoved(item.key) });
-    } else if (!needsSettling(record)) await addCopies(ctx, request, run, { ...item, record });
-    else {
+      const mayBeRemoved = removals.mayBeRemoved(item.key);
+      await addKey(ctx, request, run, { ...item, mayBeRemoved, slot });
+    } else if (!needsSettling(record)) {
+      await addCopies(ctx, request, run, { ...item, record, slot });
+    } else {
       await run.outcome("interrupted", {
         key: item.key,
         detail: "its record says an interrupted write or delete; gc settles it",

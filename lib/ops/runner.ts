@@ -243,6 +243,29 @@ export function limiter(limit: number): <T>(work: () => Promise<T>) => Promise<T
   };
 }
 
+/**
+ * Slots given out `limit` at a time: `await take()` waits for a free one and returns it, given
+ * back when disposed of (again is harmless). Unlike `limiter`, work may give its slot back before
+ * it ends: a key's volume requests done, its commit waits with the other keys'.
+ */
+export function slots(limit: number): () => Promise<Disposable> {
+  let free = limit;
+  const waiting: (() => void)[] = [];
+  return async () => {
+    while (free === 0) await new Promise<void>((resolve) => waiting.push(resolve));
+    free--;
+    let held = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!held) return;
+        held = false;
+        free++;
+        waiting.shift()?.();
+      },
+    };
+  };
+}
+
 /** Runs `fn` on each item with at most `limit` at once, pulling items lazily. */
 export async function forEachLimited<T>(
   items: AsyncIterable<T> | Iterable<T>,

@@ -140,3 +140,70 @@ export async function readResponseHead(
   if (head === null) throw new AnswerError("not an HTTP/1.x answer");
   return { head, bodyStart: end + 4, length };
 }
+
+/** A chunk-size line or a trailer line of a chunked body is at most this long. */
+const MAX_CHUNK_LINE_BYTES = 4096;
+/** Hex digits of a chunk's size at most: 2^52 bytes, within a double's exact integers. */
+const MAX_CHUNK_SIZE_DIGITS = 13;
+
+/**
+ * Decodes a chunked body (RFC 9112, 7.1) piece by piece as it arrives: `feed` hands each piece of
+ * data in the bytes it is given to `onData` (views into them, valid during the call) and returns
+ * how many of the bytes were the body's: fewer than given once it ended (`done`), the rest being
+ * bytes the server sent past it. Chunk extensions and trailers are read and dropped. Throws
+ * AnswerError on a malformed body. Pure.
+ */
+export class ChunkedDecoder {
+  done = false;
+  #state: "size" | "data" | "data-end" | "trailer" = "size";
+  /** The line read so far (a chunk's size or a trailer), without its line end. */
+  #line = "";
+  /** Bytes of the current chunk's data still to come. */
+  #left = 0;
+
+  constructor(readonly onData: (piece: Uint8Array) => void) {}
+
+  feed(bytes: Uint8Array): number {
+    let at = 0;
+    while (at < bytes.length && !this.done) {
+      if (this.#state === "data") {
+        const take = Math.min(this.#left, bytes.length - at);
+        this.onData(bytes.subarray(at, at + take));
+        at += take;
+        this.#left -= take;
+        if (this.#left === 0) this.#state = "data-end";
+        continue;
+      }
+      const lf = bytes.indexOf(10, at);
+      const end = lf === -1 ? bytes.length : lf;
+      if (this.#line.length + (end - at) > MAX_CHUNK_LINE_BYTES) {
+        throw new AnswerError("chunked body: line too long");
+      }
+      // The bytes of a line are ASCII when it is well formed; a line that is not fails below.
+      this.#line += String.fromCharCode(...bytes.subarray(at, end));
+      at = end;
+      if (lf === -1) break;
+      at++;
+      const line = this.#line.endsWith("\r") ? this.#line.slice(0, -1) : this.#line;
+      this.#line = "";
+      this.#endOfLine(line);
+    }
+    return at;
+  }
+
+  #endOfLine(line: string): void {
+    if (this.#state === "data-end") {
+      if (line !== "") throw new AnswerError("chunked body: no line end after a chunk's data");
+      this.#state = "size";
+    } else if (this.#state === "trailer") {
+      if (line === "") this.done = true;
+    } else {
+      const size = line.match(/^([0-9a-fA-F]+)[ \t]*(?:;.*)?$/);
+      if (size === null || size[1].length > MAX_CHUNK_SIZE_DIGITS) {
+        throw new AnswerError(`chunked body: not a chunk size: ${JSON.stringify(line)}`);
+      }
+      this.#left = parseInt(size[1], 16);
+      this.#state = this.#left === 0 ? "trailer" : "data";
+    }
+  }
+}

@@ -6,18 +6,17 @@
 
 import { type EventLog, logEvent } from "../events.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
-import { copyReplica, hashReplica } from "./copy.ts";
+import { copyReplica } from "./copy.ts";
 import { describe, reason, VolumeError } from "./errors.ts";
 import { fanOut, type FanoutContext, type PutResult } from "./fanout.ts";
 import { Figures } from "./figures.ts";
 import { Health, type VolumeHealth } from "./health.ts";
-import { type ClientTls, Http1Pool } from "./http1.ts";
+import { type BodySink, type ClientTls, Http1Pool } from "./http1.ts";
+import { type Ask, hashFile, listDirectory, type VolumeEntry } from "./readthrough.ts";
 import { target, volumeUrl } from "./protocol.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import type { DiskFigures, StubStatus } from "./statusvolume.ts";
 
-/** A directory listing may take longer than a single file's answer. */
-const LIST_TIMEOUT_MS = 10_000;
 /** Idle connections kept per volume; as many as the requests in flight under load. */
 const POOL_IDLE_PER_HOST = 256;
 /**
@@ -26,13 +25,6 @@ const POOL_IDLE_PER_HOST = 256;
  * skew between the machines.
  */
 const SIGNATURE_TTL_MS = 60_000;
-
-export interface VolumeEntry {
-  name: string;
-  type: "file" | "directory" | "other";
-  /** Bytes, for files. */
-  size?: number;
-}
 
 /** A volume's state for the metrics and the status page. */
 export interface VolumeStats {
@@ -57,12 +49,17 @@ export class Volumes {
   readonly scheme: "http" | "https";
   #health: Health;
   #figures: Figures;
-  /** Streams (a GET's value, a listing) go through fetch; short requests through the pool. */
+  /**
+   * Streams (a GET's value) go through fetch; short requests and answers read through at once (a
+   * listing, a value's md5) through the pool.
+   */
   #client: Deno.HttpClient;
   #pool: Http1Pool;
   #fanout: FanoutContext;
   /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "": none. */
   #secret: string;
+  /** #ask, for the answers read through (lib/volumes/readthrough.ts). */
+  #read: Ask = (location, method, path, options) => this.#ask(location, method, path, options);
 
   constructor(
     options: {
@@ -264,15 +261,15 @@ export class Volumes {
 
   /**
    * Sends a short request to a volume on a kept-alive socket and returns the answer's status if
-   * it is in `accept`, else throws VolumeError. A request that fails gets its volume probed at
-   * once: the probe, not one request, says whether the volume is down. A volume marked down ends
-   * the request at once.
+   * it is in `accept`, else throws VolumeError; the answer's body goes to `sink` if one is given
+   * (Http1Pool.request). A request that fails gets its volume probed at once: the probe, not one
+   * request, says whether the volume is down. A volume marked down ends the request at once.
    */
   async #ask(
     location: string,
     method: string,
     path: string,
-    options: { accept: number[]; body?: Uint8Array; timeoutMs?: number },
+    options: { accept: number[]; body?: Uint8Array; timeoutMs?: number; sink?: BodySink },
   ): Promise<number> {
     const host = locationHost(location);
     this.#refuseDown(location, method, path);
@@ -281,6 +278,7 @@ export class Volumes {
       const signed = this.signed(method, target(location, path).path);
       status = await this.#pool.request(host, method, signed, {
         body: options.body,
+        sink: options.sink,
         timeoutMs: options.timeoutMs ?? this.timeoutMs,
         signal: this.#health.downSignal(host),
       });
@@ -353,7 +351,7 @@ export class Volumes {
 
   /** Reads the key's file at `location` through; its md5 and size, or a VolumeError. */
   async hash(location: string, path: KeyPath): Promise<PutResult> {
-    return await hashReplica(this, location, path);
+    return await hashFile(this.#read, location, path);
   }
 
   /**
@@ -369,24 +367,7 @@ export class Volumes {
 
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
-    const path = dir.endsWith("/") ? dir : `${dir}/`;
-    const response = await this.#open(location, path, "GET", {
-      accept: [200, 404],
-      timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
-    });
-    if (response.status === 404) {
-      await response.body?.cancel();
-      return [];
-    }
-    try {
-      return await response.json() as VolumeEntry[];
-    } catch (err) {
-      throw new VolumeError(
-        locationHost(location),
-        200,
-        describe(location, "GET", path, `not a JSON listing: ${reason(err)}`),
-      );
-    }
+    return await listDirectory(this.#read, location, dir, this.timeoutMs);
   }
 
   /**

@@ -1,10 +1,9 @@
-// Reading a replica through (its md5 and size) and copying a value between replicas, as the
-// operations (verify, rebuild, rebalance, gc) do: composed of the client's own requests.
+// Copying a value between replicas, as the operations (verify, rebalance) do: composed of the
+// client's own requests.
 
 import { firstLine } from "../errors.ts";
-import { Md5 } from "../md5.ts";
-import { type KeyPath, locationHost } from "../placement.ts";
-import { describe, reason, UploadError, VolumeError } from "./errors.ts";
+import type { KeyPath } from "../placement.ts";
+import { reason, UploadError, VolumeError } from "./errors.ts";
 import type { PutResult } from "./fanout.ts";
 
 /** The client's requests a copy is made of (lib/volumes/client.ts, Volumes). */
@@ -17,30 +16,6 @@ export interface Replicas {
     options: { sizeBytes?: number },
   ): Promise<PutResult>;
   deleteAll(locations: string[], path: KeyPath): Promise<VolumeError[]>;
-}
-
-/** Reads the key's file at `location` through; its md5 and size, or a VolumeError. */
-export async function hashReplica(
-  volumes: Replicas,
-  location: string,
-  path: KeyPath,
-): Promise<PutResult> {
-  const response = await volumes.get(location, path);
-  const hash = new Md5();
-  let sizeBytes = 0;
-  try {
-    for await (const chunk of response.body!) {
-      hash.update(chunk);
-      sizeBytes += chunk.byteLength;
-    }
-  } catch (err) {
-    throw new VolumeError(
-      locationHost(location),
-      null,
-      describe(location, "GET", path, reason(err)),
-    );
-  }
-  return { md5: hash.hex(), sizeBytes };
 }
 
 /**

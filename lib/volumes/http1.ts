@@ -1,8 +1,10 @@
-// A small HTTP/1.1 client for the index's requests to volumes that need only the status of the
-// answer (HEAD, DELETE, the PUT of a value, whole or streamed): keep-alive sockets per host, one
-// request at a time on each. On the hot path it costs a quarter of what `fetch` does, which
-// matters when every PUT, GET and DELETE of the index makes one to three of these; a streamed
-// value reuses sockets too, instead of leaving three in TIME_WAIT per PUT.
+// A small HTTP/1.1 client for the index's requests to volumes that need the status of the answer
+// (HEAD, DELETE, the PUT of a value, whole or streamed) or its body read through at once (a
+// directory's listing, a value read for its md5): keep-alive sockets per host, one request at a
+// time on each. On the hot path it costs a quarter of what `fetch` does, which matters when every
+// PUT, GET and DELETE of the index makes one to three of these, and a walk of the volumes one
+// listing per directory; a streamed value reuses sockets too, instead of leaving three in
+// TIME_WAIT per PUT.
 //
 // Kept-alive sockets go stale: the server closes them after its keep-alive timeout (nginx: 75 s),
 // or restarts. So an idle socket always has a read outstanding, which ends the moment the server
@@ -13,17 +15,20 @@
 // connection. That is safe because such requests are idempotent and their bodies are held in
 // memory (HEAD, DELETE, the PUT of a whole value). A streamed request is sent again only if its
 // head could not be written; once body bytes have gone, a failure is the caller's to handle.
-// What goes on the wire (request heads, chunked framing, answer heads) is lib/volumes/_http1.ts.
+// What goes on the wire (request heads, chunked framing, answer heads) is lib/volumes/_http1.ts;
+// the sockets and the reading of an answer, lib/volumes/http1conn.ts.
 
+import { AnswerError, ClosedEarly, encodeRequest } from "./_http1.ts";
 import {
-  AnswerError,
-  ClosedEarly,
-  encodeRequest,
-  MAX_HEAD_BYTES,
-  readResponseHead,
-  type ResponseHead,
-  splitHost,
-} from "./_http1.ts";
+  type BodySink,
+  type ClientTls,
+  connectTo,
+  PooledConn,
+  readAnswer,
+  writeAll,
+} from "./http1conn.ts";
+
+export type { BodySink, ClientTls } from "./http1conn.ts";
 
 /** Idle sockets kept per host. */
 const MAX_IDLE_PER_HOST = 64;
@@ -33,135 +38,21 @@ const MAX_IDLE_PER_HOST = 64;
  */
 const POOL_IDLE_TIMEOUT_MS = 30_000;
 
-/** TLS to the servers (volumes that serve HTTPS): the extra roots trusted, if any. */
-export interface ClientTls {
-  caCerts?: string[];
-}
-
-/**
- * Connects to `host:port`, over TLS when `tls` is given (the server's certificate is verified
- * against its name). `signal` bounds the connect and the TLS handshake.
- */
-async function connectTo(
-  host: string,
-  options: { signal?: AbortSignal; tls?: ClientTls },
-): Promise<Deno.Conn> {
-  const { hostname, port } = splitHost(host);
-  const signal = options.signal;
-  const conn = await Deno.connect({ hostname, port, signal });
-  if (options.tls === undefined) return conn;
-  const tls = await Deno.startTls(conn, { hostname, caCerts: options.tls.caCerts });
-  const onAbort = () => tls.close();
-  signal?.addEventListener("abort", onAbort);
-  try {
-    signal?.throwIfAborted();
-    await tls.handshake();
-  } catch (err) {
-    try {
-      tls.close();
-    } catch {
-      // Closed by the abort already.
-    }
-    throw signal?.aborted ? signal.reason : err;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
-  return tls;
-}
-
-/** Writes every byte; Deno's `write` may take fewer than it is given. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
-}
-
 /** Whether a failed request never saw a byte of its answer, so that it may be sent again. */
 function unanswered(err: unknown): boolean {
   if (err instanceof ClosedEarly) return err.bytesRead === 0;
   return err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.ConnectionReset;
 }
 
-/**
- * A socket of the pool with its own buffer. While idle it has one read outstanding (`watch`):
- * that read ends when the server closes the socket or sends unasked bytes, and marks it dead;
- * when the socket is taken for a request, the same read receives the first bytes of the answer.
- */
-class PooledConn {
-  readonly buffer = new Uint8Array(MAX_HEAD_BYTES);
-  idleSinceMs = 0;
-  /** The server closed the socket, or sent something unasked: never to be reused. */
-  dead = false;
-  /** Taken from the pool at least once: a failure on it may be staleness, not the server. */
-  reused = false;
-  #watching: Promise<number | null> | null = null;
-  #idle = false;
-  #closed = false;
-
-  constructor(readonly conn: Deno.Conn) {}
-
-  /**
-   * Parks the socket in the pool; `onDead` runs if it ends meanwhile, told whether the server
-   * ended it (closed it, reset it, or sent something unasked) rather than the pool.
-   */
-  park(onDead: (byServer: boolean) => void): void {
-    this.#idle = true;
-    this.reused = true;
-    this.idleSinceMs = Date.now();
-    const watching = this.conn.read(this.buffer);
-    this.#watching = watching;
-    const settle = () => {
-      if (!this.#idle || this.#watching !== watching) return;
-      const byServer = !this.#closed;
-      this.dead = true;
-      this.close();
-      onDead(byServer);
-    };
-    watching.then(settle, settle);
-  }
-
-  /** Takes the socket out of the pool for a request. */
-  take(): void {
-    this.#idle = false;
-  }
-
-  /** Reads into `into`, which starts at offset 0 of `buffer` on the first read of an answer. */
-  read(into: Uint8Array): Promise<number | null> {
-    const watching = this.#watching;
-    if (watching === null) return this.conn.read(into);
-    this.#watching = null;
-    return watching;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.conn.close();
-  }
-}
-
-/**
- * Reads one answer to a request and returns its head, its body read and dropped. Throws
- * ClosedEarly if the socket ends first; the caller's timer closes the socket to bound it.
- */
-async function readAnswer(pooled: PooledConn, method: string): Promise<ResponseHead> {
-  const buffer = pooled.buffer;
-  const { head, bodyStart, length } = await readResponseHead((into) => pooled.read(into), buffer);
-  const bodyless = method === "HEAD" || head.status === 204 || head.status === 304 ||
-    head.status < 200;
-  if (bodyless) return length === bodyStart ? head : { ...head, keepAlive: false };
-  if (head.chunked || head.contentLength === null) return { ...head, keepAlive: false };
-  let remaining = head.contentLength - (length - bodyStart);
-  while (remaining > 0) {
-    const n = await pooled.read(buffer);
-    if (n === null) throw new ClosedEarly("connection closed in the answer's body", length);
-    remaining -= n;
-  }
-  if (remaining < 0) return { ...head, keepAlive: false };
-  return head;
-}
-
 export interface PoolRequestOptions {
   body?: Uint8Array;
+  /**
+   * Bounds the wait for the whole answer; with `sink`, for its head and then for each piece of its
+   * body, so that a long body that keeps coming is read to its end.
+   */
   timeoutMs: number;
+  /** Where the answer's body goes (see readAnswer); read and dropped if absent. */
+  sink?: BodySink;
   /** Aborts the request (its volume was found down, say); the socket is closed. */
   signal?: AbortSignal;
   /** Use a new connection, closed afterwards: a health probe must not judge a pooled socket. */
@@ -229,7 +120,7 @@ export class StreamedRequest {
   }
 }
 
-/** Keep-alive sockets per host, for requests whose answer's status is all that matters. */
+/** Keep-alive sockets per host, for short requests and answers read through at once. */
 export class Http1Pool {
   #idle = new Map<string, PooledConn[]>();
   #closed = false;
@@ -257,22 +148,28 @@ export class Http1Pool {
   }
 
   /**
-   * Sends `method path` (with `body`, if any) to `host` and returns the answer's status. A
-   * request that fails on a reused socket before any byte of an answer is sent once more on a
-   * fresh connection. Throws on a failed connection, a broken answer, an abort, or after
-   * `timeoutMs` without a whole answer (a DOMException named TimeoutError).
+   * Sends `method path` (with `body`, if any) to `host` and returns the answer's status, its body
+   * given to `options.sink` if there is one. A request that fails on a reused socket before any
+   * byte of an answer is sent once more on a fresh connection (never once its sink was given a
+   * piece). Throws on a failed connection, a broken answer, an abort, or after `timeoutMs`
+   * without a whole answer (a DOMException named TimeoutError).
    */
   async request(host: string, method: string, path: string, options: PoolRequestOptions) {
     const request = encodeRequest(method, host, path, options.body ?? null);
     const deadline = Date.now() + options.timeoutMs;
+    let given = false;
+    const sink = options.sink && ((piece: Uint8Array) => {
+      given = true;
+      options.sink!(piece);
+    });
     let pooled = options.fresh ? null : this.#take(host);
     while (true) {
       options.signal?.throwIfAborted();
       const conn = pooled ?? new PooledConn(await this.#connect(host, deadline, options));
       try {
-        return await this.#exchange(host, conn, request, method, { ...options, deadline });
+        return await this.#exchange(host, conn, request, method, { ...options, sink, deadline });
       } catch (err) {
-        if (!conn.reused || !unanswered(err)) throw err;
+        if (!conn.reused || given || !unanswered(err)) throw err;
         pooled = null;
       }
     }
@@ -307,10 +204,24 @@ export class Http1Pool {
     options: PoolRequestOptions & { deadline: number },
   ): Promise<number> {
     let cause: "timeout" | "abort" | null = null;
-    const timer = setTimeout(() => {
+    // With a sink, each piece of the body moves the deadline on; the timer, set once, looks at it
+    // when it fires rather than being set again per piece (a timer costs more than a piece).
+    let deadline = options.deadline;
+    const onTimeout = () => {
+      const leftMs = deadline - Date.now();
+      if (leftMs > 0) {
+        timer = setTimeout(onTimeout, leftMs);
+        return;
+      }
       cause = "timeout";
       conn.close();
-    }, Math.max(1, options.deadline - Date.now()));
+    };
+    let timer = setTimeout(onTimeout, Math.max(1, deadline - Date.now()));
+    const sink = options.sink;
+    const rearmed = sink && ((piece: Uint8Array) => {
+      deadline = Date.now() + options.timeoutMs;
+      sink(piece);
+    });
     const onAbort = () => {
       cause ??= "abort";
       conn.close();
@@ -318,7 +229,7 @@ export class Http1Pool {
     options.signal?.addEventListener("abort", onAbort);
     try {
       await writeAll(conn.conn, request);
-      const head = await readAnswer(conn, method);
+      const head = await readAnswer(conn, method, rearmed);
       if (head.keepAlive && !options.fresh) this.#release(host, conn);
       else conn.close();
       return head.status;

@@ -1,6 +1,6 @@
 // Tests of lib/volumes/http1.ts's keep-alive pool against a real nginx volume: sockets are reused
-// (by streamed PUTs too, only after a whole body), a socket the server closed is replaced, a
-// timeout holds. The parsing of answer heads is in tests/unit/http1_test.ts.
+// (by streamed PUTs too, only after a whole body), answers' bodies are read through (chunked or
+// not), a socket the server closed is replaced, a timeout holds. The parsing of answer heads is in tests/unit/http1_test.ts.
 
 import assert from "node:assert/strict";
 import { Http1Pool } from "../../lib/volumes/http1.ts";
@@ -38,6 +38,41 @@ Deno.test("Http1Pool: PUT, HEAD, DELETE on a real volume, on reused sockets", as
   assert.equal(await pool.request(host, "DELETE", path, { timeoutMs: 2000 }), 204);
   assert.equal(await pool.request(host, "HEAD", path, { timeoutMs: 2000 }), 404);
   assert.equal(await Deno.readTextFile(`${volume.files}${path}`).catch(() => "gone"), "gone");
+});
+
+Deno.test("Http1Pool: bodies read through a sink (chunked listing, Content-Length file, 404)", async () => {
+  await using volume = await volumeAndPool();
+  const { host, pool } = volume;
+  const value = new Uint8Array(100_000).map((_, i) => i % 251);
+  const path = "/5d/41/aGVsbG8=";
+  assert.equal(await pool.request(host, "PUT", path, { body: value, timeoutMs: 2000 }), 201);
+  const read = async (at: string) => {
+    const pieces: Uint8Array[] = [];
+    const status = await pool.request(host, "GET", at, {
+      timeoutMs: 2000,
+      sink: (piece) => pieces.push(piece.slice()),
+    });
+    const body = new Uint8Array(pieces.reduce((n, piece) => n + piece.length, 0));
+    pieces.reduce((at, piece) => (body.set(piece, at), at + piece.length), 0);
+    return { status, body };
+  };
+  for (let round = 0; round < 3; round++) {
+    const file = await read(path);
+    assert.equal(file.status, 200);
+    assert.deepEqual(file.body, value);
+    // nginx's autoindex sends its JSON chunked.
+    const listing = await read("/5d/41/");
+    assert.equal(listing.status, 200);
+    const entries = JSON.parse(new TextDecoder().decode(listing.body));
+    assert.deepEqual(entries.map((e: { name: string; size: number }) => [e.name, e.size]), [
+      ["aGVsbG8=", 100_000],
+    ]);
+    const missing = await read("/nothing/");
+    assert.equal(missing.status, 404);
+    assert.match(new TextDecoder().decode(missing.body), /404/);
+  }
+  // Every answer was read to its end: one socket served them all, one after another.
+  assert.equal(pool.idleCount(host), 1);
 });
 
 Deno.test("Http1Pool: a pooled socket the server closed is replaced; a silent server times out", async () => {
@@ -248,5 +283,44 @@ Deno.test("Http1Pool: an abort ends a request in flight at once", async () => {
   } finally {
     pool.close();
     await server.close();
+  }
+});
+
+Deno.test("Http1Pool: a body that keeps coming is read to its end; one that stalls times out", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const encoder = new TextEncoder();
+  const conns: Deno.Conn[] = [];
+  const server = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      (async () => {
+        await conn.read(new Uint8Array(4096));
+        await conn.write(encoder.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        // Five pieces 100 ms apart: longer in all than the timeout, never that long apart.
+        for (let i = 0; i < 5; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          await conn.write(encoder.encode("1\r\nx\r\n"));
+        }
+        if (conns.length === 1) await conn.write(encoder.encode("0\r\n\r\n"));
+      })().catch(() => {});
+    }
+  })();
+  const pool = new Http1Pool();
+  try {
+    let body = "";
+    const sink = (piece: Uint8Array) => body += new TextDecoder().decode(piece);
+    assert.equal(await pool.request(host, "GET", "/", { timeoutMs: 300, sink }), 200);
+    assert.equal(body, "xxxxx");
+    // The second connection's body stops short of its end: the request times out.
+    await assert.rejects(
+      () => pool.request(host, "GET", "/", { timeoutMs: 300, sink, fresh: true }),
+      (err: unknown) => err instanceof DOMException && err.name === "TimeoutError",
+    );
+  } finally {
+    pool.close();
+    listener.close();
+    for (const conn of conns) conn.close();
+    await server.catch(() => {});
   }
 });
