@@ -1,8 +1,8 @@
 // What the index's caches hold per key, estimated in bytes of the JavaScript heap: the weights of
 // their entries (lib/core/lru.ts), so that each cache is bounded in bytes whatever its keys and
 // records (docs/operations.md, "Memory"). The figures are V8's layout on 64 bits, rounded up and
-// checked against the heap measured (tests/unit/store_test.ts): an estimate may be high, never
-// far below what an entry takes. Pure.
+// checked against the heap measured (bench/NOTES.md, "Memory at many keys"): an estimate may be
+// high, never far below what an entry takes. Pure.
 
 import { utf8Length } from "../placement.ts";
 import type { KeyRecord, ObjectInfo } from "./record.ts";
