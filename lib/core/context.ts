@@ -4,14 +4,18 @@
 
 import type { Auth } from "../auth/auth.ts";
 import type { KeyPath, Placement } from "../placement.ts";
+import { verifiedBytes } from "./footprint.ts";
 import { Lru } from "./lru.ts";
 import type { KeyRecord, ObjectInfo } from "./record.ts";
 import type { Store } from "./store.ts";
 import type { Volumes } from "../volumes/mod.ts";
 import type { WriteTrace } from "./writetrace.ts";
 
-/** Records whose presence was checked, kept in memory; oldest dropped first. */
-const VERIFIED_ENTRIES = 50_000;
+/**
+ * Keys whose replicas were seen present (lib/core/locate.ts), kept in memory, oldest dropped
+ * first, in bytes of heap as lib/core/footprint.ts weighs them: about 45,000 short keys.
+ */
+export const VERIFIED_CACHE_BYTES = 16 * 1024 * 1024;
 
 export interface CoreOptions {
   placement: Placement;
@@ -112,7 +116,10 @@ export class CoreContext {
   /** The phases of every write, with MKV_TRACE_WRITES=FILE (lib/core/writetrace.ts); else null. */
   readonly trace: WriteTrace | null;
   /** Per key: when its files were last seen present, and where (the replicas trusted then). */
-  readonly verified = new Lru<string, { atMs: number; locations: string[] }>(VERIFIED_ENTRIES);
+  readonly verified = new Lru<string, { atMs: number; locations: string[] }>(
+    VERIFIED_CACHE_BYTES,
+    verifiedBytes,
+  );
   /** What a redirect to each record needs (redirectParts), kept with the record itself. */
   readonly redirects = new WeakMap<KeyRecord, RedirectParts>();
   /** Accepted DELETEs whose files are being removed, by key; each holds its key's lock. */

@@ -1,41 +1,72 @@
 // A bounded map that keeps the most recently set entries: the index's caches (the store's records,
-// the core's checked replicas) in one place.
+// the core's checked replicas) in one place. Each entry has a weight (its bytes, for those caches:
+// lib/core/footprint.ts), and the entries together never weigh more than the capacity, so that a
+// cache's memory is bounded whatever the keys and values it holds (docs/operations.md, "Memory").
+
+/** What an entry weighs; called once per `set`, its answer kept until the entry goes. */
+export type Weigh<K, V> = (key: K, value: V) => number;
+
+interface Entry<V> {
+  value: V;
+  weight: number;
+}
 
 /**
- * A Map bounded to `capacity` entries; setting one past it drops the entry set longest ago. A
- * `get` does not reorder entries, so that a hot read costs one Map lookup: recency is that of
- * `set`, which every cache here calls when it learns something new.
+ * A Map bounded to `capacity` in total weight (by default each entry weighs 1, so it is bounded
+ * to `capacity` entries); setting one past it drops the entries set longest ago. A `get` does not
+ * reorder entries, so that a hot read costs one Map lookup: recency is that of `set`, which every
+ * cache here calls when it learns something new.
  */
 export class Lru<K, V> {
   readonly capacity: number;
-  #entries = new Map<K, V>();
+  readonly #weigh: Weigh<K, V>;
+  #entries = new Map<K, Entry<V>>();
+  #weight = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, weigh: Weigh<K, V> = () => 1) {
     this.capacity = capacity;
+    this.#weigh = weigh;
   }
 
   get size(): number {
     return this.#entries.size;
   }
 
-  get(key: K): V | undefined {
-    return this.#entries.get(key);
+  /** What the entries weigh together; never more than `capacity`. */
+  get weight(): number {
+    return this.#weight;
   }
 
-  /** Sets `key` as the newest entry, dropping the oldest if there are more than `capacity`. */
+  get(key: K): V | undefined {
+    return this.#entries.get(key)?.value;
+  }
+
+  /**
+   * Sets `key` as the newest entry, dropping the oldest until the entries weigh no more than
+   * `capacity`. An entry that alone weighs more is not kept (and an older value of its key goes).
+   */
   set(key: K, value: V): void {
-    this.#entries.delete(key);
-    this.#entries.set(key, value);
-    if (this.#entries.size > this.capacity) {
-      this.#entries.delete(this.#entries.keys().next().value!);
+    this.delete(key);
+    const weight = this.#weigh(key, value);
+    if (weight > this.capacity) return;
+    this.#entries.set(key, { value, weight });
+    this.#weight += weight;
+    while (this.#weight > this.capacity) {
+      const [oldest, entry] = this.#entries.entries().next().value!;
+      this.#entries.delete(oldest);
+      this.#weight -= entry.weight;
     }
   }
 
   delete(key: K): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
     this.#entries.delete(key);
+    this.#weight -= entry.weight;
   }
 
   clear(): void {
     this.#entries.clear();
+    this.#weight = 0;
   }
 }

@@ -9,6 +9,7 @@
 // the metrics and the status page never scan.
 
 import { firstLine } from "../errors.ts";
+import { cachedRecordBytes, setKeyBytes } from "./footprint.ts";
 import { Lru } from "./lru.ts";
 import { decodeRecord, encodedState, encodeRecord, type KeyRecord } from "./record.ts";
 import { GET_MANY, kvPath, LIST_BATCH, MARKERS, MAX_BATCH, RECORDS, STATS } from "./layout.ts";
@@ -18,13 +19,17 @@ import { loadStats, shiftStats, type StoreStats } from "./stats.ts";
 export { adminSocketPath } from "./layout.ts";
 export { NO_STATS, type StoreStats } from "./stats.ts";
 
-/** Records kept in memory (including "absent" answers), oldest dropped first. */
-export const CACHE_ENTRIES = 50_000;
 /**
- * Keys a removal watch (Store.watchRemovals) remembers; past this it answers that every key may
- * have been removed, so that it never grows with the index.
+ * Records kept in memory (including "absent" answers), oldest dropped first, in bytes of heap as
+ * lib/core/footprint.ts weighs them (with what a redirect to each needs): about 45,000 records
+ * of short keys and one volume, fewer of longer ones, whatever the number of keys.
  */
-const WATCH_KEYS = 100_000;
+export const RECORD_CACHE_BYTES = 32 * 1024 * 1024;
+/**
+ * Keys a removal watch (Store.watchRemovals) remembers, in bytes of heap; past this it answers
+ * that every key may have been removed, so that it never grows with the index.
+ */
+const REMOVAL_WATCH_BYTES = 8 * 1024 * 1024;
 /** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
 const COMMIT_TRIES = 20;
 /** The mode of the --db directory: the owner's alone. */
@@ -72,7 +77,7 @@ export class Store {
    */
   readonly reader: Deno.Kv;
   #lockFile: Deno.FsFile;
-  #cache = new Lru<string, KeyRecord | null>(CACHE_ENTRIES);
+  #cache = new Lru<string, KeyRecord | null>(RECORD_CACHE_BYTES, cachedRecordBytes);
   #locks = new Set<string>();
   #pending: Pending[] = [];
   #flushing = false;
@@ -90,7 +95,7 @@ export class Store {
   #stats: StoreStats;
   #markers: PendingMarkers;
   /** The removal watches open (watchRemovals): the keys whose records were removed meanwhile. */
-  #watches = new Set<{ keys: Set<string>; overflowed: boolean }>();
+  #watches = new Set<{ keys: Set<string>; bytes: number; overflowed: boolean }>();
 
   private constructor(
     handles: { kv: Deno.Kv; reader: Deno.Kv; lockFile: Deno.FsFile },
@@ -278,11 +283,11 @@ export class Store {
    * Watches for records removed from now on, until disposed: `mayBeRemoved(key)` says whether the
    * key's record was removed (a DELETE done, a failed write undone) since the watch began, and so
    * whether its files, seen in a listing of a volume taken since, may be gone. Rebuild trusts a
-   * listing for the other keys and reads no file. Bounded: past WATCH_KEYS removals it says yes
-   * for every key.
+   * listing for the other keys and reads no file. Bounded: past REMOVAL_WATCH_BYTES of removed
+   * keys it says yes for every key.
    */
   watchRemovals(): { mayBeRemoved(key: string): boolean } & Disposable {
-    const watch = { keys: new Set<string>(), overflowed: false };
+    const watch = { keys: new Set<string>(), bytes: 0, overflowed: false };
     this.#watches.add(watch);
     return {
       mayBeRemoved: (key) => watch.overflowed || watch.keys.has(key),
@@ -293,9 +298,10 @@ export class Store {
   #noteRemovals(batch: Pending[]): void {
     for (const watch of this.#watches) {
       for (const { key, record } of batch) {
-        if (record !== null || watch.overflowed) continue;
+        if (record !== null || watch.overflowed || watch.keys.has(key)) continue;
         watch.keys.add(key);
-        if (watch.keys.size > WATCH_KEYS) {
+        watch.bytes += setKeyBytes(key);
+        if (watch.bytes > REMOVAL_WATCH_BYTES) {
           watch.overflowed = true;
           watch.keys.clear();
         }

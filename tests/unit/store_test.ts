@@ -11,7 +11,8 @@ import type { KeyRecord } from "../../lib/core/record.ts";
 import { PendingMarkers, splitMarker } from "../../lib/core/markers.ts";
 import { shiftStats } from "../../lib/core/stats.ts";
 import { kvPath, MAX_BATCH } from "../../lib/core/layout.ts";
-import { CACHE_ENTRIES, NO_STATS, Store, StoreError } from "../../lib/core/store.ts";
+import { NO_STATS, RECORD_CACHE_BYTES, Store, StoreError } from "../../lib/core/store.ts";
+import { cachedRecordBytes, stringBytes, verifiedBytes } from "../../lib/core/footprint.ts";
 import { live, openStore, tempDb } from "../store_db.ts";
 
 /** Counts the commits the store's KV has completed (the real ones, which still run). */
@@ -103,6 +104,68 @@ Deno.test("Lru keeps the most recently set entries up to its capacity", () => {
   assert.equal(lru.size, 2);
   lru.clear();
   assert.equal(lru.size, 0);
+});
+
+Deno.test("Lru bounds the total weight of its entries, dropping the oldest", () => {
+  const lru = new Lru<string, string>(100, (key, value) => key.length + value.length);
+  lru.set("a", "x".repeat(29)); // 30
+  lru.set("b", "x".repeat(29)); // 30
+  lru.set("c", "x".repeat(29)); // 30
+  assert.equal(lru.weight, 90);
+  lru.set("d", "x".repeat(19)); // 20: 110 in all, so a (the oldest) goes
+  assert.deepEqual([lru.size, lru.weight, lru.get("a")], [3, 80, undefined]);
+  lru.set("b", "x".repeat(59)); // b again, heavier (60), now the newest: 110, so c goes
+  assert.deepEqual([lru.size, lru.weight], [2, 80]);
+  assert.deepEqual([lru.get("c"), lru.get("d")?.length, lru.get("b")?.length], [undefined, 19, 59]);
+  lru.set("e", "x".repeat(39)); // 40: 120, so d goes; then exactly the capacity
+  assert.deepEqual([lru.size, lru.weight, lru.get("d")], [2, 100, undefined]);
+  lru.delete("b");
+  lru.delete("nothing");
+  assert.deepEqual([lru.size, lru.weight], [1, 40]);
+  lru.clear();
+  assert.deepEqual([lru.size, lru.weight], [0, 0]);
+});
+
+Deno.test("Lru keeps no entry heavier than its capacity, nor the value it replaced", () => {
+  const lru = new Lru<string, number>(10, (_, value) => value);
+  lru.set("small", 4);
+  lru.set("big", 3);
+  lru.set("big", 11); // alone past the capacity: not kept, and its older value is gone
+  assert.deepEqual([lru.get("big"), lru.get("small"), lru.size, lru.weight], [undefined, 4, 1, 4]);
+});
+
+Deno.test("the caches weigh their entries in bytes (golden figures)", () => {
+  // A string: its header (48 with a sliced string's parent), its characters in words of 8 bytes,
+  // one byte each if all are Latin-1, else two.
+  assert.equal(stringBytes(""), 48);
+  assert.equal(stringBytes("/hello"), 56);
+  assert.equal(stringBytes("/h\u00e9llo"), 56);
+  assert.equal(stringBytes("/h\u20acllo"), 64);
+  assert.equal(stringBytes("x".repeat(189)), 48 + 192);
+  // An absent key: the Lru's entry (80) and the key with the URL it was sliced from (80 + 8).
+  assert.equal(cachedRecordBytes("/hello", null), 80 + 88);
+  // A record: its object (64), volumes array (48), md5 (empty: 48), one volume (8 + 64); what a
+  // redirect needs (WeakMap entry 48, object 64, two strings built 2 * 24: the path `/5d/41/` and
+  // 8 base64 characters, the volume and a comma).
+  assert.equal(
+    cachedRecordBytes("/hello", live("localhost:3001")),
+    168 + (64 + 48 + 48 + 72) + (48 + 64 + 48 + 15 + 15),
+  );
+  const full: KeyRecord = {
+    state: "live",
+    volumes: ["localhost:3001", "localhost:3002"],
+    md5: "5d41402abc4b2a76b9719d911017c592",
+    version: "0000018c5a3b2c1d",
+    info: { size: 5, mtime: 1, type: "text/plain", meta: { a: "b" } },
+  };
+  // md5 80, version 64, two volumes 2 * 72; info: object and mtime (64 + 16), meta (64 + 8 +
+  // 56 + 56), type 64; the path has the version's 18 characters more.
+  assert.equal(
+    cachedRecordBytes("/hello", full),
+    168 + (64 + 48 + 80 + 64 + 2 * 72 + (80 + 184 + 64)) + (48 + 64 + 48 + 33 + 30),
+  );
+  // A key whose replicas were seen present: entry, key, object, array, one location.
+  assert.equal(verifiedBytes("/hello", { locations: ["localhost:3001"] }), 80 + 88 + 64 + 48 + 72);
 });
 
 Deno.test("concurrent writes share few commits, and each is on disk when it resolves", async () => {
@@ -215,15 +278,19 @@ Deno.test("the cache answers written and absent keys without KV, and is bounded"
   assert.equal(await store.get("/absent"), null);
   assert.equal(await store.get("/absent"), null);
   assert.equal(reads.count, 1, "an absent key is cached too");
-  // Fill the cache past its bound with absent keys (reads, no commits): the oldest entries go.
-  for (let i = 0; i < CACHE_ENTRIES; i += 500) {
-    await Promise.all(Array.from({ length: 500 }, (_, j) => store.get(`/fill/${i + j}`)));
+  // Fill the cache past its bound in bytes with absent keys of one length (reads, no commits): the
+  // oldest entries go.
+  const fillKey = (i: number) => `/fill/${String(i).padStart(7, "0")}`;
+  const fill = Math.ceil(RECORD_CACHE_BYTES / cachedRecordBytes(fillKey(0), null));
+  for (let i = 0; i < fill; i += 500) {
+    const some = Math.min(500, fill - i);
+    await Promise.all(Array.from({ length: some }, (_, j) => store.get(fillKey(i + j))));
   }
-  assert.equal(reads.count, 1 + CACHE_ENTRIES);
-  assert.equal(await store.get(`/fill/${CACHE_ENTRIES - 1}`), null);
-  assert.equal(reads.count, 1 + CACHE_ENTRIES, "the newest entry is still cached");
+  assert.equal(reads.count, 1 + fill);
+  assert.equal(await store.get(fillKey(fill - 1)), null);
+  assert.equal(reads.count, 1 + fill, "the newest entry is still cached");
   assert.deepEqual(await store.get("/w"), live("localhost:3001"));
-  assert.equal(reads.count, 2 + CACHE_ENTRIES, "the oldest entry was dropped, read again");
+  assert.equal(reads.count, 2 + fill, "the oldest entry was dropped, read again");
 });
 
 Deno.test("a removal watch names the keys whose records were removed since it began", async () => {
