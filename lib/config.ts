@@ -140,7 +140,12 @@ export const INDEX_FLAGS: FlagSpec = {
   md5: { type: "bool", default: false, help: "verify: also read each replica and check its md5" },
   repair: { type: "bool", default: false, help: "verify: re-create missing or corrupt replicas" },
   "dry-run": { type: "bool", default: false, help: "gc, rebalance: only list what would change" },
-  concurrency: { type: "int", default: 8, help: "operations: keys worked on at once", arg: "N" },
+  concurrency: {
+    type: "int",
+    default: 8,
+    help: "operations: keys worked on at once (rebuild with md5: files read at once)",
+    arg: "N",
+  },
   json: { type: "bool", default: false, help: "operations: print progress and summary as JSON" },
 };
 
