@@ -34,10 +34,12 @@ const CLOSE_TIMEOUT_MS = 5_000;
 /** How long the page may take to show a change (it polls every second). */
 const PAGE_TIMEOUT_MS = 15_000;
 /**
- * Keys written for the verify to work through, read one at a time with their md5: enough that it
- * runs for several of the page's polls on an idle machine.
+ * Keys written for the verify to work through, read one at a time with their md5, and the size of
+ * each: enough bytes that the verify runs for several of the page's polls on an idle machine, since
+ * the reads of small values go by faster than a poll.
  */
 const VERIFY_KEYS = 3000;
+const VERIFY_VALUE_BYTES = 64 * 1024;
 const PUT_CONCURRENCY = 32;
 const SCREENSHOT = join(ROOT, "docs", "status.png");
 
@@ -89,7 +91,8 @@ async function putMany(base: string, count: number): Promise<void> {
   await Promise.all(Array.from({ length: PUT_CONCURRENCY }, async () => {
     while (next < count) {
       const key = `/verify/${next++}`;
-      assert.equal(await put(base, key, `value of ${key}`), 201, key);
+      const value = `value of ${key} `.padEnd(VERIFY_VALUE_BYTES, "x");
+      assert.equal(await put(base, key, value), 201, key);
     }
   }));
 }
