@@ -229,17 +229,10 @@ export const RECORD_WORK_AT_ONCE = 256;
 
 /** A function that runs the work it is given with at most `limit` at once; the rest wait. */
 export function limiter(limit: number): <T>(work: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
+  const take = slots(limit);
   return async (work) => {
-    while (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
-    try {
-      return await work();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
+    using _slot = await take();
+    return await work();
   };
 }
 
