@@ -27,13 +27,18 @@
 # the suite is meant to: Debian's python3-awscrt refuses some of its requests before sending.
 #
 # Environment: S3TESTS_OUT (results directory), S3TESTS_TIMEOUT_S (per test, default 300),
-# MKV_DENO (deno binary, default node_modules/.bin/deno of this checkout).
+# MKV_DENO (deno binary, default node_modules/.bin/deno of this checkout), S3TESTS_PYTHON (the
+# python, default Debian's /usr/bin/python3, whose botocore 1.29 lacks newer parameters such as
+# PutObject's IfMatch, and drops ListBuckets' MaxBuckets unsent) and S3TESTS_PYTHONPATH (its
+# module path: for a python with a newer boto3, a directory of links to Debian's munch,
+# isodate, pytz and pytest_timeout, each with its egg-info, lends it those).
 
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
-readonly PYTHON=/usr/bin/python3
+readonly PYTHON="${S3TESTS_PYTHON:-/usr/bin/python3}"
+if [[ -n "${S3TESTS_PYTHONPATH:-}" ]]; then export PYTHONPATH="$S3TESTS_PYTHONPATH"; fi
 readonly DENO="${MKV_DENO:-$ROOT/node_modules/.bin/deno}"
 readonly TIMEOUT_S="${S3TESTS_TIMEOUT_S:-300}"
 readonly START_TIMEOUT_S=30
@@ -268,7 +273,7 @@ set +e
 (
   cd "$SUITE"
   S3TEST_CONF="$OUT/s3tests.conf" PYTHONDONTWRITEBYTECODE=1 BOTO_DISABLE_CRT=true \
-    PYTHONPATH="$OUT" MKV_TESTS_OUT="${TESTS_OUT[*]}" \
+    PYTHONPATH="$OUT${PYTHONPATH:+:$PYTHONPATH}" MKV_TESTS_OUT="${TESTS_OUT[*]}" \
     "$PYTHON" -m pytest -p mkv_tests_out -p no:cacheprovider -q -rN --tb=short "${TIMEOUT_ARGS[@]}" \
     --junitxml "$OUT/junit.xml" -o junit_family=xunit1 \
     -m "${MARK_EXPR% and }" -k "(${NAME_EXPR% and })$NARROW" \

@@ -41,6 +41,11 @@ export interface ObjectInfo {
    * (`x-amz-checksum-crc32` and the like): the algorithm, lower-case, and its base64 digest.
    */
   checksum?: { algorithm: string; base64: string };
+  /**
+   * For a value joined from a multipart upload: its parts' sizes in order, as runs of
+   * `[sizeBytes, count]` (lib/s3/parts.ts), for S3's `?partNumber=` reads.
+   */
+  parts?: [sizeBytes: number, count: number][];
 }
 
 export interface KeyRecord {

@@ -22,6 +22,7 @@ import {
   headBucket,
   listBuckets,
   needBucket,
+  parseListBucketsParams,
 } from "./buckets.ts";
 import { copyObject } from "./copy.ts";
 import { deleteObject, deleteObjects } from "./delete.ts";
@@ -90,7 +91,7 @@ export class S3Api {
     const object = s3.kind === "object" ? s3 : null;
     switch (operation) {
       case "ListBuckets":
-        return await listBuckets(core);
+        return await listBuckets(core, parseListBucketsParams(query));
       case "CreateBucket":
         return await createBucket(core, request, { bucket, caller });
       case "HeadBucket":

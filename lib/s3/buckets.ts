@@ -10,6 +10,7 @@ import type { Caller } from "./auth.ts";
 import { readXmlBody } from "./body.ts";
 import { S3Error } from "./error.ts";
 import { isoDate } from "./headers.ts";
+import { decodeToken, encodeToken } from "./listparams.ts";
 import { bucketNameProblem } from "./request.ts";
 import { OWNER, xmlResponse } from "./xml.ts";
 
@@ -92,26 +93,61 @@ async function bucketsHoldingKeys(core: Core): Promise<Map<string, number>> {
   return names;
 }
 
+/** What a ListBuckets asks: `max-buckets`, `continuation-token` and `prefix`. */
+export interface ListBucketsParams {
+  /** The most buckets in one answer, 1 to MAX_BUCKETS. */
+  maxBuckets: number;
+  /** Only buckets after this name (from a continuation token). */
+  after: string;
+  /** Only buckets whose names start with this. */
+  prefix: string;
+}
+
+/** The ListBuckets parameters of a query; throws InvalidArgument on a bad one. Pure. */
+export function parseListBucketsParams(query: URLSearchParams): ListBucketsParams {
+  let maxBuckets = MAX_BUCKETS;
+  const max = query.get("max-buckets");
+  if (max !== null) {
+    if (!/^[0-9]{1,5}$/.test(max) || Number(max) < 1 || Number(max) > MAX_BUCKETS) {
+      throw new S3Error(400, "InvalidArgument", `max-buckets must be from 1 to ${MAX_BUCKETS}`);
+    }
+    maxBuckets = Number(max);
+  }
+  const token = query.get("continuation-token");
+  return {
+    maxBuckets,
+    after: token === null ? "" : decodeToken(token),
+    prefix: query.get("prefix") ?? "",
+  };
+}
+
 /**
  * ListBuckets: those made by CreateBucket (or by a write on an open cluster), and those that
- * hold keys written by the plain API, in name order. The second are found by skipping from one
- * first path segment to the next, one read each, never by reading every key.
+ * hold keys written by the plain API, in name order, `max-buckets` at a time with a continuation
+ * token after the last. The second are found by skipping from one first path segment to the
+ * next, one read each, never by reading every key.
  */
-export async function listBuckets(core: Core): Promise<Response> {
+export async function listBuckets(core: Core, params: ListBucketsParams): Promise<Response> {
   const created = new Map<string, number>();
   for await (const [name, createdMs] of markedBuckets(core.store)) {
     if (created.size === MAX_BUCKETS) break;
     created.set(name, createdMs);
   }
   const holding = await bucketsHoldingKeys(core);
-  const names = new Set([...created.keys(), ...holding.keys()]);
-  const buckets = [...names].sort().slice(0, MAX_BUCKETS).map((name) => ({
-    Name: name,
-    CreationDate: isoDate(created.get(name) ?? holding.get(name) ?? 0),
-  }));
+  const names = [...new Set([...created.keys(), ...holding.keys()])].sort()
+    .filter((name) => name > params.after && name.startsWith(params.prefix));
+  const shown = names.slice(0, params.maxBuckets);
+  const truncated = names.length > shown.length;
   return xmlResponse("ListAllMyBucketsResult", {
     Owner: OWNER,
-    Buckets: { Bucket: buckets },
+    Buckets: {
+      Bucket: shown.map((name) => ({
+        Name: name,
+        CreationDate: isoDate(created.get(name) ?? holding.get(name) ?? 0),
+      })),
+    },
+    ContinuationToken: truncated ? encodeToken(shown[shown.length - 1]) : undefined,
+    Prefix: params.prefix === "" ? undefined : params.prefix,
   });
 }
 

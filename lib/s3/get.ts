@@ -1,9 +1,9 @@
 // GetObject, HeadObject and GetObjectAttributes (docs/s3.md, "Reads never pass through Deno"):
-// the key located, its conditions and range checked against the record, then the body sent by
-// the index's nginx, which the answer redirects (`X-Accel-Redirect`) to a location that proxies
-// the chosen replica (lib/nginx/proxyconf.ts). Only a value with user metadata or an
-// asked-for checksum is streamed by the index itself, since nginx passes on only headers of
-// names it knows.
+// the key located, its conditions and range (or `?partNumber=`) checked against the record, then
+// the body sent by the index's nginx, which the answer redirects (`X-Accel-Redirect`) to a
+// location that proxies the chosen replica (lib/nginx/proxyconf.ts). A value with user metadata,
+// an asked-for checksum or a part of a multipart object is streamed by the index itself, since
+// nginx passes on only headers of names it knows.
 
 import {
   ACCEL_REDIRECT_HEADER,
@@ -12,7 +12,7 @@ import {
 } from "../nginx/contract.ts";
 import type { KeyPath } from "../placement.ts";
 import { target, VolumeError } from "../volumes/mod.ts";
-import type { Core } from "../core/mod.ts";
+import type { Core, KeyRecord } from "../core/mod.ts";
 import type { VolumeAddresses } from "./address.ts";
 import { needBucket } from "./buckets.ts";
 import { checkConditions, parseRange, rangeApplies } from "./conditions.ts";
@@ -25,8 +25,18 @@ import {
   responseOverrides,
 } from "./headers.ts";
 import { locateObject } from "./locate.ts";
+import {
+  listParts,
+  parsePartNumber,
+  partRange,
+  type PartRuns,
+  partsCount as countParts,
+} from "./parts.ts";
 import type { ObjectTarget } from "./request.ts";
 import { s3Error, STORAGE_CLASS, xmlResponse } from "./xml.ts";
+
+/** The header that tells a part's reader how many parts the object has. */
+const PARTS_COUNT_HEADER = "x-amz-mp-parts-count";
 
 /** The entries of `headers` named in `names` that it has. */
 function pick(headers: Record<string, string>, names: string[]): Record<string, string> {
@@ -43,7 +53,38 @@ function s3ErrorWith(
   return response;
 }
 
-/** GetObject and HeadObject (`GET`/`HEAD /bucket/key`). */
+/**
+ * What a GET or HEAD of part `partNumber` reads: a Range of the value, the whole value (one not
+ * uploaded in parts has one part), or nothing (an empty part); and the object's count of parts.
+ */
+function partRead(
+  record: KeyRecord,
+  options: { partNumber: number; headers: Headers },
+): { range: string | "whole" | "empty"; partsCount?: number } {
+  if (options.headers.has("range")) {
+    throw new S3Error(
+      400,
+      "InvalidRequest",
+      "Cannot specify both Range header and partNumber query parameter",
+    );
+  }
+  const runs = record.info?.parts;
+  if (runs === undefined && record.info?.etag !== undefined) {
+    throw new S3Error(
+      501,
+      "NotImplemented",
+      "This object's part sizes were not kept (completed before mkv.ts kept them, or of more " +
+        "than 2,000 runs of sizes).",
+    );
+  }
+  const part = partRange(runs, options.partNumber);
+  const partsCount = runs === undefined ? undefined : countParts(runs);
+  if (part === "whole") return { range: "whole", partsCount };
+  if (part.lengthBytes === 0) return { range: "empty", partsCount };
+  return { range: `bytes=${part.start}-${part.start + part.lengthBytes - 1}`, partsCount };
+}
+
+/** GetObject and HeadObject (`GET`/`HEAD /bucket/key`), of the value or of one part. */
 export async function getObject(
   core: Core,
   request: Request,
@@ -65,7 +106,17 @@ export async function getObject(
     throw new S3Error(412, "PreconditionFailed", "At least one of the preconditions failed.");
   }
   const sizeBytes = record.info?.size ?? 0;
-  const asked = rangeApplies(request.headers, record) ? request.headers.get("range") : null;
+  let asked = rangeApplies(request.headers, record) ? request.headers.get("range") : null;
+  const part = query.get("partNumber");
+  if (part !== null) {
+    const read = partRead(record, { partNumber: parsePartNumber(part), headers: request.headers });
+    if (read.partsCount !== undefined) headers[PARTS_COUNT_HEADER] = String(read.partsCount);
+    if (read.range === "empty") {
+      headers["content-length"] = "0";
+      return new Response(null, { headers });
+    }
+    asked = read.range === "whole" ? null : read.range;
+  }
   const range = parseRange(asked, sizeBytes);
   if (range === "invalid") {
     return s3ErrorWith(
@@ -81,8 +132,12 @@ export async function getObject(
     } else headers["content-length"] = String(sizeBytes);
     return new Response(null, { status: range === null ? 200 : 206, headers });
   }
-  // nginx passes on only headers of names it knows: user metadata and a checksum come from here.
-  if (Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers)) {
+  // nginx passes on only headers of names it knows: user metadata, a checksum and a part's count
+  // of parts come from here.
+  if (
+    Object.keys(record.info?.meta ?? {}).length > 0 || hasChecksumHeader(headers) ||
+    PARTS_COUNT_HEADER in headers
+  ) {
     return await streamObject(core, location, path, { headers, range, sizeBytes });
   }
   // The body comes from the replica through the index's nginx (lib/nginx/contract.ts,
@@ -109,9 +164,43 @@ export async function getObject(
   });
 }
 
+/** A whole number from 0 to `max` in header `name`, or `fallback` if absent. */
+function wholeHeader(headers: Headers, options: { name: string; max: number; fallback: number }) {
+  const text = headers.get(options.name);
+  if (text === null) return options.fallback;
+  if (!/^[0-9]{1,9}$/.test(text) || Number(text) > options.max) {
+    throw new S3Error(400, "InvalidArgument", `${options.name} must be from 0 to ${options.max}`);
+  }
+  return Number(text);
+}
+
 /**
- * GetObjectAttributes (`GET /bucket/key?attributes`): those of ETag, Checksum, ObjectSize and
- * StorageClass that `x-amz-object-attributes` names, from the key's record alone.
+ * GetObjectAttributes' ObjectParts: the parts after `x-amz-part-number-marker`, at most
+ * `x-amz-max-parts` (1,000 by default, as ListParts).
+ */
+function objectParts(runs: PartRuns, headers: Headers): Record<string, unknown> {
+  const maxParts = wholeHeader(headers, { name: "x-amz-max-parts", max: 1000, fallback: 1000 });
+  const marker = wholeHeader(headers, {
+    name: "x-amz-part-number-marker",
+    max: 10_000,
+    fallback: 0,
+  });
+  const listed = listParts(runs, { after: marker, max: maxParts });
+  const total = countParts(runs);
+  const last = listed.at(-1)?.partNumber ?? marker;
+  return {
+    PartsCount: total,
+    PartNumberMarker: marker,
+    NextPartNumberMarker: last,
+    MaxParts: maxParts,
+    IsTruncated: last < total,
+    Part: listed.map((part) => ({ PartNumber: part.partNumber, Size: part.sizeBytes })),
+  };
+}
+
+/**
+ * GetObjectAttributes (`GET /bucket/key?attributes`): those of ETag, Checksum, ObjectSize,
+ * StorageClass and ObjectParts that `x-amz-object-attributes` names, from the key's record alone.
  */
 export async function getObjectAttributes(
   core: Core,
@@ -135,6 +224,9 @@ export async function getObjectAttributes(
       : undefined,
     StorageClass: asked.has("StorageClass") ? STORAGE_CLASS : undefined,
     ObjectSize: asked.has("ObjectSize") ? record.info?.size ?? 0 : undefined,
+    ObjectParts: asked.has("ObjectParts") && record.info?.parts !== undefined
+      ? objectParts(record.info.parts, request.headers)
+      : undefined,
   }, { headers: { "last-modified": headers["last-modified"] } });
 }
 

@@ -91,7 +91,9 @@ export async function listObjects(
   const common = prefixes.map((prefix) => ({ Prefix: encode(prefix) }));
   const shared = {
     Name: bucket,
-    Prefix: encode(params.prefix),
+    // ListObjects (v1) sends its Prefix as asked, encoded or not, as S3 does (botocore decodes
+    // v1's Prefix for no one); v2 and ListObjectVersions encode it with the keys.
+    Prefix: params.version === 1 ? params.prefix : encode(params.prefix),
     Delimiter: params.delimiter === "" ? undefined : encode(params.delimiter),
     MaxKeys: params.maxKeys,
     EncodingType: params.encodingType,

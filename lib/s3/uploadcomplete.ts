@@ -10,6 +10,7 @@ import { completedUpload, recordCompleted, type UploadState } from "../core/mod.
 import type { Core } from "../core/mod.ts";
 import { readText } from "./body.ts";
 import { writeConditionFailure } from "./conditions.ts";
+import { packPartSizes } from "./parts.ts";
 import { S3Error } from "./error.ts";
 import { urlEncodeKey } from "./listparams.ts";
 import { joinParts } from "./uploadjoin.ts";
@@ -114,7 +115,13 @@ async function join(
   const joined = joinParts(core, uploadId, parts);
   const result = await core.write(request.indexKey, joined.stream, {
     sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
-    attributes: { type: state.type, meta: state.meta, headers: state.headers, etag },
+    attributes: {
+      type: state.type,
+      meta: state.meta,
+      headers: state.headers,
+      etag,
+      parts: packPartSizes(parts.map((part) => part.sizeBytes)),
+    },
     ...s3WriteOptions(request.headers),
   });
   if (!result.ok) throw writeFailure(result, { cause: joined.cause() });

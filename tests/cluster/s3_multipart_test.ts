@@ -14,10 +14,12 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  GetObjectAttributesCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from "npm:@aws-sdk/client-s3@3.1178.0";
@@ -912,6 +914,94 @@ Deno.test("the SDK's Abort, ListParts, ListMultipartUploads and Complete's refus
     assert.deepEqual(after.Uploads?.map((u) => u.Key), ["other"]);
     // No part is left in the index (parts are keys, though no listing shows them).
     assert.equal(await liveKeys(cluster.url), 0);
+  } finally {
+    client.destroy();
+  }
+});
+
+Deno.test("GET and HEAD of ?partNumber= and GetObjectAttributes' ObjectParts", async () => {
+  await using cluster = await testCluster();
+  const client = s3Client(cluster.url);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    const key = "parts/video.mp4";
+    const { UploadId } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }),
+    );
+    const bodies = [bytesOf(5 * MIB, 1), bytesOf(5 * MIB, 2), bytesOf(1000, 3)];
+    const Parts: { PartNumber: number; ETag: string }[] = [];
+    for (const [i, Body] of bodies.entries()) {
+      const PartNumber = i + 1;
+      const part = await client.send(
+        new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber, Body }),
+      );
+      Parts.push({ PartNumber, ETag: part.ETag! });
+    }
+    await assert.rejects(
+      client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: 1 })),
+      (err: Error) => err.name === "NoSuchKey",
+      "no part is read before the upload completes",
+    );
+    const done = await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: BUCKET,
+        Key: key,
+        UploadId,
+        MultipartUpload: { Parts },
+      }),
+    );
+    for (const [i, body] of bodies.entries()) {
+      const got = await client.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: i + 1 }),
+      );
+      assert.equal(got.PartsCount, 3);
+      assert.equal(got.ETag, done.ETag, "a part's GET names the object's ETag");
+      assert.equal(got.ContentLength, body.byteLength);
+      assert.equal(md5Hex(await got.Body!.transformToByteArray()), md5Hex(body));
+      const head = await client.send(
+        new HeadObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: i + 1 }),
+      );
+      assert.equal(head.PartsCount, 3);
+      assert.equal(head.ContentLength, body.byteLength);
+    }
+    await assert.rejects(
+      client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: 4 })),
+      (err: Error) => err.name === "InvalidPart",
+    );
+    await assert.rejects(
+      client.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: 1, Range: "bytes=0-1" }),
+      ),
+      (err: Error) => err.name === "InvalidRequest",
+    );
+
+    const attributes = await client.send(
+      new GetObjectAttributesCommand({
+        Bucket: BUCKET,
+        Key: key,
+        ObjectAttributes: ["ObjectParts", "ObjectSize"],
+        MaxParts: 1,
+        PartNumberMarker: "1",
+      }),
+    );
+    assert.equal(attributes.ObjectSize, 10 * MIB + 1000);
+    assert.equal(attributes.ObjectParts?.TotalPartsCount, 3);
+    assert.equal(attributes.ObjectParts?.IsTruncated, true);
+    assert.equal(attributes.ObjectParts?.NextPartNumberMarker, "2");
+    assert.deepEqual(attributes.ObjectParts?.Parts?.map((p) => [p.PartNumber, p.Size]), [
+      [2, 5 * MIB],
+    ]);
+
+    // A value written whole has one part: the value.
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "whole", Body: "body" }));
+    const whole = await client.send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: "whole", PartNumber: 1 }),
+    );
+    assert.equal(await whole.Body!.transformToString(), "body");
+    await assert.rejects(
+      client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "whole", PartNumber: 2 })),
+      (err: Error) => err.name === "InvalidPart",
+    );
   } finally {
     client.destroy();
   }

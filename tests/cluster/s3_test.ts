@@ -111,6 +111,19 @@ Deno.test("S3 with the AWS SDK: buckets, objects, listings, copies, deletes, Sig
       );
       const listed = await admin.send(new ListBucketsCommand({}));
       assert.deepEqual(listed.Buckets?.map((bucket) => bucket.Name), ["photos"]);
+      // Pages of MaxBuckets, each but the last with a token for the next.
+      await admin.send(new CreateBucketCommand({ Bucket: "photos-b" }));
+      const first = await admin.send(new ListBucketsCommand({ MaxBuckets: 1 }));
+      assert.deepEqual(first.Buckets?.map((bucket) => bucket.Name), ["photos"]);
+      assert.ok(first.ContinuationToken);
+      const second = await admin.send(
+        new ListBucketsCommand({ MaxBuckets: 1, ContinuationToken: first.ContinuationToken }),
+      );
+      assert.deepEqual(second.Buckets?.map((bucket) => bucket.Name), ["photos-b"]);
+      assert.equal(second.ContinuationToken, undefined);
+      const prefixed = await admin.send(new ListBucketsCommand({ Prefix: "photos-" }));
+      assert.deepEqual(prefixed.Buckets?.map((bucket) => bucket.Name), ["photos-b"]);
+      await admin.send(new DeleteBucketCommand({ Bucket: "photos-b" }));
     });
 
     await t.step(

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { OPERATION_RIGHTS, s3Operation } from "../../lib/s3/operation.ts";
 import { isS3Request } from "../../lib/s3/detect.ts";
+import { parseListBucketsParams } from "../../lib/s3/buckets.ts";
 import { bucketNameProblem, parseCopySource, parseS3Path } from "../../lib/s3/request.ts";
 import { checkConditions, parseRange, rangeApplies } from "../../lib/s3/conditions.ts";
 import { decodeToken, encodeToken, parseListParams } from "../../lib/s3/listparams.ts";
@@ -302,4 +303,18 @@ Deno.test("--s3-port: parsed, and refused when it is the main port or no port", 
   assert.equal(without.s3Port, undefined);
   assert.throws(() => parseIndexArgs([...base, "--s3-port", "3000"]), /differ from -port/);
   assert.throws(() => parseIndexArgs([...base, "--s3-port", "70000"]), /not a port number/);
+});
+
+Deno.test("parseListBucketsParams: max-buckets, continuation-token, prefix; bad ones refused", () => {
+  const parse = (query: string) => parseListBucketsParams(new URLSearchParams(query));
+  assert.deepEqual(parse(""), { maxBuckets: 10_000, after: "", prefix: "" });
+  assert.deepEqual(parse("max-buckets=1&prefix=ph&continuation-token=cGhvdG9z"), {
+    maxBuckets: 1,
+    after: "photos",
+    prefix: "ph",
+  });
+  for (const bad of ["max-buckets=0", "max-buckets=10001", "max-buckets=x", "max-buckets=-1"]) {
+    assert.throws(() => parse(bad), { code: "InvalidArgument" }, bad);
+  }
+  assert.throws(() => parse("continuation-token=%FF"), { code: "InvalidArgument" });
 });
