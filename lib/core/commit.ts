@@ -63,6 +63,14 @@ export async function targetsUp(
 }
 
 /**
+ * Whether a write's record keeps its value's md5: with --md5sum (minikeyvalue's default), and for
+ * every S3 write, whose ETag it is (a multipart part's too) even without.
+ */
+export function keepsMd5(ctx: CoreContext, options: WriteOptions): boolean {
+  return ctx.options.md5sum || options.attributes !== undefined;
+}
+
+/**
  * Streams `body` to `file` (a version of the key's file) on every target. On a failure of a
  * volume or of the client's upload, `undo` gets the error, and the failure is the answer.
  */
@@ -73,12 +81,15 @@ export async function putReplicas(
   body: ReadableStream<Uint8Array>,
   options: {
     sizeBytes?: number;
+    /** Whether the record keeps the value's md5 (keepsMd5): if not, none is computed. */
+    md5: boolean;
     undo: (err: VolumeError | UploadError) => Promise<void>;
   },
 ): Promise<{ ok: true; result: PutResult } | WriteResult & { ok: false }> {
   try {
     const result = await ctx.volumes.putAll(targets, file, body, {
       sizeBytes: options.sizeBytes,
+      md5: options.md5,
     });
     return { ok: true, result };
   } catch (err) {
@@ -103,7 +114,7 @@ export async function commitWrite(
     state: "live",
     volumes: targets,
     // S3 answers with the md5 as ETag: kept for S3 writes even without --md5sum.
-    md5: ctx.options.md5sum || options.attributes ? result.md5 : "",
+    md5: keepsMd5(ctx, options) ? result.md5 : "",
     ...(writing.version !== undefined && { version: writing.version }),
     info: { size: result.sizeBytes, mtime: Date.now(), ...options.attributes },
   };

@@ -6,7 +6,14 @@
 import { type KeyPath, keyToPath, versionPath } from "../placement.ts";
 import { VolumeError } from "../volumes/mod.ts";
 import { settle, settleFirst } from "./cleanup.ts";
-import { commitWrite, logWriteFailure, newVersion, putReplicas, targetsUp } from "./commit.ts";
+import {
+  commitWrite,
+  keepsMd5,
+  logWriteFailure,
+  newVersion,
+  putReplicas,
+  targetsUp,
+} from "./commit.ts";
 import type { CoreContext, WriteOptions, WriteResult } from "./context.ts";
 import { keyBusy, lockKeyWithin } from "./locks.ts";
 import type { KeyRecord } from "./record.ts";
@@ -110,6 +117,7 @@ async function writeLocked(
   ctx.verified.delete(key);
   const put = await putReplicas(ctx, targets, versionPath(path, writing.version), body, {
     sizeBytes: options.sizeBytes,
+    md5: keepsMd5(ctx, options),
     undo: async (err) => {
       if (err instanceof VolumeError) logWriteFailure(key, err);
       await settle(ctx, key, path, writing);
@@ -158,6 +166,7 @@ async function overwrite(
   ctx.trace?.mark(key, "commit writing");
   const put = await putReplicas(ctx, targets, versionPath(path, writing.version), body, {
     sizeBytes: options.sizeBytes,
+    md5: keepsMd5(ctx, options),
     undo: async (err) => {
       if (err instanceof VolumeError) logWriteFailure(key, err);
       await settle(ctx, key, path, pending);

@@ -380,9 +380,15 @@ export class Volumes {
     locations: string[],
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes?: number } = {},
+    options: { sizeBytes?: number; md5?: boolean } = {},
   ): Promise<PutResult> {
     for (const location of locations) this.#refuseDown(location, "PUT", path);
-    return await fanOut(this.#fanout, { locations, path, body, sizeBytes: options.sizeBytes });
+    return await fanOut(this.#fanout, {
+      locations,
+      path,
+      body,
+      sizeBytes: options.sizeBytes,
+      md5: options.md5 ?? true,
+    });
   }
 }

@@ -13,7 +13,7 @@ export interface Replicas {
     locations: string[],
     path: KeyPath,
     body: ReadableStream<Uint8Array>,
-    options: { sizeBytes?: number },
+    options: { sizeBytes?: number; md5?: boolean },
   ): Promise<PutResult>;
   deleteAll(locations: string[], path: KeyPath): Promise<VolumeError[]>;
 }
@@ -38,7 +38,10 @@ export async function copyReplica(
       sent = true;
       const length = response.headers.get("content-length");
       const sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-      const result = await volumes.putAll(options.targets, path, response.body!, { sizeBytes });
+      const result = await volumes.putAll(options.targets, path, response.body!, {
+        sizeBytes,
+        md5: options.expectedMd5 !== "",
+      });
       if (options.expectedMd5 === "" || result.md5 === options.expectedMd5) return null;
       reasons.push(`${source} has md5 ${result.md5}, the record says ${options.expectedMd5}`);
     } catch (err) {

@@ -554,11 +554,20 @@ Deno.test("a cluster with --replicas 2 --subvolumes 1 --protect --md5sum=false -
     assert.equal(total, 20);
   });
 
-  await t.step("--md5sum=false: no Content-Md5", async () => {
+  await t.step("--md5sum=false: no Content-Md5, but for S3 writes", async () => {
     const answer = await request(`${base}/two/0`);
     assert.equal(answer.status, 302);
     assert.equal(answer.headers.get("content-md5"), null);
     assert.equal((await getFollow(base, "/two/0")).body, "value 0");
+    // S3's ETag is the md5: an S3 PUT computes and keeps it even so.
+    const s3Put = await request(`${base}/twos3/k`, {
+      method: "PUT",
+      body: "s3 value",
+      headers: { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
+    });
+    assert.equal(s3Put.status, 200, s3Put.body);
+    assert.equal(s3Put.headers.get("etag"), `"${md5Hex("s3 value")}"`);
+    assert.equal((await request(`${base}/twos3/k`)).headers.get("content-md5"), md5Hex("s3 value"));
   });
 
   await t.step("--protect: DELETE of a live key is 403 until it is UNLINKed", async () => {
