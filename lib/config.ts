@@ -41,7 +41,11 @@ export const INDEX_FLAGS: FlagSpec = {
   replicas: { type: "int", default: 3, help: "replicas of each value", arg: "N" },
   subvolumes: { type: "int", default: 10, help: "subvolume directories per volume", arg: "N" },
   protect: { type: "bool", default: false, help: "DELETE only keys that were UNLINKed first" },
-  md5sum: { type: "bool", default: true, help: "compute and keep each value's md5" },
+  md5sum: {
+    type: "bool",
+    default: true,
+    help: "compute and keep each value's md5 (false: none computed; S3 writes keep theirs)",
+  },
   voltimeout: {
     type: "duration",
     default: 1000,
