@@ -186,6 +186,32 @@ function completeBody(parts: { partNumber: number; etag: string }[]): string {
     "</CompleteMultipartUpload>";
 }
 
+/** Sends parts 1 to `count` of an upload of `key` in BUCKET, part N's body `bodyOf(N)`. */
+async function sendParts(
+  client: S3Client,
+  options: {
+    key: string;
+    UploadId: string | undefined;
+    count: number;
+    bodyOf: (partNumber: number) => Uint8Array;
+  },
+): Promise<{ PartNumber: number; ETag: string }[]> {
+  const Parts: { PartNumber: number; ETag: string }[] = [];
+  for (let PartNumber = 1; PartNumber <= options.count; PartNumber++) {
+    const part = await client.send(
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: options.key,
+        UploadId: options.UploadId,
+        PartNumber,
+        Body: options.bodyOf(PartNumber),
+      }),
+    );
+    Parts.push({ PartNumber, ETag: part.ETag! });
+  }
+  return Parts;
+}
+
 /** The value of an index key, read from one of its replicas. */
 async function valueOf(local: LocalIndex, key: string): Promise<Uint8Array> {
   const record = await local.server.store.get(key);
@@ -709,15 +735,16 @@ Deno.test("Complete joins 100 MiB of parts in constant memory", async () => {
       new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }),
     );
     const hashes: string[] = [];
-    const Parts = [];
-    for (let PartNumber = 1; PartNumber <= 20; PartNumber++) {
-      const Body = bytesOf(5 * MIB, PartNumber);
-      hashes.push(md5Hex(Body));
-      const part = await client.send(
-        new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber, Body }),
-      );
-      Parts.push({ PartNumber, ETag: part.ETag });
-    }
+    const Parts = await sendParts(client, {
+      key,
+      UploadId,
+      count: 20,
+      bodyOf: (partNumber) => {
+        const body = bytesOf(5 * MIB, partNumber);
+        hashes.push(md5Hex(body));
+        return body;
+      },
+    });
     const pid = cluster.index.pid;
     assert.ok(resetPeakRss(pid), `cannot reset the peak RSS of ${pid} (/proc/${pid}/clear_refs)`);
     const before = (await readRssMib(pid))! * MIB;
@@ -869,19 +896,12 @@ Deno.test("the SDK's Abort, ListParts, ListMultipartUploads and Complete's refus
     assert.deepEqual(rolled.CommonPrefixes?.map((p) => p.Prefix), ["docs/"]);
 
     // Parts of 1 MiB are under S3's 5 MiB minimum for all but the last.
-    const etags: string[] = [];
-    for (const PartNumber of [1, 2]) {
-      const part = await client.send(
-        new UploadPartCommand({
-          Bucket: BUCKET,
-          Key: key,
-          UploadId,
-          PartNumber,
-          Body: bytesOf(MIB, PartNumber),
-        }),
-      );
-      etags.push(part.ETag!);
-    }
+    const etags = (await sendParts(client, {
+      key,
+      UploadId,
+      count: 2,
+      bodyOf: (partNumber) => bytesOf(MIB, partNumber),
+    })).map((part) => part.ETag);
     const parts = await client.send(
       new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId, MaxParts: 1 }),
     );
@@ -925,18 +945,16 @@ Deno.test("GET and HEAD of ?partNumber= and GetObjectAttributes' ObjectParts", a
   try {
     await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const key = "parts/video.mp4";
+    const bodies = [bytesOf(5 * MIB, 1), bytesOf(5 * MIB, 2), bytesOf(1000, 3)];
     const { UploadId } = await client.send(
       new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }),
     );
-    const bodies = [bytesOf(5 * MIB, 1), bytesOf(5 * MIB, 2), bytesOf(1000, 3)];
-    const Parts: { PartNumber: number; ETag: string }[] = [];
-    for (const [i, Body] of bodies.entries()) {
-      const PartNumber = i + 1;
-      const part = await client.send(
-        new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber, Body }),
-      );
-      Parts.push({ PartNumber, ETag: part.ETag! });
-    }
+    const Parts = await sendParts(client, {
+      key,
+      UploadId,
+      count: bodies.length,
+      bodyOf: (partNumber) => bodies[partNumber - 1],
+    });
     await assert.rejects(
       client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, PartNumber: 1 })),
       (err: Error) => err.name === "NoSuchKey",
