@@ -40,12 +40,19 @@ export interface ObjectInfo {
    * S3's additional checksum of the value, given and checked when it was written
    * (`x-amz-checksum-crc32` and the like): the algorithm, lower-case, and its base64 digest.
    */
-  checksum?: { algorithm: string; base64: string };
+  checksum?: {
+    algorithm: string;
+    base64: string;
+    /** A multipart object's: COMPOSITE (base64 ends in `-N`) or FULL_OBJECT. */
+    type?: "COMPOSITE" | "FULL_OBJECT";
+  };
   /**
    * For a value joined from a multipart upload: its parts' sizes in order, as runs of
    * `[sizeBytes, count]` (lib/s3/parts.ts), for S3's `?partNumber=` reads.
    */
   parts?: [sizeBytes: number, count: number][];
+  /** Its parts' checksums (base64, in part order, the algorithm `checksum`'s), where they fit. */
+  partChecksums?: string[];
 }
 
 export interface KeyRecord {

@@ -21,6 +21,8 @@ export interface UploadState {
   meta?: Record<string, string>;
   /** The standard headers given at Create (lib/s3/headers.ts, STORED_HEADERS). */
   headers?: Record<string, string>;
+  /** The checksum asked for at Create: its algorithm (lower-case) and type. */
+  checksum?: { algorithm: string; type: "COMPOSITE" | "FULL_OBJECT" };
 }
 
 /** What a repeated CompleteMultipartUpload is answered from. */
@@ -28,6 +30,8 @@ export interface CompletedUpload {
   bucket: string;
   key: string;
   etag: string;
+  /** The object's checksum, if the upload asked for one. */
+  checksum?: { algorithm: string; base64: string; type?: "COMPOSITE" | "FULL_OBJECT" };
 }
 
 /** An upload as the listing by object key has it. */

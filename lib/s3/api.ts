@@ -161,7 +161,7 @@ export class S3Api {
         await request.body?.cancel();
         return await multipart.uploadPartCopy(base);
       case "CompleteMultipartUpload": {
-        const { body, failure } = decodeBody(request, caller);
+        const { body, failure } = decodeBody(request, caller, { bodyChecksums: false });
         return await withBodyFailure(() => multipart.complete({ ...base, body }), failure);
       }
       case "AbortMultipartUpload":

@@ -93,10 +93,17 @@ export function keepFailure(
 /**
  * The payload of a request's body, decoded and checked on the way (aws-chunked framing and
  * chunk signatures, the signed sha256, x-amz-checksum-*, Content-MD5): the stream errors
- * before it ends when a check fails. Its length if known, and the kept failure.
+ * before it ends when a check fails. Its length if known, and the kept failure. With
+ * `bodyChecksums: false` an x-amz-checksum-* header is not the body's: CompleteMultipartUpload's
+ * names the object's (lib/s3/uploadchecksum.ts), which Complete checks.
  */
-export function decodeBody(request: Request, caller: Caller): DecodedBody {
+export function decodeBody(
+  request: Request,
+  caller: Caller,
+  options: { bodyChecksums?: boolean } = {},
+): DecodedBody {
   const headers = request.headers;
+  const checksummed = options.bodyChecksums ?? true;
   let body: ReadableStream<Uint8Array> = request.body ?? new Blob([]).stream();
   const length = headers.get("content-length");
   let sizeBytes = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
@@ -120,11 +127,11 @@ export function decodeBody(request: Request, caller: Caller): DecodedBody {
       signing: caller.signing,
       decodedLengthBytes: sizeBytes,
       trailerNames,
-      expected: expectedChecksums(headers),
+      expected: checksummed ? expectedChecksums(headers) : [],
     });
   } else {
     if (isSha256Payload(hash)) body = body.pipeThrough(sha256Verifier(hash));
-    const checksum = checksumVerifier(headers);
+    const checksum = checksummed ? checksumVerifier(headers) : null;
     if (checksum !== null) body = body.pipeThrough(checksum);
   }
   const contentMd5 = headers.get("content-md5");

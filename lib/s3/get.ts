@@ -18,6 +18,7 @@ import { needBucket } from "./buckets.ts";
 import { checkConditions, parseRange, rangeApplies } from "./conditions.ts";
 import { S3Error } from "./error.ts";
 import {
+  checksumHeader,
   checksumHeaders,
   etagOf,
   hasChecksumHeader,
@@ -25,13 +26,7 @@ import {
   responseOverrides,
 } from "./headers.ts";
 import { locateObject } from "./locate.ts";
-import {
-  listParts,
-  parsePartNumber,
-  partRange,
-  type PartRuns,
-  partsCount as countParts,
-} from "./parts.ts";
+import { listParts, parsePartNumber, partRange, partsCount as countParts } from "./parts.ts";
 import type { ObjectTarget } from "./request.ts";
 import { s3Error, STORAGE_CLASS, xmlResponse } from "./xml.ts";
 
@@ -60,7 +55,7 @@ function s3ErrorWith(
 function partRead(
   record: KeyRecord,
   options: { partNumber: number; headers: Headers },
-): { range: string | "whole" | "empty"; partsCount?: number } {
+): { range: string | "whole" | "empty"; partsCount?: number; checksum?: Record<string, string> } {
   if (options.headers.has("range")) {
     throw new S3Error(
       400,
@@ -79,9 +74,16 @@ function partRead(
   }
   const part = partRange(runs, options.partNumber);
   const partsCount = runs === undefined ? undefined : countParts(runs);
-  if (part === "whole") return { range: "whole", partsCount };
-  if (part.lengthBytes === 0) return { range: "empty", partsCount };
-  return { range: `bytes=${part.start}-${part.start + part.lengthBytes - 1}`, partsCount };
+  // A part's own checksum, where the object keeps its parts' (S3 sends it unasked).
+  const whole = record.info?.checksum;
+  const base64 = record.info?.partChecksums?.[options.partNumber - 1];
+  const checksum = whole !== undefined && base64 !== undefined
+    ? checksumHeader({ algorithm: whole.algorithm, base64, type: whole.type })
+    : undefined;
+  if (part === "whole") return { range: "whole", partsCount, checksum };
+  if (part.lengthBytes === 0) return { range: "empty", partsCount, checksum };
+  const range = `bytes=${part.start}-${part.start + part.lengthBytes - 1}`;
+  return { range, partsCount, checksum };
 }
 
 /** GetObject and HeadObject (`GET`/`HEAD /bucket/key`), of the value or of one part. */
@@ -111,6 +113,7 @@ export async function getObject(
   if (part !== null) {
     const read = partRead(record, { partNumber: parsePartNumber(part), headers: request.headers });
     if (read.partsCount !== undefined) headers[PARTS_COUNT_HEADER] = String(read.partsCount);
+    Object.assign(headers, read.checksum);
     if (read.range === "empty") {
       headers["content-length"] = "0";
       return new Response(null, { headers });
@@ -178,7 +181,10 @@ function wholeHeader(headers: Headers, options: { name: string; max: number; fal
  * GetObjectAttributes' ObjectParts: the parts after `x-amz-part-number-marker`, at most
  * `x-amz-max-parts` (1,000 by default, as ListParts).
  */
-function objectParts(runs: PartRuns, headers: Headers): Record<string, unknown> {
+function objectParts(record: KeyRecord, headers: Headers): Record<string, unknown> {
+  const runs = record.info?.parts ?? [];
+  const checksums = record.info?.partChecksums;
+  const algorithm = record.info?.checksum?.algorithm.toUpperCase();
   const maxParts = wholeHeader(headers, { name: "x-amz-max-parts", max: 1000, fallback: 1000 });
   const marker = wholeHeader(headers, {
     name: "x-amz-part-number-marker",
@@ -194,7 +200,12 @@ function objectParts(runs: PartRuns, headers: Headers): Record<string, unknown> 
     NextPartNumberMarker: last,
     MaxParts: maxParts,
     IsTruncated: last < total,
-    Part: listed.map((part) => ({ PartNumber: part.partNumber, Size: part.sizeBytes })),
+    Part: listed.map((part) => ({
+      ...(algorithm !== undefined && checksums !== undefined &&
+        { [`Checksum${algorithm}`]: checksums[part.partNumber - 1] }),
+      PartNumber: part.partNumber,
+      Size: part.sizeBytes,
+    })),
   };
 }
 
@@ -220,12 +231,15 @@ export async function getObjectAttributes(
   return xmlResponse("GetObjectAttributesResponse", {
     ETag: asked.has("ETag") ? etagOf(record).replaceAll('"', "") : undefined,
     Checksum: asked.has("Checksum") && checksum !== undefined
-      ? { [`Checksum${checksum.algorithm.toUpperCase()}`]: checksum.base64 }
+      ? {
+        [`Checksum${checksum.algorithm.toUpperCase()}`]: checksum.base64,
+        ChecksumType: checksum.type,
+      }
       : undefined,
     StorageClass: asked.has("StorageClass") ? STORAGE_CLASS : undefined,
     ObjectSize: asked.has("ObjectSize") ? record.info?.size ?? 0 : undefined,
     ObjectParts: asked.has("ObjectParts") && record.info?.parts !== undefined
-      ? objectParts(record.info.parts, request.headers)
+      ? objectParts(record, request.headers)
       : undefined,
   }, { headers: { "last-modified": headers["last-modified"] } });
 }

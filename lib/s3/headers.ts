@@ -6,6 +6,9 @@
 import { utf8Length } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";
 import { CHECKSUM_HEADER_PREFIX } from "./checksum.ts";
+
+/** The header that says how a multipart object's checksum was made. */
+const CHECKSUM_TYPE_HEADER = "x-amz-checksum-type";
 import { S3Error } from "./error.ts";
 
 /** S3's bound on user metadata: names and values of every `x-amz-meta-*` header, in bytes. */
@@ -165,7 +168,10 @@ export function hasChecksumHeader(headers: Record<string, string>): boolean {
 
 /** The header of a stored checksum, as answers carry it (`x-amz-checksum-crc32: ...`). */
 export function checksumHeader(
-  checksum: { algorithm: string; base64: string },
+  checksum: { algorithm: string; base64: string; type?: string },
 ): Record<string, string> {
-  return { [CHECKSUM_HEADER_PREFIX + checksum.algorithm]: checksum.base64 };
+  const headers = { [CHECKSUM_HEADER_PREFIX + checksum.algorithm]: checksum.base64 };
+  // A multipart object's checksum says how it was made (COMPOSITE or FULL_OBJECT).
+  if (checksum.type !== undefined) headers[CHECKSUM_TYPE_HEADER] = checksum.type;
+  return headers;
 }

@@ -7,11 +7,18 @@
 import { ACCEL_BUFFERING_HEADER, FORWARDED_PROTO_HEADER } from "../nginx/contract.ts";
 import { firstLine } from "../errors.ts";
 import { completedUpload, recordCompleted, type UploadState } from "../core/mod.ts";
-import type { Core } from "../core/mod.ts";
+import type { Core, ObjectInfo } from "../core/mod.ts";
 import { readText } from "./body.ts";
+import {
+  badDigest,
+  CHECKSUM_HEADER_PREFIX,
+  type ChecksumAlgorithm,
+  newChecksum,
+} from "./checksum.ts";
 import { writeConditionFailure } from "./conditions.ts";
 import { packPartSizes } from "./parts.ts";
 import { S3Error } from "./error.ts";
+import { compositeChecksum, keptPartChecksums } from "./uploadchecksum.ts";
 import { urlEncodeKey } from "./listparams.ts";
 import { joinParts } from "./uploadjoin.ts";
 import {
@@ -28,7 +35,7 @@ import {
   removeParts,
   storedParts,
 } from "./uploadstate.ts";
-import { s3WriteOptions, writeFailure } from "./write.ts";
+import { type ObjectInfoFields, s3WriteOptions, writeFailure } from "./write.ts";
 import {
   MAX_XML_BODY_BYTES,
   renderError,
@@ -37,6 +44,17 @@ import {
   XML_DECLARATION,
   xmlResponse,
 } from "./xml.ts";
+
+/** An object's checksum as its record keeps it. */
+type ObjectChecksum = NonNullable<ObjectInfo["checksum"]>;
+/**
+ * What Complete knows of the object's checksum before the join: none, a COMPOSITE one, or the
+ * algorithm of a FULL_OBJECT one and the value the request expects, if it gives one.
+ */
+type PlannedChecksum =
+  | ObjectChecksum
+  | { algorithm: ChecksumAlgorithm; type: "FULL_OBJECT"; expected?: string }
+  | null;
 
 /** How often CompleteMultipartUpload sends a space while it joins the parts. */
 const KEEP_ALIVE_INTERVAL_MS = 1_000;
@@ -55,13 +73,51 @@ function objectUrl(request: MultipartRequest): string {
 }
 
 /** CompleteMultipartUpload's result document's fields. */
-function completeResult(request: MultipartRequest, etag: string): Record<string, unknown> {
+function completeResult(
+  request: MultipartRequest,
+  completed: { etag: string; checksum?: ObjectChecksum },
+): Record<string, unknown> {
+  const { etag, checksum } = completed;
   return {
     Location: objectUrl(request),
     Bucket: request.bucket,
     Key: request.key,
     ETag: `"${etag}"`,
+    ...(checksum && {
+      [`Checksum${checksum.algorithm.toUpperCase()}`]: checksum.base64,
+      ChecksumType: checksum.type,
+    }),
   };
+}
+
+/**
+ * The object's checksum as far as it is known before the join (docs/s3.md, "Checksums"): none if
+ * the upload asked for none; a COMPOSITE one from its parts' checksums, checked against the one
+ * the request gives (BadDigest); for FULL_OBJECT, the algorithm, computed as the parts stream.
+ * Throws InvalidRequest for a part stored without the upload's checksum.
+ */
+function plannedChecksum(
+  state: UploadState,
+  options: { parts: StoredPart[]; headers: Headers },
+): PlannedChecksum {
+  if (state.checksum === undefined) return null;
+  const algorithm = state.checksum.algorithm as ChecksumAlgorithm;
+  const partBase64s = options.parts.map((part) => {
+    if (part.checksum?.algorithm !== algorithm) {
+      throw new S3Error(
+        400,
+        "InvalidRequest",
+        `The upload was created using a ${algorithm.toUpperCase()} checksum: part ` +
+          `${part.partNumber} was uploaded without one.`,
+      );
+    }
+    return part.checksum.base64;
+  });
+  const expected = options.headers.get(CHECKSUM_HEADER_PREFIX + algorithm)?.trim();
+  if (state.checksum.type === "FULL_OBJECT") return { algorithm, type: "FULL_OBJECT", expected };
+  const base64 = compositeChecksum(algorithm, partBase64s);
+  if (expected !== undefined && expected !== base64) throw badDigest(algorithm);
+  return { algorithm, base64, type: "COMPOSITE" };
 }
 
 /**
@@ -107,29 +163,65 @@ function keptAlive(document: Promise<string>, options: { intervalMs: number }): 
 async function join(
   core: Core,
   request: MultipartRequest,
-  options: { state: UploadState; parts: StoredPart[] },
+  options: { state: UploadState; parts: StoredPart[]; planned: PlannedChecksum },
 ): Promise<string> {
-  const { state, parts } = options;
+  const { state, parts, planned } = options;
   const uploadId = request.uploadId ?? "";
   const etag = multipartEtag(parts.map((part) => part.md5));
   const joined = joinParts(core, uploadId, parts);
-  const result = await core.write(request.indexKey, joined.stream, {
+  // The record's attributes are read when it is committed, after the stream has ended: a
+  // FULL_OBJECT checksum, computed as the parts stream, is set by then (as PutObject's is).
+  const attributes: ObjectInfoFields = {
+    type: state.type,
+    meta: state.meta,
+    headers: state.headers,
+    etag,
+    parts: packPartSizes(parts.map((part) => part.sizeBytes)),
+  };
+  const keepChecksum = (checksum: ObjectChecksum) => {
+    attributes.checksum = checksum;
+    const partChecksums = keptPartChecksums(parts.map((part) => part.checksum!.base64));
+    if (partChecksums !== undefined) attributes.partChecksums = partChecksums;
+  };
+  let stream = joined.stream;
+  let digestFailure: S3Error | undefined;
+  if (planned !== null && "base64" in planned) keepChecksum(planned);
+  else if (planned !== null) {
+    // A mismatch with the checksum asked for fails the write before it is committed.
+    const { algorithm, expected } = planned;
+    const digest = newChecksum(algorithm);
+    stream = stream.pipeThrough(
+      new TransformStream({
+        transform(chunk, controller) {
+          digest.update(chunk);
+          controller.enqueue(chunk);
+        },
+        flush(controller) {
+          const base64 = digest.digestBase64();
+          if (expected !== undefined && expected !== base64) {
+            digestFailure = badDigest(algorithm);
+            controller.error(digestFailure);
+          } else keepChecksum({ algorithm, base64, type: "FULL_OBJECT" });
+        },
+      }),
+    );
+  }
+  const result = await core.write(request.indexKey, stream, {
     sizeBytes: parts.reduce((sum, part) => sum + part.sizeBytes, 0),
-    attributes: {
-      type: state.type,
-      meta: state.meta,
-      headers: state.headers,
-      etag,
-      parts: packPartSizes(parts.map((part) => part.sizeBytes)),
-    },
+    attributes,
     ...s3WriteOptions(request.headers),
   });
-  if (!result.ok) throw writeFailure(result, { cause: joined.cause() });
-  const completed = { bucket: request.bucket, key: request.key, etag };
+  if (!result.ok) throw writeFailure(result, { cause: digestFailure ?? joined.cause() });
+  const completed = {
+    bucket: request.bucket,
+    key: request.key,
+    etag,
+    checksum: attributes.checksum,
+  };
   await recordCompleted(core.store, uploadId, completed, { ttlMs: COMPLETED_TTL_MS });
   await forget(core, uploadId, state);
   await removeParts(core, uploadId);
-  return renderXml("CompleteMultipartUploadResult", completeResult(request, etag));
+  return renderXml("CompleteMultipartUploadResult", completeResult(request, completed));
 }
 
 /**
@@ -149,7 +241,7 @@ export async function completeUpload(
   const earlier = await completedUpload(core.store, uploadId);
   if (earlier?.bucket === request.bucket && earlier.key === request.key) {
     await request.body?.cancel();
-    return xmlResponse("CompleteMultipartUploadResult", completeResult(request, earlier.etag));
+    return xmlResponse("CompleteMultipartUploadResult", completeResult(request, earlier));
   }
   await findUpload(core, request);
   const requested = parseCompleteBody(await readText(request.body, MAX_XML_BODY_BYTES));
@@ -171,7 +263,8 @@ export async function completeUpload(
       current?.state === "live" ? current : null,
     );
     if (unmet !== null) throw writeFailure(unmet, { key: request.indexKey });
-    joining = join(core, request, { state, parts });
+    const planned = plannedChecksum(state, { parts, headers: request.headers });
+    joining = join(core, request, { state, parts, planned });
   } catch (err) {
     lock[Symbol.dispose]();
     throw err;

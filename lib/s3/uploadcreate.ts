@@ -4,8 +4,8 @@
 
 import { recordUpload, type UploadState } from "../core/mod.ts";
 import type { Core } from "../core/mod.ts";
-import { parseChecksumAlgorithm } from "./checksum.ts";
 import { S3Error } from "./error.ts";
+import { uploadChecksum } from "./uploadchecksum.ts";
 import { contentTypeOf, storedHeaders, userMetadata } from "./headers.ts";
 import { newUploadId } from "./uploadparse.ts";
 import type { MultipartRequest } from "./uploadstate.ts";
@@ -30,13 +30,9 @@ export async function createUpload(
   ids: UploadIds,
 ): Promise<Response> {
   await request.body?.cancel();
-  // The algorithm the client will checksum its parts with is echoed, as S3 does; the parts'
-  // checksums are checked as they come, and the object keeps none of its own.
-  const asked = request.headers.get("x-amz-checksum-algorithm");
-  const algorithm = asked === null ? null : parseChecksumAlgorithm(asked);
-  if (asked !== null && algorithm === null) {
-    throw new S3Error(400, "InvalidRequest", "Checksum algorithm provided is unsupported.");
-  }
+  // The checksum the client asks for: each part is checked against its own and kept with it,
+  // and the object gets one of the asked type at Complete (lib/s3/uploadchecksum.ts).
+  const checksum = uploadChecksum(request.headers);
   const meta = userMetadata(request.headers);
   const type = contentTypeOf(request.headers);
   const headers = storedHeaders(request.headers);
@@ -50,6 +46,7 @@ export async function createUpload(
     type,
     meta,
     headers,
+    ...(checksum === null ? {} : { checksum }),
   };
   if (!await recordUpload(core.store, uploadId, state)) {
     throw new S3Error(500, "InternalError", "cannot record the upload");
@@ -58,8 +55,12 @@ export async function createUpload(
     Bucket: request.bucket,
     Key: request.key,
     UploadId: uploadId,
-    ChecksumAlgorithm: algorithm?.toUpperCase(),
+    ChecksumAlgorithm: checksum?.algorithm.toUpperCase(),
+    ChecksumType: checksum?.type,
   }, {
-    headers: algorithm === null ? {} : { "x-amz-checksum-algorithm": algorithm.toUpperCase() },
+    headers: checksum === null ? {} : {
+      "x-amz-checksum-algorithm": checksum.algorithm.toUpperCase(),
+      "x-amz-checksum-type": checksum.type,
+    },
   });
 }

@@ -7,6 +7,7 @@
 import { PARTS_PREFIX, toHex } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";
 import { Md5 } from "../md5.ts";
+import { CHECKSUM_ALGORITHMS } from "./checksum.ts";
 import { S3Error } from "./error.ts";
 import { malformedXml, parseXml } from "./xml.ts";
 
@@ -34,6 +35,8 @@ export interface StoredPart {
   volumes: string[];
   /** The version of its file (a part uploaded again has a new one), if any. */
   version?: string;
+  /** The checksum it was uploaded and checked with, if any. */
+  checksum?: { algorithm: string; base64: string };
 }
 
 /** A part named by CompleteMultipartUpload's body. */
@@ -41,6 +44,8 @@ export interface RequestedPart {
   partNumber: number;
   /** Unquoted, lower-case. */
   etag: string;
+  /** The part's checksum as the list gives it (`<ChecksumSHA256>`), if it does. */
+  checksum?: { algorithm: string; base64: string };
 }
 
 /** A new upload id: the time in hex (so ids sort by age), then random hex. */
@@ -121,11 +126,21 @@ export function parseCompleteBody(xml: string): RequestedPart[] {
   if (parts.length > MAX_PART_NUMBER) throw malformedXml();
   return parts.map((part) => {
     if (typeof part !== "object" || part === null) throw malformedXml();
-    const { PartNumber, ETag } = part as Record<string, unknown>;
+    const fields = part as Record<string, unknown>;
+    const { PartNumber, ETag } = fields;
     if (typeof PartNumber !== "string" || typeof ETag !== "string") throw malformedXml();
     const number = parsePartNumber(PartNumber);
     if (number instanceof S3Error) throw number;
-    return { partNumber: number, etag: unquote(ETag) };
+    const checksum = CHECKSUM_ALGORITHMS.map((algorithm) => ({
+      algorithm,
+      base64: fields[`Checksum${algorithm.toUpperCase()}`],
+    })).find((given) => typeof given.base64 === "string");
+    return {
+      partNumber: number,
+      etag: unquote(ETag),
+      ...(checksum &&
+        { checksum: { algorithm: checksum.algorithm, base64: `${checksum.base64}` } }),
+    };
   });
 }
 
@@ -150,9 +165,13 @@ export function checkCompleteParts(
     }
   }
   const parts: StoredPart[] = [];
-  for (const { partNumber, etag } of requested) {
+  for (const { partNumber, etag, checksum: given } of requested) {
     const part = stored.get(partNumber);
-    if (part === undefined || part.md5 !== etag) {
+    if (
+      part === undefined || part.md5 !== etag ||
+      (given !== undefined &&
+        (given.algorithm !== part.checksum?.algorithm || given.base64 !== part.checksum.base64))
+    ) {
       return new S3Error(
         400,
         "InvalidPart",
@@ -242,5 +261,6 @@ export function storedPart(key: string, record: KeyRecord): StoredPart | null {
     mtime: record.info.mtime,
     volumes: record.volumes,
     ...(record.version !== undefined && { version: record.version }),
+    ...(record.info.checksum !== undefined && { checksum: record.info.checksum }),
   };
 }

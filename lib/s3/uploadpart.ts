@@ -7,9 +7,10 @@
 import { uploadExists } from "../core/mod.ts";
 import type { Core, WriteResult } from "../core/mod.ts";
 import { keepFailure } from "./body.ts";
+import { announcedChecksum, type ChecksumAlgorithm, checksumRecorder } from "./checksum.ts";
 import { checkConditions, copySourceConditions } from "./conditions.ts";
 import { S3Error } from "./error.ts";
-import { isoDate } from "./headers.ts";
+import { checksumHeader, isoDate } from "./headers.ts";
 import { locateObject } from "./locate.ts";
 import { parseCopySource } from "./request.ts";
 import { MAX_PART_BYTES, parseCopyRange, partKey, payloadLength } from "./uploadparse.ts";
@@ -63,8 +64,8 @@ async function writePart(
   uploadId: string,
   partNumber: number,
   body: ReadableStream<Uint8Array>,
-  options: { sizeBytes?: number; from?: string },
-): Promise<string> {
+  options: { sizeBytes?: number; from?: string; checksum?: ChecksumAlgorithm | null },
+): Promise<{ md5: string; checksum?: { algorithm: string; base64: string } }> {
   const key = partKey(uploadId, partNumber);
   // With --protect no live value is replaced (docs/s3.md, "Overwrites"), but a part is the
   // index's own: the one it replaces is removed first.
@@ -72,10 +73,18 @@ async function writePart(
     await removePart(core, key);
   }
   const source = keepFailure(body);
-  // Empty attributes keep the part's md5 in its record (its ETag), whatever --md5sum says.
-  const result: WriteResult = await core.write(key, source.body, {
+  // The part's md5 is kept in its record (its ETag) whatever --md5sum says, and so is the
+  // checksum it was checked against, which Complete builds the object's from.
+  const attributes: { checksum?: { algorithm: string; base64: string } } = {};
+  const algorithm = options.checksum ?? null;
+  const recorded = algorithm === null ? source.body : source.body.pipeThrough(
+    checksumRecorder(algorithm, (base64) => {
+      attributes.checksum = { algorithm, base64 };
+    }),
+  );
+  const result: WriteResult = await core.write(key, recorded, {
     sizeBytes: options.sizeBytes,
-    attributes: {},
+    attributes,
     overwrite: true,
     allowEmpty: true,
     lockWaitMs: WRITE_LOCK_WAIT_MS,
@@ -93,7 +102,7 @@ async function writePart(
       "The specified upload does not exist. The upload may have been aborted or completed.",
     );
   }
-  return result.md5;
+  return { md5: result.md5, checksum: result.record.info?.checksum };
 }
 
 /** UploadPart (`PUT /bucket/key?partNumber=N&uploadId=ID`): streamed to the part's replicas. */
@@ -108,8 +117,17 @@ export async function uploadPart(core: Core, request: MultipartRequest): Promise
     );
   }
   const body = request.body ?? new Response(new Uint8Array()).body!;
-  const md5 = await writePart(core, uploadId, partNumber, body, { sizeBytes });
-  return new Response(null, { status: 200, headers: { etag: `"${md5}"` } });
+  const written = await writePart(core, uploadId, partNumber, body, {
+    sizeBytes,
+    checksum: announcedChecksum(request.headers),
+  });
+  return new Response(null, {
+    status: 200,
+    headers: {
+      etag: `"${written.md5}"`,
+      ...(written.checksum && checksumHeader(written.checksum)),
+    },
+  });
 }
 
 /**
@@ -157,7 +175,7 @@ export async function uploadPartCopy(core: Core, request: MultipartRequest): Pro
         `source: ${MAX_PART_BYTES}`,
     );
   }
-  const md5 = await writePart(core, uploadId, partNumber, body, {
+  const { md5 } = await writePart(core, uploadId, partNumber, body, {
     sizeBytes: partBytes,
     from: found.location,
   });

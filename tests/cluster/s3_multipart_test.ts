@@ -36,6 +36,7 @@ import { isUploadId, multipartEtag, newUploadId, partKey } from "../../lib/s3/up
 import type { MultipartRequest } from "../../lib/s3/uploadstate.ts";
 import { PARTS_PREFIX } from "../../lib/placement.ts";
 import { parseXml } from "../../lib/s3/xml.ts";
+import { newChecksum } from "../../lib/s3/checksum.ts";
 import {
   eventually,
   freePorts,
@@ -194,9 +195,13 @@ async function sendParts(
     UploadId: string | undefined;
     count: number;
     bodyOf: (partNumber: number) => Uint8Array;
+    /** The checksum the SDK sends with each part, which the list then names. */
+    ChecksumAlgorithm?: "SHA256" | "CRC32";
   },
-): Promise<{ PartNumber: number; ETag: string }[]> {
-  const Parts: { PartNumber: number; ETag: string }[] = [];
+): Promise<
+  { PartNumber: number; ETag: string; ChecksumSHA256?: string; ChecksumCRC32?: string }[]
+> {
+  const Parts = [];
   for (let PartNumber = 1; PartNumber <= options.count; PartNumber++) {
     const part = await client.send(
       new UploadPartCommand({
@@ -205,9 +210,15 @@ async function sendParts(
         UploadId: options.UploadId,
         PartNumber,
         Body: options.bodyOf(PartNumber),
+        ChecksumAlgorithm: options.ChecksumAlgorithm,
       }),
     );
-    Parts.push({ PartNumber, ETag: part.ETag! });
+    Parts.push({
+      PartNumber,
+      ETag: part.ETag!,
+      ...(part.ChecksumSHA256 && { ChecksumSHA256: part.ChecksumSHA256 }),
+      ...(part.ChecksumCRC32 && { ChecksumCRC32: part.ChecksumCRC32 }),
+    });
   }
   return Parts;
 }
@@ -1020,6 +1031,100 @@ Deno.test("GET and HEAD of ?partNumber= and GetObjectAttributes' ObjectParts", a
       client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "whole", PartNumber: 2 })),
       (err: Error) => err.name === "InvalidPart",
     );
+  } finally {
+    client.destroy();
+  }
+});
+
+Deno.test("multipart checksums: COMPOSITE sha256 and FULL_OBJECT crc32 kept, answered, checked", async () => {
+  await using cluster = await testCluster();
+  const client = s3Client(cluster.url);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    const bodies = [bytesOf(5 * MIB, 1), bytesOf(1000, 2)];
+    const digest = async (body: Uint8Array<ArrayBuffer>) =>
+      new Uint8Array(await crypto.subtle.digest("SHA-256", body)).toBase64();
+    const partSums = await Promise.all(bodies.map(digest));
+    const composite = `${await digest(
+      new Uint8Array(partSums.flatMap((sum) => [...Uint8Array.fromBase64(sum)])),
+    )}-2`;
+    const upload = async (key: string, ChecksumAlgorithm: "SHA256" | "CRC32") => {
+      const { UploadId } = await client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: key,
+          ChecksumAlgorithm,
+          ChecksumType: ChecksumAlgorithm === "CRC32" ? "FULL_OBJECT" : undefined,
+        }),
+      );
+      const Parts = await sendParts(client, {
+        key,
+        UploadId,
+        count: 2,
+        bodyOf: (partNumber) => bodies[partNumber - 1],
+        ChecksumAlgorithm,
+      });
+      return { UploadId, Parts };
+    };
+
+    const sha = await upload("composite", "SHA256");
+    assert.deepEqual(sha.Parts.map((part) => part.ChecksumSHA256), partSums);
+    await assert.rejects(
+      client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: "composite",
+          UploadId: sha.UploadId,
+          MultipartUpload: { Parts: sha.Parts },
+          ChecksumSHA256: `${partSums[0]}-2`,
+        }),
+      ),
+      (err: Error) => err.name === "BadDigest",
+    );
+    const done = await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: BUCKET,
+        Key: "composite",
+        UploadId: sha.UploadId,
+        MultipartUpload: { Parts: sha.Parts },
+      }),
+    );
+    assert.equal(done.ChecksumSHA256, composite);
+    assert.equal(done.ChecksumType, "COMPOSITE");
+    const head = await client.send(
+      new HeadObjectCommand({ Bucket: BUCKET, Key: "composite", ChecksumMode: "ENABLED" }),
+    );
+    assert.equal(head.ChecksumSHA256, composite);
+    const part = await client.send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: "composite", PartNumber: 2 }),
+    );
+    assert.equal(part.ChecksumSHA256, partSums[1], "a part's GET answers the part's checksum");
+    await part.Body!.transformToByteArray();
+    const attributes = await client.send(
+      new GetObjectAttributesCommand({
+        Bucket: BUCKET,
+        Key: "composite",
+        ObjectAttributes: ["Checksum", "ObjectParts"],
+      }),
+    );
+    assert.equal(attributes.Checksum?.ChecksumSHA256, composite);
+    assert.deepEqual(attributes.ObjectParts?.Parts?.map((p) => p.ChecksumSHA256), partSums);
+
+    // FULL_OBJECT: the crc32 of the whole value, computed as the parts are joined.
+    const crc = await upload("full", "CRC32");
+    const full = await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: BUCKET,
+        Key: "full",
+        UploadId: crc.UploadId,
+        MultipartUpload: { Parts: crc.Parts },
+      }),
+    );
+    assert.equal(full.ChecksumType, "FULL_OBJECT");
+    // lib/s3/checksum.ts's crc32 is checked against the catalogued values in the unit tests.
+    const crc32 = newChecksum("crc32");
+    for (const body of bodies) crc32.update(body);
+    assert.equal(full.ChecksumCRC32, crc32.digestBase64());
   } finally {
     client.destroy();
   }

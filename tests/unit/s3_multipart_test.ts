@@ -59,7 +59,7 @@ Deno.test("parsePartNumber: 1 to 10000, else InvalidArgument", () => {
   }
 });
 
-Deno.test("parseCompleteBody: the parts in the order given, ETags unquoted", () => {
+Deno.test("parseCompleteBody: the parts in the order given, ETags unquoted, checksums", () => {
   const xml = `<?xml version="1.0" encoding="UTF-8"?>
     <CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
       <Part><ETag>&quot;AAA&quot;</ETag><PartNumber>2</PartNumber></Part>
@@ -67,7 +67,7 @@ Deno.test("parseCompleteBody: the parts in the order given, ETags unquoted", () 
     </CompleteMultipartUpload>`;
   assert.deepEqual(parseCompleteBody(xml), [
     { partNumber: 2, etag: "aaa" },
-    { partNumber: 1, etag: "bbb" },
+    { partNumber: 1, etag: "bbb", checksum: { algorithm: "crc32", base64: "x" } },
   ]);
   const one = "<CompleteMultipartUpload><Part><PartNumber>3</PartNumber><ETag>c</ETag></Part>" +
     "</CompleteMultipartUpload>";
@@ -93,7 +93,7 @@ Deno.test("parseCompleteBody: the parts in the order given, ETags unquoted", () 
   );
 });
 
-Deno.test("checkCompleteParts: order, presence, ETags and the minimum size, as S3 checks", () => {
+Deno.test("checkCompleteParts: order, presence, ETags, checksums and the minimum size, as S3 checks", () => {
   const part = (partNumber: number, sizeBytes: number): StoredPart => ({
     partNumber,
     md5: String(partNumber).repeat(32).slice(0, 32),
@@ -118,6 +118,17 @@ Deno.test("checkCompleteParts: order, presence, ETags and the minimum size, as S
   assert.equal(code(checkCompleteParts(wrongTag, stored, 100)), "InvalidPart");
   assert.equal(code(checkCompleteParts(ask(1, 3), stored, 101)), "EntityTooSmall");
   assert.equal(code(checkCompleteParts(ask(3, 4), stored, 1)), "InvalidPart");
+  // A checksum in the list must be the part's own.
+  const summed = new Map([[1, {
+    ...part(1, 100),
+    checksum: { algorithm: "crc32", base64: "AAAAAA==" },
+  }]]);
+  const listed = (algorithm: string, base64: string) => [
+    { partNumber: 1, etag: summed.get(1)!.md5, checksum: { algorithm, base64 } },
+  ];
+  assert.equal(code(checkCompleteParts(listed("crc32", "AAAAAA=="), summed, 1)), "ok");
+  assert.equal(code(checkCompleteParts(listed("crc32", "AAAAAQ=="), summed, 1)), "InvalidPart");
+  assert.equal(code(checkCompleteParts(listed("crc32c", "AAAAAA=="), summed, 1)), "InvalidPart");
 });
 
 Deno.test("parseCopyRange: bytes=first-last within the source", () => {
