@@ -136,7 +136,9 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
  * plain characters, without a query or a trailing `/` (the miss route's path follows it).
  */
 export function validIndexUrl(url: string): boolean {
-  return /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*$/.test(url);
+  return /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*$/.test(
+    url,
+  );
 }
 
 /** The named location a key's missing file goes to (error_page) when the volume has an index. */
