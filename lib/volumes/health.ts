@@ -16,6 +16,12 @@ import type { DiskFigures } from "./statusvolume.ts";
 
 /** How often each volume is probed. */
 const PROBE_INTERVAL_MS = 1000;
+/**
+ * A volume whose probe has gone this long without an answer is not trusted without a check
+ * (sendsMisses): it may have hung, which closes no socket, and a client sent to it would wait.
+ * The check has the voltimeout; the probe, two. Probes take a millisecond or so when all is well.
+ */
+const PROBE_LATE_MS = 250;
 /** How often a probe also checks that a volume can store a file. */
 const WRITE_PROBE_INTERVAL_MS = 10_000;
 
@@ -50,6 +56,8 @@ export class Health {
   #suspect = new Set<string>();
   /** Hosts whose last probe answer announced that they send misses back to the index. */
   #sendsMisses = new Set<string>();
+  /** When each running probe started (Date.now()), for PROBE_LATE_MS. */
+  #probeStartedMs = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #pool: Http1Pool;
   #timeoutMs: number;
@@ -103,11 +111,15 @@ export class Health {
 
   /**
    * Whether the host of a location is alive and sends a client that finds no file back to the
-   * index (its last probe's answer said so, MISSES_HEADER): a GET may then be redirected there
-   * without checking that it holds the file.
+   * index (its last probe's answer said so, MISSES_HEADER), and its probe, if one is running, is
+   * not late (PROBE_LATE_MS): a GET may then be redirected there without checking that it holds
+   * the file.
    */
   sendsMisses(location: string): boolean {
-    return this.isAlive(location) && this.#sendsMisses.has(locationHost(location));
+    const host = locationHost(location);
+    if (!this.#sendsMisses.has(host) || !this.isAlive(host)) return false;
+    const startedMs = this.#probeStartedMs.get(host);
+    return startedMs === undefined || Date.now() - startedMs < PROBE_LATE_MS;
   }
 
   /**
@@ -237,7 +249,11 @@ export class Health {
   probe(host: string): Promise<void> {
     let running = this.#probing.get(host);
     if (running === undefined) {
-      running = this.#probeOnce(host).finally(() => this.#probing.delete(host));
+      this.#probeStartedMs.set(host, Date.now());
+      running = this.#probeOnce(host).finally(() => {
+        this.#probing.delete(host);
+        this.#probeStartedMs.delete(host);
+      });
       this.#probing.set(host, running);
     }
     return running;
