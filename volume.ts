@@ -62,9 +62,8 @@ const FLAGS: FlagSpec = {
   index: {
     type: "string",
     default: "",
-    help: "the index's URL as clients reach it (http://host:port): a GET/HEAD of a missing " +
-      "file is redirected there, so that the index reads another replica; the index then " +
-      "skips its check of this volume on a GET",
+    help: "the index's URL as clients reach it: a GET/HEAD of a missing file is sent back " +
+      "there for another replica, and the index's GETs skip their check of this volume",
     arg: "URL",
   },
 };
