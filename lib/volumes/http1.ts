@@ -60,8 +60,9 @@ export interface PoolRequestOptions {
   fresh?: boolean;
   /**
    * With `fresh`: the new connection goes to the pool afterwards (if the answer allows) instead
-   * of being closed, when the pool holds no idle socket of the host. So that every volume keeps
-   * an idle socket, whose closing tells at once that its server died (`onServerClose`).
+   * of being closed, when the pool holds no idle socket of the host that has half its idle time
+   * left. So that every volume keeps an idle socket, whose closing tells at once that its server
+   * died (`onServerClose`), also while the older ones expire.
    */
   park?: boolean;
   /** Told the answer's head (its status, framing, what the server announced). */
@@ -240,7 +241,7 @@ export class Http1Pool {
       await writeAll(conn.conn, request);
       const head = await readAnswer(conn, method, rearmed);
       options.onHead?.(head);
-      const keep = !options.fresh || (options.park === true && this.idleCount(host) === 0);
+      const keep = !options.fresh || (options.park === true && !this.#hasYoungIdle(host));
       if (head.keepAlive && keep) this.#release(host, conn);
       else conn.close();
       return head.status;
@@ -263,6 +264,12 @@ export class Http1Pool {
     const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     return await connectTo(host, { signal, tls: this.#tls });
+  }
+
+  /** Whether `host` has an idle socket with at least half of its idle time left. */
+  #hasYoungIdle(host: string): boolean {
+    const newest = this.#idle.get(host)?.at(-1);
+    return newest !== undefined && Date.now() - newest.idleSinceMs < this.#idleTimeoutMs / 2;
   }
 
   /** The most recently used live socket of `host`, or null; expired ones are closed. */
