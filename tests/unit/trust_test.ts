@@ -31,7 +31,7 @@ Deno.test("renderVolumeLocations with an index: misses go back to it, the probe 
   const withIndex = renderVolumeLocations({ dir: "/d", index: "http://localhost:3000" });
   const expected = plain
     .replace("    location / {\n", `    location / {\n${MISS_LINES.probe}\n`)
-    .replace(/(    location ~ "[^\n]*" \{\n)/, `$1${MISS_LINES.errorPage}\n`) +
+    .replace(/( {4}location ~ "[^\n]*" \{\n)/, `$1${MISS_LINES.errorPage}\n`) +
     `\n${MISS_LINES.location}`;
   assert.equal(withIndex, expected);
   assert.ok(!plain.includes("mkv_miss") && !plain.includes("X-Mkv-Misses"));
