@@ -2,8 +2,8 @@
 // volume: up (answers and stores), full (answers, cannot store) or down (no answer). A volume
 // marked down has every request in flight to it ended at once, and nothing sent to it until its
 // probe succeeds again; one that closes an idle pooled socket is suspect and probed at once. The
-// probe leaves its socket in the pool when the pool has none idle to the volume, so that there
-// always is one to close: a volume whose nginx dies is avoided within milliseconds, even one no
+// probe leaves its socket in the pool when the pool has no idle one to the volume that is far from
+// expiring, so that there always is one to close: a volume whose nginx dies is avoided within milliseconds, even one no
 // request went to lately. The probe's answer also says whether the volume sends misses back to
 // the index (started with `--index`), which lets a GET trust it without a check.
 
@@ -56,7 +56,7 @@ export class Health {
   #suspect = new Set<string>();
   /** Hosts whose last probe answer announced that they send misses back to the index. */
   #sendsMisses = new Set<string>();
-  /** When each running probe started (Date.now()), for PROBE_LATE_MS. */
+  /** When each probe's `HEAD` waiting for its answer was sent (Date.now()), for PROBE_LATE_MS. */
   #probeStartedMs = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #pool: Http1Pool;
@@ -111,9 +111,9 @@ export class Health {
 
   /**
    * Whether the host of a location is alive and sends a client that finds no file back to the
-   * index (its last probe's answer said so, MISSES_HEADER), and its probe, if one is running, is
-   * not late (PROBE_LATE_MS): a GET may then be redirected there without checking that it holds
-   * the file.
+   * index (its last probe's answer said so, MISSES_HEADER), and its probe's `HEAD`, if one is
+   * out, is not late (PROBE_LATE_MS): a GET may then be redirected there without checking that it
+   * holds the file.
    */
   sendsMisses(location: string): boolean {
     const host = locationHost(location);
@@ -249,11 +249,7 @@ export class Health {
   probe(host: string): Promise<void> {
     let running = this.#probing.get(host);
     if (running === undefined) {
-      this.#probeStartedMs.set(host, Date.now());
-      running = this.#probeOnce(host).finally(() => {
-        this.#probing.delete(host);
-        this.#probeStartedMs.delete(host);
-      });
+      running = this.#probeOnce(host).finally(() => this.#probing.delete(host));
       this.#probing.set(host, running);
     }
     return running;
@@ -298,7 +294,7 @@ export class Health {
 
   /**
    * The status of `HEAD /` on a fresh connection, which is then kept in the pool if it has no
-   * idle socket of the host (Http1Pool `park`); whether the answer announces that the volume
+   * young idle socket of the host (Http1Pool `park`); whether the answer announces that the volume
    * sends misses back is noted. A volume that is up gets a second try after a timeout: on a
    * machine short of CPU (the index's own event loop late, say) one probe can time out with
    * nothing wrong, and calling the volume down would fail every write to it. A hung volume is so
@@ -315,6 +311,7 @@ export class Health {
           else this.#sendsMisses.delete(host);
         },
       });
+    this.#probeStartedMs.set(host, Date.now());
     try {
       return await head();
     } catch (err) {
@@ -322,6 +319,8 @@ export class Health {
         throw err;
       }
       return await head();
+    } finally {
+      this.#probeStartedMs.delete(host);
     }
   }
 

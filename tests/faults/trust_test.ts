@@ -16,6 +16,7 @@ import { volumeUrl } from "../../lib/volumes/protocol.ts";
 import {
   eventually,
   fileOnDisk,
+  freePort,
   nginxPids,
   portAnswers,
   put,
@@ -226,5 +227,25 @@ Deno.test("volumes without --index: a missing file is their 404, and the index c
     assert.equal(answer.status, 302);
     const host = new URL(answer.headers.get("location")!).host;
     assert.equal(host, locationHost(keyToVolumes(key, placement)[1]), `GET ${key}`);
+  }
+});
+
+Deno.test("S3 reads stay checked: an object lost from one replica reads from the other", async () => {
+  const s3Port = freePort();
+  await using cluster = await testCluster({
+    indexArgs: ["--replicas", "2", "--s3-port", String(s3Port)],
+  });
+  const placement = placementOf(cluster, 2);
+  const stored = Array.from({ length: 10 }, (_, i) => `/bucket/lost-${i}`);
+  for (const key of stored) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
+  for (const key of stored) await removeFile(cluster, keyToVolumes(key, placement)[0], key);
+  await sleep(VERIFIED_TTL_MS + 250);
+  for (const key of stored) {
+    // Plain HTTP on --s3-port is S3's GetObject and HeadObject: the index's nginx reads the value.
+    const got = await request(`http://localhost:${s3Port}${key}`);
+    assert.equal(got.status, 200, `S3 GET ${key}: ${got.body}`);
+    assert.equal(got.body, valueOf(key));
+    const head = await request(`http://localhost:${s3Port}${key}`, { method: "HEAD" });
+    assert.equal(head.status, 200, `S3 HEAD ${key}`);
   }
 });
