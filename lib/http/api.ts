@@ -2,8 +2,8 @@
 // live replica, PUT streams to every replica at once, DELETE/UNLINK, REBALANCE, and `?list` /
 // `?unlinked` listings; the `/-/` endpoints, the miss route (`/-/miss/...`, where a volume sends
 // a client back that found no file: lib/core/miss.ts); and S3 requests handed to the S3 API,
-// loaded on the first one. Bad input gets a 4xx with a short reason; a 5xx always names the volume or the disk
-// that failed. The index itself is the core (lib/core/).
+// loaded on the first one. Bad input gets a 4xx with a short reason; a 5xx always names the volume
+// or the disk that failed. The index itself is the core (lib/core/).
 
 import {
   type Core,
