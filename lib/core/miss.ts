@@ -63,7 +63,7 @@ export async function locateMiss(
       location,
       key,
       path,
-      reported_by: reporter,
+      reportedBy: reporter,
     });
   }
   if (holders.length === 0) {
