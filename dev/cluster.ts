@@ -280,13 +280,15 @@ export async function spawnCluster(options: ClusterOptions): Promise<Cluster> {
   const indexHost = (options.hostname ?? "localhost").includes(":")
     ? `[${options.hostname}]`
     : options.hostname ?? "localhost";
+  // An index with a certificate serves HTTPS on its port: misses go back there over TLS.
+  const scheme = options.indexArgs?.includes("--tls-cert") ? "https" : "http";
   const volumes = await Promise.allSettled(
     options.volumePorts.map((port, i) =>
       spawnVolume({
         ...options,
         port,
         dir: join(options.dir, `volume${i + 1}`),
-        ...(options.volumeIndex !== false && { index: `http://${indexHost}:${options.port}` }),
+        ...(options.volumeIndex !== false && { index: `${scheme}://${indexHost}:${options.port}` }),
         args: options.volumeArgs,
       })
     ),
