@@ -1,6 +1,6 @@
 // Fault tests of the GET without a volume check (docs/design.md, "A GET trusts the record"): the
 // index redirects to a volume started with --index without asking it, so a volume that dies must
-// be avoided at once (its pooled socket closes), one that hangs must not be trusted once its
+// be avoided at once (its pooled socket closes, the probe keeping one), one that hangs must not be trusted once its
 // probe is late, and a file lost behind the index's back must bring the client back to the index,
 // which sends it to another replica, or answers 410 when none holds it. A volume without --index
 // is still checked on a GET.
@@ -13,6 +13,7 @@ import { type ClusterProcess, spawnIndex } from "../../dev/cluster.ts";
 import { keyToPath, keyToVolumes, locationHost, type Placement } from "../../lib/placement.ts";
 import { VERIFIED_TTL_MS } from "../../lib/core/mod.ts";
 import { volumeUrl } from "../../lib/volumes/protocol.ts";
+import { Http1Pool } from "../../lib/volumes/http1.ts";
 import {
   eventually,
   fileOnDisk,
@@ -247,5 +248,32 @@ Deno.test("S3 reads stay checked: an object lost from one replica reads from the
     assert.equal(got.body, valueOf(key));
     const head = await request(`http://localhost:${s3Port}${key}`, { method: "HEAD" });
     assert.equal(head.status, 200, `S3 HEAD ${key}`);
+  }
+});
+
+Deno.test("the probe's connection stays pooled while none young is, and tells when nginx dies", async () => {
+  await using cluster = await testCluster({ volumes: 1, indexArgs: ["--replicas", "1"] });
+  const host = `localhost:${cluster.volumes[0].port}`;
+  const closedBy: string[] = [];
+  const pool = new Http1Pool({ onServerClose: (closed) => closedBy.push(closed) });
+  try {
+    const announced: (true | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const status = await pool.request(host, "HEAD", "/", {
+        timeoutMs: REQUEST_TIMEOUT_MS,
+        fresh: true,
+        park: true,
+        onHead: (head) => announced.push(head.sendsMisses),
+      });
+      assert.equal(status, 200);
+    }
+    // One kept, not one per probe; and the volume said it sends misses back (--index).
+    assert.equal(pool.idleCount(host), 1);
+    assert.deepEqual(announced, [true, true, true]);
+    for (const pid of await nginxPids(cluster.volumes[0].port)) Deno.kill(pid, "SIGKILL");
+    await waitFor("the pooled socket's close", () => closedBy.includes(host));
+    assert.equal(pool.idleCount(host), 0);
+  } finally {
+    pool.close();
   }
 });
