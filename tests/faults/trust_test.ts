@@ -1,9 +1,9 @@
 // Fault tests of the GET without a volume check (docs/design.md, "A GET trusts the record"): the
 // index redirects to a volume started with --index without asking it, so a volume that dies must
-// be avoided at once (its pooled socket closes, the probe keeping one), one that hangs must not be trusted once its
-// probe is late, and a file lost behind the index's back must bring the client back to the index,
-// which sends it to another replica, or answers 410 when none holds it. A volume without --index
-// is still checked on a GET.
+// be avoided at once (its pooled socket closes; the probe keeps one), one that hangs must not be
+// trusted once its probe is late, and a file lost behind the index's back must bring the client
+// back to the index, which sends it to another replica, or answers 410 when none holds it. A
+// volume without --index is still checked on a GET, and S3 reads are always checked.
 //
 //   deno test -A tests/faults/trust_test.ts
 
