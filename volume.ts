@@ -7,7 +7,9 @@
 //
 // Subvolume directories (`sv00`, `sv01`, ...) are plain directories under --dir: nothing to set.
 // With --volume-secret-file, nginx takes PUT/DELETE only with the index's signature (and, with
-// --private-reads, GET/HEAD too): see lib/volumes/signing.ts.
+// --private-reads, GET/HEAD too): see lib/volumes/signing.ts. With --index URL, a client whose
+// GET or HEAD finds no file is sent back to the index (URL/-/miss/...), which reads another
+// replica: the index then redirects GETs here without checking first (docs/design.md).
 
 import { commandLine, FlagError, type FlagSpec, parseFlags, usageFlags } from "./lib/flags.ts";
 import { parseTlsFlags, TLS_FLAGS } from "./lib/nginx/tls.ts";
@@ -23,6 +25,7 @@ import {
   startDiskReport,
   stopOnSignals,
   type TlsFiles,
+  validIndexUrl,
   type WorkerAccount,
   workerAccount,
 } from "./nginx.ts";
@@ -56,13 +59,20 @@ const FLAGS: FlagSpec = {
     default: false,
     help: "GET/HEAD must be signed too (needs --volume-secret-file)",
   },
+  index: {
+    type: "string",
+    default: "",
+    help: "the index's URL as clients reach it: a GET/HEAD of a missing file is sent back " +
+      "there for another replica, and the index's GETs skip their check of this volume",
+    arg: "URL",
+  },
 };
 
 const USAGE = `volume.ts: a mkv.ts volume (nginx WebDAV serving one directory)
 
 usage: deno run -A volume.ts --port PORT --dir DIR [--workers N] [--keepalive DURATION] [--user NAME]
                              [--tls-cert FILE --tls-key FILE]
-                             [--volume-secret-file FILE [--private-reads]]
+                             [--volume-secret-file FILE [--private-reads]] [--index URL]
 
 ${usageFlags(FLAGS)}
 `;
@@ -80,6 +90,8 @@ export interface VolumeOptions {
   secretFile?: string;
   /** GET and HEAD must be signed too; only with `secretFile`. */
   privateReads?: boolean;
+  /** The index's URL that misses are sent back to (--index); absent: a miss is a 404. */
+  index?: string;
 }
 
 /** Parses volume.ts's command line; throws FlagError with a one-line reason. */
@@ -103,6 +115,10 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
   if (privateReads && secretFile === "") {
     throw new FlagError("-private-reads needs -volume-secret-file (the secret signs the reads)");
   }
+  const index = (values.index as string).replace(/\/+$/, "");
+  if (index !== "" && !validIndexUrl(index)) {
+    throw new FlagError(`-index ${values.index}: not an http(s)://host[:port] URL`);
+  }
   const signing = {
     ...(secretFile !== "" && { secretFile: resolve(secretFile) }),
     ...(privateReads && { privateReads }),
@@ -115,6 +131,7 @@ export function parseVolumeArgs(args: string[]): VolumeOptions | "help" {
     ...(values.user !== DEFAULT_WORKER_USER && { user: values.user as string }),
     ...(tls && { tls }),
     ...signing,
+    ...(index !== "" && { index }),
   };
 }
 
@@ -177,6 +194,7 @@ function startNginx(
       keepaliveMs: options.keepaliveMs,
       secret,
       privateReads: options.privateReads,
+      index: options.index,
     }),
     onGiveUp: options.onGiveUp,
   });
@@ -210,6 +228,9 @@ async function main(): Promise<void> {
       : `volume: PUT/DELETE need the index's signature; GET/HEAD ` +
         (options.privateReads ? "need one too (private reads)" : "are open"),
   );
+  if (options.index !== undefined) {
+    console.error(`volume: a GET/HEAD of a missing file is sent back to ${options.index}`);
+  }
   const https = options.tls ? "https, " : "";
   console.error(
     `volume: serving ${options.dir} on :${options.port} (${https}nginx pid ${volume.nginx.pid})`,

@@ -15,8 +15,10 @@ export interface Load {
   wrkThreads: number;
   wrkConnections: number;
   wrkSeconds: number;
-  /** Rounds of (ceiling, missing, present); each figure is the best of its rounds. */
+  /** Rounds of (ceiling, missing, random, present); each figure is the best of its rounds. */
   wrkRounds: number;
+  /** Keys written before the rounds, read at random by wrk (the `random` figure). */
+  randomKeys: number;
   thrashCount: number;
   thrashConcurrency: number;
   /** thrasher.ts runs per server; cycles/s is over their mean wall time. */
@@ -34,6 +36,7 @@ export const FULL_LOAD: Load = {
   wrkConnections: 100,
   wrkSeconds: 5,
   wrkRounds: 2,
+  randomKeys: 10_000,
   thrashCount: 10_000,
   thrashConcurrency: 16,
   thrashRuns: 3,
@@ -48,6 +51,7 @@ export const SMOKE_LOAD: Load = {
   wrkConnections: 4,
   wrkSeconds: 1,
   wrkRounds: 1,
+  randomKeys: 200,
   thrashCount: 300,
   thrashConcurrency: 16,
   thrashRuns: 1,
@@ -80,6 +84,7 @@ export const TARGETS = {
 /** The targets against the peer in the same run: mkv.ts's advantage (ratio, >1 = mkv.ts better). */
 export const PEER_TARGETS = {
   missing: 1.0,
+  random: 1.5,
   present: 2.5,
   thrash: 1.0,
   mibPut: 1.3,
@@ -121,9 +126,12 @@ export interface ServerFigures {
   name: string;
   url: string;
   missingRps: number;
+  /** GETs of `randomKeys` keys written beforehand, at random: most not read in seconds. */
+  randomRps: number;
+  /** GETs of one key, hot: the index may remember where it is. */
   presentRps: number;
   /** Every wrk round's rate, in order; the figures above are the best of each. */
-  wrkRoundsRps: { missing: number[]; present: number[] };
+  wrkRoundsRps: { missing: number[]; random: number[]; present: number[] };
   thrashCyclesPerSecond: number;
   /** Wall seconds of each thrasher.ts run of `thrashCount` cycles, process start included. */
   thrashRunSeconds: number[];
@@ -134,7 +142,7 @@ export interface ServerFigures {
   bigGetSeconds: number;
   bigPeakRssMib: number | null;
   bigRssBeforeMib: number | null;
-  cost: { missing: Cost; present: Cost; thrash: Cost; bigPut: Cost };
+  cost: { missing: Cost; random: Cost; present: Cost; thrash: Cost; bigPut: Cost };
   /** What the runs reported besides the figures (socket errors, unexpected statuses). */
   notes: string[];
 }

@@ -47,10 +47,14 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
     const hosts: string[] = [];
     const dirs = new Map<string, string>();
     const owners = new Map<string, Ownership>();
+    // Chosen first: our volumes send misses back to our index (volume.ts --index).
+    const ourPort = freePort();
     for (let i = 0; i < VOLUMES; i++) {
       const port = freePort();
       const volumeDir = join(dir, `volume${i + 1}`);
-      volumes.push(await spawnVolume({ port, dir: volumeDir }));
+      volumes.push(
+        await spawnVolume({ port, dir: volumeDir, index: `http://localhost:${ourPort}` }),
+      );
       hosts.push(`localhost:${port}`);
       dirs.set(`localhost:${port}`, volumeDir);
       owners.set(`localhost:${port}`, await volumeOwnership(port, volumeDir));
@@ -94,7 +98,7 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
       [rebuilds[name]] = await timed(rebuildOf[name as keyof typeof rebuildOf]);
       log(`rebuild ${name}: ${rebuilds[name].toFixed(1)} s`);
     }
-    const ours = await serveMkv(freePort(), ourDb, hosts);
+    const ours = await serveMkv(ourPort, ourDb, hosts);
     servers.push(ours);
     const theirs = options.peer === null
       ? null

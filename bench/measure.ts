@@ -1,6 +1,7 @@
-// Every figure of every server, in alternating rounds: the big value, wrk on a missing and a
-// present key (with the ceiling in the same rounds), thrasher.ts runs, and the value loads, each
-// metered (meter.ts) and combined over its rounds into the servers' figures.
+// Every figure of every server, in alternating rounds: the big value, wrk on a missing key, on
+// present keys at random and on one hot key (with the ceiling in the same rounds), thrasher.ts
+// runs, and the value loads, each metered (meter.ts) and combined over its rounds into the
+// servers' figures.
 
 import {
   type LatencySummary,
@@ -64,6 +65,47 @@ async function blobRound(
   return { put, get, remove, putCost, getCost };
 }
 
+/** Clients writing or removing the keys read at random: as many as the value loads'. */
+const RANDOM_KEYS_CONCURRENCY = 16;
+
+/** The key read at random number `i` of a server. */
+function randomKey(server: Server, i: number): string {
+  return `${server.prefix}random-${i}`;
+}
+
+/** Sends `method` for each of the server's `count` keys read at random, expecting `status`. */
+async function eachRandomKey(
+  server: Server,
+  count: number,
+  init: RequestInit,
+  status: number,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      await expectStatus(`${server.url}${randomKey(server, i)}`, init, status);
+    }
+  };
+  await Promise.all(Array.from({ length: RANDOM_KEYS_CONCURRENCY }, worker));
+}
+
+/** A wrk script that GETs the server's `count` keys read at random, in random order. */
+async function randomKeysScript(server: Server, count: number): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "mkv-bench-", suffix: ".lua" });
+  await Deno.writeTextFile(
+    path,
+    [
+      `math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003)`,
+      `request = function()`,
+      `  return wrk.format("GET", "${randomKey(server, 0).slice(0, -1)}" .. ` +
+      `math.random(0, ${count - 1}))`,
+      `end`,
+      ``,
+    ].join("\n"),
+  );
+  return path;
+}
+
 /** A server's figures before any load: zeros, no rounds, costs of what can be read of it. */
 function newFigures(server: Server, load: Load): ServerFigures {
   const cost = () => emptyCostOf(server);
@@ -71,8 +113,9 @@ function newFigures(server: Server, load: Load): ServerFigures {
     name: server.name,
     url: server.url,
     missingRps: 0,
+    randomRps: 0,
     presentRps: 0,
-    wrkRoundsRps: { missing: [], present: [] },
+    wrkRoundsRps: { missing: [], random: [], present: [] },
     thrashCyclesPerSecond: 0,
     thrashRunSeconds: [],
     thrashLatency: {} as Record<Operation, LatencySummary>,
@@ -89,7 +132,7 @@ function newFigures(server: Server, load: Load): ServerFigures {
     bigGetSeconds: 0,
     bigPeakRssMib: null,
     bigRssBeforeMib: null,
-    cost: { missing: cost(), present: cost(), thrash: cost(), bigPut: cost() },
+    cost: { missing: cost(), random: cost(), present: cost(), thrash: cost(), bigPut: cost() },
     notes: [],
   };
 }
@@ -123,12 +166,17 @@ export async function measureAll(
       201,
     );
     await expectStatus(`${server.url}${server.prefix}present`, {}, 302);
+    log(`${server.name}: writing ${load.randomKeys} keys to read at random`);
+    await eachRandomKey(server, load.randomKeys, { method: "PUT", body: "random" }, 201);
   }
+  const scripts = await Promise.all(
+    servers.map((server) => randomKeysScript(server, load.randomKeys)),
+  );
   const ceilingFigures = { rps: 0, roundsRps: [] as number[], cost: emptyCostOf(ceiling) };
   /** Runs wrk on `target`, adding the server's cost to `into`. */
-  const measured = async (server: Server, target: string) => {
+  const measured = async (server: Server, target: string, script?: string) => {
     const stop = await meter(server);
-    const result = await wrk(target, load);
+    const result = await wrk(target, load, script);
     return { ...result, cost: await stop(result.requests, 0) };
   };
   // Other work on the machine only ever slows a run down, so each figure is its best round.
@@ -146,6 +194,11 @@ export async function measureAll(
       for (const line of missing.trouble) {
         if (!line.startsWith("Non-2xx")) f.notes.push(`fetch missing: ${line}`);
       }
+      log(`${server.name}: fetch random, round ${round}`);
+      const random = await measured(server, `${wrkBase(server.url)}/`, scripts[i]);
+      f.wrkRoundsRps.random.push(random.rps);
+      f.cost.random = addCost(f.cost.random, random.cost);
+      for (const line of random.trouble) f.notes.push(`fetch random: ${line}`);
       log(`${server.name}: fetch present, round ${round}`);
       const present = await measured(server, `${wrkBase(server.url)}${server.prefix}present`);
       f.wrkRoundsRps.present.push(present.rps);
@@ -156,7 +209,10 @@ export async function measureAll(
   ceilingFigures.rps = Math.max(...ceilingFigures.roundsRps);
   for (const [i, server] of servers.entries()) {
     figures[i].missingRps = Math.max(...figures[i].wrkRoundsRps.missing);
+    figures[i].randomRps = Math.max(...figures[i].wrkRoundsRps.random);
     figures[i].presentRps = Math.max(...figures[i].wrkRoundsRps.present);
+    await Deno.remove(scripts[i]);
+    await eachRandomKey(server, load.randomKeys, { method: "DELETE" }, 204);
     await expectStatus(`${server.url}${server.prefix}missing`, {}, 404);
     await expectStatus(`${server.url}${server.prefix}present`, {}, 302);
     await expectStatus(`${server.url}${server.prefix}present`, { method: "DELETE" }, 204);

@@ -17,6 +17,7 @@ import { tableRows } from "./table.ts";
 function coresNote(figures: ServerFigures): string | null {
   const loads: [string, Cost][] = [
     ["fetch missing", figures.cost.missing],
+    ["fetch random", figures.cost.random],
     ["fetch present", figures.cost.present],
     ["thrash", figures.cost.thrash],
     ...figures.blobs.map((b): [string, Cost] => [`${sizeName(b.sizeBytes)} PUT`, b.cost.put]),
@@ -100,7 +101,8 @@ export function renderMarkdown(result: BenchResult): string {
     lines.push(
       `- ${figures.name}: thrasher runs ${runs} per ${thousands(result.load.thrashCount)} cycles ` +
         `(process start included); wrk rounds (req/s) missing ` +
-        `${figures.wrkRoundsRps.missing.map(thousands).join(", ")}, present ` +
+        `${figures.wrkRoundsRps.missing.map(thousands).join(", ")}, random ` +
+        `${figures.wrkRoundsRps.random.map(thousands).join(", ")}, present ` +
         `${figures.wrkRoundsRps.present.map(thousands).join(", ")}` +
         figures.blobs.map((b) =>
           `; ${sizeName(b.sizeBytes)} rounds (MB/s) PUT ${

@@ -43,15 +43,20 @@ export async function run(command: string, args: string[], installHint?: string)
   return text;
 }
 
-/** Requests per second of `wrk` on one URL, and what it said was wrong. */
+/**
+ * Requests per second of `wrk` on one URL (or on the requests a Lua `script` makes, to its host),
+ * and what it said was wrong.
+ */
 export async function wrk(
   url: string,
   load: Load,
+  script?: string,
 ): Promise<{ rps: number; requests: number; trouble: string[] }> {
   const output = await run("wrk", [
     `-t${load.wrkThreads}`,
     `-c${load.wrkConnections}`,
     `-d${load.wrkSeconds}s`,
+    ...(script === undefined ? [] : ["-s", script]),
     url,
   ], INSTALL_HINT);
   return {

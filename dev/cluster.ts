@@ -192,14 +192,26 @@ async function readyOrStopped(child: ClusterProcess): Promise<ClusterProcess> {
   }
 }
 
-/** Starts `volume.ts` on `port` serving `dir`; resolves once it answers. */
+/**
+ * Starts `volume.ts` on `port` serving `dir`; resolves once it answers. With `index` (the index's
+ * URL), the volume sends a client that finds no file back there (`--index`).
+ */
 export async function spawnVolume(
-  options: { port: number; dir: string; args?: string[] } & ProcessOptions,
+  options: { port: number; dir: string; index?: string; args?: string[] } & ProcessOptions,
 ): Promise<ClusterProcess> {
+  const index = options.index === undefined ? [] : ["--index", options.index];
   const child = new ClusterProcess(
     `volume :${options.port}`,
     options.port,
-    ["volume.ts", "--port", String(options.port), "--dir", options.dir, ...(options.args ?? [])],
+    [
+      "volume.ts",
+      "--port",
+      String(options.port),
+      "--dir",
+      options.dir,
+      ...index,
+      ...(options.args ?? []),
+    ],
     options,
   );
   return await readyOrStopped(child);
@@ -256,16 +268,27 @@ export interface ClusterOptions extends ProcessOptions {
   indexArgs?: string[];
   /** Further flags for every volume, e.g. `["--keepalive", "1s"]`. */
   volumeArgs?: string[];
+  /**
+   * Whether the volumes send misses back to the index (`--index`, so that the index's GETs trust
+   * them without a check); true if absent. False: volumes as minikeyvalue's, checked per GET.
+   */
+  volumeIndex?: boolean;
 }
 
 /** Starts the volumes, then the index; on a failure stops what did start. */
 export async function spawnCluster(options: ClusterOptions): Promise<Cluster> {
+  const indexHost = (options.hostname ?? "localhost").includes(":")
+    ? `[${options.hostname}]`
+    : options.hostname ?? "localhost";
+  // An index with a certificate serves HTTPS on its port: misses go back there over TLS.
+  const scheme = options.indexArgs?.includes("--tls-cert") ? "https" : "http";
   const volumes = await Promise.allSettled(
     options.volumePorts.map((port, i) =>
       spawnVolume({
         ...options,
         port,
         dir: join(options.dir, `volume${i + 1}`),
+        ...(options.volumeIndex !== false && { index: `${scheme}://${indexHost}:${options.port}` }),
         args: options.volumeArgs,
       })
     ),

@@ -60,6 +60,8 @@ export interface TestClusterOptions {
   indexArgs?: string[];
   /** Further flags for every volume, e.g. `["--keepalive", "1s"]`. */
   volumeArgs?: string[];
+  /** False: volumes without `--index`, which the index checks on a GET (dev/cluster.ts). */
+  volumeIndex?: boolean;
 }
 
 /** A cluster in a temp directory on free ports; stops it and removes the data on dispose. */
@@ -76,6 +78,7 @@ export async function testCluster(
       volumePorts,
       indexArgs: options.indexArgs,
       volumeArgs: options.volumeArgs,
+      volumeIndex: options.volumeIndex,
     });
   } catch (err) {
     await dir[Symbol.asyncDispose]();

@@ -17,6 +17,7 @@ import {
   type WriteResult,
 } from "./context.ts";
 import { locate, redirectParts } from "./locate.ts";
+import { locateMiss } from "./miss.ts";
 import { rebalanceKey } from "./rebalance.ts";
 import type { KeyRecord } from "./record.ts";
 import { remove } from "./remove.ts";
@@ -117,9 +118,17 @@ export class Core {
     return remove(this.#ctx, key, options);
   }
 
-  /** Where a GET of a key reads (lib/core/locate.ts). */
-  locate(key: string): Promise<Located> {
-    return locate(this.#ctx, key);
+  /** Where a GET of a key reads (lib/core/locate.ts); with `check`, never unchecked. */
+  locate(key: string, options: { check?: boolean } = {}): Promise<Located> {
+    return locate(this.#ctx, key, options);
+  }
+
+  /**
+   * Where a client that a volume sent back for want of a file reads it (lib/core/miss.ts):
+   * `volumePath` as the volume saw it, `reporter` the volume as the client named it.
+   */
+  miss(volumePath: string, reporter: string): Promise<Located> {
+    return locateMiss(this.#ctx, volumePath, reporter);
   }
 
   /** What a redirect to this record needs, computed once per record and placement. */

@@ -1,6 +1,9 @@
-// Where a key is read: its live record and a live replica that holds its file. Replicas seen
-// present (written by a PUT, or found by a check) are trusted for VERIFIED_TTL_MS, so that a hot
-// key costs one check of a volume per period, not one per GET.
+// Where a key is read: its live record and a live replica that holds its file. A volume that
+// sends misses back to the index (volume.ts --index, lib/core/miss.ts) is trusted as the record
+// says, without a check: a client that finds no file there comes back and is sent to another
+// replica. Other volumes (minikeyvalue's, ours without --index) are checked with a HEAD, except
+// for replicas seen present (written by a PUT, or found by a check) in the last VERIFIED_TTL_MS,
+// so that a hot key costs one check of a volume per period, not one per GET.
 
 import { isBalanced, type KeyPath, recordPath } from "../placement.ts";
 import type { KeyRecord } from "./record.ts";
@@ -74,11 +77,17 @@ async function findReplica(
 }
 
 /**
- * Where a GET of a key reads: its live record and a live replica that holds its file (checked
- * on a volume at most every VERIFIED_TTL_MS); 404 if absent or unlinked, 410 if on no live
- * volume. The S3 API's GET and HEAD use it too.
+ * Where a GET of a key reads: its live record and a live replica that holds its file; 404 if
+ * absent or unlinked, 410 if on no live volume. A replica seen present in the last
+ * VERIFIED_TTL_MS comes first; then, unless `check`, one on a volume that sends misses back
+ * (Volumes.sendsMisses), unchecked; then the first live one that a HEAD finds holding it. `check`
+ * is for the S3 API's reads, whose bytes the index's nginx proxies: no client would come back.
  */
-export async function locate(ctx: CoreContext, key: string): Promise<Located> {
+export async function locate(
+  ctx: CoreContext,
+  key: string,
+  options: { check?: boolean } = {},
+): Promise<Located> {
   const record = await ctx.store.get(key);
   if (record === null || record.state !== "live") {
     return { ok: false, status: 404, reason: `key ${key} not found` };
@@ -98,6 +107,9 @@ export async function locate(ctx: CoreContext, key: string): Promise<Located> {
   }
   const path = redirectParts(ctx, key, record).path;
   let chosen: string | undefined = shuffled(verifiedLive(ctx, key, record))[0];
+  if (chosen === undefined && options.check !== true) {
+    chosen = live.find((location) => ctx.volumes.sendsMisses(location));
+  }
   if (chosen === undefined) {
     const found = await findReplica(ctx, path, live);
     if (found === null) {

@@ -12,6 +12,7 @@ export type {
 } from "./context.ts";
 export { failureStatus } from "./commit.ts";
 export { VERIFIED_TTL_MS } from "./locate.ts";
+export { missedKey } from "./miss.ts";
 export { LEFT_AS_EXTRA, moveReplicas, planRebalance, type RebalancePlan } from "./rebalance.ts";
 export { RETIRE_GRACE_MS } from "./retire.ts";
 export type { Reaper } from "./sweep.ts";

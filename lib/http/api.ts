@@ -1,8 +1,9 @@
 // The index's plain HTTP API (minikeyvalue's, docs/design.md): GET/HEAD answer with a 302 to a
 // live replica, PUT streams to every replica at once, DELETE/UNLINK, REBALANCE, and `?list` /
-// `?unlinked` listings; the `/-/` endpoints; and S3 requests handed to the S3 API, loaded on the
-// first one. Bad input gets a 4xx with a short reason; a 5xx always names the volume or the disk
-// that failed. The index itself is the core (lib/core/).
+// `?unlinked` listings; the `/-/` endpoints, the miss route (`/-/miss/...`, where a volume sends
+// a client back that found no file: lib/core/miss.ts); and S3 requests handed to the S3 API,
+// loaded on the first one. Bad input gets a 4xx with a short reason; a 5xx always names the volume
+// or the disk that failed. The index itself is the core (lib/core/).
 
 import {
   type Core,
@@ -10,6 +11,7 @@ import {
   hasUploads,
   type KeyRecord,
   type KeyResult,
+  missedKey,
   StoreError,
 } from "../core/mod.ts";
 import { textResponse } from "../errors.ts";
@@ -17,7 +19,7 @@ import { splitTarget } from "../rawtarget.ts";
 import { OperationBoard } from "../ops/runner.ts";
 import type { S3Api } from "../s3/api.ts";
 import { isS3Request } from "../s3/detect.ts";
-import { VolumeError } from "../volumes/mod.ts";
+import { MISS_PREFIX, VolumeError } from "../volumes/mod.ts";
 import { endpoint, ENDPOINTS, type Observed, RESERVED_PREFIX } from "./endpoints.ts";
 import type { IndexMetrics } from "./metrics.ts";
 import { StatusHistory } from "./status.ts";
@@ -25,6 +27,9 @@ import { parseTarget } from "./target.ts";
 
 /** The methods of the API, for `Allow`. */
 const ALLOW = "GET, HEAD, PUT, DELETE, UNLINK, REBALANCE";
+
+/** The miss route's paths: MISS_PREFIX, then the file's path on the volume. */
+const MISS_ROUTE = `${MISS_PREFIX}/`;
 
 /** An answer without a body; Deno.serve adds its `Content-Length: 0`. */
 function empty(status: number, headers: Record<string, string> = {}): Response {
@@ -85,6 +90,9 @@ export class IndexApi implements Observed {
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const target = pathStart === -1 ? "/" : url.slice(pathStart);
     const method = request.method;
+    if (target.startsWith(MISS_ROUTE) && (method === "GET" || method === "HEAD")) {
+      return await this.#miss(target, request);
+    }
     if (target.startsWith(RESERVED_PREFIX) && (method === "GET" || method === "HEAD")) {
       const answer = await endpoint(this, target, request);
       if (answer !== null) return answer;
@@ -151,6 +159,35 @@ export class IndexApi implements Observed {
     const found = await this.core.locate(key);
     if (found.ok) return this.#redirect(key, found.record, found.location);
     return found.status === 404 ? this.#notFound(rawPath) : textResponse(410, found.reason);
+  }
+
+  /**
+   * A client that a volume sent back for want of a file (`/-/miss/PATH?volume=HOST`): a 302 to a
+   * replica just seen holding it, a bare 404, or 410 with the reason. It needs the right to read.
+   */
+  async #miss(target: string, request: Request): Promise<Response> {
+    const verdict = this.core.options.auth?.check(
+      "GET",
+      "key",
+      request.headers.get("authorization"),
+    );
+    if (verdict !== undefined && !verdict.ok) {
+      return textResponse(verdict.status, verdict.reason, verdict.headers);
+    }
+    const { rawPath, rawQuery } = splitTarget(target);
+    let volumePath: string;
+    try {
+      volumePath = decodeURIComponent(rawPath.slice(MISS_PREFIX.length));
+    } catch (err) {
+      if (!(err instanceof URIError)) throw err;
+      return textResponse(400, "the path is not valid percent-encoded UTF-8");
+    }
+    const found = await this.core.miss(
+      volumePath,
+      new URLSearchParams(rawQuery).get("volume") ?? "",
+    );
+    if (found.ok) return this.#redirect(missedKey(volumePath)!, found.record, found.location);
+    return found.status === 404 ? empty(404) : textResponse(410, found.reason);
   }
 
   #notFound(rawPath: string): Response {

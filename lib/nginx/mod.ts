@@ -10,6 +10,7 @@ export {
   DEFAULT_KEEPALIVE_MS,
   renderVolumeHttpBlocks,
   renderVolumeLocations,
+  validIndexUrl,
   type VolumeLocationOptions,
 } from "./volumeconf.ts";
 export {

@@ -12,6 +12,7 @@ import {
   STATUS_PAGE_PATH,
 } from "./contract.ts";
 import { quote } from "./conf.ts";
+import { FROM_INDEX_HEADER } from "../volumes/mod.ts";
 import { TLS_PROTOCOLS } from "./tls.ts";
 
 /**
@@ -148,6 +149,8 @@ function renderReplicaLocation(options: ProxyLocationOptions): string[] {
     `      proxy_pass_request_body off;`,
     `      proxy_set_header Host $mkv_host;`,
     `      proxy_set_header Range $mkv_range;`,
+    // The index's own read: a volume with --index answers a missing file with its 404.
+    `      proxy_set_header ${FROM_INDEX_HEADER} 1;`,
     `      proxy_set_header Connection "";`,
     `      proxy_hide_header ETag;`,
     `      proxy_hide_header Last-Modified;`,

@@ -5,6 +5,9 @@
 
 import {
   DISK_STATUS_PATH,
+  FROM_INDEX_HEADER,
+  MISS_PREFIX,
+  MISSES_HEADER,
   STUB_STATUS_PATH,
   validSecret,
   VOLUME_OWN_DIR,
@@ -42,6 +45,12 @@ export interface VolumeLocationOptions {
   secret?: string;
   /** With `secret`: GET and HEAD (files and listings) need a signed URL too. */
   privateReads?: boolean;
+  /**
+   * The index's URL (`http://host:port`, volume.ts --index): a GET or HEAD of a missing file of
+   * the layout is answered with a 302 to the index's miss route there (renderMissLocation), and
+   * the probe's answer says so (MISSES_HEADER). Absent: a missing file is a 404.
+   */
+  index?: string;
 }
 
 /** An nginx duration: whole seconds as `75s`, anything else in milliseconds. */
@@ -68,6 +77,9 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `    keepalive_timeout ${nginxDuration(options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS)};`,
     `    location / {`,
     ...(options.privateReads ? signed : []),
+    ...(options.index === undefined
+      ? []
+      : [`      add_header ${MISSES_HEADER} ${quote(options.index)};`]),
     `      limit_except GET {`,
     `        deny all;`,
     `      }`,
@@ -76,6 +88,7 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `    }`,
     `    location ~ ${quote(KEY_PATH_REGEX)} {`,
     ...signed,
+    ...(options.index === undefined ? [] : [`      error_page 404 = ${MISS_LOCATION};`]),
     `      limit_except GET PUT DELETE {`,
     `        deny all;`,
     `      }`,
@@ -114,7 +127,48 @@ export function renderVolumeLocations(options: VolumeLocationOptions): string {
     `      default_type application/json;`,
     `      alias ${quote(`${options.dir}${VOLUME_DISK_FILE}`)};`,
     `    }`,
+    ...(options.index === undefined ? [] : renderMissLocation(options.index)),
   ].join("\n");
+}
+
+/**
+ * Whether `url` may be a volume's `--index`: `http(s)://host[:port]` with an optional path, of
+ * plain characters, without a query or a trailing `/` (the miss route's path follows it).
+ */
+export function validIndexUrl(url: string): boolean {
+  return /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*$/.test(
+    url,
+  );
+}
+
+/** The named location a key's missing file goes to (error_page) when the volume has an index. */
+const MISS_LOCATION = "@mkv_miss";
+/** nginx's variable of the request header FROM_INDEX_HEADER. */
+const FROM_INDEX_VARIABLE = `$http_${FROM_INDEX_HEADER.toLowerCase().replaceAll("-", "_")}`;
+
+/**
+ * A GET or HEAD of a key's file that is not there, from a client: a 302 to the index's miss route,
+ * `INDEX/-/miss/PATH?volume=HOST` (PATH as the volume sees it, HOST as the client named the
+ * volume), where the index checks the key's other replicas and sends the client to one that holds
+ * it. The target is only ever the configured index: PATH is a path of the layout (the location's
+ * regex), so it holds nothing but base64 and hex. The index's own requests (FROM_INDEX_HEADER),
+ * and the DELETEs of files already gone, get the 404 as it is.
+ */
+function renderMissLocation(index: string): string[] {
+  // A `$` would be an nginx variable, a quote or a space would end the string: none is in a URL
+  // that volume.ts accepts (validIndexUrl).
+  if (!validIndexUrl(index)) throw new NginxError(`bad index URL ${JSON.stringify(index)}`);
+  return [
+    `    location ${MISS_LOCATION} {`,
+    `      if (${FROM_INDEX_VARIABLE}) {`,
+    `        return 404;`,
+    `      }`,
+    `      if ($request_method !~ "^(GET|HEAD)$") {`,
+    `        return 404;`,
+    `      }`,
+    `      return 302 ${quote(`${index}${MISS_PREFIX}$uri?volume=$http_host`)};`,
+    `    }`,
+  ];
 }
 
 /**

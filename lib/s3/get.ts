@@ -265,9 +265,16 @@ async function streamObject(
   try {
     replica = await core.volumes.get(location, path, { range: range ?? undefined });
   } catch (err) {
-    // The file went after the index found it: a DELETE that raced this GET.
     if (!(err instanceof VolumeError && err.status === 404)) throw err;
-    throw new S3Error(404, "NoSuchKey", "The specified key does not exist.");
+    // The file went after the index found it: a DELETE that raced this GET, or a replica lost.
+    // The key's other replicas are checked (lib/core/miss.ts), and one that holds it is read.
+    const to = target(location, path);
+    const found = await core.miss(to.path, to.host);
+    if (!found.ok && found.status === 410) {
+      throw new S3Error(503, "ServiceUnavailable", found.reason);
+    }
+    if (!found.ok) throw new S3Error(404, "NoSuchKey", "The specified key does not exist.");
+    replica = await core.volumes.get(found.location, found.path, { range: range ?? undefined });
   }
   const lengthBytes = range === null ? sizeBytes : range.end - range.start + 1;
   headers["content-length"] = String(lengthBytes);

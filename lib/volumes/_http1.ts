@@ -3,11 +3,16 @@
 // readResponseHead, which reads through a function it is given; golden-tested in
 // tests/unit/http1_test.ts.
 
+import { FROM_INDEX_HEADER, MISSES_HEADER } from "./protocol.ts";
+
 /** The head of an answer is at most this long. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** The header line of every request: the index's requests see a volume's 404s as they are. */
+const FROM_INDEX_LINE = `${FROM_INDEX_HEADER}: 1\r\n`;
+const MISSES_NAME = MISSES_HEADER.toLowerCase();
 
 /** The end of a chunk's bytes in a chunked body. */
 export const CHUNK_END = encoder.encode("\r\n");
@@ -22,6 +27,8 @@ export interface ResponseHead {
   chunked: boolean;
   /** Whether the server keeps the connection open after this answer. */
   keepAlive: boolean;
+  /** The server announced that it sends misses back to an index (MISSES_HEADER); absent if not. */
+  sendsMisses?: true;
 }
 
 /** An answer that is not one: cut short, too long a head, or not HTTP/1.x. */
@@ -54,7 +61,9 @@ export function encodeRequest(
   body: Uint8Array | null,
 ): Uint8Array {
   const length = body === null ? "" : `Content-Length: ${body.length}\r\n`;
-  const head = encoder.encode(`${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${length}\r\n`);
+  const head = encoder.encode(
+    `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${FROM_INDEX_LINE}${length}\r\n`,
+  );
   if (body === null || body.length === 0) return head;
   const out = new Uint8Array(head.length + body.length);
   out.set(head);
@@ -94,6 +103,7 @@ export function parseResponseHead(text: string): ResponseHead | null {
   let contentLength: number | null = null;
   let chunked = false;
   let keepAlive = status[1] === "1";
+  let sendsMisses = false;
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(":");
     if (colon === -1) continue;
@@ -101,12 +111,15 @@ export function parseResponseHead(text: string): ResponseHead | null {
     const value = line.slice(colon + 1).trim().toLowerCase();
     if (name === "content-length" && /^\d+$/.test(value)) contentLength = Number(value);
     else if (name === "transfer-encoding") chunked = value.includes("chunked");
+    else if (name === MISSES_NAME) sendsMisses = true;
     else if (name === "connection") {
       if (value.includes("close")) keepAlive = false;
       else if (value.includes("keep-alive")) keepAlive = true;
     }
   }
-  return { status: Number(status[2]), contentLength, chunked, keepAlive };
+  const head: ResponseHead = { status: Number(status[2]), contentLength, chunked, keepAlive };
+  if (sendsMisses) head.sendsMisses = true;
+  return head;
 }
 
 /**

@@ -13,7 +13,7 @@ import { Figures } from "./figures.ts";
 import { Health, type VolumeHealth } from "./health.ts";
 import { type BodySink, type ClientTls, Http1Pool } from "./http1.ts";
 import { type Ask, hashFile, listDirectory, type VolumeEntry } from "./readthrough.ts";
-import { target, volumeUrl } from "./protocol.ts";
+import { FROM_INDEX_HEADER, target, volumeUrl } from "./protocol.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import type { DiskFigures, StubStatus } from "./statusvolume.ts";
 
@@ -152,6 +152,14 @@ export class Volumes {
     return this.#health.isAlive(location);
   }
 
+  /**
+   * Whether the host of a location is alive and sends misses back to the index (Health), so that
+   * a GET may be redirected there without a check.
+   */
+  sendsMisses(location: string): boolean {
+    return this.#health.sendsMisses(location);
+  }
+
   /** Waits for the probes of those of `locations` whose volumes are suspect (Health.probed). */
   async probed(locations: string[]): Promise<void> {
     await this.#health.probed(locations);
@@ -230,7 +238,8 @@ export class Volumes {
       const signed = { host: to.host, path: this.signed(method, to.path) };
       response = await fetch(volumeUrl(signed, this.scheme), {
         method,
-        headers: options.headers,
+        // As on the pool's requests: a missing file is a 404 for the index, not a redirect.
+        headers: { ...options.headers, [FROM_INDEX_HEADER]: "1" },
         client: this.#client,
         signal: AbortSignal.any([
           controller.signal,

@@ -18,7 +18,7 @@
 // What goes on the wire (request heads, chunked framing, answer heads) is lib/volumes/_http1.ts;
 // the sockets and the reading of an answer, lib/volumes/http1conn.ts.
 
-import { AnswerError, ClosedEarly, encodeRequest } from "./_http1.ts";
+import { AnswerError, ClosedEarly, encodeRequest, type ResponseHead } from "./_http1.ts";
 import {
   type BodySink,
   type ClientTls,
@@ -29,6 +29,7 @@ import {
 } from "./http1conn.ts";
 
 export type { BodySink, ClientTls } from "./http1conn.ts";
+export type { ResponseHead } from "./_http1.ts";
 
 /** Idle sockets kept per host. */
 const MAX_IDLE_PER_HOST = 64;
@@ -57,6 +58,15 @@ export interface PoolRequestOptions {
   signal?: AbortSignal;
   /** Use a new connection, closed afterwards: a health probe must not judge a pooled socket. */
   fresh?: boolean;
+  /**
+   * With `fresh`: the new connection goes to the pool afterwards (if the answer allows) instead
+   * of being closed, when the pool holds no idle socket of the host that has half its idle time
+   * left. So that every volume keeps an idle socket, whose closing tells at once that its server
+   * died (`onServerClose`), also while the older ones expire.
+   */
+  park?: boolean;
+  /** Told the answer's head (its status, framing, what the server announced). */
+  onHead?: (head: ResponseHead) => void;
 }
 
 /**
@@ -230,7 +240,9 @@ export class Http1Pool {
     try {
       await writeAll(conn.conn, request);
       const head = await readAnswer(conn, method, rearmed);
-      if (head.keepAlive && !options.fresh) this.#release(host, conn);
+      options.onHead?.(head);
+      const keep = !options.fresh || (options.park === true && !this.#hasYoungIdle(host));
+      if (head.keepAlive && keep) this.#release(host, conn);
       else conn.close();
       return head.status;
     } catch (err) {
@@ -252,6 +264,12 @@ export class Http1Pool {
     const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     return await connectTo(host, { signal, tls: this.#tls });
+  }
+
+  /** Whether `host` has an idle socket with at least half of its idle time left. */
+  #hasYoungIdle(host: string): boolean {
+    const newest = this.#idle.get(host)?.at(-1);
+    return newest !== undefined && Date.now() - newest.idleSinceMs < this.#idleTimeoutMs / 2;
   }
 
   /** The most recently used live socket of `host`, or null; expired ones are closed. */

@@ -8,6 +8,9 @@ export { UploadError, VolumeError } from "./errors.ts";
 export type { PutResult } from "./fanout.ts";
 export {
   DISK_STATUS_PATH,
+  FROM_INDEX_HEADER,
+  MISS_PREFIX,
+  MISSES_HEADER,
   STUB_STATUS_PATH,
   target,
   VOLUME_OWN_DIR,

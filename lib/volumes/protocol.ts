@@ -22,6 +22,22 @@ export const DISK_STATUS_PATH = "/.mkv-disk";
  * (`tmp/`) and the disk figures (`disk.json`), served at DISK_STATUS_PATH.
  */
 export const VOLUME_OWN_DIR = "/.mkv";
+/**
+ * The header every request of the index to a volume carries: a volume started with `--index`
+ * answers a GET or HEAD of a missing file with a 302 back to the index (MISS_PREFIX), except to
+ * the index itself, which must see the 404 (its checks, verify, gc, copies).
+ */
+export const FROM_INDEX_HEADER = "X-Mkv-From-Index";
+/**
+ * The header a volume started with `--index URL` adds to its probe's answer (`HEAD /`), valued
+ * URL: it sends misses back to that index, so a GET may be redirected there without a check.
+ */
+export const MISSES_HEADER = "X-Mkv-Misses";
+/**
+ * Where a volume sends a client whose GET or HEAD found no file: `URL/-/miss/PATH?volume=HOST`,
+ * PATH the file's path on the volume (`/svXX/` included), HOST the volume as the client named it.
+ */
+export const MISS_PREFIX = "/-/miss";
 
 /** Where a request goes: the volume's `host:port`, and the path (and query, once signed) there. */
 export interface Target {

@@ -102,7 +102,8 @@ Deno.test("no log holds a signature or a credential: access log, index and volum
     const signature = location.searchParams.get("md5")!;
     assert.ok(signature, location.href);
     assert.equal((await request(location.href)).status, 200);
-    // A signed read of a missing file: the volume's nginx logs the request line with its error.
+    // A signed read of a missing file: the volume's nginx logs the request line with its error, and
+    // sends the client back to the index (--index), the signature left behind.
     const signedMissing = signVolumeUrl({
       method: "GET",
       path: "/00/00/bWlzc2luZw==",
@@ -110,7 +111,13 @@ Deno.test("no log holds a signature or a credential: access log, index and volum
       secret: VOLUME_SECRET,
     });
     const missingSignature = new URL(signedMissing, location).searchParams.get("md5")!;
-    assert.equal((await request(`${location.origin}${signedMissing}`)).status, 404);
+    const missing = await request(`${location.origin}${signedMissing}`);
+    assert.equal(missing.status, 302);
+    assert.equal(
+      missing.headers.get("location"),
+      `${cluster.url}/-/miss/00/00/bWlzc2luZw==` +
+        `?volume=${location.host}`,
+    );
     // A presigned-looking S3 query on the index: its signature and credential are never logged.
     const amzSignature = "f".repeat(64);
     const presigned = `${cluster.url}/logged?X-Amz-Algorithm=AWS4-HMAC-SHA256` +

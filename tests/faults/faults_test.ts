@@ -351,7 +351,8 @@ Deno.test("a dead volume: every key still reads, quickly; writes to it fail clea
 });
 
 Deno.test("a hung volume (SIGSTOP): every GET answers within the voltimeout and reads back", async () => {
-  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"] });
+  // Volumes without --index, checked on each GET; tests/faults/trust_test.ts has those with it.
+  await using cluster = await testCluster({ indexArgs: ["--replicas", "2"], volumeIndex: false });
   const stored = Array.from({ length: 30 }, (_, i) => `/stored/${i}`);
   for (const key of stored) assert.equal(await put(cluster.url, key, valueOf(key)), 201);
   await cluster.index.stop();
@@ -712,7 +713,8 @@ Deno.test("a client that hangs up mid-upload leaves nothing, and the key is writ
 // 8. A key's files vanish from every volume
 
 Deno.test("a key whose files are gone from every volume answers 410", async () => {
-  await using cluster = await testCluster();
+  // Volumes without --index, checked on each GET; tests/faults/trust_test.ts has those with it.
+  await using cluster = await testCluster({ volumeIndex: false });
   const key = "/vanished";
   assert.equal(await put(cluster.url, key, "soon gone"), 201);
   for (const location of keyToVolumes(key, placementOf(cluster, 3))) {

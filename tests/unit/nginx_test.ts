@@ -101,6 +101,7 @@ http {
       proxy_pass_request_body off;
       proxy_set_header Host $mkv_host;
       proxy_set_header Range $mkv_range;
+      proxy_set_header X-Mkv-From-Index 1;
       proxy_set_header Connection "";
       proxy_hide_header ETag;
       proxy_hide_header Last-Modified;
