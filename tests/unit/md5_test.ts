@@ -51,3 +51,20 @@ Deno.test("md5: the digest does not depend on how the value is cut, aligned or n
   assert.equal(new Md5().update(shifted.subarray(1)).hex(), whole);
   assert.equal(whole, createHash("md5").update(value).digest("hex"));
 });
+
+Deno.test("md5: strings of one block and past it, in parts, as node:crypto hashes them", () => {
+  // Around 55 bytes, the most that one block takes with md5's padding, and with characters of
+  // two, three and four bytes that may or may not fit the block's end.
+  for (const unit of ["a", "é", "€", "😀"]) {
+    for (let count = 0; count <= 70; count++) {
+      const text = "k".repeat(count % 7) + unit.repeat(Math.ceil(count / 2));
+      const want = createHash("md5").update(text).digest("hex");
+      assert.equal(toHex(md5(text)), want, `${count} × ${unit}`);
+      // Cut between characters, never inside a surrogate pair.
+      const chars = Array.from(text);
+      const cut = Math.floor(chars.length / 2);
+      const [head, tail] = [chars.slice(0, cut).join(""), chars.slice(cut).join("")];
+      assert.equal(toHex(md5(head, tail)), want, `${count} × ${unit} cut`);
+    }
+  }
+});
