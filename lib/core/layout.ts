@@ -28,6 +28,29 @@ export const MARKER_DELETES = 128;
  * need decrements written as additions modulo 2^64).
  */
 export const STATS = ["stats"];
+/**
+ * The key pages (lib/core/pages.ts): `[PAGES, bound]` → the live keys from `bound` to the next
+ * page's bound, so that a listing reads one entry per hundreds of keys. Changed in the same commit
+ * as the records whose state they follow.
+ */
+export const PAGES = "kp";
+/**
+ * How far the key pages are built (PagesBuilt in lib/core/store.ts): one entry, absent in an index
+ * made before the pages (then none is built).
+ */
+export const PAGES_BUILT = ["pagesbuilt"];
+/** Records read per step of a build of the key pages (one KV snapshot); each step is a commit. */
+export const BUILD_RECORDS = 1000;
+/** Pages left from an earlier build removed per step at most, within KV's 1000 mutations. */
+export const BUILD_STALE_DELETES = 400;
+/**
+ * UTF-16 units of key pages one commit of records writes at most (two bytes a unit at most), so
+ * that with its records it stays within KV's 800 KiB: a batch whose pages weigh more is committed
+ * in halves.
+ */
+export const COMMIT_PAGE_UNITS = 200_000;
+/** Page entries one commit of records writes or removes at most, within KV's 1000 mutations. */
+export const COMMIT_PAGE_MUTATIONS = 400;
 /** S3 buckets made by CreateBucket: `[BUCKETS_PREFIX, name]` → creation time (buckets.ts). */
 export const BUCKETS_PREFIX = "s3bucket";
 /** S3 multipart uploads in progress (lib/s3/multipart.ts): by id and by object key. */
