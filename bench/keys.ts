@@ -170,7 +170,8 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
       getP99Ms: best[i].getP99Ms,
       freshOpsPerSecond: best[i].fresh,
       rssMib: rss[i],
-      diskBytesPerKey: await diskBytes(i === 0 ? ourDb : peerDb) / options.keys,
+      diskBytesPerKey: await diskBytes(i === 0 ? (options.listOnly ? noMd5Db : ourDb) : peerDb) /
+        options.keys,
       verifyKeysPerSecond: i === 0 && verifySeconds !== null ? options.keys / verifySeconds : null,
       gcKeysPerSecond: i === 0 && gcSeconds !== null ? options.keys / gcSeconds : null,
       trouble: best[i].trouble,

@@ -25,8 +25,14 @@ import { encodedState } from "./record.ts";
 
 /** Pages kept in memory for the commits that change them, in bytes of heap (footprint.ts). */
 export const PAGE_CACHE_BYTES = 4 * 1024 * 1024;
-/** Pages read per round trip of a listing: a `?list` of 10,000 short keys reads about 60. */
-const LIST_PAGES = 64;
+/**
+ * Pages a listing reads in one round trip at most, and in its first: the next reads are sized to
+ * the keys still wanted, by the keys per page read so far, so that a `?list` of 10,000 short keys
+ * (about 40 pages) reads few pages past its end; without a number wanted, each read twice the one
+ * before.
+ */
+const LIST_PAGES = 256;
+const FIRST_LIST_PAGES = 8;
 
 /**
  * How far the pages are built, as the entry PAGES_BUILT holds it: complete, or exact for the keys
@@ -201,7 +207,7 @@ export class KeyPages {
    * that a page split between two reads is not listed twice.
    */
   async *runs(
-    options: { from: string; prefix: string; exclude?: string },
+    options: { from: string; prefix: string; exclude?: string; wanted?: number },
     usable: () => boolean,
     fallback: (from: string) => AsyncGenerator<KeyRun>,
   ): AsyncGenerator<KeyRun> {
@@ -214,16 +220,25 @@ export class KeyPages {
       { reverse: true, limit: 1 },
     ).next();
     let start = below.done ? FIRST_BOUND : below.value.key[1] as string;
+    // Keys of the pages read so far, and keys given: to size the next read.
+    let pagesRead = 0;
+    let keysRead = 0;
+    let given = 0;
     while (true) {
       if (!usable()) return yield* fallback(covered);
+      let size = pagesRead === 0 ? FIRST_LIST_PAGES : 2 * pagesRead;
+      if (options.wanted !== undefined && keysRead > 0) {
+        size = Math.ceil((options.wanted - given) / (keysRead / pagesRead)) + 1;
+      }
+      size = Math.max(2, Math.min(LIST_PAGES, size));
       const entries: Deno.KvEntry<string>[] = [];
       const read = this.#reader.list<string>({ prefix: [PAGES], start: [PAGES, start] }, {
-        limit: LIST_PAGES + 1,
-        batchSize: LIST_PAGES + 1,
+        limit: size + 1,
+        batchSize: size + 1,
       });
       for await (const entry of read) entries.push(entry);
       // The last page read is listed only by the next read, which gives its end.
-      const last = entries.length <= LIST_PAGES;
+      const last = entries.length <= size;
       const listed = last ? entries.length : entries.length - 1;
       for (let i = 0; i < listed; i++) {
         const bound = entries[i].key[1] as string;
@@ -233,10 +248,18 @@ export class KeyPages {
         const whole = compareKeys(bound, covered) >= 0 && bound.startsWith(prefix) &&
           end !== null && end.startsWith(prefix) &&
           (exclude === undefined || clearOf(bound, end, exclude));
-        if (whole) yield pageElements(entries[i].value);
-        else {
+        if (whole) {
+          const elements = pageElements(entries[i].value);
+          pagesRead++;
+          keysRead += elements.count;
+          given += elements.count;
+          yield elements;
+        } else {
           const keys: string[] = [];
-          for (const key of decodePage(entries[i].value)) {
+          const decoded = decodePage(entries[i].value);
+          pagesRead++;
+          keysRead += decoded.length;
+          for (const key of decoded) {
             if (compareKeys(key, covered) < 0) continue;
             if (pastPrefix(key, prefix)) {
               if (keys.length > 0) yield { keys };
@@ -246,6 +269,7 @@ export class KeyPages {
             if (exclude !== undefined && key.startsWith(exclude)) continue;
             keys.push(key);
           }
+          given += keys.length;
           if (keys.length > 0) yield { keys };
         }
         if (end === null) return;

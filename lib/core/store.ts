@@ -601,17 +601,22 @@ export class Store {
    */
   async listJson(options: ListOptions & { limit: number }): Promise<string> {
     const body = new ListingBody(options.limit);
-    for await (const run of this.#runs(options)) if (!body.add(run)) break;
+    // One key past the limit: the answer's `next`.
+    const wanted = options.limit + 1;
+    for await (const run of this.#runs(options, wanted)) if (!body.add(run)) break;
     return body.text();
   }
 
-  /** The keys of `list` in runs: from the key pages where they serve, else from the records. */
-  #runs(options: ListOptions): AsyncGenerator<KeyRun> {
+  /**
+   * The keys of `list` in runs: from the key pages where they serve, else from the records; in
+   * reads sized for `wanted` keys, if given.
+   */
+  #runs(options: ListOptions, wanted?: number): AsyncGenerator<KeyRun> {
     const from = listFrom(options);
     if (options.state !== "live") return this.#recordRuns(options, from);
     const epoch = this.#pagesEpoch;
     return this.#pages.runs(
-      { from, prefix: options.prefix, exclude: options.exclude },
+      { from, prefix: options.prefix, exclude: options.exclude, wanted },
       () => this.#built.complete && this.#pagesEpoch === epoch,
       (at) => this.#recordRuns(options, at),
     );

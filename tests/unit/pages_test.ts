@@ -72,22 +72,22 @@ Deno.test("insertKey and removeKey keep a page sorted and say whether they chang
 });
 
 Deno.test("a page over its bounds splits in halves, each bounded by its first key", () => {
-  const key = (i: number) => `/${String(i).padStart(3, "0")}`;
+  const key = (i: number) => `/${i.toString(36).padStart(2, "0")}`;
   const many = Array.from({ length: PAGE_MAX_KEYS + 1 }, (_, i) => key(i));
   assert.equal(fits(many), false);
   assert.equal(fits(many.slice(1)), true);
   const halves = splitPage({ bound: "", keys: many });
   assert.deepEqual(halves.map((page) => [page.bound, page.keys.length]), [
-    ["", 256],
-    [key(256), 257],
+    ["", 512],
+    [key(512), 513],
   ]);
-  // By units: 40 keys of 200 units (203 in JSON with a comma) make two pages of 20.
+  // By units: 80 keys of 200 units (203 in JSON with a comma) make two pages of 40.
   const long = Array.from(
-    { length: 40 },
+    { length: 80 },
     (_, i) => `/${String(i).padStart(2, "0")}${"x".repeat(197)}`,
   );
   const pieces = splitPage({ bound: "/", keys: long });
-  assert.deepEqual(pieces.map((page) => page.keys.length), [20, 20]);
+  assert.deepEqual(pieces.map((page) => page.keys.length), [40, 40]);
   assert.equal(pieces[0].bound, "/");
   for (const page of pieces) assert.ok(encodePage(page.keys).length <= PAGE_MAX_UNITS);
   for (const page of pieces.slice(1)) assert.equal(page.bound, page.keys[0]);
@@ -99,8 +99,8 @@ Deno.test("a page over its bounds splits in halves, each bounded by its first ke
 Deno.test("a build packs pages to three quarters; no keys make only the first page", () => {
   const keys = Array.from({ length: 1000 }, (_, i) => `/${String(i).padStart(4, "0")}`);
   const pages = packPages("", keys);
-  assert.deepEqual(pages.map((page) => page.keys.length), [PAGE_FILL_KEYS, PAGE_FILL_KEYS, 232]);
-  assert.deepEqual(pages.map((page) => page.bound), ["", "/0384", "/0768"]);
+  assert.deepEqual(pages.map((page) => page.keys.length), [PAGE_FILL_KEYS, 232]);
+  assert.deepEqual(pages.map((page) => page.bound), ["", "/0768"]);
   assert.deepEqual(packPages("/\0", keys.slice(5, 7)), [{
     bound: "/\0",
     keys: ["/0005", "/0006"],
@@ -108,7 +108,7 @@ Deno.test("a build packs pages to three quarters; no keys make only the first pa
   assert.deepEqual(packPages("", []), [{ bound: "", keys: [] }]);
   assert.deepEqual(packPages("/m", []), []);
   const long = Array.from(
-    { length: 40 },
+    { length: 80 },
     (_, i) => `/${String(i).padStart(2, "0")}${"y".repeat(197)}`,
   );
   for (const page of packPages("", long)) assert.ok(fits(page.keys));

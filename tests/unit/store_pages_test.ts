@@ -245,3 +245,34 @@ Deno.test("a listing that began on the pages goes on from the records after a su
   assert.ok(store.pagesComplete);
   await assertPagesExact(store, keys.slice(0, 2999));
 });
+
+Deno.test("a batch whose pages would not fit one commit is committed in parts, exactly", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  await store.buildPages();
+  // Long keys, about 40 to a page: 3,200 of them make some 80 full pages.
+  const key = (i: number) => `/long/${String(i).padStart(5, "0")}${"z".repeat(170)}`;
+  const model = new Map<string, RecordState>();
+  for (let from = 0; from < 3200; from += 200) {
+    await Promise.all(Array.from({ length: 200 }, (_, j) => {
+      model.set(key(from + j), "live");
+      return store.set(key(from + j), record("live"));
+    }));
+  }
+  let commits = 0;
+  const atomic = store.kv.atomic.bind(store.kv);
+  store.kv.atomic = () => {
+    commits++;
+    return atomic();
+  };
+  // One key removed from every 40th: one batch that rewrites every page, more than a commit holds.
+  const removed = Array.from({ length: 80 }, (_, i) => key(40 * i + 7));
+  await Promise.all(removed.map((k) => {
+    model.delete(k);
+    return store.set(k, null);
+  }));
+  // The first key's commit starts alone; the 79 after it would be one batch, were it not too large.
+  assert.ok(commits > 2, `${commits} commits`);
+  await assertPagesExact(store, liveKeys(model));
+  await assertListings(store, model);
+});
