@@ -6,7 +6,14 @@
 // commits of records.
 
 import { cachedPageBytes } from "./footprint.ts";
-import { BUILD_RECORDS, BUILD_STALE_DELETES, PAGES, RECORDS } from "./layout.ts";
+import {
+  BUILD_RECORDS,
+  BUILD_STALE_DELETES,
+  BUILD_UNITS,
+  LIST_BATCH,
+  PAGES,
+  RECORDS,
+} from "./layout.ts";
 import { Lru } from "./lru.ts";
 import {
   compareKeys,
@@ -281,24 +288,30 @@ export class KeyPages {
   }
 
   /**
-   * Reads the records from `from` on, BUILD_RECORDS of them at most, for the keys of the live
-   * ones: a build step's reading, done beside the commits (the store notes what they change
-   * meanwhile).
+   * Reads the records from `from` on, BUILD_RECORDS of them at most and live keys of BUILD_UNITS
+   * at most, for the keys of the live ones: a build step's reading, done beside the commits (the
+   * store notes what they change meanwhile, so that the reads need not be one snapshot).
    */
   async readChunk(from: string): Promise<BuildChunk> {
     const keys: string[] = [];
-    let lastKey: string | null = null;
+    let units = 0;
     let read = 0;
     const entries = this.#reader.list<string>({ prefix: [RECORDS], start: [RECORDS, from] }, {
       limit: BUILD_RECORDS,
-      batchSize: BUILD_RECORDS,
+      batchSize: LIST_BATCH,
     });
     for await (const entry of entries) {
-      lastKey = entry.key[1] as string;
+      const key = entry.key[1] as string;
       read++;
-      if (encodedState(entry.value) === "live") keys.push(lastKey);
+      if (encodedState(entry.value) === "live") {
+        keys.push(key);
+        units += key.length + 3;
+      }
+      if (read === BUILD_RECORDS || units >= BUILD_UNITS) {
+        return { from, keys, until: keyAfter(key) };
+      }
     }
-    return { from, keys, until: read < BUILD_RECORDS ? null : keyAfter(lastKey!) };
+    return { from, keys, until: null };
   }
 
   /**

@@ -200,12 +200,12 @@ Deno.test("an index made before the pages lists from its records, then from page
 Deno.test("writes while the pages are built, and a suspension and its build, leave them exact", async () => {
   await using db = await tempDb();
   const model = new Map<string, RecordState>();
-  await writeOldIndex(db.path, model, 5000);
+  await writeOldIndex(db.path, model, 12_000);
   using store = await openStore(db.path);
   const next = random(11);
-  // The build's steps (1000 records each) meet writes all over the key range.
+  // The build's steps (10,000 records each at most) meet writes all over the key range.
   const build = store.buildPages();
-  await randomWrites(store, model, next, { count: 3000, keys: 6000 });
+  await randomWrites(store, model, next, { count: 3000, keys: 14_000 });
   await build;
   await assertPagesExact(store, liveKeys(model));
   await assertListings(store, model);
@@ -214,7 +214,7 @@ Deno.test("writes while the pages are built, and a suspension and its build, lea
   const pages = await store.suspendPages();
   assert.equal(store.pagesComplete, false);
   assert.deepEqual((await store.kv.get(PAGES_BUILT)).value, { complete: false, cover: "" });
-  await randomWrites(store, model, next, { count: 2000, keys: 7000 });
+  await randomWrites(store, model, next, { count: 2000, keys: 15_000 });
   await assertListings(store, model);
   await pages[Symbol.asyncDispose]();
   await assertPagesExact(store, liveKeys(model));
