@@ -35,8 +35,10 @@ export const STATS = ["stats"];
  */
 export const PAGES = "kp";
 /**
- * How far the key pages are built (PagesBuilt in lib/core/store.ts): one entry, absent in an index
- * made before the pages (then none is built).
+ * How far the key pages are built (PagesBuilt in lib/core/keypages.ts): one entry, absent in an
+ * index made before the pages (then none is built). Written by every commit with STATS, so that
+ * their versionstamps differ once a version before the pages has committed records: its records
+ * are not in the pages, which are then built again.
  */
 export const PAGES_BUILT = ["pagesbuilt"];
 /**

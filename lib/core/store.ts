@@ -210,12 +210,18 @@ export class Store {
           });
         }
         reader = await Deno.openKv(kvPath(db));
+        const stats = await loadStats(kv);
+        // Every commit of this version writes the figures and PAGES_BUILT together; a version
+        // before the pages writes the figures alone, and its records are not in the pages.
+        const [figures, built] = await kv.getMany<[StoreStats, PagesBuilt]>([STATS, PAGES_BUILT]);
         return new Store(
           { kv, reader, lockFile },
           {
-            stats: await loadStats(kv),
+            stats,
             markers: await loadMarkers(kv),
-            built: (await kv.get<PagesBuilt>(PAGES_BUILT)).value ?? NOT_BUILT,
+            built: built.value !== null && built.versionstamp === figures.versionstamp
+              ? built.value
+              : NOT_BUILT,
           },
           options.onCommit,
         );
@@ -455,6 +461,7 @@ export class Store {
       markers.parts.forEach((part, i) => op.set([MARKERS, markers.marker, i], part));
       for (const [marker, part] of markers.deletes) op.delete([MARKERS, marker, part]);
       op.set(STATS, stats);
+      op.set(PAGES_BUILT, this.#built);
       this.#pages.write(op, pages);
     });
     this.#stats = stats;
@@ -494,7 +501,10 @@ export class Store {
     this.#suspended = true;
     this.#pagesEpoch++;
     await this.#exclusive(async () => {
-      await this.#atomically((op) => op.set(PAGES_BUILT, NOT_BUILT));
+      await this.#atomically((op) => {
+        op.set(STATS, this.#stats);
+        op.set(PAGES_BUILT, NOT_BUILT);
+      });
       this.#built = NOT_BUILT;
       this.#window = null;
       this.#pages.forget();
@@ -527,15 +537,15 @@ export class Store {
       if (wasComplete || !this.#built.complete) return;
       const seconds = (performance.now() - started) / 1000;
       logEvent("pages_built", {
-        msg: `key pages built in ${seconds.toFixed(1)} s: listings read them`,
+        msg: `index: key pages built in ${seconds.toFixed(1)} s: listings read them`,
         seconds: Number(seconds.toFixed(3)),
         keys: this.#stats.liveKeys,
       });
     }, (err) => {
       if (this.#closed) return;
       logEvent("pages_build_failed", {
-        msg: `cannot build the key pages: ${firstLine(err)}; listings walk the records`,
-        error: firstLine(err),
+        msg: `index: cannot build the key pages: ${firstLine(err)}; listings walk the records`,
+        reason: firstLine(err),
       });
     });
   }
@@ -566,6 +576,7 @@ export class Store {
           : { complete: false, cover: until };
         await this.#atomically((op) => {
           this.#pages.write(op, plan);
+          op.set(STATS, this.#stats);
           op.set(PAGES_BUILT, built);
         });
         this.#built = built;

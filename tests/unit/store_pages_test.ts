@@ -5,7 +5,7 @@
 // suspension (a rebuild's bulk load) with its build after, leave them exact.
 
 import assert from "node:assert/strict";
-import { PAGES, PAGES_BUILT, RECORDS } from "../../lib/core/layout.ts";
+import { PAGES, PAGES_BUILT, RECORDS, STATS } from "../../lib/core/layout.ts";
 import { compareKeys, decodePage, fits } from "../../lib/core/pages.ts";
 import { encodeRecord, type KeyRecord, type RecordState } from "../../lib/core/record.ts";
 import type { Store } from "../../lib/core/store.ts";
@@ -275,4 +275,24 @@ Deno.test("a batch whose pages would not fit one commit is committed in parts, e
   assert.ok(commits > 2, `${commits} commits`);
   await assertPagesExact(store, liveKeys(model));
   await assertListings(store, model);
+});
+
+Deno.test("records committed by a version before the pages make them unbuilt on open", async () => {
+  await using db = await tempDb();
+  const model = new Map<string, RecordState>();
+  {
+    using store = await openStore(db.path);
+    await store.buildPages();
+    await randomWrites(store, model, random(5), { count: 300, keys: 300 });
+    // An earlier version writes a record and the figures, and knows nothing of the pages.
+    const stats = (await store.kv.get(STATS)).value;
+    model.set("/older", "live");
+    await store.kv.atomic().set([RECORDS, "/older"], encodeRecord(record("live")))
+      .set(STATS, stats).commit();
+  }
+  using store = await openStore(db.path);
+  assert.equal(store.pagesComplete, false);
+  await assertListings(store, model);
+  await store.buildPages();
+  await assertPagesExact(store, liveKeys(model));
 });
