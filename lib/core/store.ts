@@ -534,7 +534,8 @@ export class Store {
     const started = performance.now();
     const wasComplete = this.#built.complete;
     this.buildPages().then(() => {
-      if (wasComplete || !this.#built.complete) return;
+      // A new, empty index builds its one page at once: no event for that.
+      if (wasComplete || !this.#built.complete || this.#stats.liveKeys === 0) return;
       const seconds = (performance.now() - started) / 1000;
       logEvent("pages_built", {
         msg: `index: key pages built in ${seconds.toFixed(1)} s: listings read them`,
