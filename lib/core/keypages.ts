@@ -150,7 +150,10 @@ export class KeyPages {
 
   /** Keeps in the cache what a committed plan wrote. */
   committed(plan: PagePlan): void {
-    for (const bound of plan.deletes) this.#cache.delete(bound);
+    for (const bound of plan.deletes) {
+      this.#cache.delete(bound);
+      this.#dropBound(bound);
+    }
     for (const { bound, text, end } of plan.sets) {
       if (this.#cache.get(bound) === undefined) this.#addBound(bound);
       this.#cache.set(bound, { text, end });
@@ -164,6 +167,11 @@ export class KeyPages {
   #addBound(bound: string): void {
     const at = this.#floorIndex(bound) + 1;
     if (this.#bounds[at - 1] !== bound) this.#bounds.splice(at, 0, bound);
+  }
+
+  #dropBound(bound: string): void {
+    const at = this.#floorIndex(bound);
+    if (at >= 0 && this.#bounds[at] === bound) this.#bounds.splice(at, 1);
   }
 
   /** The index in #bounds of the greatest bound at or below `key`; -1 if none. */
@@ -187,6 +195,8 @@ export class KeyPages {
       if (cached !== undefined && (cached.end === null || compareKeys(key, cached.end) < 0)) {
         return { bound, end: cached.end, keys: decodePage(cached.text), changed: false };
       }
+      // A bound the cache dropped would hide the cached page below it from every later key.
+      if (cached === undefined) this.#dropBound(bound);
     }
     const [below, above] = await Promise.all([
       this.#kv.list<string>({ prefix: [PAGES], end: [PAGES, keyAfter(key)] }, {

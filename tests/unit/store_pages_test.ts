@@ -296,3 +296,34 @@ Deno.test("records committed by a version before the pages make them unbuilt on 
   await store.buildPages();
   await assertPagesExact(store, liveKeys(model));
 });
+
+Deno.test("commits in the range of a removed page read its pages from KV once, then from the cache", async () => {
+  await using db = await tempDb();
+  using store = await openStore(db.path);
+  await store.buildPages();
+  const key = (i: number) => `/f/${String(i).padStart(5, "0")}${"w".repeat(60)}`;
+  await Promise.all(Array.from({ length: 600 }, (_, i) => store.set(key(i), record("live"))));
+  const bounds: string[] = [];
+  for await (const entry of store.kv.list({ prefix: [PAGES] })) bounds.push(entry.key[1] as string);
+  assert.ok(bounds.length >= 3, `${bounds.length} pages`);
+  // The second page's keys removed, so is the page: its range is the first page's now.
+  const second = Array.from({ length: 600 }, (_, i) => key(i)).filter((k) =>
+    compareKeys(k, bounds[1]) >= 0 && compareKeys(k, bounds[2]) < 0
+  );
+  for (const k of second) await store.set(k, null);
+  let lists = 0;
+  const list = store.kv.list.bind(store.kv);
+  store.kv.list = ((...args: Parameters<Deno.Kv["list"]>) => {
+    lists++;
+    return list(...args);
+  }) as Deno.Kv["list"];
+  for (const k of second.slice(0, 20)) {
+    await store.set(k, record("live"));
+    await store.set(k, null);
+  }
+  // One page read (its floor and its end) at most, not two reads per commit.
+  assert.ok(lists <= 2, `${lists} reads of pages for 40 commits`);
+  const model = new Map<string, RecordState>();
+  for (let i = 0; i < 600; i++) if (!second.includes(key(i))) model.set(key(i), "live");
+  await assertPagesExact(store, liveKeys(model));
+});
