@@ -83,6 +83,7 @@ async function main(): Promise<number> {
       valueBytes: options.valueBytes,
       peer: options.peer?.kind === "minikeyvalue" ? options.peer.binary : null,
       smoke: options.smoke,
+      listOnly: options.keysListOnly,
     });
   }
   const { smoke, url, vsUrl, peer: peerKind } = options;

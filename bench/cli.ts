@@ -26,6 +26,11 @@ export const BENCH_FLAGS: FlagSpec = {
     help: "measure a store of N keys instead (bench/keys.ts): rebuild, listing, random GETs",
     arg: "N",
   },
+  "keys-list-only": {
+    type: "bool",
+    default: false,
+    help: "with --keys: rebuild (mkv.ts with --md5sum=false) and measure the listing alone",
+  },
   "value-bytes": {
     type: "int",
     default: 256,
@@ -62,6 +67,8 @@ export interface BenchOptions {
   /** With --keys: the bench at many keys instead (bench/keys.ts); 0 otherwise. */
   keys: number;
   valueBytes: number;
+  /** With --keys: the listing alone (--keys-list-only). */
+  keysListOnly: boolean;
 }
 
 /**
@@ -107,5 +114,6 @@ export function parseBenchArgs(args: string[]): BenchOptions | "help" {
     peer,
     keys,
     valueBytes,
+    keysListOnly: values["keys-list-only"] as boolean,
   };
 }

@@ -5,16 +5,20 @@
 // rebuilt from them (mkv.ts with md5 and with --md5sum=false, and the peer), both serve, and the
 // figures are taken in alternating rounds: a full `?list` walk in pages of 10,000, GETs of random
 // keys under wrk (rate and p99), PUT+DELETE of fresh keys, start-up time, the index's RSS, its
-// bytes on disk per key, and mkv.ts's own `verify` and `gc --dry-run` rates. Prints a Markdown
-// table and, unless --smoke, writes it and a JSON copy under bench/results/.
+// bytes on disk per key, and mkv.ts's own `verify` and `gc --dry-run` rates; and the time the
+// key pages take to build from the rebuilt index's records (which rebuild's time includes). With
+// --keys-list-only, the rebuilds (mkv.ts's with --md5sum=false alone) and the listing only. Prints
+// a Markdown table and, unless --smoke, writes it and a JSON copy under bench/results/.
 //
 //   deno task bench --keys 100000 --peer PATH/TO/mkv    # about 2 minutes
 //   deno task bench --keys 1000000 --peer PATH/TO/mkv   # about 15 minutes
+//   deno task bench --keys 1000000 --peer PATH/TO/mkv --keys-list-only
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ClusterProcess, freePort, spawnVolume } from "../dev/cluster.ts";
 import type { Placement } from "../lib/placement.ts";
+import { Store } from "../lib/core/store.ts";
 import { readRssMib } from "./proc.ts";
 import {
   KEYS_LOAD,
@@ -93,12 +97,18 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
           }),
         ),
     };
-    const order = options.peer === null ? ["mkv", "mkvNoMd5"] : ["peer", "mkv", "mkvNoMd5"];
+    const order = [
+      ...(options.peer === null ? [] : ["peer"]),
+      ...(options.listOnly ? [] : ["mkv"]),
+      "mkvNoMd5",
+    ];
     for (const name of order) {
       [rebuilds[name]] = await timed(rebuildOf[name as keyof typeof rebuildOf]);
       log(`rebuild ${name}: ${rebuilds[name].toFixed(1)} s`);
     }
-    const ours = await serveMkv(ourPort, ourDb, hosts);
+    const pagesBuildSeconds = await timePagesBuild(options.listOnly ? noMd5Db : ourDb);
+    log(`key pages build: ${pagesBuildSeconds.toFixed(2)} s`);
+    const ours = await serveMkv(ourPort, options.listOnly ? noMd5Db : ourDb, hosts);
     servers.push(ours);
     const theirs = options.peer === null
       ? null
@@ -110,9 +120,9 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
     const best = measured.map(() => ({
       listSeconds: Infinity,
       listedKeys: 0,
-      getRps: 0,
-      getP99Ms: Infinity,
-      fresh: 0,
+      getRps: null as number | null,
+      getP99Ms: null as number | null,
+      fresh: null as number | null,
       trouble: [] as string[],
     }));
     for (let round = 0; round < load.rounds; round++) {
@@ -124,14 +134,18 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
         }
         best[i].listedKeys = listed.keys;
         best[i].listSeconds = Math.min(best[i].listSeconds, listed.seconds);
+        if (options.listOnly) {
+          log(`${name} round ${round + 1}: list ${listed.seconds.toFixed(2)} s`);
+          continue;
+        }
         const gets = await randomGets(server.url, script, load);
-        if (gets.rps > best[i].getRps) {
+        if (gets.rps > (best[i].getRps ?? 0)) {
           best[i].getRps = gets.rps;
           best[i].getP99Ms = gets.p99Ms;
         }
         best[i].trouble.push(...gets.trouble.map((line) => `${name}: wrk: ${line}`));
         best[i].fresh = Math.max(
-          best[i].fresh,
+          best[i].fresh ?? 0,
           await freshWrites(server.url, load.freshKeys, `${i}-${round}`),
         );
         log(
@@ -141,15 +155,18 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
       }
     }
     const rss = await Promise.all(measured.map((server) => readRssMib(server.pid)));
-    const [verifySeconds] = await timed(() =>
-      indexTool(["verify", "--db", ourDb, "--volumes", hosts.join(",")])
-    );
-    const [gcSeconds] = await timed(() =>
-      indexTool(["gc", "--dry-run", "--db", ourDb, "--volumes", hosts.join(",")])
-    );
+    const [verifySeconds] = options.listOnly
+      ? [null]
+      : await timed(() => indexTool(["verify", "--db", ourDb, "--volumes", hosts.join(",")]));
+    const [gcSeconds] = options.listOnly
+      ? [null]
+      : await timed(() =>
+        indexTool(["gc", "--dry-run", "--db", ourDb, "--volumes", hosts.join(",")])
+      );
     const figuresOf = async (i: number): Promise<KeysFigures> => ({
-      rebuildSeconds: i === 0 ? rebuilds.mkv : rebuilds.peer,
+      rebuildSeconds: (i === 0 ? rebuilds.mkv : rebuilds.peer) ?? null,
       rebuildNoMd5Seconds: i === 0 ? rebuilds.mkvNoMd5 : null,
+      pagesBuildSeconds: i === 0 ? pagesBuildSeconds : null,
       startSeconds: measured[i].startSeconds,
       listSeconds: best[i].listSeconds,
       listedKeys: best[i].listedKeys,
@@ -157,9 +174,10 @@ export async function runKeysBench(options: KeysOptions): Promise<KeysResult> {
       getP99Ms: best[i].getP99Ms,
       freshOpsPerSecond: best[i].fresh,
       rssMib: rss[i],
-      diskBytesPerKey: await diskBytes(i === 0 ? ourDb : peerDb) / options.keys,
-      verifyKeysPerSecond: i === 0 ? options.keys / verifySeconds : null,
-      gcKeysPerSecond: i === 0 ? options.keys / gcSeconds : null,
+      diskBytesPerKey: await diskBytes(i === 0 ? (options.listOnly ? noMd5Db : ourDb) : peerDb) /
+        options.keys,
+      verifyKeysPerSecond: i === 0 && verifySeconds !== null ? options.keys / verifySeconds : null,
+      gcKeysPerSecond: i === 0 && gcSeconds !== null ? options.keys / gcSeconds : null,
       trouble: best[i].trouble,
     });
     return {
@@ -190,4 +208,19 @@ export async function keysMain(options: KeysOptions): Promise<number> {
     log(`wrote ${base}.md and .json`);
   }
   return 0;
+}
+
+/**
+ * How long the key pages of a rebuilt index take to build from its records alone: the index is
+ * opened, its pages suspended and built again (a rebuild's last step), and closed.
+ */
+async function timePagesBuild(db: string): Promise<number> {
+  const store = await Store.open(db);
+  try {
+    await store.suspendPages();
+    const [seconds] = await timed(() => store.buildPages());
+    return seconds;
+  } finally {
+    store.close();
+  }
 }

@@ -39,19 +39,24 @@ export interface KeysOptions {
   /** A minikeyvalue binary to measure beside mkv.ts; null for mkv.ts alone. */
   peer: string | null;
   smoke: boolean;
+  /** Rebuild (mkv.ts with --md5sum=false only) and the listing, no other figure. */
+  listOnly: boolean;
 }
 
 /** One server's figures; null where it has none (minikeyvalue has no verify). */
 export interface KeysFigures {
-  rebuildSeconds: number;
+  /** mkv.ts: `rebuild` with md5, the key pages' build included; null with --keys-list-only. */
+  rebuildSeconds: number | null;
   /** mkv.ts only: `rebuild --md5sum=false`. */
   rebuildNoMd5Seconds: number | null;
+  /** mkv.ts only: the key pages' build from the records of the rebuilt index alone. */
+  pagesBuildSeconds: number | null;
   startSeconds: number;
   listSeconds: number;
   listedKeys: number;
-  getRps: number;
-  getP99Ms: number;
-  freshOpsPerSecond: number;
+  getRps: number | null;
+  getP99Ms: number | null;
+  freshOpsPerSecond: number | null;
   rssMib: number | null;
   diskBytesPerKey: number;
   verifyKeysPerSecond: number | null;
@@ -93,6 +98,7 @@ export function renderKeysMarkdown(result: KeysResult): string {
       "lower",
       1,
     ],
+    ["key pages build, within rebuild (s)", mkv.pagesBuildSeconds, null, "lower", 2],
     ["start-up (s)", mkv.startSeconds, peer?.startSeconds ?? null, "lower", 2],
     [
       `?list of every key, pages of ${LIST_PAGE_KEYS.toLocaleString("en-US")} (s)`,

@@ -161,13 +161,18 @@ export class Core {
     return this.#sweeps.sweepPending();
   }
 
-  /** Sweeps pending records, and reaps with `reap`, now and at their intervals, until stopped. */
+  /**
+   * Sweeps pending records, and reaps with `reap`, now and at their intervals, until stopped;
+   * builds the store's key pages where they are not built.
+   */
   startSweeps(reap: Reaper): void {
     this.#sweeps.start(reap);
+    this.#ctx.store.startPageBuild();
   }
 
-  /** Stops the sweeps; waits for one running and for the removals under way. */
-  stopSweeps(): Promise<void> {
-    return this.#sweeps.stop();
+  /** Stops the sweeps and the pages' build; waits for those running and the removals under way. */
+  async stopSweeps(): Promise<void> {
+    await this.#ctx.store.stopPageBuild();
+    await this.#sweeps.stop();
   }
 }

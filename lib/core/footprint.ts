@@ -104,3 +104,9 @@ export function verifiedBytes(key: string, seen: { locations: string[] }): numbe
 export function setKeyBytes(key: string): number {
   return LRU_ENTRY_BYTES + keyBytes(key);
 }
+
+/** A key page in the store's cache of pages (lib/core/keypages.ts): its bound, value and end. */
+export function cachedPageBytes(bound: string, page: { text: string; end: string | null }): number {
+  return LRU_ENTRY_BYTES + stringBytes(bound) + OBJECT_BYTES + stringBytes(page.text) +
+    (page.end === null ? 0 : stringBytes(page.end));
+}

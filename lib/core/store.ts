@@ -6,13 +6,33 @@
 // a second KV handle on the same file, so that they never wait behind a commit's fsync. Pending
 // records are found through one marker entry per commit. The number of keys and the bytes of
 // their values are kept as figures in the KV, changed in the same commit as the records, so that
-// the metrics and the status page never scan.
+// the metrics and the status page never scan. The keys of live records are kept in key pages too
+// (lib/core/pages.ts, lib/core/keypages.ts), which `?list` reads instead of the records: a commit
+// that makes a key live or not live rewrites its page in the same atomic commit, so that the pages
+// are exactly the live records after a crash at any point, as they are after every commit. Where
+// they are not built (an index made before them, or after a bulk load that suspended them:
+// suspendPages), a listing walks the records, and a build in the background makes them from the
+// records, step by step, each step committed by the flush loop between two commits of records.
 
 import { firstLine } from "../errors.ts";
+import { logEvent } from "../events.ts";
 import { cachedRecordBytes, setKeyBytes } from "./footprint.ts";
+import { KeyPages, NO_PAGE_PLAN, NOT_BUILT, type PagesBuilt } from "./keypages.ts";
 import { Lru } from "./lru.ts";
+import { compareKeys, insertKey, type KeyRun, ListingBody, removeKey } from "./pages.ts";
 import { decodeRecord, encodedState, encodeRecord, type KeyRecord } from "./record.ts";
-import { GET_MANY, kvPath, LIST_BATCH, MARKERS, MAX_BATCH, RECORDS, STATS } from "./layout.ts";
+import {
+  COMMIT_PAGE_MUTATIONS,
+  COMMIT_PAGE_UNITS,
+  GET_MANY,
+  kvPath,
+  LIST_BATCH,
+  MARKERS,
+  MAX_BATCH,
+  PAGES_BUILT,
+  RECORDS,
+  STATS,
+} from "./layout.ts";
 import { loadMarkers, type PendingMarkers } from "./markers.ts";
 import { loadStats, shiftStats, type StoreStats } from "./stats.ts";
 
@@ -36,6 +56,11 @@ const COMMIT_TRIES = 20;
 const DB_DIR_MODE = 0o700;
 /** The mode of the KV file and SQLite's files beside it: the owner's alone. */
 const KV_FILE_MODE = 0o600;
+/**
+ * Keys of the first run a walk of the records gives a listing; each next run doubles, to
+ * LIST_BATCH: a short listing is answered after a short read, a long one in few runs.
+ */
+const FIRST_RECORD_RUN = 16;
 
 /**
  * Told how long a commit took, in seconds, failed ones included, and how many records it carried.
@@ -54,6 +79,13 @@ export interface ListOptions {
   start?: string;
   /** Which records: live ones (for `?list`), or unlinked ones (for `?unlinked`), or all. */
   state: "live" | "unlinked" | "all";
+  /** Leave out keys starting with this (the index's own, under `/-/`). */
+  exclude?: string;
+}
+
+/** A batch's page writes would not fit in one commit: it is committed in halves. */
+class PagesTooLarge extends Error {
+  override name = "PagesTooLarge";
 }
 
 interface Pending {
@@ -96,19 +128,40 @@ export class Store {
   #markers: PendingMarkers;
   /** The removal watches open (watchRemovals): the keys whose records were removed meanwhile. */
   #watches = new Set<{ keys: Set<string>; bytes: number; overflowed: boolean }>();
+  /** Work for the flush loop between two commits of records (a step of the pages' build). */
+  #tasks: (() => Promise<void>)[] = [];
+  /** Records per batch: MAX_BATCH, halved while a batch's page writes would not fit a commit. */
+  #batchSize = MAX_BATCH;
+  #pages: KeyPages;
+  /** How far the pages are built, as of the last commit. */
+  #built: PagesBuilt;
+  /** Set by suspendPages until buildPages: no build runs. */
+  #suspended = false;
+  /** Counts the suspensions, so that a listing that began before one stops reading pages. */
+  #pagesEpoch = 0;
+  /**
+   * While a build step reads records from `from` on, the commits' changes to the live keys there
+   * (which no page holds yet), so that the step writes its pages as of its commit.
+   */
+  #window: { from: string; changes: Map<string, boolean> } | null = null;
+  /** The build running, if any. */
+  #build: Promise<void> | null = null;
+  #stopBuild = false;
+  #closed = false;
 
   private constructor(
     handles: { kv: Deno.Kv; reader: Deno.Kv; lockFile: Deno.FsFile },
-    stats: StoreStats,
-    markers: PendingMarkers,
+    loaded: { stats: StoreStats; markers: PendingMarkers; built: PagesBuilt },
     onCommit: CommitHook | undefined,
   ) {
     this.#onCommit = onCommit;
     this.kv = handles.kv;
     this.reader = handles.reader;
     this.#lockFile = handles.lockFile;
-    this.#stats = stats;
-    this.#markers = markers;
+    this.#stats = loaded.stats;
+    this.#markers = loaded.markers;
+    this.#built = loaded.built;
+    this.#pages = new KeyPages(handles.kv, handles.reader);
   }
 
   /** The figures as of the last commit. */
@@ -157,10 +210,19 @@ export class Store {
           });
         }
         reader = await Deno.openKv(kvPath(db));
+        const stats = await loadStats(kv);
+        // Every commit of this version writes the figures and PAGES_BUILT together; a version
+        // before the pages writes the figures alone, and its records are not in the pages.
+        const [figures, built] = await kv.getMany<[StoreStats, PagesBuilt]>([STATS, PAGES_BUILT]);
         return new Store(
           { kv, reader, lockFile },
-          await loadStats(kv),
-          await loadMarkers(kv),
+          {
+            stats,
+            markers: await loadMarkers(kv),
+            built: built.value !== null && built.versionstamp === figures.versionstamp
+              ? built.value
+              : NOT_BUILT,
+          },
           options.onCommit,
         );
       } catch (err) {
@@ -174,7 +236,14 @@ export class Store {
     }
   }
 
+  /** Whether the key pages are complete (a listing reads them), or being built. */
+  get pagesComplete(): boolean {
+    return this.#built.complete;
+  }
+
   close(): void {
+    // A build in progress stops at its next step; what it committed stays.
+    this.#closed = true;
     this.reader.close();
     this.kv.close();
     this.#lockFile.close();
@@ -256,19 +325,38 @@ export class Store {
     });
   }
 
+  /** Runs `task` in the flush loop, between two commits of records: nothing commits meanwhile. */
+  #exclusive(task: () => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#tasks.push(() => task().then(resolve, reject));
+      if (!this.#flushing) this.#flush();
+    });
+  }
+
   async #flush(): Promise<void> {
     this.#flushing = true;
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, MAX_BATCH);
+    while (this.#pending.length > 0 || this.#tasks.length > 0) {
+      const task = this.#tasks.shift();
+      if (task !== undefined) {
+        await task();
+        continue;
+      }
+      const batch = this.#pending.splice(0, this.#batchSize);
       const started = performance.now();
       try {
         await this.#commit(batch);
+        this.#batchSize = MAX_BATCH;
         this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         this.#noteRemovals(batch);
         for (const item of batch) this.#cache.set(item.key, item.record);
         for (const item of batch) item.resolve();
       } catch (err) {
+        if (err instanceof PagesTooLarge) {
+          this.#pending.unshift(...batch);
+          this.#batchSize = batch.length >>> 1;
+          continue;
+        }
         this.#onCommit?.((performance.now() - started) / 1000, batch.length);
         this.#changed(batch);
         for (const item of batch) this.#cache.delete(item.key);
@@ -350,8 +438,22 @@ export class Store {
     let stats = this.#stats;
     for (const [i, { record }] of batch.entries()) stats = shiftStats(stats, olds[i], record);
     const markers = this.#markers.plan(batch);
-    for (let attempt = 1;; attempt++) {
-      const op = this.kv.atomic();
+    // The keys that become live or stop being live: their pages change in this commit where the
+    // pages are built; beyond, a build step reading those records meanwhile is told of them.
+    const maintained = new Map<string, boolean>();
+    const beyond = new Map<string, boolean>();
+    for (const [key, live] of liveChanges(batch, olds)) {
+      const built = this.#built.complete || compareKeys(key, this.#built.cover) < 0;
+      (built ? maintained : beyond).set(key, live);
+    }
+    const pages = maintained.size === 0 ? NO_PAGE_PLAN : await this.#pages.plan(maintained);
+    if (
+      batch.length > 1 && (pages.units > COMMIT_PAGE_UNITS ||
+        pages.sets.length + pages.deletes.length > COMMIT_PAGE_MUTATIONS)
+    ) {
+      throw new PagesTooLarge();
+    }
+    await this.#atomically((op) => {
       for (const { key, record } of batch) {
         if (record === null) op.delete([RECORDS, key]);
         else op.set([RECORDS, key], encodeRecord(record));
@@ -359,16 +461,128 @@ export class Store {
       markers.parts.forEach((part, i) => op.set([MARKERS, markers.marker, i], part));
       for (const [marker, part] of markers.deletes) op.delete([MARKERS, marker, part]);
       op.set(STATS, stats);
+      op.set(PAGES_BUILT, this.#built);
+      this.#pages.write(op, pages);
+    });
+    this.#stats = stats;
+    this.#markers.apply(markers);
+    this.#pages.committed(pages);
+    const window = this.#window;
+    if (window !== null) {
+      for (const [key, live] of beyond) {
+        if (compareKeys(key, window.from) >= 0) window.changes.set(key, live);
+      }
+    }
+  }
+
+  /** Commits the mutations `fill` adds, trying again after a transient error. */
+  async #atomically(fill: (op: Deno.AtomicOperation) => void): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      const op = this.kv.atomic();
+      fill(op);
       try {
         const result = await op.commit();
         if (!result.ok) throw new Error("commit refused");
-        this.#stats = stats;
-        this.#markers.apply(markers);
         return;
       } catch (err) {
         if (!isTransient(err) || attempt >= COMMIT_TRIES) throw err;
         await new Promise((resolve) => setTimeout(resolve, attempt * 5));
       }
+    }
+  }
+
+  /**
+   * Stops keeping the key pages before a bulk load (rebuild), which would rewrite a page for
+   * nearly every key it adds: until the build that disposing of the answer runs (buildPages),
+   * listings walk the records. Resolves once the pages are marked unbuilt in the KV, so that a
+   * crash meanwhile leaves them to be built again.
+   */
+  async suspendPages(): Promise<AsyncDisposable> {
+    this.#suspended = true;
+    this.#pagesEpoch++;
+    await this.#exclusive(async () => {
+      await this.#atomically((op) => {
+        op.set(STATS, this.#stats);
+        op.set(PAGES_BUILT, NOT_BUILT);
+      });
+      this.#built = NOT_BUILT;
+      this.#window = null;
+      this.#pages.forget();
+    });
+    return { [Symbol.asyncDispose]: () => this.buildPages() };
+  }
+
+  /**
+   * Builds the key pages from the records where they are not built, and resolves once they are
+   * complete (at once if they are); ends a suspension. Steps of BUILD_RECORDS records, each
+   * committed by the flush loop; the writes meanwhile go on.
+   */
+  async buildPages(): Promise<void> {
+    this.#suspended = false;
+    this.#stopBuild = false;
+    while (!this.#built.complete && !this.#closed && !this.#suspended && !this.#stopBuild) {
+      this.#build ??= this.#buildSteps().finally(() => this.#build = null);
+      await this.#build;
+    }
+  }
+
+  /**
+   * Builds the key pages in the background, as buildPages does; a failure is logged (event
+   * `pages_build_failed`) and the records serve listings until the next start.
+   */
+  startPageBuild(): void {
+    const started = performance.now();
+    const wasComplete = this.#built.complete;
+    this.buildPages().then(() => {
+      // A new, empty index builds its one page at once: no event for that.
+      if (wasComplete || !this.#built.complete || this.#stats.liveKeys === 0) return;
+      const seconds = (performance.now() - started) / 1000;
+      logEvent("pages_built", {
+        msg: `index: key pages built in ${seconds.toFixed(1)} s: listings read them`,
+        seconds: Number(seconds.toFixed(3)),
+        keys: this.#stats.liveKeys,
+      });
+    }, (err) => {
+      if (this.#closed) return;
+      logEvent("pages_build_failed", {
+        msg: `index: cannot build the key pages: ${firstLine(err)}; listings walk the records`,
+        reason: firstLine(err),
+      });
+    });
+  }
+
+  /** Stops a build running in the background (startPageBuild); resolves once it stopped. */
+  async stopPageBuild(): Promise<void> {
+    this.#stopBuild = true;
+    await this.#build?.catch(() => {});
+  }
+
+  async #buildSteps(): Promise<void> {
+    while (!this.#built.complete && !this.#closed && !this.#suspended && !this.#stopBuild) {
+      const epoch = this.#pagesEpoch;
+      const window = { from: this.#built.cover, changes: new Map<string, boolean>() };
+      this.#window = window;
+      const chunk = await this.#pages.readChunk(window.from);
+      await this.#exclusive(async () => {
+        if (this.#pagesEpoch !== epoch || this.#window !== window || this.#closed) return;
+        this.#window = null;
+        for (const [key, live] of window.changes) {
+          if (chunk.until !== null && compareKeys(key, chunk.until) >= 0) continue;
+          if (live) insertKey(chunk.keys, key);
+          else removeKey(chunk.keys, key);
+        }
+        const { plan, until } = await this.#pages.planStep(chunk);
+        const built: PagesBuilt = until === null
+          ? { complete: true, cover: "" }
+          : { complete: false, cover: until };
+        await this.#atomically((op) => {
+          this.#pages.write(op, plan);
+          op.set(STATS, this.#stats);
+          op.set(PAGES_BUILT, built);
+        });
+        this.#built = built;
+        this.#pages.forget();
+      });
     }
   }
 
@@ -385,20 +599,65 @@ export class Store {
     for await (const [key, text] of this.#listEncoded(options)) yield [key, decodeRecord(text)];
   }
 
-  /**
-   * The keys of `list`, without their records: a `?list` needs only the state of each record,
-   * which its first characters say (encodedState), and decoding every record (its info's JSON)
-   * took two thirds of a listing's time.
-   */
+  /** The keys of `list`, without their records. */
   async *listKeys(options: ListOptions): AsyncGenerator<string> {
-    for await (const [key] of this.#listEncoded(options)) yield key;
+    for await (const run of this.#runs(options)) {
+      yield* "keys" in run ? run.keys : JSON.parse(`[${run.elements}]`) as string[];
+    }
   }
 
-  /** Keys and encoded records in key order, filtered by `state` and `prefix`. */
-  async *#listEncoded(options: ListOptions): AsyncGenerator<[string, string]> {
-    const from = options.start !== undefined && options.start > options.prefix
-      ? options.start
-      : options.prefix;
+  /**
+   * A `?list` or `?unlinked` answer, `{"next": "...", "keys": [...]}`: `limit` keys of `list`
+   * at most, and `next` the first key past them ("" if none). Live keys are read from the key
+   * pages where they are complete, most of them copied into the answer undecoded.
+   */
+  async listJson(options: ListOptions & { limit: number }): Promise<string> {
+    const body = new ListingBody(options.limit);
+    // One key past the limit: the answer's `next`.
+    const wanted = options.limit + 1;
+    for await (const run of this.#runs(options, wanted)) if (!body.add(run)) break;
+    return body.text();
+  }
+
+  /**
+   * The keys of `list` in runs: from the key pages where they serve, else from the records; in
+   * reads sized for `wanted` keys, if given.
+   */
+  #runs(options: ListOptions, wanted?: number): AsyncGenerator<KeyRun> {
+    const from = listFrom(options);
+    if (options.state !== "live") return this.#recordRuns(options, from);
+    const epoch = this.#pagesEpoch;
+    return this.#pages.runs(
+      { from, prefix: options.prefix, exclude: options.exclude, wanted },
+      () => this.#built.complete && this.#pagesEpoch === epoch,
+      (at) => this.#recordRuns(options, at),
+    );
+  }
+
+  /**
+   * The keys of `list` from `from` on, walking the records, in runs of FIRST_RECORD_RUN keys and
+   * then twice as many each, to LIST_BATCH. A `?list` needs only the state of each record, which
+   * its first characters say (encodedState): decoding every record (its info's JSON) took two
+   * thirds of a listing's time.
+   */
+  async *#recordRuns(options: ListOptions, from: string): AsyncGenerator<KeyRun> {
+    let keys: string[] = [];
+    let size = FIRST_RECORD_RUN;
+    for await (const [key] of this.#listEncoded(options, from)) {
+      keys.push(key);
+      if (keys.length < size) continue;
+      yield { keys };
+      keys = [];
+      size = Math.min(2 * size, LIST_BATCH);
+    }
+    if (keys.length > 0) yield { keys };
+  }
+
+  /** Keys and encoded records in key order, filtered by `state`, `prefix` and `exclude`. */
+  async *#listEncoded(
+    options: ListOptions,
+    from = listFrom(options),
+  ): AsyncGenerator<[string, string]> {
     const entries = this.reader.list<string>(
       { prefix: [RECORDS], start: [RECORDS, from] },
       { batchSize: LIST_BATCH },
@@ -406,9 +665,33 @@ export class Store {
     for await (const entry of entries) {
       const key = entry.key[1] as string;
       if (!key.startsWith(options.prefix)) break;
+      if (options.exclude !== undefined && key.startsWith(options.exclude)) continue;
       if (options.state === "all" || encodedState(entry.value) === options.state) {
         yield [key, entry.value];
       }
     }
   }
+}
+
+/** Where a listing begins: at `start` if it is past the prefix, else at the prefix. */
+function listFrom(options: ListOptions): string {
+  return options.start !== undefined && compareKeys(options.start, options.prefix) > 0
+    ? options.start
+    : options.prefix;
+}
+
+/**
+ * The keys of a batch whose record becomes live or stops being live, each with whether it ends
+ * live; `olds` are the records the batch replaces, in its order (a key may come more than once).
+ */
+function liveChanges(batch: Pending[], olds: (KeyRecord | null)[]): Map<string, boolean> {
+  const before = new Map<string, boolean>();
+  const after = new Map<string, boolean>();
+  for (const [i, { key, record }] of batch.entries()) {
+    if (!before.has(key)) before.set(key, olds[i]?.state === "live");
+    after.set(key, record?.state === "live");
+  }
+  const changes = new Map<string, boolean>();
+  for (const [key, live] of after) if (before.get(key) !== live) changes.set(key, live);
+  return changes;
 }

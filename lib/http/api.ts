@@ -211,23 +211,15 @@ export class IndexApi implements Observed {
   async #list(
     parsed: { key: string; state: "live" | "unlinked"; start?: string; limit: number },
   ): Promise<Response> {
-    const keys: string[] = [];
-    let next = "";
-    const listed = this.core.store.listKeys({
+    // The index's own keys (multipart parts) are no one's values.
+    const body = await this.core.store.listJson({
       prefix: parsed.key,
       start: parsed.start,
       state: parsed.state,
+      exclude: RESERVED_PREFIX,
+      limit: parsed.limit,
     });
-    for await (const key of listed) {
-      // The index's own keys (multipart parts) are no one's values.
-      if (key.startsWith(RESERVED_PREFIX)) continue;
-      if (keys.length === parsed.limit) {
-        next = key;
-        break;
-      }
-      keys.push(key);
-    }
-    return new Response(JSON.stringify({ next, keys }), {
+    return new Response(body, {
       headers: { "content-type": "application/json" },
     });
   }

@@ -265,6 +265,9 @@ async function addCopies(
 }
 
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
+  // Keys come in volume order, which would rewrite a key page per key: the pages are built once
+  // the walk is done (or has failed), as the rebuild's last step.
+  await using _pages = await ctx.store.suspendPages();
   // With --md5sum=false a key's work is its record's alone (see addKey).
   using removals = ctx.store.watchRemovals();
   // Keys are judged RECORD_WORK_AT_ONCE at a time, so that many share the store's reads and

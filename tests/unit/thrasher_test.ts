@@ -308,6 +308,7 @@ Deno.test("the bench's command line: one second server, started on its own volum
     peer: { kind: "mkv", flags: ["--metrics=false"] },
     keys: 0,
     valueBytes: 256,
+    keysListOnly: false,
   });
   assert.deepEqual(parseBenchArgs(["--smoke", "--vs-flags=--metrics=false -md5sum=false"]), {
     smoke: true,
@@ -317,6 +318,7 @@ Deno.test("the bench's command line: one second server, started on its own volum
     peer: { kind: "mkv", flags: ["--metrics=false", "-md5sum=false"] },
     keys: 0,
     valueBytes: 256,
+    keysListOnly: false,
   });
   assert.deepEqual(parseBenchArgs(["--peer", "/opt/mkv"]), {
     smoke: false,
@@ -326,16 +328,28 @@ Deno.test("the bench's command line: one second server, started on its own volum
     peer: { kind: "minikeyvalue", binary: "/opt/mkv" },
     keys: 0,
     valueBytes: 256,
+    keysListOnly: false,
   });
-  assert.deepEqual(parseBenchArgs(["--keys", "1000000", "--peer", "/opt/mkv", "--value-bytes=1"]), {
-    smoke: false,
-    url: "",
-    indexPid: 0,
-    vsUrl: "",
-    peer: { kind: "minikeyvalue", binary: "/opt/mkv" },
-    keys: 1_000_000,
-    valueBytes: 1,
-  });
+  assert.deepEqual(
+    parseBenchArgs([
+      "--keys",
+      "1000000",
+      "--peer",
+      "/opt/mkv",
+      "--value-bytes=1",
+      "--keys-list-only",
+    ]),
+    {
+      smoke: false,
+      url: "",
+      indexPid: 0,
+      vsUrl: "",
+      peer: { kind: "minikeyvalue", binary: "/opt/mkv" },
+      keys: 1_000_000,
+      valueBytes: 1,
+      keysListOnly: true,
+    },
+  );
   assert.deepEqual(parseBenchArgs(["--url", "http://localhost:3000/", "--vs", "http://h:1/"]), {
     smoke: false,
     url: "http://localhost:3000",
@@ -344,6 +358,7 @@ Deno.test("the bench's command line: one second server, started on its own volum
     peer: null,
     keys: 0,
     valueBytes: 256,
+    keysListOnly: false,
   });
   assert.equal(parseBenchArgs(["--help"]), "help");
   for (
