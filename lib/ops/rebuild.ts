@@ -19,14 +19,9 @@ import {
 } from "../placement.ts";
 import { type KeyRecord, needsSettling } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
-import {
-  type OperationContext,
-  type OperationFn,
-  type OperationRun,
-  RECORD_WORK_AT_ONCE,
-  slots,
-} from "./runner.ts";
+import { type OperationContext, type OperationFn, type OperationRun, slots } from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
+import { BATCH_RECORDS, RecordBatch } from "./batch.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /** Replica locations in placement order: those `keyToVolumes` names first, then the rest sorted. */
@@ -166,6 +161,7 @@ async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
+  records: RecordBatch,
   item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean; slot: Disposable | null },
 ): Promise<void> {
   const { key } = item;
@@ -196,7 +192,7 @@ async function addKey(
   }
   // The time of a record is the rebuild's own (the volumes' listings give none in a form worth
   // trusting across hosts).
-  await ctx.store.set(key, {
+  await records.set(key, {
     state: "live",
     volumes: verdict.volumes,
     md5: verdict.md5,
@@ -215,6 +211,7 @@ async function addCopies(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
+  records: RecordBatch,
   item: { key: string; found: FoundReplica[]; record: KeyRecord; slot: Disposable | null },
 ): Promise<void> {
   const { key, record } = item;
@@ -260,18 +257,20 @@ async function addCopies(
     await run.outcome("unchanged");
     return;
   }
-  await ctx.store.set(key, { ...record, volumes: plan.volumes });
+  await records.set(key, { ...record, volumes: plan.volumes });
   await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
 }
 
 export const rebuild: OperationFn = async (ctx, request, run, signal) => {
   // With --md5sum=false a key's work is its record's alone (see addKey).
   using removals = ctx.store.watchRemovals();
-  // Keys are judged RECORD_WORK_AT_ONCE at a time, so that many share the store's reads and
-  // commits; those that ask the volumes take one of --concurrency slots for it, given back before
-  // their commit (with one slot held to its commit, commits carried a few records each).
+  // Keys are judged many at a time, so that many share the store's reads, and their records are
+  // committed in groups (RecordBatch): two groups' worth, one filling while the other commits.
+  // Those that ask the volumes take one of --concurrency slots for it, given back before their
+  // commit (with one slot held to its commit, commits carried a few records each).
   const volumeSlot = slots(request.concurrency);
-  const concurrency = Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
+  const records = new RecordBatch(ctx.store);
+  const concurrency = Math.max(request.concurrency, 2 * BATCH_RECORDS);
   await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
@@ -293,9 +292,9 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
     const record = await ctx.store.get(item.key);
     if (record === null) {
       const mayBeRemoved = removals.mayBeRemoved(item.key);
-      await addKey(ctx, request, run, { ...item, mayBeRemoved, slot });
+      await addKey(ctx, request, run, records, { ...item, mayBeRemoved, slot });
     } else if (!needsSettling(record)) {
-      await addCopies(ctx, request, run, { ...item, record, slot });
+      await addCopies(ctx, request, run, records, { ...item, record, slot });
     } else {
       await run.outcome("interrupted", {
         key: item.key,

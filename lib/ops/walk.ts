@@ -13,11 +13,12 @@ import { forEachLimited, type OperationRun } from "./runner.ts";
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
 /**
- * `HH/hh` directories whose listings are asked for ahead of the one being worked on: one listing
- * at a time left the walk waiting on a round trip per directory per volume (65,536 of them
- * whatever the number of keys), while each volume's nginx answers several at once.
+ * `HH/hh` directories listed together: each volume gets the listings of those it has in one batch
+ * on one connection (Volumes.listMany), since one request per directory cost a round trip, and a
+ * wake-up of the volume's nginx, per directory per volume (65,536 of them whatever the number of
+ * keys). The walk works on one batch while the next is listed: memory holds two batches' files.
  */
-const LISTINGS_AHEAD = 64;
+const BATCH_DIRS = 64;
 
 /**
  * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
@@ -29,6 +30,9 @@ export interface FoundReplica {
   sizeBytes: number;
   md5?: string;
 }
+
+/** An entry of a volume's directory listing. */
+type VolumeEntry = Awaited<ReturnType<Volumes["list"]>>[number];
 
 /** Files of one key found on the volumes. */
 export interface KeyFiles {
@@ -54,19 +58,22 @@ export function holdsValue(record: KeyRecord, replica: FoundReplica): boolean | 
 }
 
 /**
- * Lists a directory and everything under it (base64 with `/` nests), as file paths. `dir` is the
- * path as on disk; names are percent-encoded in URLs, since a stray file may be called anything.
+ * Lists a directory and everything under it (base64 with `/` nests), as file paths, given its own
+ * listing. `dir` is the path as on disk; names are percent-encoded in URLs, since a stray file may
+ * be called anything.
  */
-async function listTree(
+async function treeOf(
   volumes: Volumes,
   location: string,
   dir: string,
+  entries: VolumeEntry[],
 ): Promise<{ path: string; sizeBytes: number }[]> {
   const out: { path: string; sizeBytes: number }[] = [];
-  const url = dir.split("/").map(encodeURIComponent).join("/");
-  for (const entry of await volumes.list(location, url)) {
+  for (const entry of entries) {
     if (entry.type === "directory") {
-      out.push(...await listTree(volumes, location, `${dir}${entry.name}/`));
+      const sub = `${dir}${entry.name}/`;
+      const url = sub.split("/").map(encodeURIComponent).join("/");
+      out.push(...await treeOf(volumes, location, sub, await volumes.list(location, url)));
     } else if (entry.type === "file") {
       out.push({ path: `${dir}${entry.name}`, sizeBytes: entry.size ?? 0 });
     }
@@ -113,8 +120,8 @@ async function* filesOf(
 /**
  * The files of every key on the volumes, key by key, one `HH/hh` directory at a time (on every
  * volume and subvolume at once, since a key's directory is the same everywhere), so that memory
- * holds a few directories' worth: the listings of the next LISTINGS_AHEAD are asked for while one
- * is worked on. The subvolume directories are found, not assumed: a cluster written with another
+ * holds a few directories' worth: the next BATCH_DIRS directories are listed, in a batch per
+ * volume, while those before them are worked on. The subvolume directories are found, not assumed: a cluster written with another
  * --subvolumes is read all the same. `position` counts the `HH/hh` pairs done.
  */
 async function* walkVolumes(
@@ -141,6 +148,31 @@ async function* walkVolumes(
     }
   }
   const ahead: DirectoryListing[] = [];
+  let batch: { dir: string; position: number; roots: string[] }[] = [];
+  // The batch's directories, listed on each root that has them in one request each.
+  const listBatch = () => {
+    const byRoot = new Map<string, string[]>();
+    for (const { dir, roots } of batch) {
+      for (const root of roots) byRoot.set(root, [...(byRoot.get(root) ?? []), dir]);
+    }
+    const listed = new Map<string, Promise<Map<string, VolumeEntry[]>>>();
+    for (const [root, dirs] of byRoot) {
+      listed.set(
+        root,
+        volumes.listMany(root, dirs).then((all) => new Map(dirs.map((dir, i) => [dir, all[i]]))),
+      );
+    }
+    for (const { dir, position, roots } of batch) {
+      const trees = Promise.all(roots.map(async (root) => {
+        const entries = (await listed.get(root)!).get(dir)!;
+        return await treeOf(volumes, root, dir, entries);
+      }));
+      // A listing that fails before its turn fails the walk then, not as an unhandled rejection.
+      trees.catch(() => {});
+      ahead.push({ position, roots, trees });
+    }
+    batch = [];
+  };
   for (let high = 0; high < 256; high++) {
     const hh = high.toString(16).padStart(2, "0");
     const roots = rootsByPrefix.get(hh) ?? [];
@@ -153,14 +185,14 @@ async function* walkVolumes(
       }
     });
     for (const low of [...rootsByLow.keys()].sort()) {
-      const lowRoots = rootsByLow.get(low)!;
-      const trees = Promise.all(lowRoots.map((root) => listTree(volumes, root, `/${hh}/${low}/`)));
-      // A listing that fails before its turn fails the walk then, not as an unhandled rejection.
-      trees.catch(() => {});
-      ahead.push({ position: high * 256 + parseInt(low, 16) + 1, roots: lowRoots, trees });
-      while (ahead.length > LISTINGS_AHEAD) yield* filesOf(ahead.shift()!, position);
+      const done = high * 256 + parseInt(low, 16) + 1;
+      batch.push({ dir: `/${hh}/${low}/`, position: done, roots: rootsByLow.get(low)! });
+      if (batch.length < BATCH_DIRS) continue;
+      listBatch();
+      while (ahead.length > BATCH_DIRS) yield* filesOf(ahead.shift()!, position);
     }
   }
+  listBatch();
   while (ahead.length > 0) yield* filesOf(ahead.shift()!, position);
   position.done = PREFIX_PAIRS;
 }

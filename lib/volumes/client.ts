@@ -12,7 +12,14 @@ import { fanOut, type FanoutContext, type PutResult } from "./fanout.ts";
 import { Figures } from "./figures.ts";
 import { Health, type VolumeHealth } from "./health.ts";
 import { type BodySink, type ClientTls, Http1Pool } from "./http1.ts";
-import { type Ask, hashFile, listDirectory, type VolumeEntry } from "./readthrough.ts";
+import { getPipelined } from "./listings.ts";
+import {
+  type Ask,
+  hashFile,
+  listDirectory,
+  MAX_LISTING_BYTES,
+  type VolumeEntry,
+} from "./readthrough.ts";
 import { target, volumeUrl } from "./protocol.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import type { DiskFigures, StubStatus } from "./statusvolume.ts";
@@ -25,6 +32,8 @@ const POOL_IDLE_PER_HOST = 256;
  * skew between the machines.
  */
 const SIGNATURE_TTL_MS = 60_000;
+/** A listing may take longer than a single file's answer (as readthrough.ts's own listings). */
+const LIST_TIMEOUT_MS = 10_000;
 
 /** A volume's state for the metrics and the status page. */
 export interface VolumeStats {
@@ -58,6 +67,7 @@ export class Volumes {
   #fanout: FanoutContext;
   /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "": none. */
   #secret: string;
+  #tls: ClientTls | undefined;
   /** #ask, for the answers read through (lib/volumes/readthrough.ts). */
   #read: Ask = (location, method, path, options) => this.#ask(location, method, path, options);
 
@@ -80,6 +90,7 @@ export class Volumes {
     this.timeoutMs = options.timeoutMs;
     this.scheme = options.tls ? "https" : "http";
     this.#secret = options.secret ?? "";
+    this.#tls = options.tls;
     this.#client = Deno.createHttpClient({
       poolMaxIdlePerHost: POOL_IDLE_PER_HOST,
       ...(options.tls?.caCerts && { caCerts: options.tls.caCerts }),
@@ -368,6 +379,57 @@ export class Volumes {
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
     return await listDirectory(this.#read, location, dir, this.timeoutMs);
+  }
+
+  /**
+   * The JSON listings of several directories at `location`, asked for at once on one connection
+   * (lib/volumes/listings.ts), in order; [] for one that does not exist. A walk of the volumes
+   * lists thousands of directories: one request each cost most of its time.
+   */
+  async listMany(location: string, dirs: string[]): Promise<VolumeEntry[][]> {
+    if (dirs.length === 0) return [];
+    const host = locationHost(location);
+    const paths = dirs.map((dir) => dir.endsWith("/") ? dir : `${dir}/`);
+    this.#refuseDown(location, "GET", paths[0]);
+    let answers;
+    try {
+      answers = await getPipelined(
+        host,
+        paths.map((path) => this.signed("GET", target(location, path).path)),
+        {
+          tls: this.#tls,
+          timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
+          maxBodyBytes: MAX_LISTING_BYTES,
+          signal: this.#health.downSignal(host),
+        },
+      );
+    } catch (err) {
+      const why = err instanceof VolumeError ? "volume down" : reason(err);
+      this.#health.failed(host);
+      if (!(err instanceof VolumeError)) this.probe(host);
+      throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
+    }
+    const decoder = new TextDecoder();
+    return answers.map(({ status, body }, i) => {
+      if (status === 404) return [];
+      if (status !== 200) {
+        this.#health.failed(host);
+        throw new VolumeError(
+          host,
+          status,
+          describe(location, "GET", paths[i], `status ${status}`),
+        );
+      }
+      try {
+        return JSON.parse(decoder.decode(body)) as VolumeEntry[];
+      } catch (err) {
+        throw new VolumeError(
+          host,
+          200,
+          describe(location, "GET", paths[i], `not a JSON listing: ${reason(err)}`),
+        );
+      }
+    });
   }
 
   /**
