@@ -271,7 +271,8 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
   const volumeSlot = slots(request.concurrency);
   const records = new RecordBatch(ctx.store);
   const concurrency = Math.max(request.concurrency, 2 * BATCH_RECORDS);
-  await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
+  const walk = { ...request, concurrency };
+  await forEachOnVolumes(run, ctx.volumes, walk, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
@@ -301,5 +302,5 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
         detail: "its record says an interrupted write or delete; gc settles it",
       });
     }
-  });
+  }, { keyOrder: true });
 };

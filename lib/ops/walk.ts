@@ -9,6 +9,7 @@ import type { KeyRecord } from "../core/mod.ts";
 import type { Volumes } from "../volumes/mod.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";
+import { inKeyOrder } from "./spool.ts";
 
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
@@ -200,7 +201,10 @@ async function* walkVolumes(
 /**
  * Runs `fn` on each key's files and each stray file on the volumes of `request.placement` that
  * are not down, with at most `request.concurrency` at once; the run's progress counts the `HH/hh`
- * directories done. Each volume that is down is reported `unreachable`.
+ * directories done. Each volume that is down is reported `unreachable`. With `keyOrder`, keys come
+ * in key order once the walk is done (lib/ops/spool.ts), so that their records are read and
+ * written in key order: the progress then counts the walk as its first half and the keys as its
+ * second; stray files are reported as the walk finds them.
  */
 export async function forEachOnVolumes(
   run: OperationRun,
@@ -208,6 +212,7 @@ export async function forEachOnVolumes(
   request: OperationRequest,
   signal: AbortSignal,
   fn: (item: KeyFiles | StrayFile) => Promise<void>,
+  options: { keyOrder?: boolean } = {},
 ): Promise<void> {
   const position = { done: 0 };
   run.total = PREFIX_PAIRS;
@@ -220,12 +225,34 @@ export async function forEachOnVolumes(
       detail: "volume down: its files were not walked; run it again once the volume is up",
     });
   }
+  const share = options.keyOrder ? 0.5 : 1;
   const items = (async function* () {
     for await (const item of walkVolumes(volumes, hosts, position)) {
-      run.done = position.done;
+      run.done = Math.floor(position.done * share);
       yield item;
     }
   })();
-  await forEachLimited(items, request.concurrency, signal, fn);
-  run.done = position.done;
+  if (!options.keyOrder) {
+    await forEachLimited(items, request.concurrency, signal, fn);
+    run.done = position.done;
+    return;
+  }
+  const keys = (async function* () {
+    for await (const item of items) {
+      if (signal.aborted) return;
+      if ("stray" in item) await fn(item);
+      else yield item;
+    }
+  })();
+  let count = 0;
+  let judged = 0;
+  const ordered = (async function* () {
+    for await (const item of inKeyOrder(keys, (all) => count = all)) {
+      judged++;
+      run.done = Math.floor(PREFIX_PAIRS * (share + share * judged / count));
+      yield item;
+    }
+  })();
+  await forEachLimited(ordered, request.concurrency, signal, fn);
+  if (!signal.aborted) run.done = PREFIX_PAIRS;
 }
