@@ -1,9 +1,7 @@
 // Records set in groups: an operation that sets many records (rebuild) hands each to a RecordBatch,
-// which passes them on to the store together once a group is full or has waited long enough.
-// The store commits the records set in one turn of the event loop together (one fsync, and each
-// page of the KV file written once for all of them); records handed to it one by one as a walk
-// found their keys made commits of a few dozen records each, and their fsyncs and page writes
-// were most of the KV's work.
+// which passes them on to the store together (Store.setMany: one commit, one fsync) once a group
+// is full or has waited long enough. Records handed to the store one by one as a walk found their
+// keys made commits of a few dozen records each, and their fsyncs were most of the KV's work.
 
 import type { KeyRecord, Store } from "../core/mod.ts";
 
@@ -26,14 +24,14 @@ interface Waiting {
 }
 
 export class RecordBatch {
-  #store: Pick<Store, "set">;
+  #store: Pick<Store, "setMany">;
   #size: number;
   #waitMs: number;
   #waiting: Waiting[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
-    store: Pick<Store, "set">,
+    store: Pick<Store, "setMany">,
     options: { size?: number; waitMs?: number } = {},
   ) {
     this.#store = store;
@@ -53,14 +51,16 @@ export class RecordBatch {
     });
   }
 
-  /** Hands the records waiting to the store now, all in one turn of the event loop. */
+  /** Hands the records waiting to the store now, in one commit. */
   flush(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     const group = this.#waiting;
     this.#waiting = [];
-    for (const { key, record, resolve, reject } of group) {
-      this.#store.set(key, record).then(resolve, reject);
-    }
+    const committed = this.#store.setMany(group.map(({ key, record }) => [key, record]));
+    committed.then(
+      () => group.forEach(({ resolve }) => resolve()),
+      (err) => group.forEach(({ reject }) => reject(err)),
+    );
   }
 }

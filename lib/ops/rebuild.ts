@@ -302,5 +302,5 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
         detail: "its record says an interrupted write or delete; gc settles it",
       });
     }
-  }, { keyOrder: true });
+  }, { keyOrder: true, prefetch: (keys) => ctx.store.prefetch(keys) });
 };

@@ -20,6 +20,11 @@ const PREFIX_PAIRS = 65536;
  * keys). The walk works on one batch while the next is listed: memory holds two batches' files.
  */
 const BATCH_DIRS = 64;
+/**
+ * Batches listed ahead of the directory worked on: each volume's nginx answers a batch while the
+ * walk waits for another's, and a batch's files are few (a thousandth of the keys per 64 dirs).
+ */
+const BATCHES_AHEAD = 4;
 
 /**
  * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
@@ -31,6 +36,9 @@ export interface FoundReplica {
   sizeBytes: number;
   md5?: string;
 }
+
+/** Keys in key order whose records are read together (`prefetch`). */
+const PREFETCH_KEYS = 256;
 
 /** An entry of a volume's directory listing. */
 type VolumeEntry = Awaited<ReturnType<Volumes["list"]>>[number];
@@ -174,24 +182,29 @@ async function* walkVolumes(
     }
     batch = [];
   };
-  for (let high = 0; high < 256; high++) {
-    const hh = high.toString(16).padStart(2, "0");
-    const roots = rootsByPrefix.get(hh) ?? [];
-    const rootsByLow = new Map<string, string[]>();
-    const listings = await Promise.all(roots.map((root) => volumes.list(root, `/${hh}/`)));
+  // Every root's `HH` directories are listed first, in one batch per root: which `HH/hh` exist
+  // where (at most 65,536 names per root, whatever the number of keys).
+  const prefixesByRoot = new Map<string, string[]>();
+  for (const [hh, roots] of rootsByPrefix) {
+    for (const root of roots) prefixesByRoot.set(root, [...(prefixesByRoot.get(root) ?? []), hh]);
+  }
+  const rootsByPair = new Map<string, string[]>();
+  await Promise.all([...prefixesByRoot].map(async ([root, prefixes]) => {
+    const listings = await volumes.listMany(root, prefixes.map((hh) => `/${hh}/`));
     listings.forEach((entries, i) => {
       for (const entry of entries) {
         if (entry.type !== "directory" || !HEX_DIR.test(entry.name)) continue;
-        rootsByLow.set(entry.name, [...(rootsByLow.get(entry.name) ?? []), roots[i]]);
+        const pair = `${prefixes[i]}/${entry.name}`;
+        rootsByPair.set(pair, [...(rootsByPair.get(pair) ?? []), root]);
       }
     });
-    for (const low of [...rootsByLow.keys()].sort()) {
-      const done = high * 256 + parseInt(low, 16) + 1;
-      batch.push({ dir: `/${hh}/${low}/`, position: done, roots: rootsByLow.get(low)! });
-      if (batch.length < BATCH_DIRS) continue;
-      listBatch();
-      while (ahead.length > BATCH_DIRS) yield* filesOf(ahead.shift()!, position);
-    }
+  }));
+  for (const pair of [...rootsByPair.keys()].sort()) {
+    const done = parseInt(pair.replace("/", ""), 16) + 1;
+    batch.push({ dir: `/${pair}/`, position: done, roots: rootsByPair.get(pair)! });
+    if (batch.length < BATCH_DIRS) continue;
+    listBatch();
+    while (ahead.length > BATCHES_AHEAD * BATCH_DIRS) yield* filesOf(ahead.shift()!, position);
   }
   listBatch();
   while (ahead.length > 0) yield* filesOf(ahead.shift()!, position);
@@ -212,7 +225,11 @@ export async function forEachOnVolumes(
   request: OperationRequest,
   signal: AbortSignal,
   fn: (item: KeyFiles | StrayFile) => Promise<void>,
-  options: { keyOrder?: boolean } = {},
+  options: {
+    keyOrder?: boolean;
+    /** With keyOrder: called with each group of keys in key order before they go to `fn`. */
+    prefetch?: (keys: string[]) => Promise<void>;
+  } = {},
 ): Promise<void> {
   const position = { done: 0 };
   run.total = PREFIX_PAIRS;
@@ -247,11 +264,21 @@ export async function forEachOnVolumes(
   let count = 0;
   let judged = 0;
   const ordered = (async function* () {
+    let group: KeyFiles[] = [];
+    const flush = async function* () {
+      await options.prefetch?.(group.map((item) => item.key));
+      for (const item of group) {
+        judged++;
+        run.done = Math.floor(PREFIX_PAIRS * (share + share * judged / count));
+        yield item;
+      }
+      group = [];
+    };
     for await (const item of inKeyOrder(keys, (all) => count = all)) {
-      judged++;
-      run.done = Math.floor(PREFIX_PAIRS * (share + share * judged / count));
-      yield item;
+      group.push(item);
+      if (group.length >= PREFETCH_KEYS) yield* flush();
     }
+    yield* flush();
   })();
   await forEachLimited(ordered, request.concurrency, signal, fn);
   if (!signal.aborted) run.done = PREFIX_PAIRS;
