@@ -21,7 +21,7 @@ import { type KeyRecord, needsSettling } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
 import { type OperationContext, type OperationFn, type OperationRun, slots } from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
-import { BATCH_RECORDS, RecordBatch } from "./batch.ts";
+import { BATCH_RECORDS, HashBatch, RecordBatch, SMALL_FILE_BYTES } from "./batch.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /** Replica locations in placement order: those `keyToVolumes` names first, then the rest sorted. */
@@ -113,9 +113,13 @@ export function planCopies(
   };
 }
 
-/** The replicas of `found` that are still there; with `rehash`, read again for their md5. */
+/**
+ * The replicas of `found` that are still there; with `rehash`, read again for their md5 (small
+ * files in batches: `hashes`).
+ */
 async function recheck(
   volumes: Volumes,
+  hashes: HashBatch,
   path: KeyPath,
   found: FoundReplica[],
   rehash: boolean,
@@ -124,6 +128,11 @@ async function recheck(
   for (const replica of found) {
     if (!rehash) {
       if (await volumes.has(replica.location, path)) still.push(replica);
+      continue;
+    }
+    if (replica.sizeBytes <= SMALL_FILE_BYTES) {
+      const read = await hashes.hash(replica.location, path);
+      if (read !== null) still.push({ ...replica, ...read });
       continue;
     }
     try {
@@ -138,14 +147,17 @@ async function recheck(
 /**
  * Whether judging a key asks the volumes about its files (see addKey and addCopies), by its record
  * as read before the key's lock: so that it waits for a slot of --concurrency before the lock.
+ * Reads of small files for their md5 go in batches (HashBatch), which take their own slots.
  */
 function asksVolumes(
   request: OperationRequest,
   record: KeyRecord | null,
   item: { found: FoundReplica[]; mayBeRemoved: boolean },
 ): boolean {
-  if (record === null) return request.md5sum || item.mayBeRemoved;
-  if (needsSettling(record)) return false;
+  const batched = request.md5sum && (record === null || record.md5 !== "") &&
+    item.found.every((replica) => replica.sizeBytes <= SMALL_FILE_BYTES);
+  if (record === null) return (request.md5sum || item.mayBeRemoved) && !batched;
+  if (needsSettling(record) || batched) return false;
   return item.found.some((replica) =>
     replica.version === record.version && !record.volumes.includes(replica.location)
   );
@@ -161,7 +173,7 @@ async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  records: RecordBatch,
+  batches: { records: RecordBatch; hashes: HashBatch },
   item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean; slot: Disposable | null },
 ): Promise<void> {
   const { key } = item;
@@ -172,7 +184,8 @@ async function addKey(
     // Files of different lengths are a conflict already: not worth reading.
     const rehash = request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1;
     if (rehash || item.mayBeRemoved) {
-      still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+      const path = versionPath(keyToPath(key), version);
+      still = await recheck(ctx.volumes, batches.hashes, path, found, rehash);
     }
   } catch (err) {
     if (!(err instanceof VolumeError)) throw err;
@@ -192,7 +205,7 @@ async function addKey(
   }
   // The time of a record is the rebuild's own (the volumes' listings give none in a form worth
   // trusting across hosts).
-  await records.set(key, {
+  await batches.records.set(key, {
     state: "live",
     volumes: verdict.volumes,
     md5: verdict.md5,
@@ -211,7 +224,7 @@ async function addCopies(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
-  records: RecordBatch,
+  batches: { records: RecordBatch; hashes: HashBatch },
   item: { key: string; found: FoundReplica[]; record: KeyRecord; slot: Disposable | null },
 ): Promise<void> {
   const { key, record } = item;
@@ -227,6 +240,7 @@ async function addCopies(
     const rehash = request.md5sum && record.md5 !== "";
     still = await recheck(
       ctx.volumes,
+      batches.hashes,
       versionPath(keyToPath(key), record.version),
       elsewhere,
       rehash,
@@ -257,7 +271,7 @@ async function addCopies(
     await run.outcome("unchanged");
     return;
   }
-  await records.set(key, { ...record, volumes: plan.volumes });
+  await batches.records.set(key, { ...record, volumes: plan.volumes });
   await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
 }
 
@@ -269,7 +283,10 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
   // Those that ask the volumes take one of --concurrency slots for it, given back before their
   // commit (with one slot held to its commit, commits carried a few records each).
   const volumeSlot = slots(request.concurrency);
-  const records = new RecordBatch(ctx.store);
+  const batches = {
+    records: new RecordBatch(ctx.store),
+    hashes: new HashBatch(ctx.volumes, request.concurrency),
+  };
   const concurrency = Math.max(request.concurrency, 2 * BATCH_RECORDS);
   const walk = { ...request, concurrency };
   await forEachOnVolumes(run, ctx.volumes, walk, signal, async (item) => {
@@ -293,9 +310,9 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
     const record = await ctx.store.get(item.key);
     if (record === null) {
       const mayBeRemoved = removals.mayBeRemoved(item.key);
-      await addKey(ctx, request, run, records, { ...item, mayBeRemoved, slot });
+      await addKey(ctx, request, run, batches, { ...item, mayBeRemoved, slot });
     } else if (!needsSettling(record)) {
-      await addCopies(ctx, request, run, records, { ...item, record, slot });
+      await addCopies(ctx, request, run, batches, { ...item, record, slot });
     } else {
       await run.outcome("interrupted", {
         key: item.key,

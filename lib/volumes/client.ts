@@ -6,13 +6,14 @@
 
 import { type EventLog, logEvent } from "../events.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
+import { Md5 } from "../md5.ts";
 import { copyReplica } from "./copy.ts";
 import { describe, reason, VolumeError } from "./errors.ts";
 import { fanOut, type FanoutContext, type PutResult } from "./fanout.ts";
 import { Figures } from "./figures.ts";
 import { Health, type VolumeHealth } from "./health.ts";
 import { type BodySink, type ClientTls, Http1Pool } from "./http1.ts";
-import { getPipelined } from "./listings.ts";
+import { getPipelined, PipelinePool } from "./listings.ts";
 import {
   type Ask,
   hashFile,
@@ -68,6 +69,8 @@ export class Volumes {
   /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "": none. */
   #secret: string;
   #tls: ClientTls | undefined;
+  /** Connections kept between the batches of listMany and hashMany. */
+  #pipelines = new PipelinePool();
   /** #ask, for the answers read through (lib/volumes/readthrough.ts). */
   #read: Ask = (location, method, path, options) => this.#ask(location, method, path, options);
 
@@ -216,6 +219,7 @@ export class Volumes {
     this.#figures.close();
     this.#client.close();
     this.#pool.close();
+    this.#pipelines.close();
   }
 
   /**
@@ -366,6 +370,52 @@ export class Volumes {
   }
 
   /**
+   * Reads several small files at `location` through, asked for at once on one connection
+   * (lib/volumes/listings.ts), for their md5 and size, in order; null for one that does not
+   * exist. Each is held whole in memory: for files the caller knows to be at most `maxBytes`
+   * (a longer one fails the call). A rebuild with md5 reads every file: one request each cost
+   * what a listing did.
+   */
+  async hashMany(
+    location: string,
+    paths: KeyPath[],
+    maxBytes: number,
+  ): Promise<(PutResult | null)[]> {
+    if (paths.length === 0) return [];
+    const host = locationHost(location);
+    this.#refuseDown(location, "GET", paths[0]);
+    let answers;
+    try {
+      answers = await getPipelined(
+        host,
+        paths.map((path) => this.signed("GET", target(location, path).path)),
+        {
+          tls: this.#tls,
+          timeoutMs: this.timeoutMs,
+          maxBodyBytes: maxBytes,
+          signal: this.#health.downSignal(host),
+          pool: this.#pipelines,
+        },
+      );
+    } catch (err) {
+      const why = err instanceof VolumeError ? "volume down" : reason(err);
+      this.#health.failed(host);
+      if (!(err instanceof VolumeError)) this.probe(host);
+      throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
+    }
+    return answers.map(({ status, body }, i) => {
+      if (status === 404) return null;
+      if (status !== 200) {
+        this.#health.failed(host);
+        throw new VolumeError(host, status, describe(location, "GET", paths[i], `status ${status}`));
+      }
+      const hash = new Md5();
+      hash.update(body);
+      return { md5: hash.hex(), sizeBytes: body.length };
+    });
+  }
+
+  /**
    * Copies a key's value from the first of `sources` that gives it whole to every one of
    * `targets` (lib/volumes/copy.ts); null on success, or why each source failed.
    */
@@ -401,6 +451,7 @@ export class Volumes {
           timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
           maxBodyBytes: MAX_LISTING_BYTES,
           signal: this.#health.downSignal(host),
+          pool: this.#pipelines,
         },
       );
     } catch (err) {

@@ -14,6 +14,69 @@ const READ_BYTES = 64 * 1024;
 /** Connections opened for one batch before it is given up: each must answer at least one. */
 const MAX_CONNECTIONS = 8;
 
+/** Idle connections kept per host between batches. */
+const IDLE_PER_HOST = 8;
+/** Idle connections older than this are closed (well below nginx's keep-alive timeout, 75 s). */
+const IDLE_TIMEOUT_MS = 10_000;
+
+/**
+ * Connections kept between batches: a walk sends thousands of them, back to back, and a connect
+ * (and its close) per batch cost as much as the batch's own work. A kept connection the server
+ * closed meanwhile fails its next batch before any answer, which is then sent on a new one.
+ */
+export class PipelinePool {
+  #idle = new Map<string, { conn: Deno.Conn; sinceMs: number }[]>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  /** An idle connection to `host`, or null. */
+  take(host: string): Deno.Conn | null {
+    const idle = this.#idle.get(host) ?? [];
+    while (idle.length > 0) {
+      const { conn, sinceMs } = idle.pop()!;
+      if (Date.now() - sinceMs < IDLE_TIMEOUT_MS) return conn;
+      conn.close();
+    }
+    return null;
+  }
+
+  /** Keeps `conn` for the next batch to `host` (or closes it, past IDLE_PER_HOST). */
+  give(host: string, conn: Deno.Conn): void {
+    const idle = this.#idle.get(host) ?? [];
+    if (idle.length >= IDLE_PER_HOST) {
+      conn.close();
+      return;
+    }
+    idle.push({ conn, sinceMs: Date.now() });
+    this.#idle.set(host, idle);
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), IDLE_TIMEOUT_MS);
+      Deno.unrefTimer(this.#sweeper);
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [host, idle] of this.#idle) {
+      const kept = idle.filter(({ conn, sinceMs }) => {
+        if (now - sinceMs < IDLE_TIMEOUT_MS) return true;
+        conn.close();
+        return false;
+      });
+      if (kept.length > 0) this.#idle.set(host, kept);
+      else this.#idle.delete(host);
+    }
+    if (this.#idle.size === 0) this.close();
+  }
+
+  /** Closes every idle connection. */
+  close(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const idle of this.#idle.values()) for (const { conn } of idle) conn.close();
+    this.#idle.clear();
+  }
+}
+
 /** One answer: its status and its whole body. */
 export interface PipelinedAnswer {
   status: number;
@@ -137,13 +200,15 @@ function headEnd(data: Uint8Array): number {
 export async function getPipelined(
   host: string,
   targets: string[],
-  options: { tls?: ClientTls; timeoutMs: number; maxBodyBytes: number; signal?: AbortSignal },
+  options: PipelineOptions,
 ): Promise<PipelinedAnswer[]> {
   const answers: PipelinedAnswer[] = [];
   for (let connection = 1; answers.length < targets.length; connection++) {
     const before = answers.length;
-    await exchange(host, targets.slice(before), answers, options);
-    // A connection that answers nothing would be opened again and again.
+    const kept = options.pool?.take(host) ?? null;
+    await exchange(host, kept, targets.slice(before), answers, options);
+    // A new connection that answers nothing would be opened again and again.
+    if (kept !== null && answers.length === before) continue;
     const stuck = answers.length === before || connection === MAX_CONNECTIONS;
     if (stuck && answers.length < targets.length) {
       throw new AnswerError("connection closed before an answer");
@@ -152,18 +217,35 @@ export async function getPipelined(
   return answers;
 }
 
-/** Sends `targets` on a new connection and adds the answers it gives to `answers`. */
+export interface PipelineOptions {
+  tls?: ClientTls;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  signal?: AbortSignal;
+  /** Where connections are kept between batches; none: one connection per batch. */
+  pool?: PipelinePool;
+}
+
+/**
+ * Sends `targets` on `kept` (a connection kept from a batch before) or a new one and adds the
+ * answers it gives to `answers`; the connection is kept again if it may serve another batch.
+ */
 async function exchange(
   host: string,
+  kept: Deno.Conn | null,
   targets: string[],
   answers: PipelinedAnswer[],
-  options: { tls?: ClientTls; timeoutMs: number; maxBodyBytes: number; signal?: AbortSignal },
+  options: PipelineOptions,
 ): Promise<void> {
-  const connectSignal = AbortSignal.timeout(options.timeoutMs);
-  const conn = await connectTo(host, {
-    signal: options.signal ? AbortSignal.any([connectSignal, options.signal]) : connectSignal,
-    tls: options.tls,
-  });
+  let conn = kept;
+  if (conn === null) {
+    const connectSignal = AbortSignal.timeout(options.timeoutMs);
+    conn = await connectTo(host, {
+      signal: options.signal ? AbortSignal.any([connectSignal, options.signal]) : connectSignal,
+      tls: options.tls,
+    });
+  }
+  const socket = conn;
   let cause: "timeout" | "abort" | null = null;
   // Each piece read moves the deadline on; the timer, set once, looks at it when it fires.
   let deadline = Date.now() + options.timeoutMs;
@@ -174,22 +256,23 @@ async function exchange(
       return;
     }
     cause = "timeout";
-    conn.close();
+    socket.close();
   };
   let timer = setTimeout(onTimeout, options.timeoutMs);
   const onAbort = () => {
     cause ??= "abort";
-    conn.close();
+    socket.close();
   };
   options.signal?.addEventListener("abort", onAbort);
+  let reusable = false;
   try {
     const requests = targets.map((target) => `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
-    await writeAll(conn, new TextEncoder().encode(requests.join("")));
+    await writeAll(socket, new TextEncoder().encode(requests.join("")));
     const reader = new AnswerReader(options.maxBodyBytes);
     const buffer = new Uint8Array(READ_BYTES);
     let got = 0;
     while (got < targets.length && !reader.closing) {
-      const n = await conn.read(buffer);
+      const n = await socket.read(buffer);
       if (n === null) {
         // Closed between answers: the rest is sent again. Within one, the answer is broken.
         if (reader.midAnswer) throw new AnswerError("connection closed in an answer");
@@ -201,6 +284,7 @@ async function exchange(
         got++;
       }
     }
+    reusable = got === targets.length && !reader.closing && !reader.midAnswer;
   } catch (err) {
     if (cause === "timeout") throw new DOMException("timed out", "TimeoutError");
     if (cause === "abort") throw options.signal!.reason;
@@ -213,6 +297,7 @@ async function exchange(
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
     // The timeout and the abort closed it already.
-    if (cause === null) conn.close();
+    if (cause === null && reusable && options.pool !== undefined) options.pool.give(host, socket);
+    else if (cause === null) socket.close();
   }
 }
