@@ -287,7 +287,7 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
     records: new RecordBatch(ctx.store),
     hashes: new HashBatch(ctx.volumes, request.concurrency),
   };
-  const concurrency = Math.max(request.concurrency, 2 * BATCH_RECORDS);
+  const concurrency = Math.max(request.concurrency, 4 * BATCH_RECORDS);
   const walk = { ...request, concurrency };
   await forEachOnVolumes(run, ctx.volumes, walk, signal, async (item) => {
     if ("stray" in item) {
