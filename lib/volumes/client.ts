@@ -407,7 +407,11 @@ export class Volumes {
       if (status === 404) return null;
       if (status !== 200) {
         this.#health.failed(host);
-        throw new VolumeError(host, status, describe(location, "GET", paths[i], `status ${status}`));
+        throw new VolumeError(
+          host,
+          status,
+          describe(location, "GET", paths[i], `status ${status}`),
+        );
       }
       const hash = new Md5();
       hash.update(body);
