@@ -1,8 +1,9 @@
 // The walk of the volumes' files, for the operations that start from the files rather than from
 // the index (rebuild, gc): every key's replicas found on the volumes, one `HH/hh` directory at a
 // time (each file with its version: lib/placement.ts, versionPath), and the files that are not a
-// key's. forEachOnVolumes runs a function on each, counting the
-// directories done as the run's progress.
+// key's; the listings asked for in pipelined batches per volume (Volumes.listMany).
+// forEachOnVolumes runs a function on each, in the walk's order or in key order (lib/ops/spool.ts),
+// counting the directories done as the run's progress.
 
 import { HEX_DIR, parseFilePath, SUBVOLUME_DIR } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";
