@@ -7,7 +7,10 @@
 // walk ran is never shortened or rewritten. Replicas whose contents differ are a conflict and the
 // key is left out, never merged. Each key is judged under its lock, its files read again there,
 // since the walk's listing may be stale; with --md5sum=false only a key whose record was removed
-// since the walk began is asked for again, and no file is read.
+// since the walk began is asked for again, and no file is read. Keys are judged in key order once
+// the walk is done (lib/ops/walk.ts), their records read and committed in groups (lib/ops/batch.ts)
+// and small files read in batches per volume: at 10^5 keys and more, one KV call and one request
+// per key were most of a rebuild's time.
 
 import { firstLine } from "../errors.ts";
 import {
