@@ -46,8 +46,8 @@ export async function* mergeRuns(runs: AsyncIterator<KeyFiles>[]): AsyncGenerato
     const next = await run.next();
     if (!next.done) heads.push({ item: next.value, run });
   }
-  // A few hundred runs at most (RUN_BYTES each at 10^7 keys): a linear scan for the least is
-  // cheaper than a heap's bookkeeping at that size.
+  // About 85 runs at 10^7 short keys (RUN_BYTES each): a linear scan for the least is cheaper
+  // than a heap's bookkeeping at that size.
   try {
     while (heads.length > 0) {
       let least = 0;
