@@ -118,7 +118,7 @@ export function planCopies(
 
 /**
  * The replicas of `found` that are still there; with `rehash`, read again for their md5 (small
- * files in batches: `hashes`).
+ * files in batches: `hashes`). A key's replicas are asked for at once.
  */
 async function recheck(
   volumes: Volumes,
@@ -127,24 +127,20 @@ async function recheck(
   found: FoundReplica[],
   rehash: boolean,
 ): Promise<FoundReplica[]> {
-  const still: FoundReplica[] = [];
-  for (const replica of found) {
-    if (!rehash) {
-      if (await volumes.has(replica.location, path)) still.push(replica);
-      continue;
-    }
+  const checked = await Promise.all(found.map(async (replica): Promise<FoundReplica | null> => {
+    if (!rehash) return await volumes.has(replica.location, path) ? replica : null;
     if (replica.sizeBytes <= SMALL_FILE_BYTES) {
       const read = await hashes.hash(replica.location, path);
-      if (read !== null) still.push({ ...replica, ...read });
-      continue;
+      return read === null ? null : { ...replica, ...read };
     }
     try {
-      still.push({ ...replica, ...await volumes.hash(replica.location, path) });
+      return { ...replica, ...await volumes.hash(replica.location, path) };
     } catch (err) {
       if (!(err instanceof VolumeError) || err.status !== 404) throw err;
+      return null;
     }
-  }
-  return still;
+  }));
+  return checked.filter((replica) => replica !== null);
 }
 
 /**
