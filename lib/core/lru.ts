@@ -22,6 +22,14 @@ export class Lru<K, V> {
   readonly #weigh: Weigh<K, V>;
   #entries = new Map<K, Entry<V>>();
   #weight = 0;
+  /**
+   * Where the oldest entry is: an iterator kept from one eviction to the next. A Map keeps the
+   * slots of deleted entries until it is rehashed, and a new iterator steps over all of them: one
+   * per eviction made each `set` of a full cache cost tens of microseconds (300,000 sets of a
+   * 45,000-entry cache: 10.7 s). Every entry before the iterator's place has been dropped, so the
+   * next it gives is the oldest.
+   */
+  #oldest: Iterator<[K, Entry<V>]> | null = null;
 
   constructor(capacity: number, weigh: Weigh<K, V> = () => 1) {
     this.capacity = capacity;
@@ -52,7 +60,13 @@ export class Lru<K, V> {
     this.#entries.set(key, { value, weight });
     this.#weight += weight;
     while (this.#weight > this.capacity) {
-      const [oldest, entry] = this.#entries.entries().next().value!;
+      let next = this.#oldest?.next();
+      // An iterator that reached the end stays there, entries added since included.
+      if (next === undefined || next.done) {
+        this.#oldest = this.#entries.entries();
+        next = this.#oldest.next();
+      }
+      const [oldest, entry] = next.value!;
       this.#entries.delete(oldest);
       this.#weight -= entry.weight;
     }
@@ -68,5 +82,6 @@ export class Lru<K, V> {
   clear(): void {
     this.#entries.clear();
     this.#weight = 0;
+    this.#oldest = null;
   }
 }

@@ -99,6 +99,9 @@ function isTransient(err: unknown): boolean {
   return err instanceof Error && /database is locked|busy/i.test(err.message);
 }
 
+/** Entries a prefetch reads per key it wants, at most (see Store.prefetch). */
+const PREFETCH_SPREAD = 4;
+
 export class Store {
   readonly kv: Deno.Kv;
   /**
@@ -304,6 +307,56 @@ export class Store {
     }
   }
 
+  /**
+   * Reads the records of `keys` into the cache with one KV list over their range (from the least
+   * to the greatest, in KV's order) instead of a `getMany` per ten keys: for an operation that
+   * works through keys in key order (rebuild, gc), whose `get`s then find them there. A KV call
+   * costs far more than an entry, and neighbouring keys share the KV file's pages. At most
+   * PREFETCH_SPREAD entries per key wanted are read; keys past those are left to `get`. Cached as
+   * `get` caches: not what a commit changed meanwhile.
+   */
+  async prefetch(keys: string[]): Promise<void> {
+    const wanted = keys.filter((key) => this.#cache.get(key) === undefined);
+    if (wanted.length === 0) return;
+    let low = wanted[0];
+    let high = wanted[0];
+    for (const key of wanted) {
+      if (compareKeys(key, low) < 0) low = key;
+      if (compareKeys(key, high) > 0) high = key;
+    }
+    for (const key of wanted) this.#reading.set(key, (this.#reading.get(key) ?? 0) + 1);
+    try {
+      const limit = wanted.length * PREFETCH_SPREAD;
+      const found = new Map<string, string>();
+      let last = low;
+      // The end is exclusive: `high` followed by a NUL is the first key after it.
+      const entries = this.reader.list<string>(
+        { start: [RECORDS, low], end: [RECORDS, `${high}\0`] },
+        { batchSize: Math.min(limit, LIST_BATCH), limit },
+      );
+      for await (const entry of entries) {
+        last = entry.key[1] as string;
+        found.set(last, entry.value);
+      }
+      const whole = found.size < limit;
+      for (const key of wanted) {
+        const text = found.get(key);
+        if (text === undefined && !whole && compareKeys(key, last) > 0) continue;
+        if (this.#changedUnderRead.has(key)) continue;
+        this.#cache.set(key, text === undefined ? null : decodeRecord(text));
+      }
+    } finally {
+      for (const key of wanted) {
+        const left = this.#reading.get(key)! - 1;
+        if (left > 0) this.#reading.set(key, left);
+        else {
+          this.#reading.delete(key);
+          this.#changedUnderRead.delete(key);
+        }
+      }
+    }
+  }
+
   /** Reads an entry of the KV past the cache (`/-/health`): resolves once the KV answered. */
   async ping(): Promise<void> {
     await this.kv.get(["health"]);
@@ -331,6 +384,19 @@ export class Store {
       this.#tasks.push(() => task().then(resolve, reject));
       if (!this.#flushing) this.#flush();
     });
+  }
+
+  /**
+   * Sets the records of several keys, committed together (up to MAX_BATCH a commit) where `set`s
+   * made one by one commit the first alone; resolves once all are committed. The caller holds
+   * the keys' locks.
+   */
+  setMany(entries: [string, KeyRecord | null][]): Promise<void> {
+    const done = entries.map(([key, record]) =>
+      new Promise<void>((resolve, reject) => this.#pending.push({ key, record, resolve, reject }))
+    );
+    if (!this.#flushing) this.#flush();
+    return Promise.all(done).then(() => {});
   }
 
   async #flush(): Promise<void> {

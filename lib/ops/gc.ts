@@ -88,10 +88,12 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
   }
   const orphansOf = (record: KeyRecord | null, found: FoundReplica[]) =>
     found.filter((file) => !namesFile(record, file));
-  // Most keys' work is the read of their record; the removal of orphans, --concurrency at once.
+  // Most keys' work is the read of their record, read with its neighbours' in key order
+  // (Store.prefetch); the removal of orphans, --concurrency at once.
   const onVolumes = limiter(request.concurrency);
   const concurrency = Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
-  await forEachOnVolumes(run, volumes, { ...request, concurrency }, signal, async (item) => {
+  const walk = { ...request, concurrency };
+  await forEachOnVolumes(run, volumes, walk, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", {
         location: item.stray,
@@ -105,7 +107,7 @@ export const gc: OperationFn = async (ctx, request, run, signal) => {
       return;
     }
     await onVolumes(() => collect(key, found));
-  });
+  }, { keyOrder: true, prefetch: (keys) => store.prefetch(keys) });
   // Holding the key's lock, no write can start placing files while they are judged.
   async function collect(key: string, found: FoundReplica[]): Promise<void> {
     using lock = store.lock(key);

@@ -7,7 +7,10 @@
 // walk ran is never shortened or rewritten. Replicas whose contents differ are a conflict and the
 // key is left out, never merged. Each key is judged under its lock, its files read again there,
 // since the walk's listing may be stale; with --md5sum=false only a key whose record was removed
-// since the walk began is asked for again, and no file is read.
+// since the walk began is asked for again, and no file is read. Keys are judged in key order once
+// the walk is done (lib/ops/walk.ts), their records read and committed in groups (lib/ops/batch.ts)
+// and small files read in batches per volume: at 10^5 keys and more, one KV call and one request
+// per key were most of a rebuild's time.
 
 import { firstLine } from "../errors.ts";
 import {
@@ -19,14 +22,9 @@ import {
 } from "../placement.ts";
 import { type KeyRecord, needsSettling } from "../core/mod.ts";
 import { VolumeError, type Volumes } from "../volumes/mod.ts";
-import {
-  type OperationContext,
-  type OperationFn,
-  type OperationRun,
-  RECORD_WORK_AT_ONCE,
-  slots,
-} from "./runner.ts";
+import { type OperationContext, type OperationFn, type OperationRun, slots } from "./runner.ts";
 import type { OperationRequest } from "./protocol.ts";
+import { BATCH_RECORDS, HashBatch, RecordBatch, SMALL_FILE_BYTES } from "./batch.ts";
 import { forEachOnVolumes, type FoundReplica, holdsValue } from "./walk.ts";
 
 /** Replica locations in placement order: those `keyToVolumes` names first, then the rest sorted. */
@@ -118,39 +116,47 @@ export function planCopies(
   };
 }
 
-/** The replicas of `found` that are still there; with `rehash`, read again for their md5. */
+/**
+ * The replicas of `found` that are still there; with `rehash`, read again for their md5 (small
+ * files in batches: `hashes`). A key's replicas are asked for at once.
+ */
 async function recheck(
   volumes: Volumes,
+  hashes: HashBatch,
   path: KeyPath,
   found: FoundReplica[],
   rehash: boolean,
 ): Promise<FoundReplica[]> {
-  const still: FoundReplica[] = [];
-  for (const replica of found) {
-    if (!rehash) {
-      if (await volumes.has(replica.location, path)) still.push(replica);
-      continue;
+  const checked = await Promise.all(found.map(async (replica): Promise<FoundReplica | null> => {
+    if (!rehash) return await volumes.has(replica.location, path) ? replica : null;
+    if (replica.sizeBytes <= SMALL_FILE_BYTES) {
+      const read = await hashes.hash(replica.location, path);
+      return read === null ? null : { ...replica, ...read };
     }
     try {
-      still.push({ ...replica, ...await volumes.hash(replica.location, path) });
+      return { ...replica, ...await volumes.hash(replica.location, path) };
     } catch (err) {
       if (!(err instanceof VolumeError) || err.status !== 404) throw err;
+      return null;
     }
-  }
-  return still;
+  }));
+  return checked.filter((replica) => replica !== null);
 }
 
 /**
  * Whether judging a key asks the volumes about its files (see addKey and addCopies), by its record
  * as read before the key's lock: so that it waits for a slot of --concurrency before the lock.
+ * Reads of small files for their md5 go in batches (HashBatch), which take their own slots.
  */
 function asksVolumes(
   request: OperationRequest,
   record: KeyRecord | null,
   item: { found: FoundReplica[]; mayBeRemoved: boolean },
 ): boolean {
-  if (record === null) return request.md5sum || item.mayBeRemoved;
-  if (needsSettling(record)) return false;
+  const batched = request.md5sum && (record === null || record.md5 !== "") &&
+    item.found.every((replica) => replica.sizeBytes <= SMALL_FILE_BYTES);
+  if (record === null) return (request.md5sum || item.mayBeRemoved) && !batched;
+  if (needsSettling(record) || batched) return false;
   return item.found.some((replica) =>
     replica.version === record.version && !record.volumes.includes(replica.location)
   );
@@ -166,6 +172,7 @@ async function addKey(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
+  batches: { records: RecordBatch; hashes: HashBatch },
   item: { key: string; found: FoundReplica[]; mayBeRemoved: boolean; slot: Disposable | null },
 ): Promise<void> {
   const { key } = item;
@@ -176,7 +183,8 @@ async function addKey(
     // Files of different lengths are a conflict already: not worth reading.
     const rehash = request.md5sum && new Set(found.map((r) => r.sizeBytes)).size === 1;
     if (rehash || item.mayBeRemoved) {
-      still = await recheck(ctx.volumes, versionPath(keyToPath(key), version), found, rehash);
+      const path = versionPath(keyToPath(key), version);
+      still = await recheck(ctx.volumes, batches.hashes, path, found, rehash);
     }
   } catch (err) {
     if (!(err instanceof VolumeError)) throw err;
@@ -196,7 +204,7 @@ async function addKey(
   }
   // The time of a record is the rebuild's own (the volumes' listings give none in a form worth
   // trusting across hosts).
-  await ctx.store.set(key, {
+  await batches.records.set(key, {
     state: "live",
     volumes: verdict.volumes,
     md5: verdict.md5,
@@ -215,6 +223,7 @@ async function addCopies(
   ctx: OperationContext,
   request: OperationRequest,
   run: OperationRun,
+  batches: { records: RecordBatch; hashes: HashBatch },
   item: { key: string; found: FoundReplica[]; record: KeyRecord; slot: Disposable | null },
 ): Promise<void> {
   const { key, record } = item;
@@ -230,6 +239,7 @@ async function addCopies(
     const rehash = request.md5sum && record.md5 !== "";
     still = await recheck(
       ctx.volumes,
+      batches.hashes,
       versionPath(keyToPath(key), record.version),
       elsewhere,
       rehash,
@@ -260,7 +270,7 @@ async function addCopies(
     await run.outcome("unchanged");
     return;
   }
-  await ctx.store.set(key, { ...record, volumes: plan.volumes });
+  await batches.records.set(key, { ...record, volumes: plan.volumes });
   await run.outcome("updated", { key, detail: `copies added at ${plan.added}` });
 }
 
@@ -270,12 +280,18 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
   await using _pages = await ctx.store.suspendPages();
   // With --md5sum=false a key's work is its record's alone (see addKey).
   using removals = ctx.store.watchRemovals();
-  // Keys are judged RECORD_WORK_AT_ONCE at a time, so that many share the store's reads and
-  // commits; those that ask the volumes take one of --concurrency slots for it, given back before
-  // their commit (with one slot held to its commit, commits carried a few records each).
+  // Keys are judged many at a time, so that many share the store's reads, and their records are
+  // committed in groups (RecordBatch): two groups' worth, one filling while the other commits.
+  // Those that ask the volumes take one of --concurrency slots for it, given back before their
+  // commit (with one slot held to its commit, commits carried a few records each).
   const volumeSlot = slots(request.concurrency);
-  const concurrency = Math.max(request.concurrency, RECORD_WORK_AT_ONCE);
-  await forEachOnVolumes(run, ctx.volumes, { ...request, concurrency }, signal, async (item) => {
+  const batches = {
+    records: new RecordBatch(ctx.store),
+    hashes: new HashBatch(ctx.volumes, request.concurrency),
+  };
+  const concurrency = Math.max(request.concurrency, 4 * BATCH_RECORDS);
+  const walk = { ...request, concurrency };
+  await forEachOnVolumes(run, ctx.volumes, walk, signal, async (item) => {
     if ("stray" in item) {
       await run.outcome("ignored", { location: item.stray, detail: "not a key's file" });
       return;
@@ -296,14 +312,14 @@ export const rebuild: OperationFn = async (ctx, request, run, signal) => {
     const record = await ctx.store.get(item.key);
     if (record === null) {
       const mayBeRemoved = removals.mayBeRemoved(item.key);
-      await addKey(ctx, request, run, { ...item, mayBeRemoved, slot });
+      await addKey(ctx, request, run, batches, { ...item, mayBeRemoved, slot });
     } else if (!needsSettling(record)) {
-      await addCopies(ctx, request, run, { ...item, record, slot });
+      await addCopies(ctx, request, run, batches, { ...item, record, slot });
     } else {
       await run.outcome("interrupted", {
         key: item.key,
         detail: "its record says an interrupted write or delete; gc settles it",
       });
     }
-  });
+  }, { keyOrder: true, prefetch: (keys) => ctx.store.prefetch(keys) });
 };

@@ -1,23 +1,31 @@
 // The walk of the volumes' files, for the operations that start from the files rather than from
 // the index (rebuild, gc): every key's replicas found on the volumes, one `HH/hh` directory at a
 // time (each file with its version: lib/placement.ts, versionPath), and the files that are not a
-// key's. forEachOnVolumes runs a function on each, counting the
-// directories done as the run's progress.
+// key's; the listings asked for in pipelined batches per volume (Volumes.listMany).
+// forEachOnVolumes runs a function on each, in the walk's order or in key order (lib/ops/spool.ts),
+// counting the directories done as the run's progress.
 
 import { HEX_DIR, parseFilePath, SUBVOLUME_DIR } from "../placement.ts";
 import type { KeyRecord } from "../core/mod.ts";
 import type { Volumes } from "../volumes/mod.ts";
 import type { OperationRequest } from "./protocol.ts";
 import { forEachLimited, type OperationRun } from "./runner.ts";
+import { inKeyOrder } from "./spool.ts";
 
 /** `HH/hh` directory pairs of the layout: the unit of progress of a walk of the volumes. */
 const PREFIX_PAIRS = 65536;
 /**
- * `HH/hh` directories whose listings are asked for ahead of the one being worked on: one listing
- * at a time left the walk waiting on a round trip per directory per volume (65,536 of them
- * whatever the number of keys), while each volume's nginx answers several at once.
+ * `HH/hh` directories listed together: each volume gets the listings of those it has in one batch
+ * on one connection (Volumes.listMany), since one request per directory cost a round trip, and a
+ * wake-up of the volume's nginx, per directory per volume (65,536 of them whatever the number of
+ * keys). The walk works on one batch while the next is listed: memory holds two batches' files.
  */
-const LISTINGS_AHEAD = 64;
+const BATCH_DIRS = 64;
+/**
+ * Batches listed ahead of the directory worked on: each volume's nginx answers a batch while the
+ * walk waits for another's, and a batch's files are few (a thousandth of the keys per 64 dirs).
+ */
+const BATCHES_AHEAD = 4;
 
 /**
  * A file of a key as found on the volumes: where, which version (undefined: the key's plain file),
@@ -29,6 +37,12 @@ export interface FoundReplica {
   sizeBytes: number;
   md5?: string;
 }
+
+/** Keys in key order whose records are read together (`prefetch`). */
+const PREFETCH_KEYS = 256;
+
+/** An entry of a volume's directory listing. */
+type VolumeEntry = Awaited<ReturnType<Volumes["list"]>>[number];
 
 /** Files of one key found on the volumes. */
 export interface KeyFiles {
@@ -54,19 +68,22 @@ export function holdsValue(record: KeyRecord, replica: FoundReplica): boolean | 
 }
 
 /**
- * Lists a directory and everything under it (base64 with `/` nests), as file paths. `dir` is the
- * path as on disk; names are percent-encoded in URLs, since a stray file may be called anything.
+ * Lists a directory and everything under it (base64 with `/` nests), as file paths, given its own
+ * listing. `dir` is the path as on disk; names are percent-encoded in URLs, since a stray file may
+ * be called anything.
  */
-async function listTree(
+async function treeOf(
   volumes: Volumes,
   location: string,
   dir: string,
+  entries: VolumeEntry[],
 ): Promise<{ path: string; sizeBytes: number }[]> {
   const out: { path: string; sizeBytes: number }[] = [];
-  const url = dir.split("/").map(encodeURIComponent).join("/");
-  for (const entry of await volumes.list(location, url)) {
+  for (const entry of entries) {
     if (entry.type === "directory") {
-      out.push(...await listTree(volumes, location, `${dir}${entry.name}/`));
+      const sub = `${dir}${entry.name}/`;
+      const url = sub.split("/").map(encodeURIComponent).join("/");
+      out.push(...await treeOf(volumes, location, sub, await volumes.list(location, url)));
     } else if (entry.type === "file") {
       out.push({ path: `${dir}${entry.name}`, sizeBytes: entry.size ?? 0 });
     }
@@ -113,8 +130,8 @@ async function* filesOf(
 /**
  * The files of every key on the volumes, key by key, one `HH/hh` directory at a time (on every
  * volume and subvolume at once, since a key's directory is the same everywhere), so that memory
- * holds a few directories' worth: the listings of the next LISTINGS_AHEAD are asked for while one
- * is worked on. The subvolume directories are found, not assumed: a cluster written with another
+ * holds a few directories' worth: the next BATCH_DIRS directories are listed, in a batch per
+ * volume, while those before them are worked on. The subvolume directories are found, not assumed: a cluster written with another
  * --subvolumes is read all the same. `position` counts the `HH/hh` pairs done.
  */
 async function* walkVolumes(
@@ -141,26 +158,56 @@ async function* walkVolumes(
     }
   }
   const ahead: DirectoryListing[] = [];
-  for (let high = 0; high < 256; high++) {
-    const hh = high.toString(16).padStart(2, "0");
-    const roots = rootsByPrefix.get(hh) ?? [];
-    const rootsByLow = new Map<string, string[]>();
-    const listings = await Promise.all(roots.map((root) => volumes.list(root, `/${hh}/`)));
+  let batch: { dir: string; position: number; roots: string[] }[] = [];
+  // The batch's directories, listed on each root that has them in one request each.
+  const listBatch = () => {
+    const byRoot = new Map<string, string[]>();
+    for (const { dir, roots } of batch) {
+      for (const root of roots) byRoot.set(root, [...(byRoot.get(root) ?? []), dir]);
+    }
+    const listed = new Map<string, Promise<Map<string, VolumeEntry[]>>>();
+    for (const [root, dirs] of byRoot) {
+      listed.set(
+        root,
+        volumes.listMany(root, dirs).then((all) => new Map(dirs.map((dir, i) => [dir, all[i]]))),
+      );
+    }
+    for (const { dir, position, roots } of batch) {
+      const trees = Promise.all(roots.map(async (root) => {
+        const entries = (await listed.get(root)!).get(dir)!;
+        return await treeOf(volumes, root, dir, entries);
+      }));
+      // A listing that fails before its turn fails the walk then, not as an unhandled rejection.
+      trees.catch(() => {});
+      ahead.push({ position, roots, trees });
+    }
+    batch = [];
+  };
+  // Every root's `HH` directories are listed first, in one batch per root: which `HH/hh` exist
+  // where (at most 65,536 names per root, whatever the number of keys).
+  const prefixesByRoot = new Map<string, string[]>();
+  for (const [hh, roots] of rootsByPrefix) {
+    for (const root of roots) prefixesByRoot.set(root, [...(prefixesByRoot.get(root) ?? []), hh]);
+  }
+  const rootsByPair = new Map<string, string[]>();
+  await Promise.all([...prefixesByRoot].map(async ([root, prefixes]) => {
+    const listings = await volumes.listMany(root, prefixes.map((hh) => `/${hh}/`));
     listings.forEach((entries, i) => {
       for (const entry of entries) {
         if (entry.type !== "directory" || !HEX_DIR.test(entry.name)) continue;
-        rootsByLow.set(entry.name, [...(rootsByLow.get(entry.name) ?? []), roots[i]]);
+        const pair = `${prefixes[i]}/${entry.name}`;
+        rootsByPair.set(pair, [...(rootsByPair.get(pair) ?? []), root]);
       }
     });
-    for (const low of [...rootsByLow.keys()].sort()) {
-      const lowRoots = rootsByLow.get(low)!;
-      const trees = Promise.all(lowRoots.map((root) => listTree(volumes, root, `/${hh}/${low}/`)));
-      // A listing that fails before its turn fails the walk then, not as an unhandled rejection.
-      trees.catch(() => {});
-      ahead.push({ position: high * 256 + parseInt(low, 16) + 1, roots: lowRoots, trees });
-      while (ahead.length > LISTINGS_AHEAD) yield* filesOf(ahead.shift()!, position);
-    }
+  }));
+  for (const pair of [...rootsByPair.keys()].sort()) {
+    const done = parseInt(pair.replace("/", ""), 16) + 1;
+    batch.push({ dir: `/${pair}/`, position: done, roots: rootsByPair.get(pair)! });
+    if (batch.length < BATCH_DIRS) continue;
+    listBatch();
+    while (ahead.length > BATCHES_AHEAD * BATCH_DIRS) yield* filesOf(ahead.shift()!, position);
   }
+  listBatch();
   while (ahead.length > 0) yield* filesOf(ahead.shift()!, position);
   position.done = PREFIX_PAIRS;
 }
@@ -168,7 +215,10 @@ async function* walkVolumes(
 /**
  * Runs `fn` on each key's files and each stray file on the volumes of `request.placement` that
  * are not down, with at most `request.concurrency` at once; the run's progress counts the `HH/hh`
- * directories done. Each volume that is down is reported `unreachable`.
+ * directories done. Each volume that is down is reported `unreachable`. With `keyOrder`, keys come
+ * in key order once the walk is done (lib/ops/spool.ts), so that their records are read and
+ * written in key order: the progress then counts the walk as its first half and the keys as its
+ * second; stray files are reported as the walk finds them.
  */
 export async function forEachOnVolumes(
   run: OperationRun,
@@ -176,6 +226,11 @@ export async function forEachOnVolumes(
   request: OperationRequest,
   signal: AbortSignal,
   fn: (item: KeyFiles | StrayFile) => Promise<void>,
+  options: {
+    keyOrder?: boolean;
+    /** With keyOrder: called with each group of keys in key order before they go to `fn`. */
+    prefetch?: (keys: string[]) => Promise<void>;
+  } = {},
 ): Promise<void> {
   const position = { done: 0 };
   run.total = PREFIX_PAIRS;
@@ -188,12 +243,44 @@ export async function forEachOnVolumes(
       detail: "volume down: its files were not walked; run it again once the volume is up",
     });
   }
+  const share = options.keyOrder ? 0.5 : 1;
   const items = (async function* () {
     for await (const item of walkVolumes(volumes, hosts, position)) {
-      run.done = position.done;
+      run.done = Math.floor(position.done * share);
       yield item;
     }
   })();
-  await forEachLimited(items, request.concurrency, signal, fn);
-  run.done = position.done;
+  if (!options.keyOrder) {
+    await forEachLimited(items, request.concurrency, signal, fn);
+    run.done = position.done;
+    return;
+  }
+  const keys = (async function* () {
+    for await (const item of items) {
+      if (signal.aborted) return;
+      if ("stray" in item) await fn(item);
+      else yield item;
+    }
+  })();
+  let count = 0;
+  let judged = 0;
+  const ordered = (async function* () {
+    let group: KeyFiles[] = [];
+    const flush = async function* () {
+      await options.prefetch?.(group.map((item) => item.key));
+      for (const item of group) {
+        judged++;
+        run.done = Math.floor(PREFIX_PAIRS * (share + share * judged / count));
+        yield item;
+      }
+      group = [];
+    };
+    for await (const item of inKeyOrder(keys, (all) => count = all)) {
+      group.push(item);
+      if (group.length >= PREFETCH_KEYS) yield* flush();
+    }
+    yield* flush();
+  })();
+  await forEachLimited(ordered, request.concurrency, signal, fn);
+  if (!signal.aborted) run.done = PREFIX_PAIRS;
 }

@@ -6,13 +6,21 @@
 
 import { type EventLog, logEvent } from "../events.ts";
 import { type KeyPath, locationHost } from "../placement.ts";
+import { Md5 } from "../md5.ts";
 import { copyReplica } from "./copy.ts";
 import { describe, reason, VolumeError } from "./errors.ts";
 import { fanOut, type FanoutContext, type PutResult } from "./fanout.ts";
 import { Figures } from "./figures.ts";
 import { Health, type VolumeHealth } from "./health.ts";
 import { type BodySink, type ClientTls, Http1Pool } from "./http1.ts";
-import { type Ask, hashFile, listDirectory, type VolumeEntry } from "./readthrough.ts";
+import { getPipelined, PipelinePool } from "./listings.ts";
+import {
+  type Ask,
+  hashFile,
+  listDirectory,
+  MAX_LISTING_BYTES,
+  type VolumeEntry,
+} from "./readthrough.ts";
 import { FROM_INDEX_HEADER, target, volumeUrl } from "./protocol.ts";
 import { expiresIn, signVolumeUrl } from "./signing.ts";
 import type { DiskFigures, StubStatus } from "./statusvolume.ts";
@@ -25,6 +33,8 @@ const POOL_IDLE_PER_HOST = 256;
  * skew between the machines.
  */
 const SIGNATURE_TTL_MS = 60_000;
+/** A listing may take longer than a single file's answer (as readthrough.ts's own listings). */
+const LIST_TIMEOUT_MS = 10_000;
 
 /** A volume's state for the metrics and the status page. */
 export interface VolumeStats {
@@ -58,6 +68,9 @@ export class Volumes {
   #fanout: FanoutContext;
   /** The volume secret (lib/volumes/signing.ts): every request to a volume is signed; "": none. */
   #secret: string;
+  #tls: ClientTls | undefined;
+  /** Connections kept between the batches of listMany and hashMany. */
+  #pipelines = new PipelinePool();
   /** #ask, for the answers read through (lib/volumes/readthrough.ts). */
   #read: Ask = (location, method, path, options) => this.#ask(location, method, path, options);
 
@@ -80,6 +93,7 @@ export class Volumes {
     this.timeoutMs = options.timeoutMs;
     this.scheme = options.tls ? "https" : "http";
     this.#secret = options.secret ?? "";
+    this.#tls = options.tls;
     this.#client = Deno.createHttpClient({
       poolMaxIdlePerHost: POOL_IDLE_PER_HOST,
       ...(options.tls?.caCerts && { caCerts: options.tls.caCerts }),
@@ -213,6 +227,7 @@ export class Volumes {
     this.#figures.close();
     this.#client.close();
     this.#pool.close();
+    this.#pipelines.close();
   }
 
   /**
@@ -364,6 +379,56 @@ export class Volumes {
   }
 
   /**
+   * Reads several small files at `location` through, asked for at once on one connection
+   * (lib/volumes/listings.ts), for their md5 and size, in order; null for one that does not
+   * exist. Each is held whole in memory: for files the caller knows to be at most `maxBytes`
+   * (a longer one fails the call). A rebuild with md5 reads every file: one request each cost
+   * what a listing did.
+   */
+  async hashMany(
+    location: string,
+    paths: KeyPath[],
+    maxBytes: number,
+  ): Promise<(PutResult | null)[]> {
+    if (paths.length === 0) return [];
+    const host = locationHost(location);
+    this.#refuseDown(location, "GET", paths[0]);
+    let answers;
+    try {
+      answers = await getPipelined(
+        host,
+        paths.map((path) => this.signed("GET", target(location, path).path)),
+        {
+          tls: this.#tls,
+          timeoutMs: this.timeoutMs,
+          maxBodyBytes: maxBytes,
+          signal: this.#health.downSignal(host),
+          pool: this.#pipelines,
+        },
+      );
+    } catch (err) {
+      const why = err instanceof VolumeError ? "volume down" : reason(err);
+      this.#health.failed(host);
+      if (!(err instanceof VolumeError)) this.probe(host);
+      throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
+    }
+    return answers.map(({ status, body }, i) => {
+      if (status === 404) return null;
+      if (status !== 200) {
+        this.#health.failed(host);
+        throw new VolumeError(
+          host,
+          status,
+          describe(location, "GET", paths[i], `status ${status}`),
+        );
+      }
+      const hash = new Md5();
+      hash.update(body);
+      return { md5: hash.hex(), sizeBytes: body.length };
+    });
+  }
+
+  /**
    * Copies a key's value from the first of `sources` that gives it whole to every one of
    * `targets` (lib/volumes/copy.ts); null on success, or why each source failed.
    */
@@ -377,6 +442,58 @@ export class Volumes {
   /** The JSON listing of a directory on a volume (nginx autoindex); [] if it does not exist. */
   async list(location: string, dir: string): Promise<VolumeEntry[]> {
     return await listDirectory(this.#read, location, dir, this.timeoutMs);
+  }
+
+  /**
+   * The JSON listings of several directories at `location`, asked for at once on one connection
+   * (lib/volumes/listings.ts), in order; [] for one that does not exist. A walk of the volumes
+   * lists thousands of directories: one request each cost most of its time.
+   */
+  async listMany(location: string, dirs: string[]): Promise<VolumeEntry[][]> {
+    if (dirs.length === 0) return [];
+    const host = locationHost(location);
+    const paths = dirs.map((dir) => dir.endsWith("/") ? dir : `${dir}/`);
+    this.#refuseDown(location, "GET", paths[0]);
+    let answers;
+    try {
+      answers = await getPipelined(
+        host,
+        paths.map((path) => this.signed("GET", target(location, path).path)),
+        {
+          tls: this.#tls,
+          timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
+          maxBodyBytes: MAX_LISTING_BYTES,
+          signal: this.#health.downSignal(host),
+          pool: this.#pipelines,
+        },
+      );
+    } catch (err) {
+      const why = err instanceof VolumeError ? "volume down" : reason(err);
+      this.#health.failed(host);
+      if (!(err instanceof VolumeError)) this.probe(host);
+      throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
+    }
+    const decoder = new TextDecoder();
+    return answers.map(({ status, body }, i) => {
+      if (status === 404) return [];
+      if (status !== 200) {
+        this.#health.failed(host);
+        throw new VolumeError(
+          host,
+          status,
+          describe(location, "GET", paths[i], `status ${status}`),
+        );
+      }
+      try {
+        return JSON.parse(decoder.decode(body)) as VolumeEntry[];
+      } catch (err) {
+        throw new VolumeError(
+          host,
+          200,
+          describe(location, "GET", paths[i], `not a JSON listing: ${reason(err)}`),
+        );
+      }
+    });
   }
 
   /**
