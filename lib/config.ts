@@ -147,7 +147,8 @@ export const INDEX_FLAGS: FlagSpec = {
   concurrency: {
     type: "int",
     default: 8,
-    help: "operations: keys worked on at once (rebuild with md5: files read at once)",
+    help:
+      "operations: keys worked on at once (rebuild with md5: reads of files, or batches of small ones, at once)",
     arg: "N",
   },
   json: { type: "bool", default: false, help: "operations: print progress and summary as JSON" },

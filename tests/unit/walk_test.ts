@@ -1,6 +1,6 @@
 // The pure parts of the walks of the volumes: answers read one after another off a pipelined
 // connection (lib/volumes/listings.ts, AnswerReader), the keys put in key order through runs
-// (lib/ops/spool.ts), and KV's order of keys (lib/core/store.ts, compareKeys).
+// (lib/ops/spool.ts), and KV's order of keys (lib/core/pages.ts, compareKeys).
 
 import assert from "node:assert/strict";
 import { AnswerReader } from "../../lib/volumes/listings.ts";
