@@ -390,38 +390,12 @@ export class Volumes {
     paths: KeyPath[],
     maxBytes: number,
   ): Promise<(PutResult | null)[]> {
-    if (paths.length === 0) return [];
-    const host = locationHost(location);
-    this.#refuseDown(location, "GET", paths[0]);
-    let answers;
-    try {
-      answers = await getPipelined(
-        host,
-        paths.map((path) => this.signed("GET", target(location, path).path)),
-        {
-          tls: this.#tls,
-          timeoutMs: this.timeoutMs,
-          maxBodyBytes: maxBytes,
-          signal: this.#health.downSignal(host),
-          pool: this.#pipelines,
-        },
-      );
-    } catch (err) {
-      const why = err instanceof VolumeError ? "volume down" : reason(err);
-      this.#health.failed(host);
-      if (!(err instanceof VolumeError)) this.probe(host);
-      throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
-    }
-    return answers.map(({ status, body }, i) => {
-      if (status === 404) return null;
-      if (status !== 200) {
-        this.#health.failed(host);
-        throw new VolumeError(
-          host,
-          status,
-          describe(location, "GET", paths[i], `status ${status}`),
-        );
-      }
+    const bodies = await this.#getMany(location, paths, {
+      timeoutMs: this.timeoutMs,
+      maxBodyBytes: maxBytes,
+    });
+    return bodies.map((body) => {
+      if (body === null) return null;
       const hash = new Md5();
       hash.update(body);
       return { md5: hash.hex(), sizeBytes: body.length };
@@ -450,9 +424,38 @@ export class Volumes {
    * lists thousands of directories: one request each cost most of its time.
    */
   async listMany(location: string, dirs: string[]): Promise<VolumeEntry[][]> {
-    if (dirs.length === 0) return [];
-    const host = locationHost(location);
     const paths = dirs.map((dir) => dir.endsWith("/") ? dir : `${dir}/`);
+    const bodies = await this.#getMany(location, paths, {
+      timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
+      maxBodyBytes: MAX_LISTING_BYTES,
+    });
+    const decoder = new TextDecoder();
+    return bodies.map((body, i) => {
+      if (body === null) return [];
+      try {
+        return JSON.parse(decoder.decode(body)) as VolumeEntry[];
+      } catch (err) {
+        throw new VolumeError(
+          locationHost(location),
+          200,
+          describe(location, "GET", paths[i], `not a JSON listing: ${reason(err)}`),
+        );
+      }
+    });
+  }
+
+  /**
+   * GETs of several `paths` at `location`, asked for at once on one pipelined connection
+   * (lib/volumes/listings.ts): each body, in order, or null for a 404. Any other status, or a
+   * connection that fails, fails the call with a VolumeError and counts against the volume.
+   */
+  async #getMany(
+    location: string,
+    paths: string[],
+    options: { timeoutMs: number; maxBodyBytes: number },
+  ): Promise<(Uint8Array | null)[]> {
+    if (paths.length === 0) return [];
+    const host = locationHost(location);
     this.#refuseDown(location, "GET", paths[0]);
     let answers;
     try {
@@ -461,8 +464,8 @@ export class Volumes {
         paths.map((path) => this.signed("GET", target(location, path).path)),
         {
           tls: this.#tls,
-          timeoutMs: Math.max(this.timeoutMs, LIST_TIMEOUT_MS),
-          maxBodyBytes: MAX_LISTING_BYTES,
+          timeoutMs: options.timeoutMs,
+          maxBodyBytes: options.maxBodyBytes,
           signal: this.#health.downSignal(host),
           pool: this.#pipelines,
         },
@@ -473,9 +476,8 @@ export class Volumes {
       if (!(err instanceof VolumeError)) this.probe(host);
       throw new VolumeError(host, null, describe(location, "GET", paths[0], why));
     }
-    const decoder = new TextDecoder();
     return answers.map(({ status, body }, i) => {
-      if (status === 404) return [];
+      if (status === 404) return null;
       if (status !== 200) {
         this.#health.failed(host);
         throw new VolumeError(
@@ -484,15 +486,7 @@ export class Volumes {
           describe(location, "GET", paths[i], `status ${status}`),
         );
       }
-      try {
-        return JSON.parse(decoder.decode(body)) as VolumeEntry[];
-      } catch (err) {
-        throw new VolumeError(
-          host,
-          200,
-          describe(location, "GET", paths[i], `not a JSON listing: ${reason(err)}`),
-        );
-      }
+      return body;
     });
   }
 
