@@ -18,6 +18,7 @@
 // What goes on the wire (request heads, chunked framing, answer heads) is lib/volumes/_http1.ts;
 // the sockets and the reading of an answer, lib/volumes/http1conn.ts.
 
+import { ConnectionWatch } from "./_watch.ts";
 import { AnswerError, ClosedEarly, encodeRequest, type ResponseHead } from "./_http1.ts";
 import {
   type BodySink,
@@ -213,30 +214,16 @@ export class Http1Pool {
     method: string,
     options: PoolRequestOptions & { deadline: number },
   ): Promise<number> {
-    let cause: "timeout" | "abort" | null = null;
-    // With a sink, each piece of the body moves the deadline on; the timer, set once, looks at it
-    // when it fires rather than being set again per piece (a timer costs more than a piece).
-    let deadline = options.deadline;
-    const onTimeout = () => {
-      const leftMs = deadline - Date.now();
-      if (leftMs > 0) {
-        timer = setTimeout(onTimeout, leftMs);
-        return;
-      }
-      cause = "timeout";
-      conn.close();
-    };
-    let timer = setTimeout(onTimeout, Math.max(1, deadline - Date.now()));
+    using watch = new ConnectionWatch(conn, {
+      deadlineMs: options.deadline,
+      signal: options.signal,
+    });
+    // With a sink, each piece of the body moves the deadline on.
     const sink = options.sink;
     const rearmed = sink && ((piece: Uint8Array) => {
-      deadline = Date.now() + options.timeoutMs;
+      watch.moveTo(Date.now() + options.timeoutMs);
       sink(piece);
     });
-    const onAbort = () => {
-      cause ??= "abort";
-      conn.close();
-    };
-    options.signal?.addEventListener("abort", onAbort);
     try {
       await writeAll(conn.conn, request);
       const head = await readAnswer(conn, method, rearmed);
@@ -247,12 +234,7 @@ export class Http1Pool {
       return head.status;
     } catch (err) {
       conn.close();
-      if (cause === "timeout") throw new DOMException("timed out", "TimeoutError");
-      if (cause === "abort") throw options.signal!.reason;
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
+      throw watch.failure(err);
     }
   }
 

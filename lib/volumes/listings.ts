@@ -6,6 +6,7 @@
 // connection closed before answering (nginx closes a connection after keepalive_requests) are
 // sent again on a new one.
 
+import { ConnectionWatch } from "./_watch.ts";
 import { AnswerError, ChunkedDecoder, MAX_HEAD_BYTES, parseResponseHead } from "./_http1.ts";
 import { type ClientTls, connectTo, writeAll } from "./http1conn.ts";
 
@@ -246,24 +247,11 @@ async function exchange(
     });
   }
   const socket = conn;
-  let cause: "timeout" | "abort" | null = null;
-  // Each piece read moves the deadline on; the timer, set once, looks at it when it fires.
-  let deadline = Date.now() + options.timeoutMs;
-  const onTimeout = () => {
-    const leftMs = deadline - Date.now();
-    if (leftMs > 0) {
-      timer = setTimeout(onTimeout, leftMs);
-      return;
-    }
-    cause = "timeout";
-    socket.close();
-  };
-  let timer = setTimeout(onTimeout, options.timeoutMs);
-  const onAbort = () => {
-    cause ??= "abort";
-    socket.close();
-  };
-  options.signal?.addEventListener("abort", onAbort);
+  // Each piece read moves the deadline on.
+  const watch = new ConnectionWatch(socket, {
+    deadlineMs: Date.now() + options.timeoutMs,
+    signal: options.signal,
+  });
   let reusable = false;
   try {
     const requests = targets.map((target) => `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
@@ -278,7 +266,7 @@ async function exchange(
         if (reader.midAnswer) throw new AnswerError("connection closed in an answer");
         return;
       }
-      deadline = Date.now() + options.timeoutMs;
+      watch.moveTo(Date.now() + options.timeoutMs);
       for (const answer of reader.feed(buffer.subarray(0, n))) {
         answers.push(answer);
         got++;
@@ -286,18 +274,17 @@ async function exchange(
     }
     reusable = got === targets.length && !reader.closing && !reader.midAnswer;
   } catch (err) {
-    if (cause === "timeout") throw new DOMException("timed out", "TimeoutError");
-    if (cause === "abort") throw options.signal!.reason;
+    if (watch.cause !== null) throw watch.failure(err);
     if (err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe) {
       // Reset between answers (a server that closed with requests unread): sent again.
       return;
     }
     throw err;
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener("abort", onAbort);
+    watch[Symbol.dispose]();
     // The timeout and the abort closed it already.
-    if (cause === null && reusable && options.pool !== undefined) options.pool.give(host, socket);
-    else if (cause === null) socket.close();
+    if (watch.cause === null && reusable && options.pool !== undefined) {
+      options.pool.give(host, socket);
+    } else if (watch.cause === null) socket.close();
   }
 }
