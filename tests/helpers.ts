@@ -28,6 +28,8 @@ export const ANSWER_TIMEOUT_MS = 10_000;
 export const SCRIPT_TIMEOUT_MS = 120_000;
 /** The index's --voltimeout in the tests that start it without one (its default). */
 export const VOLTIMEOUT_MS = 1000;
+/** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
+export const GET_SLACK_MS = 1500;
 /** The uid of `nobody`: another daemon's account, never nginx's workers'. */
 export const NOBODY_UID = 65534;
 /** The chunk size of `generated` values. */

@@ -28,6 +28,7 @@ import {
   fileOnDisk,
   freePorts,
   generated,
+  GET_SLACK_MS,
   keysPlaced,
   md5Hex,
   nginxPids,
@@ -41,8 +42,6 @@ import {
   VOLTIMEOUT_MS,
 } from "../helpers.ts";
 
-/** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
-const GET_SLACK_MS = 1500;
 /** Time for the 1s health probe to notice a volume going away or coming back. */
 const PROBE_NOTICE_MS = 5_000;
 /** Two probe rounds: by then a volume that refuses connections is known to be down. */

@@ -18,6 +18,7 @@ import {
   eventually,
   fileOnDisk,
   freePort,
+  GET_SLACK_MS,
   nginxPids,
   portAnswers,
   put,
@@ -32,8 +33,6 @@ import {
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Redirects a client follows at most: index, volume, the index's miss route, another volume. */
 const MAX_HOPS = 5;
-/** What a GET may take beyond the voltimeout on a loaded machine; a bound, not a speed. */
-const GET_SLACK_MS = 1500;
 /** A probe round (1 s) and its lateness (250 ms), with room: a hung volume is no longer trusted. */
 const PROBE_LATE_NOTICE_MS = 1_500;
 /** The index's --subvolumes in these tests: its default, minikeyvalue's. */
