@@ -35,8 +35,10 @@ import {
 } from "./layout.ts";
 import { loadMarkers, type PendingMarkers } from "./markers.ts";
 import { loadStats, shiftStats, type StoreStats } from "./stats.ts";
+import { closeIndexFiles, openIndexFiles, StoreError } from "./storefiles.ts";
 
 export { adminSocketPath } from "./layout.ts";
+export { StoreError } from "./storefiles.ts";
 export { NO_STATS, type StoreStats } from "./stats.ts";
 
 /**
@@ -52,10 +54,6 @@ export const RECORD_CACHE_BYTES = 32 * 1024 * 1024;
 const REMOVAL_WATCH_BYTES = 8 * 1024 * 1024;
 /** Tries of a commit that fails with a transient SQLite error such as "database is locked". */
 const COMMIT_TRIES = 20;
-/** The mode of the --db directory: the owner's alone. */
-const DB_DIR_MODE = 0o700;
-/** The mode of the KV file and SQLite's files beside it: the owner's alone. */
-const KV_FILE_MODE = 0o600;
 /**
  * Keys of the first run a walk of the records gives a listing; each next run doubles, to
  * LIST_BATCH: a short listing is answered after a short read, a long one in few runs.
@@ -66,11 +64,6 @@ const FIRST_RECORD_RUN = 16;
  * Told how long a commit took, in seconds, failed ones included, and how many records it carried.
  */
 export type CommitHook = (seconds: number, records: number) => void;
-
-/** The database is locked by another process, or another failure to open it; one line. */
-export class StoreError extends Error {
-  override name = "StoreError";
-}
 
 export interface ListOptions {
   /** Only keys starting with this. */
@@ -178,63 +171,28 @@ export class Store {
    * told of every commit (the metrics, the write trace).
    */
   static async open(db: string, options: { onCommit?: CommitHook } = {}): Promise<Store> {
-    // The index's directory is its owner's alone: it holds the records and the admin socket,
-    // through which the operations run. A new one is made 0700; an existing one is set so.
-    let lockFile: Deno.FsFile;
+    const files = await openIndexFiles(db);
     try {
-      await Deno.mkdir(db, { recursive: true, mode: DB_DIR_MODE });
-      await Deno.chmod(db, DB_DIR_MODE);
-      lockFile = await Deno.open(`${db}/lock`, { create: true, write: true, mode: 0o600 });
-      await Deno.chmod(`${db}/lock`, 0o600);
-    } catch (err) {
-      // Another user (an operator without sudo) gets one line, not a stack trace.
-      if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
-      throw new StoreError(
-        `cannot open index ${db}: permission denied; run as the user the index runs as (or root)`,
+      const stats = await loadStats(files.kv);
+      // Every commit of this version writes the figures and PAGES_BUILT together; a version
+      // before the pages writes the figures alone, and its records are not in the pages.
+      const [figures, built] = await files.kv.getMany<[StoreStats, PagesBuilt]>([
+        STATS,
+        PAGES_BUILT,
+      ]);
+      return new Store(
+        files,
+        {
+          stats,
+          markers: await loadMarkers(files.kv),
+          built: built.value !== null && built.versionstamp === figures.versionstamp
+            ? built.value
+            : NOT_BUILT,
+        },
+        options.onCommit,
       );
-    }
-    if (!await lockFile.tryLock(true)) {
-      lockFile.close();
-      throw new StoreError(`index ${db} is in use by another mkv.ts process (${db}/lock)`);
-    }
-    try {
-      // The index is no one else's to read: a new KV file is made 0600 before SQLite opens it
-      // (SQLite gives its -wal and -shm files the same mode), and an older one is set so.
-      await Deno.writeFile(kvPath(db), new Uint8Array(), { createNew: true, mode: KV_FILE_MODE })
-        .catch((err) => {
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-        });
-      const kv = await Deno.openKv(kvPath(db));
-      let reader: Deno.Kv | null = null;
-      try {
-        for (const suffix of ["", "-wal", "-shm"]) {
-          await Deno.chmod(kvPath(db) + suffix, KV_FILE_MODE).catch((err) => {
-            if (!(err instanceof Deno.errors.NotFound)) throw err;
-          });
-        }
-        reader = await Deno.openKv(kvPath(db));
-        const stats = await loadStats(kv);
-        // Every commit of this version writes the figures and PAGES_BUILT together; a version
-        // before the pages writes the figures alone, and its records are not in the pages.
-        const [figures, built] = await kv.getMany<[StoreStats, PagesBuilt]>([STATS, PAGES_BUILT]);
-        return new Store(
-          { kv, reader, lockFile },
-          {
-            stats,
-            markers: await loadMarkers(kv),
-            built: built.value !== null && built.versionstamp === figures.versionstamp
-              ? built.value
-              : NOT_BUILT,
-          },
-          options.onCommit,
-        );
-      } catch (err) {
-        reader?.close();
-        kv.close();
-        throw err;
-      }
     } catch (err) {
-      lockFile.close();
+      closeIndexFiles(files);
       throw new StoreError(`cannot open index ${kvPath(db)}: ${firstLine(err)}`);
     }
   }
