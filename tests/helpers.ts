@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Cluster, freePort, spawnCluster } from "../dev/cluster.ts";
+import { type Cluster, type ClusterProcess, freePort, spawnCluster } from "../dev/cluster.ts";
+import { portAnswers } from "../nginx.ts";
 import { Md5 } from "../lib/md5.ts";
 import { keyToVolumes, locationHost, type Placement } from "../lib/placement.ts";
 import { pidFileFor } from "../lib/nginx/mod.ts";
@@ -201,6 +202,26 @@ export async function runScript(
  */
 export async function curl(args: string[]): Promise<ScriptResult> {
   return await runCommand("curl", ["-sS", "--max-time", String(CURL_TIMEOUT_S), ...args]);
+}
+
+/** Whether process `pid` runs (exists and is not a zombie). */
+export function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Kills a volume as a machine crash would: its program and its nginx, with SIGKILL. */
+export async function killVolume(volume: ClusterProcess): Promise<void> {
+  const pids = await nginxPids(volume.port);
+  volume.kill("SIGKILL");
+  await volume.status;
+  for (const pid of pids) if (running(pid)) Deno.kill(pid, "SIGKILL");
+  const closed = await eventually(async () => !await portAnswers(volume.port), 5_000);
+  assert.ok(closed, `volume :${volume.port} still answers after SIGKILL`);
 }
 
 /** The pids of the nginx on `port`: its master (from the pid file) and the master's children. */

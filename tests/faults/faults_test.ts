@@ -30,11 +30,13 @@ import {
   generated,
   GET_SLACK_MS,
   keysPlaced,
+  killVolume,
   md5Hex,
   nginxPids,
   portAnswers,
   put,
   request,
+  running,
   runScript,
   sleep,
   tempDir,
@@ -166,15 +168,6 @@ async function servedBy(program: ClusterProcess): Promise<void> {
   assert.ok(own, `${program.name} did not take over its port:\n${program.log}`);
 }
 
-function running(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /** Kills the nginx on `port`, master and workers, with SIGKILL, as a crash would; returns them. */
 async function killNginx(port: number): Promise<number[]> {
   const pids = await nginxPids(port);
@@ -182,16 +175,6 @@ async function killNginx(port: number): Promise<number[]> {
   const gone = await eventually(() => Promise.resolve(!pids.some(running)), 5_000);
   assert.ok(gone, `nginx on :${port} (pids ${pids.join(",")}) survived SIGKILL`);
   return pids;
-}
-
-/** Kills a volume as a machine crash would: its program and its nginx, with SIGKILL. */
-async function killVolume(volume: ClusterProcess): Promise<void> {
-  const pids = await nginxPids(volume.port);
-  volume.kill("SIGKILL");
-  await volume.status;
-  for (const pid of pids) if (running(pid)) Deno.kill(pid, "SIGKILL");
-  const closed = await eventually(async () => !await portAnswers(volume.port), 5_000);
-  assert.ok(closed, `volume :${volume.port} still answers after SIGKILL`);
 }
 
 /** Asserts that `key` is nowhere: GET 404, not in `?list`, no file on any volume. */

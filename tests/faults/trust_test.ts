@@ -15,12 +15,11 @@ import { VERIFIED_TTL_MS } from "../../lib/core/mod.ts";
 import { volumeUrl } from "../../lib/volumes/protocol.ts";
 import { Http1Pool } from "../../lib/volumes/http1.ts";
 import {
-  eventually,
   fileOnDisk,
   freePort,
   GET_SLACK_MS,
+  killVolume,
   nginxPids,
-  portAnswers,
   put,
   request,
   sleep,
@@ -74,25 +73,6 @@ async function follow(url: string, method = "GET") {
 /** Removes the key's file from the volume of `location`, behind the index's back. */
 async function removeFile(cluster: TestCluster, location: string, key: string): Promise<void> {
   await Deno.remove(fileOnDisk(cluster, location, keyToPath(key)));
-}
-
-function running(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Kills a volume as a machine crash would: its program and its nginx, with SIGKILL. */
-async function killVolume(volume: ClusterProcess): Promise<void> {
-  const pids = await nginxPids(volume.port);
-  volume.kill("SIGKILL");
-  await volume.status;
-  for (const pid of pids) if (running(pid)) Deno.kill(pid, "SIGKILL");
-  const closed = await eventually(async () => !await portAnswers(volume.port), 5_000);
-  assert.ok(closed, `volume :${volume.port} still answers after SIGKILL`);
 }
 
 Deno.test("a killed volume: none of 60 GETs at once is sent to it, though no GET went there before", async () => {
